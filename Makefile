@@ -1,0 +1,102 @@
+# Root Makefile: loops over every package (apps/*/ and libs/*/ that hold a pyproject.toml) and
+# over the repo's own scripts. Adding a package needs no edit here.
+#
+# A loop never lies (errata 11): every package runs even when an earlier one fails, the
+# summary names each failing package, and the loop's exit status is non-zero if any failed.
+# `make -j4 <loop>` runs packages in parallel; --output-sync=recurse prints each package's whole
+# output (header, sub-make, verdict) as one block, so parallel output is never interleaved.
+
+include scripts/mk/common.mk
+MAKEFLAGS += --output-sync=recurse
+
+PACKAGES := $(patsubst %/pyproject.toml,%,$(sort $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml)))
+STATUS := .make/status
+
+.DEFAULT_GOAL := help
+.PHONY: help tools install lint format type-check check test test-coverage bench clean \
+        validate-structure
+
+help: ## Show this help
+	@echo "live-broadcast-dubbing-cloud: make <target>   (packages: $(PACKAGES))"
+	@echo "Per package: cd <package> && make help. Options: PYTHON=python3.X, VERBOSE=1, -j4."
+	$(print_help)
+
+tools: $(TOOLS_STAMP) ## Build only the root tools environment (.venv)
+
+# ---------------------------------------------------------------------------------------------
+# The loops. For loop L and member M, target L/M runs `make L` in M and records the result;
+# target L then reports. The root's own scripts (scripts/) are a member too, run from .venv.
+# ---------------------------------------------------------------------------------------------
+
+define member_rule
+$(1)/%:
+	@mkdir -p $(STATUS)/$(1)
+	@echo "==> $(1): $$*"
+	@if $$(MAKE) -C $$* $(1) $$(if $$(filter-out clean,$(1)),PYTHON_ID_FRESH=1); then rm -f $(STATUS)/$(1)/$$(subst /,__,$$*); \
+	else touch $(STATUS)/$(1)/$$(subst /,__,$$*); echo "==> $(1): FAILED in $$*"; fi
+endef
+
+# $(call loop_rule,LOOP,MEMBERS): the aggregate target of one loop.
+define loop_rule
+$(1): $(addprefix $(1)/,$(2))
+	@failed=""; for member in $(2); do \
+	  if [ -e $(STATUS)/$(1)/$$$${member//\//__} ]; then failed="$$$$failed $$$$member"; fi; done; \
+	if [ -n "$$$$failed" ]; then echo "$(1): FAILED in:$$$$failed"; exit 1; fi; \
+	echo "$(1): OK ($(words $(2)) packages: $(2))"
+endef
+
+PACKAGE_LOOPS := install lint format type-check test test-coverage bench clean
+$(foreach loop,$(PACKAGE_LOOPS),$(eval $(call member_rule,$(loop))))
+
+# Every loop but clean needs the tools environment first (it provides pip and the installer),
+# and checks the interpreter once for all packages.
+$(foreach loop,$(filter-out clean,$(PACKAGE_LOOPS)),$(addprefix $(loop)/,$(PACKAGES))): $(TOOLS_STAMP)
+
+# The scripts member: the repo's own scripts and the scaffold tests, run from the tools env.
+SCRIPTS_SOURCES := scripts
+lint/scripts: $(TOOLS_STAMP)
+	@echo "==> lint: scripts"
+	@mkdir -p $(STATUS)/lint
+	@if $(TOOLS_VENV)/bin/ruff check --config pyproject.toml $(SCRIPTS_SOURCES) && \
+	    $(TOOLS_VENV)/bin/ruff format --check --config pyproject.toml $(SCRIPTS_SOURCES) && \
+	    $(TOOLS_PY) scripts/workspace.py check; \
+	then rm -f $(STATUS)/lint/scripts; else touch $(STATUS)/lint/scripts; echo "==> lint: FAILED in scripts"; fi
+format/scripts: $(TOOLS_STAMP)
+	$(TOOLS_VENV)/bin/ruff format --config pyproject.toml $(SCRIPTS_SOURCES)
+	$(TOOLS_VENV)/bin/ruff check --fix --config pyproject.toml $(SCRIPTS_SOURCES)
+type-check/scripts: $(TOOLS_STAMP)
+	@echo "==> type-check: scripts"
+	@mkdir -p $(STATUS)/type-check
+	@if $(TOOLS_VENV)/bin/mypy --config-file pyproject.toml $(SCRIPTS_SOURCES); \
+	then rm -f $(STATUS)/type-check/scripts; else touch $(STATUS)/type-check/scripts; echo "==> type-check: FAILED in scripts"; fi
+test/scripts test-coverage/scripts: $(TOOLS_STAMP)
+	@echo "==> $(@D): scripts (scaffold tests)"
+	@mkdir -p $(STATUS)/$(@D)
+	@if $(TOOLS_PY) -m pytest -c pyproject.toml scripts/tests; \
+	then rm -f $(STATUS)/$(@D)/scripts; else touch $(STATUS)/$(@D)/scripts; echo "==> $(@D): FAILED in scripts"; fi
+bench/scripts: $(TOOLS_STAMP)
+	@for script in $(wildcard scripts/bench/*.py); do echo "== scripts: $$script"; $(TOOLS_PY) $$script; done
+clean/scripts:
+	rm -rf .venv .make .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage *.egg-info docs/_build
+	find scripts -name __pycache__ -type d -prune -exec rm -rf {} +
+
+$(eval $(call loop_rule,install,$(PACKAGES)))
+install: ## Build .venv for the tools and every package (incremental; PYTHON=... to choose)
+$(eval $(call loop_rule,lint,$(PACKAGES) scripts))
+lint: ## ruff lint + format check of every package and scripts/
+$(eval $(call loop_rule,format,$(PACKAGES) scripts))
+format: ## Apply ruff formatting and safe lint fixes everywhere
+$(eval $(call loop_rule,type-check,$(PACKAGES) scripts))
+type-check: ## mypy --strict (one root config) on every package and scripts/
+check: lint type-check ## lint + type-check
+$(eval $(call loop_rule,test,$(PACKAGES) scripts))
+test: ## Run every package's tests and the scaffold's own tests
+$(eval $(call loop_rule,test-coverage,$(PACKAGES) scripts))
+test-coverage: ## Tests with an 80% coverage floor per package (on its import name)
+$(eval $(call loop_rule,bench,$(PACKAGES) scripts))
+bench: ## Run every benchmark: packages' bench/*.py and scripts/bench/*.py
+$(eval $(call loop_rule,clean,$(PACKAGES) scripts))
+clean: ## Remove every .venv, cache and build output
+
+validate-structure: $(TOOLS_STAMP) ## Check the layout against .schemas/monorepo-structure.yaml
+	@$(TOOLS_PY) scripts/validate-structure.py --repo .

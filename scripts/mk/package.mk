@@ -1,0 +1,62 @@
+# The one Makefile fragment shared by every package (apps/* and libs/*). A package Makefile
+# includes this file (apps include app.mk, which adds `make dev`).
+# Every tool runs from the package's own .venv with the ROOT configuration named explicitly,
+# so a stray config file in a package can never shadow it (errata 6, 7, 10, 12).
+
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
+
+PACKAGE := $(notdir $(CURDIR))
+IMPORT_NAME := $(subst -,_,$(PACKAGE))
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG := $(ROOT)/pyproject.toml
+# What lint and type-check look at: the package, its tests, its benchmarks if any.
+SOURCES := $(IMPORT_NAME) tests $(wildcard bench)
+COVERAGE_FLOOR := 80
+PYTEST := $(BIN)/python -m pytest -c $(CONFIG) --rootdir=$(ROOT)
+
+.DEFAULT_GOAL := help
+.PHONY: help install lint format type-check check test test-coverage bench clean
+
+help: ## Show this help
+	@echo "$(PACKAGE) ($(IMPORT_NAME)): make <target>"
+	$(print_help)
+
+install: $(STAMP) ## Create .venv and install this package [dev] + its local libraries (incremental)
+
+# Rebuilt when this pyproject, a local library's pyproject (listed in .installed.d, written by
+# the installer) or the interpreter changes. Otherwise `make install` does no pip work.
+$(STAMP): pyproject.toml $(PYTHON_ID) | $(TOOLS_STAMP)
+	@$(WORKSPACE) install $(CURDIR)
+-include $(VENV)/.installed.d
+
+lint: install ## ruff lint + format check (no changes)
+	$(BIN)/ruff check --config $(CONFIG) $(SOURCES)
+	$(BIN)/ruff format --check --config $(CONFIG) $(SOURCES)
+
+format: install ## Apply ruff formatting and safe lint fixes
+	$(BIN)/ruff format --config $(CONFIG) $(SOURCES)
+	$(BIN)/ruff check --fix --config $(CONFIG) $(SOURCES)
+
+type-check: install ## mypy --strict with the root configuration
+	$(BIN)/mypy --config-file $(CONFIG) $(SOURCES)
+
+check: lint type-check ## lint + type-check
+
+test: install ## Run the tests
+	$(PYTEST) tests
+
+test-coverage: install ## Run the tests with the 80% coverage floor on the import name
+	$(PYTEST) tests --cov=$(IMPORT_NAME) --cov-config=$(CONFIG) --cov-branch \
+	  --cov-report=term-missing:skip-covered --cov-report=html:htmlcov \
+	  --cov-fail-under=$(COVERAGE_FLOOR)
+
+bench: install ## Run every bench/*.py of this package
+	@set -e; benches="$(wildcard bench/*.py)"; \
+	if [ -z "$$benches" ]; then echo "$(PACKAGE): no benchmarks"; exit 0; fi; \
+	for script in $$benches; do echo "== $(PACKAGE): $$script"; $(BIN)/python $$script; done
+
+clean: ## Remove .venv, caches and build outputs of this package
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

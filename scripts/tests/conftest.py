@@ -1,0 +1,49 @@
+"""Fixtures of the scaffold's own tests (they run from the root tools env)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# pytest runs with --import-mode=importlib (root config), which puts no test folder on
+# sys.path; the test modules import their helpers from scaffold.py beside this file.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from scaffold import REPO, MiniRepo, add_library, run
+
+
+@pytest.fixture(scope="session")
+def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mini repo with both libraries installed once; copied per test by `mini_repo`."""
+    root = tmp_path_factory.mktemp("mini") / "repo"
+    (root / "scripts" / "mk").mkdir(parents=True)
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(REPO / name, root / name)
+    shutil.copy2(REPO / "scripts" / "workspace.py", root / "scripts" / "workspace.py")
+    for fragment in (REPO / "scripts" / "mk").iterdir():
+        if fragment.is_file():
+            shutil.copy2(fragment, root / "scripts" / "mk" / fragment.name)
+    add_library(root, "beta", [], "def answer() -> int:\n    return 42\n")
+    add_library(
+        root,
+        "alpha",
+        ["beta>=0.1.0"],
+        "from beta import answer\n\n\ndef doubled() -> int:\n    return 2 * answer()\n",
+    )
+    (root / "scripts" / "tests").mkdir()
+    (root / "scripts" / "tests" / "test_mini.py").write_text("def test_ok():\n    assert True\n")
+    result = run(["make", f"PYTHON={sys.executable}", "install"], cwd=root)
+    assert result.returncode == 0, result.output
+    return root
+
+
+@pytest.fixture
+def mini_repo(mini_repo_template: Path, tmp_path: Path) -> Iterator[MiniRepo]:
+    """A fresh copy of the installed mini repo (venvs included, symlinks kept)."""
+    root = tmp_path / "repo"
+    shutil.copytree(mini_repo_template, root, symlinks=True)
+    yield MiniRepo(root)

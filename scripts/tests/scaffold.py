@@ -1,0 +1,106 @@
+"""Helpers of the scaffold's own tests (they run from the root tools env)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS_VENV = REPO / ".venv"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command did."""
+
+    returncode: int
+    output: str  # stdout and stderr, interleaved as printed
+
+
+def run(
+    command: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> Result:
+    """Run a command and capture its combined output."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("MAKEFLAGS", None)  # the outer make's flags (-j, -O) must not leak in
+    full_env.pop("MAKELEVEL", None)
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout)
+
+
+def package_venv_python(package: str) -> Path:
+    """A real package's venv interpreter; fails (never skips) when `make install` was not run."""
+    python = REPO / package / ".venv" / "bin" / "python"
+    assert python.exists(), f"{package}/.venv is missing: run `make install` at the repo root"
+    return python
+
+
+MINI_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61.0"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{name}"
+version = "0.1.0"
+requires-python = ">=3.10"
+dependencies = {deps}
+
+[project.optional-dependencies]
+dev = ["pytest>=8.0", "pytest-asyncio>=1.0"]  # the root pytest config names asyncio options
+
+[tool.setuptools]
+package-dir = {{ "" = "." }}
+packages = ["{import_name}"]
+
+[tool.setuptools.package-data]
+{import_name} = ["py.typed"]
+"""
+
+
+@dataclass
+class MiniRepo:
+    """A small copy of the scaffold: the real root Makefile, fragments and installer, with two
+    tiny libraries (`libs/alpha` depends on `libs/beta`) whose only dev tool is pytest."""
+
+    root: Path
+
+    def make(self, *args: str, env: Mapping[str, str] | None = None) -> Result:
+        """Run make in the mini repo with this interpreter as PYTHON."""
+        return run(["make", f"PYTHON={sys.executable}", *args], cwd=self.root, env=env)
+
+    def write_test(self, package: str, name: str, body: str) -> Path:
+        """Write a test module into a package's tests/unit."""
+        path = self.root / package / "tests" / "unit" / name
+        path.write_text(textwrap.dedent(body))
+        return path
+
+
+def add_library(root: Path, folder: str, deps: list[str], code: str) -> None:
+    package = root / "libs" / folder
+    import_name = folder.replace("-", "_")
+    (package / import_name).mkdir(parents=True)
+    (package / "tests" / "unit").mkdir(parents=True)
+    (package / import_name / "__init__.py").write_text(textwrap.dedent(code))
+    (package / import_name / "py.typed").write_text("")
+    (package / "pyproject.toml").write_text(
+        MINI_PYPROJECT.format(name=folder, deps=deps, import_name=import_name)
+    )
+    (package / "Makefile").write_text("include ../../scripts/mk/package.mk\n")
+    (package / "tests" / "unit" / f"test_{import_name}.py").write_text(
+        f"import {import_name}\n\n\ndef test_imports():\n    assert {import_name}.__name__\n"
+    )
