@@ -1,0 +1,170 @@
+"""Signal levels in dBFS, an energy-based speech/silence decision, and ducked mixing.
+
+Full scale is 32768 for ``int16`` and 1.0 for float samples, so a full-scale square wave is
+0 dBFS both as RMS and as peak (a full-scale sine has an RMS of -3.01 dBFS). Digital silence
+and empty input are ``-inf`` dBFS.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shared_audio.errors import MixError, PcmError
+
+_FULL_SCALE = {
+    np.dtype(np.int16): 32768.0,
+    np.dtype(np.float32): 1.0,
+    np.dtype(np.float64): 1.0,
+}
+
+
+def rms_dbfs(samples: npt.NDArray[Any]) -> float:
+    """Root-mean-square level of all samples (every channel), in dBFS.
+
+    Args:
+        samples: ``int16``, ``float32`` or ``float64`` samples of any shape.
+
+    Returns:
+        ``20 * log10(rms / full_scale)``; ``-inf`` for silence or no samples.
+
+    Raises:
+        PcmError: for any other dtype.
+
+    Example:
+        >>> rms_dbfs(np.full((100, 2), 16384, dtype=np.int16))
+        -6.020599913279624
+    """
+    full_scale = _full_scale(samples, "rms_dbfs")
+    if samples.size == 0:
+        return -math.inf
+    flat = samples.reshape(-1).astype(np.float64)
+    mean_square = float(np.dot(flat, flat)) / flat.size
+    return _to_dbfs(math.sqrt(mean_square), full_scale)
+
+
+def peak_dbfs(samples: npt.NDArray[Any]) -> float:
+    """Peak absolute sample level, in dBFS (``int16`` -32768 is exactly 0 dBFS).
+
+    Args:
+        samples: ``int16``, ``float32`` or ``float64`` samples of any shape.
+
+    Returns:
+        ``20 * log10(max|x| / full_scale)``; ``-inf`` for silence or no samples.
+
+    Raises:
+        PcmError: for any other dtype.
+
+    Example:
+        >>> peak_dbfs(np.array([[0], [-32768]], dtype=np.int16))
+        0.0
+    """
+    full_scale = _full_scale(samples, "peak_dbfs")
+    if samples.size == 0:
+        return -math.inf
+    # max/min in Python floats: abs(int16 -32768) would overflow inside numpy.
+    peak = max(abs(float(samples.max())), abs(float(samples.min())))
+    return _to_dbfs(peak, full_scale)
+
+
+def is_speech(samples: npt.NDArray[Any], threshold_dbfs: float = -45.0) -> bool:
+    """Energy-based voice activity: is the RMS level above ``threshold_dbfs``?
+
+    Deliberately simple (no spectral analysis): it tells a segment worth sending to speech
+    recognition from background noise and silence.
+
+    Raises:
+        PcmError: for an unsupported dtype.
+
+    Example:
+        >>> is_speech(np.full((160, 1), 3000, dtype=np.int16))
+        True
+    """
+    return rms_dbfs(samples) > threshold_dbfs
+
+
+def is_silent(samples: npt.NDArray[Any], threshold_dbfs: float = -60.0) -> bool:
+    """Is the RMS level below ``threshold_dbfs``? Empty input counts as silent.
+
+    Raises:
+        PcmError: for an unsupported dtype.
+
+    Example:
+        >>> is_silent(np.zeros((160, 1), dtype=np.int16))
+        True
+    """
+    return rms_dbfs(samples) < threshold_dbfs
+
+
+def mix_ducked(
+    original: npt.NDArray[Any], dub: npt.NDArray[Any], duck_db: float = -12.0
+) -> npt.NDArray[Any]:
+    """Mix a dubbed voice over the original, with the original attenuated by ``duck_db``.
+
+    ``result = original * 10 ** (duck_db / 20) + dub``, rounded and clipped to ``int16`` for
+    ``int16`` input, clipped to ``[-1.0, 1.0]`` for float input.
+
+    Args:
+        original: The original programme audio.
+        dub: The dubbed voice; same shape and dtype as ``original`` (use
+            :func:`~shared_audio.segment.fit_to_length` first if the lengths differ).
+        duck_db: Gain applied to the original, in dB (finite; typically negative).
+
+    Returns:
+        A new array with the shape and dtype of the inputs.
+
+    Raises:
+        MixError: if shapes or dtypes differ or ``duck_db`` is not finite.
+        PcmError: for an unsupported dtype.
+
+    Example:
+        >>> o = np.full((4, 1), 8000, dtype=np.int16)
+        >>> d = np.full((4, 1), 30000, dtype=np.int16)
+        >>> mix_ducked(o, d, duck_db=-6.0).ravel().tolist()
+        [32767, 32767, 32767, 32767]
+    """
+    _full_scale(original, "mix_ducked")
+    _full_scale(dub, "mix_ducked")
+    if original.shape != dub.shape:
+        raise MixError(
+            f"mix_ducked: original has shape {original.shape} but dub has {dub.shape}; "
+            "fit the dub with fit_to_length first"
+        )
+    if original.dtype != dub.dtype:
+        raise MixError(
+            f"mix_ducked: original is {original.dtype} but dub is {dub.dtype}; convert one "
+            "with int16_to_float32 / float32_to_int16"
+        )
+    if not math.isfinite(duck_db):
+        raise MixError(f"mix_ducked: duck_db must be finite, got {duck_db!r}")
+    gain = 10.0 ** (duck_db / 20.0)
+    if original.dtype == np.int16:
+        mixed: npt.NDArray[np.float32] = np.multiply(original, np.float32(gain), dtype=np.float32)
+        mixed += dub
+        np.rint(mixed, out=mixed)
+        np.clip(mixed, -32768, 32767, out=mixed)
+        return mixed.astype(np.int16)
+    mixed_f: npt.NDArray[np.floating[Any]] = original * original.dtype.type(gain)
+    mixed_f += dub
+    np.clip(mixed_f, -1.0, 1.0, out=mixed_f)
+    return mixed_f
+
+
+def _full_scale(samples: npt.NDArray[Any], where: str) -> float:
+    if not isinstance(samples, np.ndarray):
+        raise PcmError(f"{where}: samples must be a numpy array, got {type(samples).__name__}")
+    try:
+        return _FULL_SCALE[samples.dtype]
+    except KeyError:
+        raise PcmError(
+            f"{where}: dtype {samples.dtype} is not supported; use int16, float32 or float64"
+        ) from None
+
+
+def _to_dbfs(level: float, full_scale: float) -> float:
+    if level == 0.0:
+        return -math.inf
+    return 20.0 * math.log10(level / full_scale)

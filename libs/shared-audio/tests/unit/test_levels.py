@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from shared_audio import (
+    MixError,
+    PcmError,
+    is_silent,
+    is_speech,
+    mix_ducked,
+    peak_dbfs,
+    rms_dbfs,
+)
+
+
+def test_full_scale_square_is_0_dbfs() -> None:
+    square = np.array([[32767], [-32768]] * 50, dtype=np.int16)
+    assert rms_dbfs(square) == pytest.approx(0.0, abs=1e-3)
+    assert rms_dbfs(np.array([1.0, -1.0], dtype=np.float32)) == 0.0
+    assert peak_dbfs(np.array([0.5, -1.0], dtype=np.float64)) == 0.0
+
+
+def test_sine_rms_is_minus_3_dbfs() -> None:
+    t = np.arange(48000) / 48000
+    sine = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    assert rms_dbfs(sine) == pytest.approx(-3.0103, abs=1e-3)
+    assert peak_dbfs(sine) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_half_scale_is_minus_6_dbfs_for_int16_and_float() -> None:
+    assert rms_dbfs(np.full((10, 2), 16384, np.int16)) == pytest.approx(-6.0206, abs=1e-4)
+    assert rms_dbfs(np.full(10, -0.5, np.float32)) == pytest.approx(-6.0206, abs=1e-4)
+    assert peak_dbfs(np.array([[0, -16384]], np.int16)) == pytest.approx(-6.0206, abs=1e-4)
+
+
+def test_int16_extremes_do_not_overflow() -> None:
+    assert peak_dbfs(np.array([-32768], np.int16)) == 0.0
+    assert peak_dbfs(np.array([32767], np.int16)) == pytest.approx(-0.000265, abs=1e-6)
+    assert rms_dbfs(np.full(100000, -32768, np.int16)) == 0.0
+
+
+def test_silence_and_empty_are_minus_infinity() -> None:
+    for samples in (np.zeros((5, 2), np.int16), np.zeros(0, np.float32)):
+        assert rms_dbfs(samples) == -math.inf
+        assert peak_dbfs(samples) == -math.inf
+
+
+def test_one_lsb_level() -> None:
+    assert peak_dbfs(np.array([1], np.int16)) == pytest.approx(-90.309, abs=1e-3)
+
+
+@pytest.mark.parametrize("func", [rms_dbfs, peak_dbfs, is_speech, is_silent])
+def test_level_functions_reject_unsupported_input(func: object) -> None:
+    assert callable(func)
+    with pytest.raises(PcmError, match="dtype int32 is not supported"):
+        func(np.zeros(3, np.int32))
+    with pytest.raises(PcmError, match="got list"):
+        func([1, 2])
+
+
+def test_speech_and_silence_decisions() -> None:
+    rng = np.random.default_rng(1)
+    speechish = (rng.standard_normal(16000) * 3000).astype(np.int16)  # about -21 dBFS
+    hiss = (rng.standard_normal(16000) * 10).astype(np.int16)  # about -70 dBFS
+    quiet = (rng.standard_normal(16000) * 100).astype(np.int16)  # about -50 dBFS
+    assert is_speech(speechish)
+    assert not is_silent(speechish)
+    assert not is_speech(hiss)
+    assert is_silent(hiss)
+    assert not is_speech(quiet)
+    assert not is_silent(quiet)
+    assert is_speech(quiet, threshold_dbfs=-55.0)
+    assert is_silent(quiet, threshold_dbfs=-40.0)
+    empty = np.zeros((0, 1), np.int16)
+    assert is_silent(empty)
+    assert not is_speech(empty)
+
+
+def test_mix_ducked_int16_applies_gain_and_rounds() -> None:
+    original = np.array([[10000, -10000], [0, 2]], np.int16)
+    dub = np.array([[100, 100], [-5, 0]], np.int16)
+    out = mix_ducked(original, dub, duck_db=-6.0)
+    gain = 10 ** (-6 / 20)
+    expected = np.rint(original * gain + dub).astype(np.int16)
+    assert out.dtype == np.int16
+    np.testing.assert_array_equal(out, expected)
+    assert out.tolist() == [[5112, -4912], [-5, 1]]
+
+
+def test_mix_ducked_clips_int16_both_ways() -> None:
+    original = np.array([30000, -30000], np.int16)
+    dub = np.array([30000, -30000], np.int16)
+    assert mix_ducked(original, dub, duck_db=0.0).tolist() == [32767, -32768]
+
+
+def test_mix_ducked_default_is_minus_12_db_and_silent_dub_only_ducks() -> None:
+    original = np.full((4, 1), 0.8, np.float32)
+    out = mix_ducked(original, np.zeros_like(original))
+    assert out.dtype == np.float32
+    assert rms_dbfs(out) == pytest.approx(rms_dbfs(original) - 12.0, abs=1e-4)
+
+
+def test_mix_ducked_float_clips_to_unit_range() -> None:
+    original = np.array([0.9, -0.9], np.float64)
+    out = mix_ducked(original, np.array([0.9, -0.9]), duck_db=0.0)
+    assert out.tolist() == [1.0, -1.0]
+    assert original.tolist() == [0.9, -0.9]  # inputs untouched
+
+
+def test_mix_ducked_rejects_mismatches() -> None:
+    a = np.zeros((4, 2), np.int16)
+    with pytest.raises(MixError, match=r"shape \(4, 2\) but dub has \(3, 2\).*fit_to_length"):
+        mix_ducked(a, np.zeros((3, 2), np.int16))
+    with pytest.raises(MixError, match="original is int16 but dub is float32"):
+        mix_ducked(a, np.zeros((4, 2), np.float32))
+    with pytest.raises(MixError, match="duck_db must be finite, got nan"):
+        mix_ducked(a, a, duck_db=math.nan)
+    with pytest.raises(PcmError, match="mix_ducked: dtype uint8 is not supported"):
+        mix_ducked(np.zeros(2, np.uint8), np.zeros(2, np.uint8))
