@@ -1,0 +1,310 @@
+"""The STS wire contract: the one definition both services use.
+
+sts-service validates requests and builds responses with these models; stream-worker builds
+requests and validates responses with them. The JSON Schema in specs/002-sts-contract.md is
+generated from here (see `contract_json_schema`), and a test fails when the two disagree.
+Regenerate it with `python -m shared_utils.contract_cli --write-spec specs/002-sts-contract.md`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES, AudioFormat, SampleEncoding
+
+#: Bumped on any incompatible change to the models below.
+CONTRACT_VERSION = "1.0"
+
+#: HTTP routes of the contract (the only place they are spelled).
+HEALTH_PATH = "/v1/health"
+PROCESS_PATH = "/v1/process"
+
+#: Where sts-service listens by default, and so where stream-worker looks for it by default.
+#: The only place the default port and URL are spelled in code; compose, .env.example and the
+#: docs are checked against these by the scaffold's configuration test.
+DEFAULT_STS_HOST = "127.0.0.1"
+DEFAULT_STS_PORT = 8000
+DEFAULT_STS_URL = f"http://{DEFAULT_STS_HOST}:{DEFAULT_STS_PORT}"
+
+DEFAULT_TIMEOUT_MS = 8000
+MIN_TIMEOUT_MS = 1000
+MAX_TIMEOUT_MS = 30000
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
+class _Model(BaseModel):
+    """Base for contract models: unknown fields are rejected, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AudioPayload(_Model):
+    """Raw PCM S16LE audio, base64-encoded, with the format needed to decode it."""
+
+    encoding: Literal["pcm_s16le"] = Field(
+        default="pcm_s16le", description="Sample encoding: signed 16-bit little-endian PCM."
+    )
+    sample_rate_hz: int = Field(
+        strict=True,
+        description="Sample rate in Hz.",
+        examples=[16000],
+        json_schema_extra={"enum": [*sorted(SUPPORTED_SAMPLE_RATES)]},
+    )
+    channels: int = Field(
+        strict=True,
+        description="Interleaved channel count.",
+        examples=[1],
+        json_schema_extra={"enum": [*sorted(SUPPORTED_CHANNELS)]},
+    )
+    data_base64: str = Field(
+        description="Standard base64 (RFC 4648, padded) of whole interleaved PCM frames.",
+        json_schema_extra={"contentEncoding": "base64"},
+    )
+
+    @field_validator("sample_rate_hz")
+    @classmethod
+    def _check_rate(cls, value: int) -> int:
+        if value not in SUPPORTED_SAMPLE_RATES:
+            raise ValueError(
+                f"sample rate {value} Hz is not supported; "
+                f"use one of {sorted(SUPPORTED_SAMPLE_RATES)}"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channels(cls, value: int) -> int:
+        if value not in SUPPORTED_CHANNELS:
+            raise ValueError(
+                f"channel count {value} is not supported; use one of {sorted(SUPPORTED_CHANNELS)}"
+            )
+        return value
+
+    @field_validator("data_base64")
+    @classmethod
+    def _check_base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("data_base64 is not valid base64") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_whole_frames(self) -> AudioPayload:
+        frame_bytes = 2 * self.channels
+        size = len(self.pcm_bytes())
+        if size % frame_bytes:
+            raise ValueError(
+                f"audio has {size} bytes, not a whole number of {frame_bytes}-byte frames "
+                f"({self.channels} channel(s) of 16-bit samples)"
+            )
+        return self
+
+    @classmethod
+    def from_pcm(cls, pcm: bytes, audio_format: AudioFormat) -> AudioPayload:
+        """Wrap raw PCM S16LE bytes in a payload.
+
+        Raises:
+            ValueError: if the format is not S16LE or the bytes are not whole frames.
+        """
+        if audio_format.encoding is not SampleEncoding.S16LE:
+            raise ValueError("the wire contract carries PCM S16LE only")
+        return cls(
+            sample_rate_hz=audio_format.sample_rate,
+            channels=audio_format.channels,
+            data_base64=base64.b64encode(pcm).decode("ascii"),
+        )
+
+    def pcm_bytes(self) -> bytes:
+        """The decoded PCM bytes."""
+        return base64.b64decode(self.data_base64)
+
+    def audio_format(self) -> AudioFormat:
+        """The shared_audio format of this payload."""
+        return AudioFormat(self.sample_rate_hz, self.channels, SampleEncoding.S16LE)
+
+    def frame_count(self) -> int:
+        """Number of frames in the payload."""
+        return len(self.pcm_bytes()) // (2 * self.channels)
+
+
+class ProcessConfig(_Model):
+    """What to do with a fragment: languages and an optional voice."""
+
+    source_language: str = Field(pattern=_LANGUAGE_PATTERN, examples=["en"])
+    target_language: str = Field(pattern=_LANGUAGE_PATTERN, examples=["es"])
+    voice: str | None = Field(default=None, max_length=64, description="Backend-specific voice.")
+
+
+class ProcessRequest(_Model):
+    """`POST /v1/process` body: one audio fragment of one stream."""
+
+    fragment_id: str = Field(pattern=_ID_PATTERN, description="Unique per fragment.")
+    stream_id: str = Field(pattern=_ID_PATTERN)
+    sequence_number: int = Field(
+        ge=0, strict=True, description="Position of the fragment in its stream."
+    )
+    audio: AudioPayload
+    config: ProcessConfig
+    timeout_ms: int = Field(
+        default=DEFAULT_TIMEOUT_MS,
+        ge=MIN_TIMEOUT_MS,
+        le=MAX_TIMEOUT_MS,
+        strict=True,
+        description="Deadline for the whole pipeline; past it the answer is status=timeout.",
+    )
+
+
+class ProcessStatus(str, Enum):
+    """Outcome of one fragment."""
+
+    SUCCESS = "success"
+    PARTIAL = "partial"  # audio came back but failed a sanity check; the client decides
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
+class ErrorCode(str, Enum):
+    """Error codes of the contract. `retryable` follows from the code (RETRYABLE_CODES)."""
+
+    INVALID_REQUEST = "INVALID_REQUEST"
+    INVALID_AUDIO = "INVALID_AUDIO"
+    FRAGMENT_TOO_LARGE = "FRAGMENT_TOO_LARGE"
+    TIMEOUT = "TIMEOUT"
+    MODEL_ERROR = "MODEL_ERROR"
+    QUEUE_FULL = "QUEUE_FULL"
+    RATE_LIMIT = "RATE_LIMIT"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a client may retry a fragment that failed with this code."""
+        return self in RETRYABLE_CODES
+
+
+RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
+    {ErrorCode.TIMEOUT, ErrorCode.MODEL_ERROR, ErrorCode.QUEUE_FULL, ErrorCode.RATE_LIMIT}
+)
+
+Stage = Literal["request", "asr", "translation", "tts", "pipeline"]
+
+
+class ErrorInfo(_Model):
+    """A structured error: what failed, where, and whether a retry may help."""
+
+    code: ErrorCode
+    message: str = Field(min_length=1)
+    stage: Stage | None = None
+    retryable: bool = Field(strict=True)
+
+    @model_validator(mode="after")
+    def _retryable_matches_code(self) -> ErrorInfo:
+        if self.retryable != self.code.retryable:
+            raise ValueError(f"retryable must be {self.code.retryable} for code {self.code.value}")
+        return self
+
+    @classmethod
+    def of(cls, code: ErrorCode, message: str, stage: Stage | None = None) -> ErrorInfo:
+        """Build an error whose `retryable` flag follows from its code."""
+        return cls(code=code, message=message, stage=stage, retryable=code.retryable)
+
+
+class StageTimings(_Model):
+    """Milliseconds spent in each pipeline stage (0 for a stage that did not run)."""
+
+    asr_ms: float = Field(default=0.0, ge=0, strict=True, allow_inf_nan=False)
+    translation_ms: float = Field(default=0.0, ge=0, strict=True, allow_inf_nan=False)
+    tts_ms: float = Field(default=0.0, ge=0, strict=True, allow_inf_nan=False)
+
+
+class ProcessResponse(_Model):
+    """`POST /v1/process` answer for one fragment."""
+
+    fragment_id: str
+    stream_id: str
+    sequence_number: int = Field(ge=0, strict=True)
+    status: ProcessStatus
+    audio: AudioPayload | None = Field(
+        default=None, description="Dubbed audio, same format as the input. Absent on failure."
+    )
+    transcript: str | None = None
+    translated_text: str | None = None
+    processing_time_ms: float = Field(ge=0, strict=True, allow_inf_nan=False)
+    stage_timings: StageTimings = Field(default_factory=StageTimings)
+    error: ErrorInfo | None = None
+
+    @model_validator(mode="after")
+    def _status_matches_fields(self) -> ProcessResponse:
+        if self.status is ProcessStatus.SUCCESS and (self.audio is None or self.error):
+            raise ValueError("status=success needs audio and no error")
+        if self.status in (ProcessStatus.FAILED, ProcessStatus.TIMEOUT) and self.error is None:
+            raise ValueError(f"status={self.status.value} needs an error")
+        if self.status is ProcessStatus.PARTIAL and self.error is None:
+            raise ValueError("status=partial needs an error saying what is wrong")
+        return self
+
+
+class HealthStatus(str, Enum):
+    """Overall service health."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+
+
+class BackendHealth(_Model):
+    """One loaded pipeline backend and whether it can serve."""
+
+    stage: Literal["asr", "translation", "tts"]
+    name: str
+    available: bool = Field(strict=True)
+    detail: str | None = None
+
+
+class HealthResponse(_Model):
+    """`GET /v1/health` answer. version + git_revision reveal which code is running."""
+
+    status: HealthStatus
+    service: str
+    version: str
+    git_revision: str
+    contract_version: str = CONTRACT_VERSION
+    uptime_s: float = Field(ge=0, strict=True, allow_inf_nan=False)
+    backends: list[BackendHealth]
+
+
+class ErrorResponse(_Model):
+    """Body of every 4xx answer: the error names the field or problem."""
+
+    error: ErrorInfo
+
+
+#: Every model that crosses the wire, by the name used in the JSON Schema.
+CONTRACT_MODELS: dict[str, type[BaseModel]] = {
+    "ProcessRequest": ProcessRequest,
+    "ProcessResponse": ProcessResponse,
+    "HealthResponse": HealthResponse,
+    "ErrorResponse": ErrorResponse,
+}
+
+
+def contract_json_schema() -> dict[str, Any]:
+    """The JSON Schema of every contract model, as written to specs/002-sts-contract.md."""
+    from pydantic.json_schema import models_json_schema
+
+    _, schema = models_json_schema(
+        [(model, "validation") for model in CONTRACT_MODELS.values()],
+        title=f"STS wire contract {CONTRACT_VERSION}",
+    )
+    return schema
+
+
+def contract_json_schema_text() -> str:
+    """`contract_json_schema()` as stable, pretty-printed JSON."""
+    return json.dumps(contract_json_schema(), indent=2, sort_keys=True) + "\n"
