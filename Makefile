@@ -7,12 +7,14 @@
 # output (header, sub-make, verdict) as one block, so parallel output is never interleaved.
 
 include scripts/mk/common.mk
+include scripts/mk/dev.mk
+include scripts/mk/repo.mk
 MAKEFLAGS += --output-sync=recurse
 
 PACKAGES := $(patsubst %/pyproject.toml,%,$(sort $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml)))
 STATUS := .make/status
 
-.DEFAULT_GOAL := help
+.DEFAULT_GOAL := help  # (set again here: the included fragments must not change it)
 .PHONY: help tools install lint format type-check check test test-coverage bench clean \
         validate-structure
 

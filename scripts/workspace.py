@@ -85,6 +85,7 @@ class Package:
     """One package of the monorepo."""
 
     path: Path  # absolute folder
+    root: Path  # the repo it belongs to
     name: str  # canonical project name
     kind: str  # "apps" or "libs"
     requirements: tuple[str, ...]  # runtime dependencies + the dev extra
@@ -93,7 +94,7 @@ class Package:
     @property
     def rel(self) -> str:
         """Folder relative to the repo root, e.g. ``libs/shared-audio``."""
-        return self.path.relative_to(ROOT).as_posix()
+        return self.path.relative_to(self.root).as_posix()
 
     @property
     def import_name(self) -> str:
@@ -101,7 +102,7 @@ class Package:
         return self.path.name.replace("-", "_")
 
 
-def read_package(pyproject: Path) -> Package:
+def read_package(pyproject: Path, root: Path = ROOT) -> Package:
     """Read one package's pyproject.toml."""
     data = load_toml(pyproject)
     project = data.get("project")
@@ -112,6 +113,7 @@ def read_package(pyproject: Path) -> Package:
     build = data.get("build-system", {}).get("requires", [])
     return Package(
         path=pyproject.parent.resolve(),
+        root=root.resolve(),
         name=canonical_name(str(project["name"])),
         kind=pyproject.parent.parent.name,
         requirements=tuple(requirements),
@@ -124,7 +126,7 @@ def discover(root: Path = ROOT) -> dict[str, Package]:
     packages: dict[str, Package] = {}
     for pattern in PACKAGE_GLOBS:
         for pyproject in sorted(root.glob(pattern)):
-            package = read_package(pyproject)
+            package = read_package(pyproject, root)
             if package.name in packages:
                 raise WorkspaceError(
                     f"{package.rel} and {packages[package.name].rel} both declare "

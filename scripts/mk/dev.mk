@@ -1,0 +1,1 @@
+# The dev loop (make dev / stop / logs / dev-local / demo). Included by the root Makefile.

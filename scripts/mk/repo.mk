@@ -1,0 +1,1 @@
+# Repository delivery (hooks, docs, package generator). Included by the root Makefile.
