@@ -1,0 +1,379 @@
+"""Async sts-service client: one call per segment, never raising, always returning a result.
+
+Per segment: the circuit breaker is asked first (an open breaker means fallback at once);
+then the request is sent with one retry for retryable errors (`shared_utils.retry_async`),
+everything inside one per-segment deadline. Requests are built and answers checked with the
+shared contract models. Any way the call can go wrong ends in a `DubResult` fallback with a
+reason; dubbed audio of the wrong length is fitted to the segment (padded or trimmed).
+
+Status handling (documented in the README):
+    success -> dubbed audio (fitted if needed; digital silence for a speech segment is
+    refused as ``silent_dub``); partial -> fallback ``partial`` (the service itself flags the
+    audio as doubtful, and the promise is original audio rather than doubtful audio);
+    failed -> ``sts_error`` (retried once when the error is retryable); timeout -> ``timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from shared_audio import (
+    AudioError,
+    AudioFormat,
+    array_to_pcm,
+    fit_to_length,
+    is_silent,
+    is_speech,
+    pcm_to_array,
+)
+from shared_utils import CircuitBreaker, retry_async
+from shared_utils.contract import (
+    HEALTH_PATH,
+    MAX_TIMEOUT_MS,
+    MIN_TIMEOUT_MS,
+    PROCESS_PATH,
+    AudioPayload,
+    ErrorResponse,
+    HealthResponse,
+    ProcessConfig,
+    ProcessRequest,
+    ProcessResponse,
+    ProcessStatus,
+)
+from stream_worker.outcome import DubResult, FallbackReason
+
+logger = logging.getLogger(__name__)
+
+#: Backoff before the one retry (seconds): short, the deadline is per segment.
+RETRY_BASE_DELAY_S = 0.05
+RETRY_MAX_DELAY_S = 0.25
+
+
+class StsUnavailableError(Exception):
+    """sts-service could not be reached or did not answer its health check properly."""
+
+
+class _AttemptError(Exception):
+    """One attempt failed; `retryable` decides whether the one retry is used."""
+
+    def __init__(self, reason: FallbackReason, detail: str, *, retryable: bool) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.retryable = retryable
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, _AttemptError) and exc.retryable
+
+
+class StsClient:
+    """Sends segments of one stream to sts-service.
+
+    Use as an async context manager (it owns an `httpx.AsyncClient`).
+
+    Args:
+        base_url: sts-service base URL, e.g. ``http://127.0.0.1:8000``.
+        fmt: Audio format of the stream (S16LE).
+        source_lang: Language spoken in the input.
+        target_lang: Language to dub into.
+        timeout_ms: Per-segment deadline, retry included (and the request's `timeout_ms`).
+        breaker: The circuit breaker guarding the service.
+        stream_id: Stream id sent with every fragment (a random one by default).
+        max_connections: Connection pool size (the pipeline's in-flight limit).
+        transport: An httpx transport to use instead of the network (tests).
+        clock: Monotonic clock in seconds.
+
+    Example:
+        >>> async def dub_one(samples):  # doctest: +SKIP
+        ...     async with StsClient("http://127.0.0.1:8000", AudioFormat(16000, 1),
+        ...                          source_lang="en", target_lang="es", timeout_ms=8000,
+        ...                          breaker=CircuitBreaker()) as client:
+        ...         return await client.dub(0, samples)
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        fmt: AudioFormat,
+        *,
+        source_lang: str,
+        target_lang: str,
+        timeout_ms: int,
+        breaker: CircuitBreaker,
+        stream_id: str | None = None,
+        max_connections: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url
+        self.format = fmt
+        self.timeout_ms = timeout_ms
+        self.breaker = breaker
+        self.stream_id = stream_id or f"stream-{uuid.uuid4().hex[:12]}"
+        self._config = ProcessConfig(source_language=source_lang, target_language=target_lang)
+        self._clock = clock
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=None, limits=limits, transport=transport
+        )
+
+    async def __aenter__(self) -> StsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def health(self, timeout_s: float = 3.0) -> HealthResponse:
+        """Fetch and validate ``GET /v1/health``.
+
+        Raises:
+            StsUnavailableError: if the service cannot be reached or answers badly; the
+                message says which URL and what went wrong.
+        """
+        url = f"{self.base_url}{HEALTH_PATH}"
+        try:
+            response = await self._http.get(HEALTH_PATH, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            raise StsUnavailableError(
+                f"sts-service at {url} is not reachable: {_describe(exc)}"
+            ) from None
+        if response.status_code != 200:
+            raise StsUnavailableError(f"sts-service at {url} answered HTTP {response.status_code}")
+        try:
+            return HealthResponse.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise StsUnavailableError(
+                f"{url} did not answer like sts-service: {_first_error(exc)}"
+            ) from None
+
+    def build_request(
+        self, sequence_number: int, samples: npt.NDArray[np.int16], timeout_ms: int | None = None
+    ) -> ProcessRequest:
+        """The contract request for one segment (validated by the model itself)."""
+        return ProcessRequest(
+            fragment_id=f"{self.stream_id}-{sequence_number}",
+            stream_id=self.stream_id,
+            sequence_number=sequence_number,
+            audio=AudioPayload.from_pcm(array_to_pcm(samples, self.format), self.format),
+            config=self._config,
+            timeout_ms=self.timeout_ms if timeout_ms is None else timeout_ms,
+        )
+
+    async def dub(self, sequence_number: int, samples: npt.NDArray[np.int16]) -> DubResult:
+        """Dub one segment. Never raises (except cancellation): failures are fallbacks."""
+        if not self.breaker.allow_request():
+            return DubResult.fallback(
+                FallbackReason.CIRCUIT_OPEN,
+                f"circuit open; next probe in {self.breaker.retry_after_s():.1f} s",
+            )
+        start = self._clock()
+        deadline = start + self.timeout_ms / 1000
+        attempts = 0
+        frames = int(samples.shape[0])
+
+        async def attempt() -> ProcessResponse:
+            nonlocal attempts
+            attempts += 1
+            remaining_ms = int((deadline - self._clock()) * 1000)
+            timeout_ms = min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, remaining_ms))
+            request = self.build_request(sequence_number, samples, timeout_ms)
+            return await self._send(request)
+
+        try:
+            response = await asyncio.wait_for(
+                retry_async(
+                    attempt,
+                    attempts=2,
+                    base_delay_s=RETRY_BASE_DELAY_S,
+                    max_delay_s=RETRY_MAX_DELAY_S,
+                    retry_if=_is_retryable,
+                ),
+                self.timeout_ms / 1000,
+            )
+        except asyncio.TimeoutError:
+            self.breaker.record_failure()
+            return self._fallback(
+                FallbackReason.TIMEOUT,
+                f"no answer within {self.timeout_ms} ms",
+                start,
+                attempts,
+            )
+        except _AttemptError as exc:
+            if exc.retryable:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()  # the service answered; the request was at fault
+            return self._fallback(exc.reason, exc.detail, start, attempts)
+        self.breaker.record_success()
+        return self._accept(response, samples, frames, start, attempts)
+
+    def _fallback(
+        self, reason: FallbackReason, detail: str, start: float, attempts: int
+    ) -> DubResult:
+        return DubResult.fallback(
+            reason,
+            detail,
+            round_trip_ms=(self._clock() - start) * 1000,
+            retries=max(0, attempts - 1),
+        )
+
+    def _accept(
+        self,
+        response: ProcessResponse,
+        original: npt.NDArray[np.int16],
+        frames: int,
+        start: float,
+        attempts: int,
+    ) -> DubResult:
+        round_trip_ms = (self._clock() - start) * 1000
+        common: dict[str, Any] = {
+            "round_trip_ms": round_trip_ms,
+            "processing_ms": response.processing_time_ms,
+            "retries": max(0, attempts - 1),
+        }
+        if response.status is ProcessStatus.PARTIAL:
+            message = response.error.message if response.error else "partial"
+            return DubResult.fallback(FallbackReason.PARTIAL, f"partial: {message}", **common)
+        if response.audio is None:  # pragma: no cover - the contract forbids success without audio
+            return DubResult.fallback(FallbackReason.STS_ERROR, "success without audio", **common)
+        if response.audio.audio_format() != self.format:
+            got = response.audio.audio_format()
+            return DubResult.fallback(
+                FallbackReason.STS_ERROR,
+                f"dubbed audio is {got.sample_rate} Hz x {got.channels}, the stream is "
+                f"{self.format.sample_rate} Hz x {self.format.channels}",
+                **common,
+            )
+        try:
+            dubbed = pcm_to_array(response.audio.pcm_bytes(), self.format)
+        except AudioError as exc:  # pragma: no cover - the contract checks whole frames
+            return DubResult.fallback(FallbackReason.STS_ERROR, str(exc), **common)
+        if frames and dubbed.shape[0] == 0:
+            return DubResult.fallback(
+                FallbackReason.STS_ERROR, "status=success with empty audio", **common
+            )
+        if is_speech(original) and is_silent(dubbed):
+            return DubResult.fallback(
+                FallbackReason.SILENT_DUB,
+                "status=success but the dubbed audio is silent for a speech segment",
+                **common,
+            )
+        fitted = dubbed.shape[0] != frames
+        if fitted:
+            logger.debug(
+                "segment %d: dubbed audio has %d frames, fitted to %d",
+                response.sequence_number,
+                dubbed.shape[0],
+                frames,
+            )
+            dubbed = fit_to_length(dubbed, frames)
+        return DubResult(
+            audio=dubbed,
+            reason=None,
+            round_trip_ms=round_trip_ms,
+            processing_ms=response.processing_time_ms,
+            retries=max(0, attempts - 1),
+            fitted=fitted,
+        )
+
+    async def _send(self, request: ProcessRequest) -> ProcessResponse:
+        """One attempt: POST, then classify the answer. Raises `_AttemptError` on failure."""
+        try:
+            response = await self._http.post(
+                PROCESS_PATH,
+                content=request.model_dump_json(),
+                headers={"content-type": "application/json"},
+            )
+        except httpx.TimeoutException as exc:  # pragma: no cover - the deadline comes first
+            raise _AttemptError(FallbackReason.TIMEOUT, _describe(exc), retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise _AttemptError(
+                FallbackReason.UNREACHABLE, _describe(exc), retryable=True
+            ) from None
+        status = response.status_code
+        if status == 200:
+            return self._parse_success(request, response)
+        if 400 <= status < 500:
+            try:
+                error = ErrorResponse.model_validate_json(response.content).error
+            except ValidationError:
+                raise _AttemptError(
+                    FallbackReason.REJECTED,
+                    f"HTTP {status} without a contract error body",
+                    retryable=status in (408, 429),
+                ) from None
+            reason = FallbackReason.STS_ERROR if error.retryable else FallbackReason.REJECTED
+            raise _AttemptError(
+                reason,
+                f"HTTP {status} {error.code.value}: {error.message}",
+                retryable=error.retryable,
+            )
+        raise _AttemptError(FallbackReason.STS_ERROR, f"HTTP {status}", retryable=status >= 500)
+
+    def _parse_success(self, request: ProcessRequest, response: httpx.Response) -> ProcessResponse:
+        try:
+            answer = ProcessResponse.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise _AttemptError(
+                FallbackReason.STS_ERROR,
+                f"answer breaks the contract: {_first_error(exc)}",
+                retryable=False,
+            ) from None
+        if (
+            answer.fragment_id != request.fragment_id
+            or answer.sequence_number != request.sequence_number
+        ):
+            raise _AttemptError(
+                FallbackReason.STS_ERROR,
+                f"answer is for fragment {answer.fragment_id!r} (sequence "
+                f"{answer.sequence_number}), not {request.fragment_id!r}",
+                retryable=False,
+            )
+        if answer.status in (ProcessStatus.FAILED, ProcessStatus.TIMEOUT):
+            error = answer.error
+            reason = (
+                FallbackReason.TIMEOUT
+                if answer.status is ProcessStatus.TIMEOUT
+                else FallbackReason.STS_ERROR
+            )
+            detail = f"status={answer.status.value}"
+            if error is not None:
+                detail += f" {error.code.value} at {error.stage or '?'}: {error.message}"
+            raise _AttemptError(
+                reason, detail, retryable=error.retryable if error is not None else False
+            )
+        return answer
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"

@@ -1,0 +1,131 @@
+"""stream-worker settings: every command-line option can also come from a `WORKER_` variable."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import httpx
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
+from shared_utils import ServiceSettings
+from shared_utils.contract import (
+    DEFAULT_STS_URL,
+    DEFAULT_TIMEOUT_MS,
+    MAX_TIMEOUT_MS,
+    MIN_TIMEOUT_MS,
+    ProcessConfig,
+    ProcessRequest,
+)
+
+#: Segment length the platform settled on (field notes: 1 s was tried first, 6 s kept).
+DEFAULT_SEGMENT_MS = 6000
+#: Shortest and longest segment accepted (a 30 s 48 kHz stereo segment is ~7.7 MB of base64).
+MIN_SEGMENT_MS = 100
+MAX_SEGMENT_MS = 30000
+
+#: The contract's language-tag pattern, read from the contract itself (one source of truth).
+_LANGUAGE_RE = re.compile(
+    ProcessConfig.model_json_schema()["properties"]["source_language"]["pattern"]
+)
+#: The contract's id pattern; the fragment id is "<stream id>-<sequence>", so ids stay short.
+_ID_RE = re.compile(ProcessRequest.model_json_schema()["properties"]["stream_id"]["pattern"])
+MAX_STREAM_ID_CHARS = 100
+
+ProgressMode = Literal["auto", "always", "never"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["json", "console", "auto"]
+
+
+class WorkerSettings(ServiceSettings):
+    """Settings of stream-worker, read from `WORKER_<NAME>` variables; the CLI overrides them.
+
+    Example:
+        >>> WorkerSettings(input="in.wav", output="out.wav").segment_ms
+        6000
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WORKER_")
+
+    input: str | None = Field(default=None, description="WAV path, or '-' for raw PCM on stdin.")
+    output: str | None = Field(default=None, description="WAV path, or '-' for raw PCM on stdout.")
+    sample_rate: int = Field(default=16000, description="Sample rate of raw stdin input (Hz).")
+    channels: int = Field(default=1, description="Channel count of raw stdin input.")
+    sts_url: str = Field(default=DEFAULT_STS_URL, description="Base URL of sts-service.")
+    source_lang: str = Field(default="en", description="Language spoken in the input.")
+    target_lang: str = Field(default="es", description="Language to dub into.")
+    segment_ms: int = Field(
+        default=DEFAULT_SEGMENT_MS, ge=MIN_SEGMENT_MS, le=MAX_SEGMENT_MS, description="Segment."
+    )
+    max_inflight: int = Field(default=3, ge=1, le=64, description="Requests in flight at most.")
+    timeout_ms: int = Field(
+        default=DEFAULT_TIMEOUT_MS,
+        ge=MIN_TIMEOUT_MS,
+        le=MAX_TIMEOUT_MS,
+        description="Per-segment deadline, retry included.",
+    )
+    realtime: bool = Field(default=False, description="Pace a file input at real time.")
+    require_sts: bool = Field(default=False, description="Exit if sts-service is unreachable.")
+    breaker_failures: int = Field(default=5, ge=1, description="Failures that open the breaker.")
+    breaker_reset_ms: int = Field(default=30000, ge=0, description="Open time before a probe.")
+    shutdown_grace_ms: int = Field(
+        default=2000, ge=0, description="On SIGINT/SIGTERM, wait this long for in-flight work."
+    )
+    stream_id: str | None = Field(default=None, description="Stream id sent to sts-service.")
+    summary_json: str | None = Field(default=None, description="Also write the summary here.")
+    progress: ProgressMode = Field(default="auto", description="Progress display on stderr.")
+    log_level: LogLevel = Field(default="INFO")
+    log_format: LogFormat = Field(default="auto")
+
+    @field_validator("sts_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            url = httpx.URL(value)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("input", "output", "summary_json")
+    @classmethod
+    def _check_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("source_lang", "target_lang")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        if not _LANGUAGE_RE.match(value):
+            raise ValueError("must be a language tag such as 'en' or 'pt-BR'")
+        return value
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _check_rate(cls, value: int) -> int:
+        if value not in SUPPORTED_SAMPLE_RATES:
+            raise ValueError(
+                f"{value} Hz is not supported; use one of {sorted(SUPPORTED_SAMPLE_RATES)}"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channels(cls, value: int) -> int:
+        if value not in SUPPORTED_CHANNELS:
+            raise ValueError(f"{value} is not supported; use one of {sorted(SUPPORTED_CHANNELS)}")
+        return value
+
+    @field_validator("stream_id")
+    @classmethod
+    def _check_stream_id(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > MAX_STREAM_ID_CHARS or not _ID_RE.match(value)):
+            raise ValueError(
+                f"must be 1-{MAX_STREAM_ID_CHARS} letters, digits or ._:- (starting with a "
+                "letter or digit)"
+            )
+        return value

@@ -1,0 +1,304 @@
+"""The pipeline: read -> segment -> send (bounded in flight) -> reorder -> fit -> write.
+
+Its promise: the output has exactly as many frames as the input, and a segment that is not
+dubbed in time is written as its original audio. Each segment enters the reorder buffer,
+with its original audio and a deadline, *before* its request is sent; so whatever happens to
+the request (error, rejection, timeout, hang, crash of the worker's own task) the segment is
+written, in order, by its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TextIO
+
+import numpy as np
+import numpy.typing as npt
+
+from shared_audio import AudioError, AudioFormat, Segment, Segmenter
+from stream_worker.client import StsClient
+from stream_worker.outcome import DubResult, FallbackReason
+from stream_worker.progress import Progress
+from stream_worker.reorder import Emitted, ReorderBuffer, run_emitter
+from stream_worker.sink import Sink
+from stream_worker.source import InputStats, ThreadedChunks
+from stream_worker.summary import RunStats
+
+logger = logging.getLogger(__name__)
+
+#: Slack between the client's own deadline and the reorder buffer's: the client answers
+#: first in normal operation, the buffer's deadline is the safety net behind it.
+DEADLINE_GRACE_S = 0.25
+
+
+@dataclass
+class PipelineOptions:
+    """What the pipeline needs from the settings.
+
+    Attributes:
+        segment_ms: Segment length in milliseconds.
+        max_inflight: Requests in flight at most (backpressure on the reader beyond it).
+        timeout_ms: Per-segment deadline.
+        shutdown_grace_ms: On stop, how long in-flight segments may still finish.
+    """
+
+    segment_ms: int
+    max_inflight: int
+    timeout_ms: int
+    shutdown_grace_ms: int = 2000
+
+
+@dataclass
+class PipelineOutcome:
+    """What a finished run reports.
+
+    Attributes:
+        stats: Counts and latencies.
+        late_dropped: Answers that came after their segment was written as original audio.
+        interrupted: Whether a stop (SIGINT/SIGTERM) cut the input short.
+        input_error: The error that ended the input early, if any.
+        wall_s: Wall-clock duration of the run.
+        input_frames: Frames taken from the input (all of them written).
+    """
+
+    stats: RunStats
+    late_dropped: int
+    interrupted: bool
+    input_error: str | None
+    wall_s: float
+    input_frames: int = 0
+
+
+class Pipeline:
+    """Dubs one stream.
+
+    Args:
+        client: The sts-service client (its breaker and deadline apply per segment).
+        chunks: The input: an iterable of ``int16`` ``(frames, channels)`` chunks (read on a
+            daemon thread).
+        fmt: The input's format.
+        sink: The output.
+        options: Segment size, in-flight limit, deadlines.
+        progress_stream: Where progress is drawn (stderr), when `progress` is True.
+        progress: Whether to draw progress.
+        total_s: Duration of a file input (for the progress bar's ETA), ``None`` if live.
+        clock: Monotonic clock in seconds.
+    """
+
+    def __init__(
+        self,
+        client: StsClient,
+        chunks: Iterable[npt.NDArray[np.int16]],
+        fmt: AudioFormat,
+        sink: Sink,
+        options: PipelineOptions,
+        *,
+        progress_stream: TextIO | None = None,
+        progress: bool = False,
+        total_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._chunks = chunks
+        self._fmt = fmt
+        self._sink = sink
+        self._options = options
+        self._clock = clock
+        self._progress_args = (total_s, progress_stream, progress)
+        self._segmenter = Segmenter(fmt.frames_for_ms(options.segment_ms), fmt.channels)
+        self._buffer = ReorderBuffer()
+        self._stats = RunStats()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._stop_event: asyncio.Event | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._reader: ThreadedChunks | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._progress: Progress | None = None
+        self._started = 0.0
+
+    @property
+    def stats(self) -> RunStats:
+        """Counts and latencies so far."""
+        return self._stats
+
+    def request_stop(self) -> None:
+        """Stop reading; give in-flight segments the shutdown grace, then fall back.
+
+        Safe to call from a signal handler on the event loop, and more than once.
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        logger.warning(
+            "stopping: input closed; in-flight segments get %d ms, then original audio",
+            self._options.shutdown_grace_ms,
+        )
+        if self._reader is not None:
+            self._reader.close()
+        if self._stop_event is not None:
+            self._stop_event.set()
+        self._buffer.expire_all(
+            self._clock() + self._options.shutdown_grace_ms / 1000, FallbackReason.SHUTDOWN
+        )
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def run(self) -> PipelineOutcome:
+        """Process the whole input and write every frame of it. Returns the outcome.
+
+        Raises:
+            OSError: if the output cannot be written (the run stops at once).
+        """
+        loop = asyncio.get_running_loop()
+        self._started = self._clock()
+        self._stop_event = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(self._options.max_inflight)
+        total_s, stream, enabled = self._progress_args
+        self._progress = Progress(total_s, stream, enabled=enabled)
+        self._reader = ThreadedChunks(iter(self._chunks), loop)
+        if self._stopping:  # stopped before it started
+            self._reader.close()
+        self._reader.start()
+        emitter = asyncio.create_task(
+            run_emitter(self._buffer, self._write, self._wakeup, self._clock)
+        )
+        emitter.add_done_callback(self._on_emitter_done)
+        input_error: str | None = None
+        try:
+            input_error = await self._read_all()
+        finally:
+            self._buffer.close()
+            self._wakeup.set()
+            try:
+                await emitter
+            finally:
+                await self._cancel_tasks()
+                self._progress.close()
+        return PipelineOutcome(
+            stats=self._stats,
+            late_dropped=self._buffer.late_dropped,
+            interrupted=self._stopping,
+            input_error=input_error,
+            wall_s=self._clock() - self._started,
+            input_frames=self._segmenter.frames_fed,
+        )
+
+    async def _read_all(self) -> str | None:
+        assert self._reader is not None  # set by run()
+        input_error: str | None = None
+        now = self._clock()
+        while not self._stopping:
+            try:
+                chunk = await self._reader.get()
+            except (AudioError, OSError) as exc:
+                input_error = str(exc)
+                logger.error("input error, ending the input here: %s", exc)
+                break
+            if chunk is None:
+                break
+            now = self._clock()
+            for segment in self._segmenter.feed(chunk):
+                await self._submit(segment, now)
+        if self._stopping:  # keep what was already read: it falls back, it is not lost
+            for chunk in await self._reader.drain():
+                for segment in self._segmenter.feed(chunk):
+                    await self._submit(segment, now)
+        last = self._segmenter.flush()
+        if last is not None:
+            await self._submit(last, now)
+        return input_error
+
+    async def _acquire_slot(self) -> bool:
+        """Wait for an in-flight slot (backpressure); False if a stop came first."""
+        assert self._slots is not None and self._stop_event is not None  # set by run()
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stop = asyncio.ensure_future(self._stop_event.wait())
+        done, _ = await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if acquire in done:
+            return True
+        acquire.cancel()
+        return False
+
+    async def _submit(self, segment: Segment, ready_at: float) -> None:
+        """Register the segment in the reorder buffer, then send it (or fall back at once)."""
+        assert self._wakeup is not None and self._slots is not None  # set by run()
+        seq = segment.sequence_number
+        samples: npt.NDArray[np.int16] = segment.samples
+        acquired = not self._stopping and await self._acquire_slot()
+        if acquired and self._stopping:  # a stop came while we waited for the slot
+            self._slots.release()
+            acquired = False
+        if not acquired:
+            self._buffer.add(seq, samples, ready_at=ready_at, deadline=self._clock())
+            self._buffer.resolve(
+                seq, DubResult.fallback(FallbackReason.SHUTDOWN, "stopping: not sent")
+            )
+            self._wakeup.set()
+            return
+        timeout_s = self._options.timeout_ms / 1000
+        self._buffer.add(
+            seq, samples, ready_at=ready_at, deadline=self._clock() + timeout_s + DEADLINE_GRACE_S
+        )
+        self._wakeup.set()  # the emitter must learn the new deadline
+        task = asyncio.create_task(self._dub(seq, samples))
+        self._tasks.add(task)
+        task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        assert self._slots is not None  # set by run()
+        self._slots.release()
+
+    async def _dub(self, seq: int, samples: npt.NDArray[np.int16]) -> None:
+        try:
+            result = await self._client.dub(seq, samples)
+        except Exception as exc:  # a bug must not lose the segment: fall back and say so
+            logger.exception("segment %d: unexpected error; writing original audio", seq)
+            result = DubResult.fallback(FallbackReason.INTERNAL, repr(exc))
+        self._buffer.resolve(seq, result)
+        assert self._wakeup is not None  # set by run()
+        self._wakeup.set()
+
+    def _write(self, emitted: Emitted) -> None:
+        self._sink.write(emitted.samples)
+        self._stats.record(emitted)
+        result = emitted.result
+        if result.reason is not None:
+            logger.info(
+                "segment %d: original audio (%s: %s)",
+                emitted.sequence_number,
+                result.reason.value,
+                result.detail,
+                extra={"sequence_number": emitted.sequence_number, "reason": result.reason.value},
+            )
+        if self._progress is not None:
+            self._progress.update(
+                self._fmt.duration_s(int(emitted.samples.shape[0])),
+                self._stats,
+                self._clock() - self._started,
+            )
+
+    def _on_emitter_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("writing the output failed: %s", task.exception())
+            self.request_stop()
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = ["InputStats", "Pipeline", "PipelineOptions", "PipelineOutcome"]

@@ -1,0 +1,333 @@
+from __future__ import annotations
+
+import io
+import json
+import socket
+import struct
+import wave
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared_audio import read_wav
+from shared_utils.contract import DEFAULT_STS_URL
+from stream_worker import main as main_module
+from stream_worker.client import StsClient
+from stream_worker.config import DEFAULT_SEGMENT_MS, WorkerSettings
+from stream_worker.main import OPTIONS, UsageError, build_parser, main, parse_settings
+from stream_worker.testing import FakeSts, parse_summary, tone, write_tone
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("WORKER_"):
+            monkeypatch.delenv(name)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_defaults_follow_the_contract_and_the_field_notes() -> None:
+    settings = parse_settings(["--input", "a.wav", "--output", "b.wav"])
+    assert settings.sts_url == DEFAULT_STS_URL
+    assert settings.segment_ms == DEFAULT_SEGMENT_MS == 6000
+    assert settings.max_inflight == 3
+    assert settings.timeout_ms == 8000
+    assert settings.realtime is False and settings.require_sts is False
+
+
+def test_every_option_has_a_setting_and_every_setting_an_option() -> None:
+    assert {o.field for o in OPTIONS} == set(WorkerSettings.model_fields)
+    help_text = build_parser().format_help()
+    for name in WorkerSettings.env_vars():
+        assert name in help_text
+
+
+def test_settings_come_from_env_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_INPUT", "env.wav")
+    monkeypatch.setenv("WORKER_OUTPUT", "-")
+    monkeypatch.setenv("WORKER_SEGMENT_MS", "2000")
+    monkeypatch.setenv("WORKER_REALTIME", "true")
+    settings = parse_settings(["--segment-ms", "3000", "--no-realtime"])
+    assert settings.input == "env.wav" and settings.output == "-"
+    assert settings.segment_ms == 3000 and settings.realtime is False
+    assert parse_settings([]).segment_ms == 2000
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--segment-ms", "abc"], {}, "argument --segment-ms: invalid int value: 'abc'"),
+        (["--segment-ms", "50"], {}, "--segment-ms: Input should be greater than or equal to 100"),
+        (
+            ["--timeout-ms", "999"],
+            {},
+            "--timeout-ms: Input should be greater than or equal to 1000",
+        ),
+        (["--max-inflight", "0"], {}, "--max-inflight: Input should be greater than or equal to 1"),
+        (["--sts-url", "ftp://x"], {}, "--sts-url: Value error, must be an http:// or https://"),
+        (["--source-lang", "English"], {}, "--source-lang: Value error, must be a language tag"),
+        (["--sample-rate", "11025"], {}, "--sample-rate: Value error, 11025 Hz is not supported"),
+        (["--channels", "6"], {}, "--channels: Value error, 6 is not supported"),
+        (["--stream-id", "bad id!"], {}, "--stream-id: Value error"),
+        (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        ([], {"WORKER_TIMEOUT_MS": "x"}, "WORKER_TIMEOUT_MS: Input should be a valid integer"),
+        (
+            [],
+            {"WORKER_TIMEOUT": "1"},
+            "WORKER_TIMEOUT: unknown variable (did you mean WORKER_TIMEOUT_MS?)",
+        ),
+        (["--output", "o.wav"], {}, "no input: give --input PATH or --input -"),
+        (["--input", "i.wav"], {}, "no output: give --output PATH or --output -"),
+    ],
+)
+def test_invalid_options_and_settings_name_what_is_wrong(
+    argv: list[str], env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    full = (
+        argv if "--input" in argv or "--output" in argv else ["-i", "a.wav", "-o", "b.wav", *argv]
+    )
+    with pytest.raises(UsageError) as info:
+        parse_settings(full)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("not audio"), "not a supported WAV file"),
+        (lambda p: p.write_bytes(b""), "not a WAV file or truncated header"),
+        (lambda p: _float_wav(p), "IEEE float"),
+        (lambda p: _wav(p, rate=11025), "11025"),
+        (lambda p: _wav(p, channels=3), "3 channels are not supported"),
+    ],
+)
+def test_bad_input_files_stop_with_one_line_and_exit_2(
+    make: Callable[[Path], object],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "in.wav"
+    make(path)
+    code, err = run_main(
+        ["-i", str(path), "-o", str(tmp_path / "o.wav"), "--sts-url", closed_port_url()], capsys
+    )
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("stream-worker: error: input ")
+    assert message in err and str(path) in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def _wav(path: Path, rate: int = 16000, channels: int = 1) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * channels * 100)
+
+
+def _float_wav(path: Path) -> None:
+    data = struct.pack("<4f", 0.0, 0.1, -0.1, 0.0)
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
+
+
+def test_missing_input_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main(["-i", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.wav")], capsys)
+    assert code == 2 and "nope.wav: No such file or directory" in err
+
+
+def test_output_problems_are_caught_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.wav"
+    write_tone(src, 0.1)
+    code, err = run_main(["-i", str(src), "-o", str(tmp_path / "missing" / "o.wav")], capsys)
+    assert code == 2 and "does not exist" in err
+    code, err = run_main(["-i", str(src), "-o", str(src)], capsys)
+    assert code == 2 and "is the input file" in err
+    code, err = run_main(["-i", str(src), "-o", str(tmp_path)], capsys)
+    assert code == 2 and "is a directory" in err
+
+
+def test_require_sts_with_an_unreachable_url_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.wav"
+    write_tone(src, 0.1)
+    url = closed_port_url()
+    code, err = run_main(
+        ["-i", str(src), "-o", str(tmp_path / "o.wav"), "--sts-url", url, "--require-sts"], capsys
+    )
+    assert code == 2
+    assert err.splitlines()[-1].startswith(
+        f"stream-worker: error: sts-service at {url}/v1/health is not reachable"
+    )
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_without_require_sts_an_unreachable_service_means_all_fallback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out, summary_path = tmp_path / "in.wav", tmp_path / "o.wav", tmp_path / "s.json"
+    audio = write_tone(src, 2.5)
+    code, err = run_main(
+        [
+            "-i",
+            str(src),
+            "-o",
+            str(out),
+            "--sts-url",
+            closed_port_url(),
+            "--segment-ms",
+            "1000",
+            "--summary-json",
+            str(summary_path),
+            "--progress",
+            "always",
+            "--log-format",
+            "json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    summary = parse_summary(err)
+    assert summary == json.loads(summary_path.read_text())
+    assert summary["segments"]["total"] == 3 and summary["fallbacks"]["unreachable"] == 3
+    assert summary["input_frames"] == summary["output_frames"] == 40000
+    assert np.array_equal(read_wav(out)[1], audio)
+    assert "is not reachable" in err and "dubbing" in err  # warning + progress bar
+
+
+def _with_fake(monkeypatch: pytest.MonkeyPatch, fake: FakeSts) -> None:
+    monkeypatch.setattr(main_module, "StsClient", partial(StsClient, transport=fake.transport()))
+
+
+def test_raw_stdin_to_stdout_cut_mid_frame(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    fake = FakeSts()
+    _with_fake(monkeypatch, fake)
+    audio = tone(1.7)
+    stdin = io.TextIOWrapper(io.BytesIO(audio.tobytes() + b"\x07"))
+    monkeypatch.setattr("sys.stdin", stdin)
+    code = main(
+        [
+            "-i",
+            "-",
+            "-o",
+            "-",
+            "--sample-rate",
+            "16000",
+            "--channels",
+            "1",
+            "--segment-ms",
+            "500",
+            "--progress",
+            "always",
+            "--realtime",
+        ]
+    )
+    captured = capsysbinary.readouterr()
+    assert code == 0
+    assert captured.out == audio.tobytes()
+    summary = parse_summary(captured.err.decode())
+    assert summary["trailing_bytes_dropped"] == 1
+    assert summary["segments"]["dubbed"] == 4
+    assert b"of audio" in captured.err  # the live status line
+
+
+def test_empty_stdin_gives_empty_valid_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _with_fake(monkeypatch, FakeSts())
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    out = tmp_path / "o.wav"
+    code, err = run_main(["-i", "-", "-o", str(out)], capsys)
+    assert code == 0
+    _, samples = read_wav(out)
+    assert samples.shape == (0, 1)
+    summary = parse_summary(err)
+    assert summary["segments"]["total"] == 0 and summary["real_time_factor"] is None
+
+
+def test_truncated_wav_writes_what_was_read_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _with_fake(monkeypatch, FakeSts())
+    src = tmp_path / "in.wav"
+    audio = write_tone(src, 2.0)
+    src.write_bytes(src.read_bytes()[: 44 + 2 * 24000])  # 1.5 s of the 2 s declared
+    out = tmp_path / "o.wav"
+    code, err = run_main(["-i", str(src), "-o", str(out), "--segment-ms", "1000"], capsys)
+    assert code == 1
+    summary = parse_summary(err)
+    assert "truncated" in summary["input_error"]
+    _, samples = read_wav(out)
+    assert np.array_equal(samples, audio[:24000])
+
+
+def test_unwritable_summary_path_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _with_fake(monkeypatch, FakeSts())
+    src = tmp_path / "in.wav"
+    write_tone(src, 0.2)
+    code, err = run_main(
+        [
+            "-i",
+            str(src),
+            "-o",
+            str(tmp_path / "o.wav"),
+            "--summary-json",
+            str(tmp_path / "no" / "s.json"),
+        ],
+        capsys,
+    )
+    assert code == 1 and "cannot write" in err
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("stream-worker ")
+
+
+def test_readme_documents_exactly_the_settings_the_code_reads() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(WORKER_[A-Z_]+)`", readme))
+    assert documented == set(WorkerSettings.env_vars())
+    for option in OPTIONS:
+        assert option.flags[-1] in readme, option.flags[-1]
+    assert DEFAULT_STS_URL in readme
