@@ -3,20 +3,22 @@
 #
 # A loop never lies (errata 11): every package runs even when an earlier one fails, the
 # summary names each failing package, and the loop's exit status is non-zero if any failed.
-# `make -j4 <loop>` runs packages in parallel; --output-sync=recurse prints each package's whole
-# output (header, sub-make, verdict) as one block, so parallel output is never interleaved.
+# `make -j4 <loop>` runs packages in parallel and prints each package's whole output (header,
+# sub-make, verdict) as one block, so parallel output is never interleaved; a serial run
+# streams the output as it happens.
 
 include scripts/mk/common.mk
 include scripts/mk/dev.mk
 include scripts/mk/repo.mk
-MAKEFLAGS += --output-sync=recurse
 
 PACKAGES := $(patsubst %/pyproject.toml,%,$(sort $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml)))
 STATUS := .make/status
+PACKAGE_LOOPS := install lint format type-check test test-coverage bench clean
 
-.DEFAULT_GOAL := help  # (set again here: the included fragments must not change it)
+# Set here, after the includes, so that no fragment's first rule becomes the default.
+.DEFAULT_GOAL := help
 .PHONY: help tools install lint format type-check check test test-coverage bench clean \
-        validate-structure
+        validate-structure $(addsuffix -all,$(PACKAGE_LOOPS))
 
 help: ## Show this help
 	@echo "live-broadcast-dubbing-cloud: make <target>   (packages: $(PACKAGES))"
@@ -38,16 +40,19 @@ $(1)/%:
 	else touch $(STATUS)/$(1)/$$(subst /,__,$$*); echo "==> $(1): FAILED in $$*"; fi
 endef
 
-# $(call loop_rule,LOOP,MEMBERS): the aggregate target of one loop.
+# $(call loop_rule,LOOP,MEMBERS): the aggregate target of one loop. LOOP re-enters this
+# Makefile for LOOP-all; under -j (visible in MAKEFLAGS only inside recipes) it adds
+# --output-sync=recurse, which groups each member's output and would hold back a serial run's.
 define loop_rule
-$(1): $(addprefix $(1)/,$(2))
+$(1):
+	@$$(MAKE) $$(if $$(filter -j%,$$(MAKEFLAGS)),--output-sync=recurse) $(1)-all
+$(1)-all: $(addprefix $(1)/,$(2))
 	@failed=""; for member in $(2); do \
 	  if [ -e $(STATUS)/$(1)/$$$${member//\//__} ]; then failed="$$$$failed $$$$member"; fi; done; \
 	if [ -n "$$$$failed" ]; then echo "$(1): FAILED in:$$$$failed"; exit 1; fi; \
-	echo "$(1): OK ($(words $(2)) packages: $(2))"
+	echo "$(1): OK in all $(words $(2)): $(2)"
 endef
 
-PACKAGE_LOOPS := install lint format type-check test test-coverage bench clean
 $(foreach loop,$(PACKAGE_LOOPS),$(eval $(call member_rule,$(loop))))
 
 # Every loop but clean needs the tools environment first (it provides pip and the installer),

@@ -42,7 +42,7 @@ def test_green_run_passes_and_counts_packages(mini_repo: MiniRepo) -> None:
     result = mini_repo.make("test")
 
     assert result.returncode == 0, result.output
-    assert "test: OK (3 packages: libs/alpha libs/beta scripts)" in result.output
+    assert "test: OK in all 3: libs/alpha libs/beta scripts" in result.output
 
 
 def test_parallel_output_is_not_interleaved(mini_repo: MiniRepo) -> None:
