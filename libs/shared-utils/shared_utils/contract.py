@@ -100,7 +100,7 @@ class AudioPayload(_Model):
     @model_validator(mode="after")
     def _check_whole_frames(self) -> AudioPayload:
         frame_bytes = 2 * self.channels
-        size = len(self.pcm_bytes())
+        size = self.byte_count()
         if size % frame_bytes:
             raise ValueError(
                 f"audio has {size} bytes, not a whole number of {frame_bytes}-byte frames "
@@ -123,6 +123,15 @@ class AudioPayload(_Model):
             data_base64=base64.b64encode(pcm).decode("ascii"),
         )
 
+    def byte_count(self) -> int:
+        """Number of PCM bytes, from the base64 length alone (no decoding).
+
+        Exact because `data_base64` was validated strictly: canonical padding, no whitespace.
+        Decoding costs ~0.2 ms per second of 16 kHz audio; validation needs only the size.
+        """
+        text = self.data_base64
+        return len(text) // 4 * 3 - (len(text) - len(text.rstrip("=")))
+
     def pcm_bytes(self) -> bytes:
         """The decoded PCM bytes."""
         return base64.b64decode(self.data_base64)
@@ -133,7 +142,7 @@ class AudioPayload(_Model):
 
     def frame_count(self) -> int:
         """Number of frames in the payload."""
-        return len(self.pcm_bytes()) // (2 * self.channels)
+        return self.byte_count() // (2 * self.channels)
 
 
 class ProcessConfig(_Model):

@@ -22,9 +22,10 @@ RESERVED_KEYS: frozenset[str] = frozenset(
 )
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
+# uvicorn adds `color_message` (the message with ANSI colours) to its records: not data.
 _RECORD_ATTRS: frozenset[str] = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None))
-) | {"message", "asctime", "taskName"}
+) | {"message", "asctime", "taskName", "color_message"}
 
 #: Marks the handler installed by configure_logging, so a second call replaces it.
 _HANDLER_MARK = "_shared_utils_handler"

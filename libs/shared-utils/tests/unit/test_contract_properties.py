@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 
 from hypothesis import given, settings
@@ -148,3 +149,10 @@ def test_error_response_round_trips_through_json(error: ErrorInfo) -> None:
     parsed = ErrorResponse.model_validate_json(body.model_dump_json())
     assert parsed == body
     assert parsed.error.retryable is error.code.retryable
+
+
+@given(st.binary(max_size=64))
+def test_byte_count_matches_the_decoded_length(pcm: bytes) -> None:
+    text = base64.b64encode(pcm).decode("ascii")
+    payload = AudioPayload.model_construct(sample_rate_hz=16000, channels=1, data_base64=text)
+    assert payload.byte_count() == len(pcm)
