@@ -1,0 +1,299 @@
+"""Benchmark POST /v1/process against a bare endpoint that does no work (the framework floor).
+
+Run with the package venv: ``make bench`` (or ``.venv/bin/python bench/bench_service.py``).
+
+Both servers run as subprocesses on free ports of 127.0.0.1 under the same uvicorn
+configuration (`sts_service.main.uvicorn_config`). The same client drives each with the
+same body (a 1 s segment of 16 kHz mono PCM, ~43 kB of JSON) over keep-alive connections at
+concurrency 1, 4 and 16 for a bounded number of requests (3 interleaved rounds; each figure
+is the median of the rounds), and prints req/s, p50 and p99 side by side with the overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from shared_utils.contract import HEALTH_PATH, PROCESS_PATH
+from sts_service.main import uvicorn_config
+
+T = TypeVar("T")
+
+CONCURRENCY = (1, 4, 16)
+REQUESTS = 400  # measured per concurrency level, target and round
+WARMUP = 40
+ROUNDS = 3  # each cell is the median of the rounds
+GOAL_P99_OVERHEAD_MS = 10.0
+GOAL_RPS = 300.0
+_FIXED = b'{"status":"success"}'
+
+
+def _bare_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get(HEALTH_PATH)
+    async def health() -> Response:
+        return Response(_FIXED, media_type="application/json")
+
+    @app.post(PROCESS_PATH)
+    async def process(request: Request) -> Response:
+        await request.body()  # accept the same body, do nothing with it
+        return Response(_FIXED, media_type="application/json")
+
+    return app
+
+
+def _serve_bare(port: int) -> None:
+    uvicorn.Server(uvicorn_config(_bare_app(), "127.0.0.1", port)).run()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _body() -> bytes:
+    t = np.arange(16000) / 16000.0
+    tone = (0.3 * 32767 * np.sin(2 * np.pi * 220.0 * t)).astype("<i2")
+    return json.dumps(
+        {
+            "fragment_id": "bench-0",
+            "stream_id": "bench",
+            "sequence_number": 0,
+            "audio": {
+                "sample_rate_hz": 16000,
+                "channels": 1,
+                "data_base64": base64.b64encode(tone.tobytes()).decode(),
+            },
+            "config": {"source_language": "en", "target_language": "es"},
+        }
+    ).encode()
+
+
+@dataclass
+class Result:
+    """Throughput and latency of one target at one concurrency."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+class _Connection:
+    """A minimal keep-alive HTTP/1.1 client connection for the load loop.
+
+    httpx costs the client about a millisecond of CPU per request, which on a 2-core machine
+    that also runs the server would make the client the bottleneck. This sends pre-built
+    request bytes and reads the status line, the headers and a Content-Length body; both
+    targets are driven by it, so the comparison stays fair.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length)
+        return status, body
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+def _raw_request(port: int, body: bytes) -> bytes:
+    head = (
+        f"POST {PROCESS_PATH} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _drive(port: int, body: bytes, concurrency: int, total: int) -> Result:
+    raw = _raw_request(port, body)
+    connections = [await _Connection.open("127.0.0.1", port) for _ in range(concurrency)]
+    latencies: list[float] = []
+    remaining = WARMUP + total
+
+    async def worker(connection: _Connection) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            warm = remaining >= total
+            t0 = time.perf_counter()
+            status, answer = await connection.request(raw)
+            elapsed = time.perf_counter() - t0
+            if status != 200:
+                raise RuntimeError(f"port {port}: HTTP {status}: {answer[:200]!r}")
+            if not warm:
+                latencies.append(elapsed)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    wall = time.perf_counter() - start
+    for connection in connections:
+        await connection.close()
+    latencies.sort()
+    measured_wall = wall * total / (total + WARMUP)  # approximate: warm-up share removed
+    return Result(
+        rps=len(latencies) / measured_wall,
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    )
+
+
+def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
+        try:
+            if httpx.get(base + HEALTH_PATH, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{base} did not become ready")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def _run_all(sts: int, bare: int, body: bytes) -> dict[int, tuple[Result, Result]]:
+    """Interleave targets and rounds so both see the same machine load; median per cell."""
+    rounds: dict[int, tuple[list[Result], list[Result]]] = {c: ([], []) for c in CONCURRENCY}
+    for _ in range(ROUNDS):
+        for concurrency in CONCURRENCY:
+            floor, service = rounds[concurrency]
+            floor.append(await _drive(bare, body, concurrency, REQUESTS))
+            service.append(await _drive(sts, body, concurrency, REQUESTS))
+    return {c: (_median(f), _median(s)) for c, (f, s) in rounds.items()}
+
+
+def _median(results: list[Result]) -> Result:
+    return Result(
+        rps=statistics.median(r.rps for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+    )
+
+
+def main() -> int:
+    """Run the benchmark (or, with --bare PORT, serve the bare endpoint)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        _serve_bare(args.bare)
+        return 0
+
+    env = {**os.environ, "STS_LOG_LEVEL": "WARNING"}
+    sts_port, bare_port = _free_port(), _free_port()
+    sts_env = {k: v for k, v in env.items() if not k.startswith("STS_")}
+    sts_env.update(STS_PORT=str(sts_port), STS_LOG_LEVEL="WARNING")
+    procs = [
+        _start([sys.executable, "-m", "sts_service"], sts_env),
+        _start([sys.executable, __file__, "--bare", str(bare_port)], env),
+    ]
+    sts, bare = f"http://127.0.0.1:{sts_port}", f"http://127.0.0.1:{bare_port}"
+    try:
+        _wait_ready(sts, procs[0])
+        _wait_ready(bare, procs[1])
+        body = _body()
+        results = _run(_run_all(sts_port, bare_port, body))
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+    sys.stdout.write(
+        f"POST {PROCESS_PATH}: 1 s of 16 kHz mono S16LE ({len(body)} B JSON), "
+        f"median of {ROUNDS} rounds of {REQUESTS} requests (+{WARMUP} warm-up), uvicorn "
+        f"{'(uvloop+httptools)' if _has_standard() else '(asyncio+h11)'}, python "
+        f"{sys.version.split()[0]}, {os.cpu_count()} CPUs\n\n"
+    )
+    header = (
+        f"{'conc':>4} | {'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'sts req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'p50 +ms':>7} {'p99 +ms':>7} {'rps %':>6}\n"
+    )
+    sys.stdout.write(header + "-" * (len(header) - 1) + "\n")
+    for concurrency, (floor, service) in results.items():
+        sys.stdout.write(
+            f"{concurrency:>4} | {floor.rps:>10.0f} {floor.p50_ms:>7.2f} {floor.p99_ms:>7.2f} | "
+            f"{service.rps:>10.0f} {service.p50_ms:>7.2f} {service.p99_ms:>7.2f} | "
+            f"{service.p50_ms - floor.p50_ms:>7.2f} {service.p99_ms - floor.p99_ms:>7.2f} "
+            f"{100 * service.rps / floor.rps:>5.0f}%\n"
+        )
+    floor4, service4 = results[4]
+    overhead = service4.p99_ms - floor4.p99_ms
+    best = max(service.rps for _, service in results.values())
+    sys.stdout.write(
+        f"\ngoal: p99 overhead at concurrency 4 < {GOAL_P99_OVERHEAD_MS:.0f} ms: "
+        f"{overhead:.2f} ms -> {'met' if overhead < GOAL_P99_OVERHEAD_MS else 'NOT met'}\n"
+        f"goal: >= {GOAL_RPS:.0f} req/s: best {best:.0f} req/s -> "
+        f"{'met' if best >= GOAL_RPS else 'NOT met'}\n"
+    )
+    return 0
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run the client on uvloop when installed, like the servers."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        return asyncio.run(work)
+    return uvloop.run(work)
+
+
+def _has_standard() -> bool:
+    return all(importlib.util.find_spec(name) for name in ("httptools", "uvloop"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

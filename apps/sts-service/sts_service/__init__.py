@@ -1,0 +1,1 @@
+"""sts-service: speech -> text -> speech over HTTP, with an offline echo pipeline."""

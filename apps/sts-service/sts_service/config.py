@@ -1,0 +1,128 @@
+"""Settings of sts-service: every `STS_*` environment variable, validated at start-up.
+
+The names and defaults are fixed by the project (the stream-worker and the dev loop rely on
+them); `StsSettings.env_vars()` lists them and the package README documents each one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, ErrorCode
+from shared_utils.settings import ServiceSettings
+from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKENDS, FaultConfig
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["json", "console", "auto"]
+
+
+class StsSettings(ServiceSettings):
+    """Settings of sts-service, read from `STS_*` environment variables.
+
+    Every field has a default, so the service starts with no configuration at all.
+
+    Example:
+        >>> StsSettings(port=9000).port
+        9000
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STS_")
+
+    host: str = Field(default=DEFAULT_STS_HOST, min_length=1, description="Bind address.")
+    port: int = Field(default=DEFAULT_STS_PORT, ge=1, le=65535, description="Bind port.")
+    log_level: LogLevel = Field(default="INFO", description="Log level.")
+    log_format: LogFormat = Field(default="auto", description="json, console or auto.")
+    reload: bool = Field(default=False, description="uvicorn auto-reload (dev loop only).")
+
+    asr_backend: str = Field(default="echo", description="ASR backend registry name.")
+    translation_backend: str = Field(default="echo", description="MT backend registry name.")
+    tts_backend: str = Field(default="echo", description="TTS backend registry name.")
+
+    max_body_bytes: int = Field(
+        default=10_000_000, ge=1, description="Larger request bodies get 413 before being read."
+    )
+    max_inflight: int = Field(
+        default=32, ge=1, description="More concurrent /v1/process requests get 429 QUEUE_FULL."
+    )
+
+    fault_enabled: bool = Field(default=False, description="Wrap backends in `faulty`.")
+    fault_latency_ms: int = Field(default=0, ge=0, description="Added latency per request.")
+    fault_fail_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Fraction of fragments that fail."
+    )
+    fault_fail_sequences: str = Field(
+        default="", description="Comma-separated sequence numbers that always fail."
+    )
+    fault_error_code: ErrorCode = Field(
+        default=ErrorCode.MODEL_ERROR, description="Error code of injected failures."
+    )
+    fault_length_factor: float = Field(
+        default=1.0, gt=0.0, description="Multiplies the length of the dubbed audio."
+    )
+    fault_seed: int = Field(default=0, description="Seed of the deterministic fail-rate draw.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("fault_error_code", mode="before")
+    @classmethod
+    def _upper_code(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("asr_backend")
+    @classmethod
+    def _known_asr(cls, value: str) -> str:
+        return ASR_BACKENDS.check(value)
+
+    @field_validator("translation_backend")
+    @classmethod
+    def _known_translation(cls, value: str) -> str:
+        return TRANSLATION_BACKENDS.check(value)
+
+    @field_validator("tts_backend")
+    @classmethod
+    def _known_tts(cls, value: str) -> str:
+        return TTS_BACKENDS.check(value)
+
+    @field_validator("fault_fail_sequences")
+    @classmethod
+    def _sequence_list(cls, value: str) -> str:
+        numbers = _parse_sequences(value)
+        return ",".join(str(n) for n in sorted(numbers))
+
+    def fault_config(self) -> FaultConfig | None:
+        """The fault-injection configuration, or None when `STS_FAULT_ENABLED` is false."""
+        if not self.fault_enabled:
+            return None
+        return FaultConfig(
+            latency_ms=self.fault_latency_ms,
+            fail_rate=self.fault_fail_rate,
+            fail_sequences=_parse_sequences(self.fault_fail_sequences),
+            error_code=self.fault_error_code,
+            length_factor=self.fault_length_factor,
+            seed=self.fault_seed,
+        )
+
+
+def _parse_sequences(value: str) -> frozenset[int]:
+    numbers: set[int] = set()
+    for raw in value.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        if not (part.isascii() and part.isdigit()):
+            raise ValueError(
+                f"{part!r} is not a sequence number; expected comma-separated integers >= 0"
+            )
+        numbers.add(int(part))
+    return frozenset(numbers)
