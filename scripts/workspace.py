@@ -225,23 +225,27 @@ def run(command: list[str], *, quiet: bool) -> None:
         raise WorkspaceError(f"command failed with exit code {result.returncode}: {command[0]} ...")
 
 
-def make_venv(venv: Path, python: str, prompt: str) -> None:
+def make_venv(venv: Path, python: str, prompt: str) -> str:
     """Create `venv` with `python`, unless it already exists with that same interpreter.
 
     The venv is made without pip: creating it *with* pip costs ~3.5 s (ensurepip), while pip
     arrives in ~0.5 s as an ordinary requirement of the first pip call.
+
+    Returns:
+        The interpreter's identity (see `interpreter_identity`), for the stamp.
     """
     wanted = interpreter_identity(python)
     if venv_python(venv).exists():
         try:
             if interpreter_identity(str(venv_python(venv))) == wanted:
-                return
+                return wanted
         except (OSError, subprocess.CalledProcessError):
             pass  # broken venv (e.g. its interpreter was removed): rebuild it
         print(f"{venv}: built with another interpreter; rebuilding with {wanted}", flush=True)
     if venv.exists():
         shutil.rmtree(venv)
     run([python, "-m", "venv", "--without-pip", "--prompt", prompt, str(venv)], quiet=False)
+    return wanted
 
 
 def host_pip(python: str) -> list[str] | None:
@@ -278,27 +282,46 @@ def write_stamp(package_dir: Path, identity: str, deps: list[Package]) -> None:
     (venv / STAMP).write_text(identity + "\n" + "".join(f"{d.rel}\n" for d in deps))
 
 
+def build_venv(
+    venv: Path,
+    python: str,
+    editables: list[tuple[Package, str]],
+    *,
+    requirements: tuple[str, ...] = (),
+    quiet: bool,
+) -> str:
+    """Create or refresh `venv`: local packages editable, plus `requirements`.
+
+    `editables` pairs each package with its extras (``""`` or ``"[dev]"``), dependencies
+    first. Used for every package's venv and for docs/.venv.
+
+    Returns:
+        The interpreter's identity, for the caller's stamp.
+    """
+    (venv / STAMP).unlink(missing_ok=True)  # a failed install must not look fresh
+    identity = make_venv(venv, python, venv.parent.name)
+    pip = tools_pip(python)
+    # Step 1: pip itself and the build backend, so that step 2 can skip build isolation
+    # (isolation would build a throwaway setuptools env for every editable: ~1.5 s each).
+    build_requires = sorted({r for package, _ in editables for r in package.build_requires})
+    pip_install(pip, venv, ["pip", *build_requires], quiet=quiet)
+    # Step 2: one resolver run. Every local library is named as an editable path, so pip
+    # satisfies `shared-audio>=0.1.0` from the path and never asks an index for that name.
+    args: list[str] = []
+    for package, extras in editables:
+        args += ["--editable", f"{package.path}{extras}"]
+    pip_install(pip, venv, ["--no-build-isolation", *args, *requirements], quiet=quiet)
+    return identity
+
+
 def install_package(folder: str, python: str, packages: dict[str, Package], *, quiet: bool) -> None:
     """Build `folder`/.venv: the package editable with [dev], and its local libraries."""
     package = find_package(folder, packages)
     deps = local_deps(package, packages)
     started = time.perf_counter()
-    venv = package.path / VENV
-    (venv / STAMP).unlink(missing_ok=True)  # a failed install must not look fresh
-    make_venv(venv, python, package.path.name)
-    pip = tools_pip(python)
-    # Step 1: pip itself and the build backend, so that step 2 can skip build isolation
-    # (isolation would build a throwaway setuptools env for every editable: ~1.5 s each).
-    build_requires = sorted({r for p in [package, *deps] for r in p.build_requires})
-    pip_install(pip, venv, ["pip", *build_requires], quiet=quiet)
-    # Step 2: one resolver run. Every local library is named as an editable path, so pip
-    # satisfies `shared-audio>=0.1.0` from the path and never asks an index for that name.
-    editables: list[str] = []
-    for dep in deps:
-        editables += ["--editable", str(dep.path)]
-    editables += ["--editable", f"{package.path}[dev]"]
-    pip_install(pip, venv, ["--no-build-isolation", *editables], quiet=quiet)
-    write_stamp(package.path, interpreter_identity(python), deps)
+    editables = [(dep, "") for dep in deps] + [(package, "[dev]")]
+    identity = build_venv(package.path / VENV, python, editables, quiet=quiet)
+    write_stamp(package.path, identity, deps)
     elapsed = time.perf_counter() - started
     names = ", ".join(d.rel for d in deps) or "none"
     print(f"installed {package.rel} in {elapsed:.1f} s (local libraries: {names})", flush=True)
@@ -320,7 +343,7 @@ def install_tools(python: str, *, quiet: bool) -> None:
     started = time.perf_counter()
     venv = ROOT / VENV
     (venv / STAMP).unlink(missing_ok=True)
-    make_venv(venv, python, "tools")
+    identity = make_venv(venv, python, "tools")
     pip = host_pip(python)
     if pip is None:
         # No usable pip next to the interpreter (e.g. Debian without python3-pip): bootstrap
@@ -337,7 +360,7 @@ def install_tools(python: str, *, quiet: bool) -> None:
         ["--no-deps", "--ignore-requires-python", DIRSCHEMA_REQUIREMENT],
         quiet=quiet,
     )
-    (venv / STAMP).write_text(interpreter_identity(python) + "\n")
+    (venv / STAMP).write_text(identity + "\n")
     print(f"installed the tools environment (.venv) in {time.perf_counter() - started:.1f} s")
 
 
