@@ -27,22 +27,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import workspace  # noqa: E402  (a script beside this one, not an installed module)
+import workspace  # noqa: E402  (scripts beside this one, not installed modules)
+from structure_validation import git_files  # noqa: E402
 
 
 def copy_repo(target: Path) -> None:
     """Copy what git would track (tracked + untracked-not-ignored files): no venvs."""
-    listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listing.split("\0")):
-        source = REPO / rel
-        if source.is_file():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / rel)
+    files = git_files(REPO)
+    if files is None:
+        raise SystemExit("the benchmark copies the repo's git-tracked files: run it in a clone")
+    for rel in files:
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target / rel)
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:

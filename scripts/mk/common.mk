@@ -9,12 +9,14 @@ MAKEFLAGS += --no-builtin-rules --no-print-directory
 
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 
-# The interpreter for every venv; override with `make install PYTHON=python3.13`.
-PYTHON ?= python3
+# The interpreter for every venv. `make install PYTHON=python3.13` picks one; it is recorded in
+# .make/python-id, and later commands (package Makefiles too) keep using it until PYTHON is
+# given again, so `cd apps/sts-service && make test` never rebuilds a venv with another Python.
+PYTHON_ID := $(ROOT)/.make/python-id
+PYTHON ?= $(or $(firstword $(file <$(PYTHON_ID))),python3)
 TOOLS_VENV := $(ROOT)/.venv
 TOOLS_PY := $(TOOLS_VENV)/bin/python
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
-PYTHON_ID := $(ROOT)/.make/python-id
 WORKSPACE := $(TOOLS_PY) $(ROOT)/scripts/workspace.py --python $(PYTHON) $(if $(VERBOSE),--verbose)
 
 .PHONY: FORCE
@@ -27,7 +29,8 @@ $(PYTHON_ID): ;  # a parent make checked it moments ago, in this same run
 else
 $(PYTHON_ID): FORCE
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \
-	  echo "error: PYTHON=$(PYTHON) was not found. Install Python >= 3.10 or pass PYTHON=/path/to/python3.X" >&2; \
+	  echo "error: PYTHON=$(PYTHON) was not found. Install Python >= 3.10 or pass PYTHON=/path/to/python3.X" \
+	    "(the last one used is remembered in .make/python-id)" >&2; \
 	  exit 1; }
 	@$(PYTHON) $(ROOT)/scripts/mk/check_python.py $@
 endif

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -40,6 +41,20 @@ def run(
         check=False,
     )
     return Result(done.returncode, done.stdout)
+
+
+def copy_tracked_tree(target: Path, source: Path = REPO) -> None:
+    """Copy what git would track in `source` (tracked files plus untracked files that are not
+    ignored: no venvs, caches or build outputs) into `target`."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=source,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in sorted({n for n in listing.split("\0") if n and (source / n).is_file()}):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, target / name)
 
 
 def package_venv_python(package: str) -> Path:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from scaffold import MiniRepo
+from scaffold import MiniRepo, run
 
 FAILING_TEST = """\
 def test_fails_on_purpose():
@@ -120,3 +121,13 @@ def test_package_make_targets_run_alone(mini_repo: MiniRepo) -> None:
 
     assert result.returncode == 0, result.output
     assert "1 passed" in result.output
+
+
+def test_package_make_keeps_the_interpreter_chosen_at_the_root(mini_repo: MiniRepo) -> None:
+    # The venvs were built with PYTHON=<this interpreter>; a later command without PYTHON
+    # must reuse it (recorded in .make/python-id), not rebuild with the default python3.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHON"}
+    result = run(["make", "-C", "libs/beta", "install"], cwd=mini_repo.root, env=env)
+
+    assert result.returncode == 0, result.output
+    assert "installed" not in result.output
