@@ -60,17 +60,20 @@ $(foreach loop,$(PACKAGE_LOOPS),$(eval $(call member_rule,$(loop))))
 $(foreach loop,$(filter-out clean,$(PACKAGE_LOOPS)),$(addprefix $(loop)/,$(PACKAGES))): $(TOOLS_STAMP)
 
 # The scripts member: the repo's own scripts and the scaffold tests, run from the tools env.
-SCRIPTS_SOURCES := scripts
+# Python outside the packages: the scripts, the fixture generators and the Sphinx config
+# (linted only: Sphinx lives in docs/.venv, so mypy in the tools env cannot see its types).
+SCRIPTS_SOURCES := scripts .specify/test-fixtures
+LINT_ONLY_SOURCES := docs/conf.py
 lint/scripts: $(TOOLS_STAMP)
 	@echo "==> lint: scripts"
 	@mkdir -p $(STATUS)/lint
-	@if $(TOOLS_VENV)/bin/ruff check --config pyproject.toml $(SCRIPTS_SOURCES) && \
-	    $(TOOLS_VENV)/bin/ruff format --check --config pyproject.toml $(SCRIPTS_SOURCES) && \
+	@if $(TOOLS_VENV)/bin/ruff check --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES) && \
+	    $(TOOLS_VENV)/bin/ruff format --check --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES) && \
 	    $(TOOLS_PY) scripts/workspace.py check; \
 	then rm -f $(STATUS)/lint/scripts; else touch $(STATUS)/lint/scripts; echo "==> lint: FAILED in scripts"; fi
 format/scripts: $(TOOLS_STAMP)
-	$(TOOLS_VENV)/bin/ruff format --config pyproject.toml $(SCRIPTS_SOURCES)
-	$(TOOLS_VENV)/bin/ruff check --fix --config pyproject.toml $(SCRIPTS_SOURCES)
+	$(TOOLS_VENV)/bin/ruff format --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES)
+	$(TOOLS_VENV)/bin/ruff check --fix --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES)
 type-check/scripts: $(TOOLS_STAMP)
 	@echo "==> type-check: scripts"
 	@mkdir -p $(STATUS)/type-check
@@ -84,7 +87,7 @@ test/scripts test-coverage/scripts: $(TOOLS_STAMP)
 bench/scripts: $(TOOLS_STAMP)
 	@for script in $(wildcard scripts/bench/*.py); do echo "== scripts: $$script"; $(TOOLS_PY) $$script; done
 clean/scripts:
-	rm -rf .venv .make .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage *.egg-info docs/_build
+	rm -rf .venv docs/.venv .make .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage *.egg-info docs/_build
 	find scripts -name __pycache__ -type d -prune -exec rm -rf {} +
 
 $(eval $(call loop_rule,install,$(PACKAGES)))

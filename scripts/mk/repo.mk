@@ -1,1 +1,41 @@
 # Repository delivery (hooks, docs, package generator). Included by the root Makefile.
+
+.PHONY: install-hooks docs new-service new-lib
+
+# ---- git hooks ------------------------------------------------------------------------------
+HOOKS_DIR = $(shell git rev-parse --git-path hooks 2>/dev/null)
+
+install-hooks: ## Install the pre-commit hook (.codex/hooks/pre-commit) into this clone's git hooks
+	@test -n "$(HOOKS_DIR)" || { echo "error: not a git checkout: run git init or clone first" >&2; exit 1; }
+	@mkdir -p "$(HOOKS_DIR)"
+	@install -m 0755 .codex/hooks/pre-commit "$(HOOKS_DIR)/pre-commit"
+	@echo "installed $(HOOKS_DIR)/pre-commit (bypass once with: git commit --no-verify)"
+
+# ---- docs -----------------------------------------------------------------------------------
+# -E: re-read every source on each build; an incremental build would hide old warnings.
+# docs/.venv holds Sphinx (the root `docs` extra) and every package, editable: autodoc imports
+# them, and they need pydantic 2, which the tools env (pydantic 1, for dirschema) cannot hold.
+DOCS_SRC ?= docs
+DOCS_OUT ?= docs/_build/html
+DOCS_VENV := docs/.venv
+DOCS_STAMP := $(DOCS_VENV)/.installed
+
+$(DOCS_STAMP): pyproject.toml $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml) $(PYTHON_ID) | $(TOOLS_STAMP)
+	@$(TOOLS_PY) scripts/docs_env.py --python $(PYTHON) $(if $(VERBOSE),--verbose)
+
+docs: $(DOCS_STAMP) ## Build the docs (Sphinx + API pages from docstrings) into docs/_build/html; warnings fail
+	$(DOCS_VENV)/bin/sphinx-build -E -W --keep-going -q -b html $(DOCS_SRC) $(DOCS_OUT)
+	@echo "docs: OK ($(DOCS_OUT)/index.html)"
+
+# ---- new packages ---------------------------------------------------------------------------
+NEW_PACKAGE = $(TOOLS_PY) scripts/new_package.py $(1) "$(NAME)" \
+  $(if $(DESCRIPTION),--description "$(DESCRIPTION)") $(if $(PORT),--port $(PORT)) \
+  $(if $(PYPI_URL),--pypi-url "$(PYPI_URL)")
+
+new-service: $(TOOLS_STAMP) ## Create apps/NAME from the templates: make new-service NAME=foo-bar [DESCRIPTION=...] [PORT=...]
+	@test -n "$(NAME)" || { echo "error: give a name: make new-service NAME=foo-bar" >&2; exit 1; }
+	@$(call NEW_PACKAGE,service)
+
+new-lib: $(TOOLS_STAMP) ## Create libs/NAME from the templates: make new-lib NAME=foo-bar [DESCRIPTION=...]
+	@test -n "$(NAME)" || { echo "error: give a name: make new-lib NAME=foo-bar" >&2; exit 1; }
+	@$(call NEW_PACKAGE,lib)

@@ -36,7 +36,7 @@ class SpecFormatError(ValueError):
 
 
 def render_schema_block() -> str:
-    """The text that belongs between the markers: the schema in a ```json fence."""
+    """The text that belongs between the markers: the schema in a fenced ``json`` block."""
     return f"```json\n{contract_json_schema_text()}```\n"
 
 

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Create a new package from .specify/templates/package: ``make new-service NAME=foo-bar``.
+
+Usage (from the root tools environment, which `make install` builds)::
+
+    make new-service NAME=foo-bar [DESCRIPTION="..."]     # apps/foo-bar, import name foo_bar
+    make new-lib NAME=foo-bar [DESCRIPTION="..."]         # libs/foo-bar
+    .venv/bin/python scripts/new_package.py {service,lib} NAME [--description TEXT] [--port N]
+
+What it writes:
+
+* ``pyproject.toml``: PEP 621 metadata; ``[build-system]`` and the ``dev`` extra are copied from
+  the root pyproject.toml (so they cannot drift); the flat layout of errata 5
+  (``package-dir``, an explicit ``packages`` list, ``py.typed`` as package data); a service
+  depends on ``shared-audio`` and ``shared-utils`` by name (``make install`` wires their paths);
+* ``Makefile`` (one include of scripts/mk/package.mk or app.mk), ``README.md``;
+* the import package with ``__init__.py`` and ``py.typed``; a service also gets ``main.py``
+  (a ``GET /v1/health`` endpoint on the standard library's HTTP server) and ``__main__.py``
+  (what ``make dev`` runs);
+* ``tests/unit`` (services also ``tests/contract`` and ``tests/integration``), each with a
+  first real test.
+
+The name must be kebab-case (the rule of .schemas/monorepo-structure.yaml) and not taken by a
+folder or a project name. When PyPI already serves the name, a warning explains the
+dependency-confusion risk (errata 3); offline, the output says the check was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from workspace import ROOT, WorkspaceError, canonical_name, discover, load_toml
+
+TEMPLATES = ROOT / ".specify" / "templates" / "package"
+#: Same rule as the package-folder rule of .schemas/monorepo-structure.yaml (a test compares
+#: the two): lowercase words of letters and digits joined by '-', starting with a letter, at
+#: most 4 words.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+){0,3}$")
+PYPI_JSON_URL = "https://pypi.org/pypi"
+PYPI_TIMEOUT_S = 3.0
+DEFAULT_PORT = 8080
+#: Local libraries every new service depends on (by name; their paths are wired by the installer).
+SERVICE_LOCAL_DEPENDENCIES = ("shared-audio>=0.1.0", "shared-utils>=0.1.0")
+#: Third-party packages the service template imports itself (shared-utils brings them too).
+SERVICE_DEPENDENCIES = ("pydantic>=2.7", "pydantic-settings>=2.3")
+KINDS = {"service": "apps", "lib": "libs"}
+
+
+class GeneratorError(Exception):
+    """Bad input or a state the generator refuses to touch; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to generate."""
+
+    kind: str  # "service" or "lib"
+    name: str  # kebab-case folder and project name
+    description: str
+    port: int
+    root: Path = ROOT
+
+    @property
+    def folder(self) -> Path:
+        """The new package's folder."""
+        return self.root / KINDS[self.kind] / self.name
+
+    @property
+    def import_name(self) -> str:
+        """The import package: the name with '-' replaced by '_'."""
+        return self.name.replace("-", "_")
+
+    def placeholders(self) -> dict[str, str]:
+        """Values of the ``{{key}}`` placeholders of the templates."""
+        return {
+            "name": self.name,
+            "import_name": self.import_name,
+            "description": self.description,
+            "makefile_fragment": "app.mk" if self.kind == "service" else "package.mk",
+            "env_prefix": self.import_name.upper() + "_",
+            "port": str(self.port),
+        }
+
+
+def check_name(name: str, kind: str, root: Path = ROOT) -> None:
+    """Refuse a name that is not kebab-case, shadows a module, or is already taken."""
+    if not NAME_PATTERN.match(name):
+        raise GeneratorError(
+            f"invalid name {name!r}: use kebab-case, lowercase words of letters and digits "
+            "joined by '-', starting with a letter, at most 4 words (e.g. audio-mixer)"
+        )
+    import_name = name.replace("-", "_")
+    if import_name in sys.stdlib_module_names:
+        raise GeneratorError(
+            f"invalid name {name!r}: its import name {import_name!r} would shadow the standard "
+            "library module of that name; choose another name"
+        )
+    for group in KINDS.values():
+        if (root / group / name).exists():
+            raise GeneratorError(f"name {name!r} is taken: {group}/{name} already exists")
+    try:
+        packages = discover(root)
+    except WorkspaceError as exc:
+        raise GeneratorError(f"cannot read the existing packages: {exc}") from None
+    taken = packages.get(canonical_name(name))
+    if taken is not None:
+        where = taken.path.relative_to(root.resolve()).as_posix()
+        raise GeneratorError(f"name {name!r} is taken: it is the project name of {where}")
+    if any(package.import_name == import_name for package in packages.values()):
+        raise GeneratorError(f"name {name!r} is taken: import name {import_name!r} exists")
+
+
+def check_description(description: str) -> None:
+    """Refuse text that cannot go verbatim into a docstring, a string literal or TOML."""
+    bad = sorted(set(description) & set('"\\{}\n\r\t`'))
+    if not description.strip() or bad:
+        raise GeneratorError(
+            f"invalid description {description!r}: one line of text without {bad or 'nothing'}"
+        )
+
+
+def pypi_status(name: str, base_url: str = PYPI_JSON_URL, timeout: float = PYPI_TIMEOUT_S) -> str:
+    """A line saying whether PyPI serves `name`: a warning, an all-clear, or "skipped"."""
+    url = f"{base_url.rstrip('/')}/{name}/json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            versions = sorted(json.load(response).get("releases", {}))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return f"PyPI check: {name!r} is not on PyPI (good: nobody can shadow it there yet)"
+        return f"PyPI check skipped: {url} answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"PyPI check skipped (offline or unreachable: {reason})"
+    shown = ", ".join(versions[-3:]) or "no release"
+    return (
+        f"WARNING: PyPI already serves a project named {name!r} ({shown}). Anyone running a "
+        f"plain `pip install {name}` gets that stranger's code, not this package (dependency "
+        "confusion, errata 3). `make install` always installs local packages from their "
+        "folders; consider a more distinctive name."
+    )
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    """Replace every ``{{key}}``; fail on an unknown one."""
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    leftover = re.search(r"\{\{\s*\w+\s*\}\}", text)
+    if leftover:
+        raise GeneratorError(f"template placeholder {leftover.group(0)} has no value")
+    return text
+
+
+def toml_array(items: list[str], indent: str = "  ") -> str:
+    """A multi-line TOML array of strings."""
+    if not items:
+        return "[]"
+    return "[\n" + "".join(f"{indent}{json.dumps(item)},\n" for item in items) + "]"
+
+
+def pyproject_text(spec: Spec, root: Path = ROOT) -> str:
+    """The new package's pyproject.toml, with [build-system] and the dev list from the root."""
+    root_data = load_toml(root / "pyproject.toml")
+    build = root_data["build-system"]
+    dev = list(root_data["project"]["optional-dependencies"]["dev"])
+    dependencies = (
+        [*SERVICE_LOCAL_DEPENDENCIES, *SERVICE_DEPENDENCIES] if spec.kind == "service" else []
+    )
+    scripts = ""
+    if spec.kind == "service":
+        scripts = f'\n[project.scripts]\n{spec.name} = "{spec.import_name}.main:main"\n'
+    return (
+        "# Generated by scripts/new_package.py. [build-system] and the first lines of the dev\n"
+        "# extra are the root pyproject.toml's (`make lint` fails when they drift).\n"
+        "[build-system]\n"
+        f"requires = {json.dumps(build['requires'])}\n"
+        f"build-backend = {json.dumps(build['build-backend'])}\n"
+        "\n[project]\n"
+        f"name = {json.dumps(spec.name)}\n"
+        'version = "0.1.0"\n'
+        f"description = {json.dumps(spec.description)}\n"
+        'readme = "README.md"\n'
+        'requires-python = ">=3.10"\n'
+        f"dependencies = {toml_array(dependencies)}\n"
+        "\n[project.optional-dependencies]\n"
+        f"dev = {toml_array(dev)}\n"
+        f"{scripts}"
+        "\n# Flat layout with an explicit package list: setuptools then writes a plain path into\n"
+        "# the editable .pth file, which mypy can follow (errata 5). List every subpackage.\n"
+        "[tool.setuptools]\n"
+        'package-dir = { "" = "." }\n'
+        f'packages = ["{spec.import_name}"]\n'
+        "\n[tool.setuptools.package-data]\n"
+        f'{spec.import_name} = ["py.typed"]\n'
+    )
+
+
+def template_files(kind: str) -> list[tuple[Path, Path]]:
+    """(template file, path relative to the new package) for every file of `kind`."""
+    layers = [TEMPLATES / "common", TEMPLATES / ("service" if kind == "service" else "library")]
+    files: list[tuple[Path, Path]] = []
+    for layer in layers:
+        for source in sorted(p for p in layer.rglob("*") if p.is_file()):
+            relative = source.relative_to(layer)
+            if relative.suffix == ".tmpl":
+                relative = relative.with_suffix("")
+            files.append((source, relative))
+    return files
+
+
+def generate(spec: Spec) -> list[Path]:
+    """Write the package; return the files written. Nothing is written if a check fails."""
+    check_name(spec.name, spec.kind, spec.root)
+    check_description(spec.description)
+    values = spec.placeholders()
+    outputs: dict[Path, str | bytes] = {
+        spec.folder / "pyproject.toml": pyproject_text(spec, spec.root)
+    }
+    for source, relative in template_files(spec.kind):
+        target = spec.folder / Path(
+            *(
+                values["import_name"] if part == "__import_name__" else part
+                for part in relative.parts
+            )
+        )
+        if source.suffix == ".tmpl":
+            outputs[target] = render(source.read_text(), values)
+        else:
+            outputs[target] = source.read_bytes()
+    try:
+        for target, content in outputs.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+    except OSError:
+        shutil.rmtree(spec.folder, ignore_errors=True)
+        raise
+    return sorted(outputs)
+
+
+def tidy(folder: Path) -> str:
+    """Sort imports and format the new code as the package's own `make lint` will check it.
+
+    ruff decides which imports are first-party from where it runs, so it runs in the package
+    folder, with the root configuration, exactly as scripts/mk/package.mk runs it.
+    """
+    ruff = ROOT / ".venv" / "bin" / "ruff"
+    if not ruff.exists():
+        return "ruff not found in .venv: run `make install`, then `make format` to tidy it"
+    config = str(ROOT / "pyproject.toml")
+    for command in (
+        [str(ruff), "check", "--quiet", "--fix", "--select", "I", "--config", config, "."],
+        [str(ruff), "format", "--quiet", "--config", config, "."],
+    ):
+        subprocess.run(command, cwd=folder, check=False)
+    return "formatted with ruff (root configuration)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=sorted(KINDS), help="service (apps/) or lib (libs/)")
+    parser.add_argument("name", help="kebab-case name, e.g. audio-mixer")
+    parser.add_argument("--description", default="", help="one line for pyproject and README")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="a service's default port")
+    parser.add_argument("--pypi-url", default=PYPI_JSON_URL, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    kind_word = "service" if args.kind == "service" else "library"
+    description = args.description or f"The {args.name} {kind_word}."
+    spec = Spec(args.kind, args.name, description, args.port)
+    try:
+        if not 1 <= spec.port <= 65535:
+            raise GeneratorError(f"invalid port {spec.port}: use 1-65535")
+        check_name(spec.name, spec.kind)
+        check_description(spec.description)
+        print(pypi_status(spec.name, args.pypi_url))
+        written = generate(spec)
+    except GeneratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    rel = spec.folder.relative_to(ROOT).as_posix()
+    print(f"created {rel} ({kind_word}, import name {spec.import_name}): {len(written)} files")
+    print(tidy(spec.folder))
+    print(f"next: make install && make check test   (or: cd {rel} && make test)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

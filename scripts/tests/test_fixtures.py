@@ -1,0 +1,194 @@
+"""The shared test fixtures (.specify/test-fixtures) are real: loaded, validated, generated.
+
+The contract fixtures are validated twice: by the pydantic models of shared_utils.contract (in
+libs/shared-utils/.venv, since the tools env holds pydantic 1) and by the JSON Schema published
+in specs/002-sts-contract.md (check-jsonschema, in the tools env).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from scaffold import REPO, TOOLS_VENV, package_venv_python, run
+
+FIXTURES = REPO / ".specify" / "test-fixtures"
+VALID = sorted((FIXTURES / "contract" / "valid").glob("*.json"))
+INVALID = sorted((FIXTURES / "contract" / "invalid").glob("*.json"))
+SAMPLE_GENERATOR = FIXTURES / "audio" / "make_sample.py"
+SPEC = REPO / "specs" / "002-sts-contract.md"
+
+MODEL_BY_PREFIX = {
+    "process-request": "ProcessRequest",
+    "process-response": "ProcessResponse",
+    "health-response": "HealthResponse",
+    "error-response": "ErrorResponse",
+}
+
+# Run in libs/shared-utils/.venv: validate each file with its model, print one JSON verdict each.
+VALIDATE = """
+import json, sys
+from pydantic import ValidationError
+from shared_utils.contract import CONTRACT_MODELS
+verdicts = {}
+for model_name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    text = open(path).read()
+    try:
+        model = CONTRACT_MODELS[model_name].model_validate_json(text)
+    except ValidationError as exc:
+        verdicts[path] = {"ok": False, "error": str(exc)}
+    else:
+        same = model.model_dump(mode="json") == json.loads(text)
+        verdicts[path] = {"ok": True, "round_trip": same}
+print(json.dumps({"models": sorted(CONTRACT_MODELS), "verdicts": verdicts}))
+"""
+
+
+def model_for(path: Path) -> str:
+    for prefix, model in MODEL_BY_PREFIX.items():
+        if path.name.startswith(prefix):
+            return model
+    raise AssertionError(f"{path}: the name does not say which model it is for")
+
+
+def pydantic_verdicts(paths: list[Path]) -> tuple[list[str], dict[str, dict[str, object]]]:
+    python = package_venv_python("libs/shared-utils")
+    args = [item for path in paths for item in (model_for(path), str(path))]
+    result = run([str(python), "-c", VALIDATE, *args], cwd=REPO)
+    assert result.returncode == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    return data["models"], data["verdicts"]
+
+
+def test_there_are_fixtures() -> None:
+    assert len(VALID) >= 4
+    assert len(INVALID) >= 4
+
+
+def test_valid_fixtures_validate_and_round_trip_with_the_models() -> None:
+    models, verdicts = pydantic_verdicts(VALID)
+
+    for path in VALID:
+        assert verdicts[str(path)] == {"ok": True, "round_trip": True}, path.name
+    assert sorted({model_for(path) for path in VALID}) == models  # every model has an example
+
+
+def test_invalid_fixtures_are_rejected_by_the_models() -> None:
+    _, verdicts = pydantic_verdicts(INVALID)
+
+    for path in INVALID:
+        assert verdicts[str(path)]["ok"] is False, f"{path.name} was accepted"
+
+
+EXPECTED_ERRORS = {
+    "process-request-bad-base64.json": "data_base64 is not valid base64",
+    "process-request-negative-sequence.json": "sequence_number",
+    "process-request-unsupported-rate.json": "sample rate 12345 Hz is not supported",
+    "process-request-timeout-too-long.json": "timeout_ms",
+    "process-request-unknown-field.json": "priority",
+    "process-response-failed-without-error.json": "status=failed needs an error",
+}
+
+
+def test_each_invalid_fixture_fails_for_its_stated_reason() -> None:
+    _, verdicts = pydantic_verdicts(INVALID)
+
+    assert sorted(EXPECTED_ERRORS) == sorted(path.name for path in INVALID)
+    for path in INVALID:
+        assert EXPECTED_ERRORS[path.name] in str(verdicts[str(path)]["error"]), path.name
+
+
+def published_schema() -> dict[str, object]:
+    text = SPEC.read_text()
+    block = text.split("<!-- BEGIN GENERATED CONTRACT SCHEMA -->", 1)[1]
+    block = block.split("<!-- END GENERATED CONTRACT SCHEMA -->", 1)[0]
+    found = re.search(r"```json\n(.*?)```", block, re.DOTALL)
+    assert found, f"{SPEC}: no ```json block between the schema markers"
+    schema: dict[str, object] = json.loads(found.group(1))
+    return schema
+
+
+@pytest.mark.parametrize("path", VALID, ids=[path.name for path in VALID])
+def test_valid_fixture_matches_the_published_json_schema(path: Path, tmp_path: Path) -> None:
+    schema = published_schema()
+    schema_file = tmp_path / "schema.json"
+    rooted = {**schema, "$ref": f"#/$defs/{model_for(path)}"}
+    schema_file.write_text(json.dumps(rooted))
+
+    result = run(
+        [str(TOOLS_VENV / "bin" / "check-jsonschema"), "--schemafile", str(schema_file), str(path)],
+        cwd=REPO,
+    )
+
+    assert result.returncode == 0, result.output
+
+
+def test_published_json_schema_rejects_a_schema_level_violation(tmp_path: Path) -> None:
+    path = FIXTURES / "contract" / "invalid" / "process-request-negative-sequence.json"
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps({**published_schema(), "$ref": "#/$defs/ProcessRequest"}))
+
+    result = run(
+        [str(TOOLS_VENV / "bin" / "check-jsonschema"), "--schemafile", str(schema_file), str(path)],
+        cwd=REPO,
+    )
+
+    assert result.returncode == 1
+    assert "sequence_number" in result.output
+
+
+def test_audio_sample_generator_is_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.wav", tmp_path / "b.wav"
+    for target in (first, second):
+        result = run([sys.executable, str(SAMPLE_GENERATOR), str(target), "--seconds", "2"], REPO)
+        assert result.returncode == 0, result.output
+        assert "32000 frames, 16000 Hz, 1 channel(s)" in result.output
+
+    assert first.read_bytes() == second.read_bytes()
+
+
+# Run in libs/shared-audio/.venv: read the sample with the real library and measure it.
+MEASURE = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from make_sample import speech_regions
+from shared_audio import read_wav, is_speech, is_silent
+fmt, samples = read_wav(sys.argv[1])
+rate = fmt.sample_rate
+regions = speech_regions(len(samples) / rate)
+speech = [is_speech(samples[round(a * rate):round(b * rate)]) for a, b in regions]
+gaps = [is_silent(samples[round(b * rate):round((a + 1) * rate)]) for a, b in regions]
+print(json.dumps({"rate": rate, "channels": fmt.channels, "frames": len(samples),
+                  "speech": speech, "gaps": gaps}))
+"""
+
+
+def test_audio_sample_reads_with_shared_audio_as_described(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.wav"
+    made = run([sys.executable, str(SAMPLE_GENERATOR), str(sample), "--seconds", "3"], REPO)
+    assert made.returncode == 0, made.output
+    python = package_venv_python("libs/shared-audio")
+
+    result = run([str(python), "-c", MEASURE, str(sample), str(SAMPLE_GENERATOR.parent)], REPO)
+
+    assert result.returncode == 0, result.output
+    measured = json.loads(result.output.strip().splitlines()[-1])
+    assert measured == {
+        "rate": 16000,
+        "channels": 1,
+        "frames": 48000,
+        "speech": [True, True, True],
+        "gaps": [True, True, True],
+    }
+
+
+def test_audio_sample_generator_rejects_a_bad_length(tmp_path: Path) -> None:
+    result = run(
+        [sys.executable, str(SAMPLE_GENERATOR), str(tmp_path / "x.wav"), "--seconds", "0"], REPO
+    )
+
+    assert result.returncode == 2
+    assert "--seconds must be in (0, 600]" in result.output

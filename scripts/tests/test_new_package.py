@@ -1,0 +1,283 @@
+"""The package generator (scripts/new_package.py, `make new-service` / `make new-lib`).
+
+The slow test is the proof: in a copy of the repo it generates a service and a library, then
+runs the root `make install`, `make validate-structure`, `make check` and `make test` there,
+with no edit by hand, and finds the new packages in every loop's output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, run
+
+sys.path.insert(0, str(REPO / "scripts"))
+
+import new_package
+from workspace import load_toml
+
+
+def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
+    spec = new_package.Spec(kind, name, f"The {name} package.", 8123, root)
+    new_package.generate(spec)
+    return spec
+
+
+@pytest.fixture
+def mini_root(tmp_path: Path) -> Path:
+    """A root with the real pyproject.toml and one existing library."""
+    root = tmp_path / "repo"
+    (root / "libs" / "shared-audio").mkdir(parents=True)
+    (root / "apps").mkdir()
+    shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy2(
+        REPO / "libs" / "shared-audio" / "pyproject.toml",
+        root / "libs" / "shared-audio" / "pyproject.toml",
+    )
+    return root
+
+
+# ---- names -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Foo", "foo_bar", "1foo", "foo-", "foo--bar", "a-b-c-d-e", ""])
+def test_non_kebab_names_are_refused(mini_root: Path, name: str) -> None:
+    with pytest.raises(new_package.GeneratorError, match="use kebab-case"):
+        new_package.check_name(name, "lib", mini_root)
+
+
+def test_a_taken_folder_is_refused(mini_root: Path) -> None:
+    with pytest.raises(new_package.GeneratorError, match="libs/shared-audio already exists"):
+        new_package.check_name("shared-audio", "service", mini_root)
+
+
+def test_a_taken_project_name_is_refused(mini_root: Path) -> None:
+    (mini_root / "libs" / "shared-audio").rename(mini_root / "libs" / "audio-core")
+
+    with pytest.raises(new_package.GeneratorError, match="project name of libs/audio-core"):
+        new_package.check_name("shared-audio", "lib", mini_root)
+
+
+def test_a_stdlib_module_name_is_refused(mini_root: Path) -> None:
+    with pytest.raises(new_package.GeneratorError, match="shadow the standard library"):
+        new_package.check_name("json", "lib", mini_root)
+
+
+def schema_name_pattern() -> re.Pattern[str]:
+    text = (REPO / ".schemas" / "monorepo-structure.yaml").read_text()
+    found = re.search(r'match: "\^\(apps\|libs\)/(\[a-z\][^"]*)"', text)
+    assert found, "the schema's package-folder naming rule was not found"
+    return re.compile("^" + found.group(1))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["foo", "foo-bar", "a1-b2-c3-d4", "a-b-c-d-e", "Foo", "foo_bar", "1foo", "foo-", "x9", "-a"],
+)
+def test_the_name_rule_is_the_structure_schemas(name: str) -> None:
+    assert bool(new_package.NAME_PATTERN.match(name)) == bool(schema_name_pattern().match(name))
+
+
+# ---- the PyPI check --------------------------------------------------------------------------
+
+
+class _FakePyPI(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/taken-name/json":
+            body = json.dumps({"releases": {"0.1": [], "1.0": []}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_pypi() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePyPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_a_name_served_by_the_index_gets_a_dependency_confusion_warning(fake_pypi: str) -> None:
+    status = new_package.pypi_status("taken-name", fake_pypi)
+
+    assert status.startswith("WARNING: PyPI already serves a project named 'taken-name'")
+    assert "dependency confusion" in status
+
+
+def test_a_free_name_says_so(fake_pypi: str) -> None:
+    assert "is not on PyPI" in new_package.pypi_status("free-name", fake_pypi)
+
+
+def test_offline_the_check_is_skipped_and_says_so() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePyPI)
+    port = server.server_port
+    server.server_close()  # nothing listens there now
+
+    status = new_package.pypi_status("any-name", f"http://127.0.0.1:{port}", timeout=2)
+
+    assert status.startswith("PyPI check skipped (offline or unreachable")
+
+
+# ---- what it writes --------------------------------------------------------------------------
+
+
+def test_pyproject_copies_the_root_dev_list_and_build_system(mini_root: Path) -> None:
+    spec = generate_into(mini_root, "service", "audio-mixer")
+
+    data = load_toml(spec.folder / "pyproject.toml")
+    root = load_toml(REPO / "pyproject.toml")
+    assert data["build-system"] == root["build-system"]
+    assert (
+        data["project"]["optional-dependencies"]["dev"]
+        == (root["project"]["optional-dependencies"]["dev"])
+    )
+    assert data["project"]["requires-python"] == ">=3.10"
+    assert data["project"]["dependencies"][:2] == ["shared-audio>=0.1.0", "shared-utils>=0.1.0"]
+    assert data["tool"]["setuptools"] == {
+        "package-dir": {"": "."},
+        "packages": ["audio_mixer"],
+        "package-data": {"audio_mixer": ["py.typed"]},
+    }
+
+
+def test_a_service_gets_the_health_endpoint_tests_and_dev_target(mini_root: Path) -> None:
+    spec = generate_into(mini_root, "service", "audio-mixer")
+    files = sorted(p.relative_to(spec.folder).as_posix() for p in spec.folder.rglob("*"))
+
+    for expected in [
+        "Makefile",
+        "README.md",
+        "audio_mixer/__init__.py",
+        "audio_mixer/__main__.py",
+        "audio_mixer/main.py",
+        "audio_mixer/py.typed",
+        "tests/contract/test_health_contract.py",
+        "tests/integration/test_process.py",
+        "tests/unit/test_main.py",
+    ]:
+        assert expected in files
+    assert not [name for name in files if name.endswith("__init__.py") and "tests" in name]
+    assert (spec.folder / "Makefile").read_text().endswith("include ../../scripts/mk/app.mk\n")
+    main = (spec.folder / "audio_mixer" / "main.py").read_text()
+    assert 'env_prefix="AUDIO_MIXER_"' in main
+    assert "HEALTH_PATH" in main
+    for path in spec.folder.rglob("*"):
+        if path.is_file():
+            assert "{{" not in path.read_text(), path
+
+
+def test_a_library_gets_unit_tests_and_no_service_parts(mini_root: Path) -> None:
+    spec = generate_into(mini_root, "lib", "audio-tools")
+    files = sorted(p.relative_to(spec.folder).as_posix() for p in spec.folder.rglob("*"))
+
+    assert files == [
+        "Makefile",
+        "README.md",
+        "audio_tools",
+        "audio_tools/__init__.py",
+        "audio_tools/py.typed",
+        "pyproject.toml",
+        "tests",
+        "tests/unit",
+        "tests/unit/test_version.py",
+    ]
+    assert (spec.folder / "Makefile").read_text().endswith("include ../../scripts/mk/package.mk\n")
+    assert load_toml(spec.folder / "pyproject.toml")["project"]["dependencies"] == []
+
+
+def test_a_bad_description_writes_nothing(mini_root: Path) -> None:
+    spec = new_package.Spec("lib", "audio-tools", 'say "hi"', 8123, mini_root)
+
+    with pytest.raises(new_package.GeneratorError, match="invalid description"):
+        new_package.generate(spec)
+    assert not spec.folder.exists()
+
+
+def test_make_new_service_without_a_name_says_how() -> None:
+    result = run(["make", "new-service"], cwd=REPO)
+
+    assert result.returncode != 0
+    assert "give a name: make new-service NAME=foo-bar" in result.output
+
+
+def test_make_new_lib_refuses_a_taken_name_and_writes_nothing() -> None:
+    result = run(["make", "new-lib", "NAME=shared-utils", "PYPI_URL=http://127.0.0.1:9"], REPO)
+
+    assert result.returncode != 0
+    assert "error: name 'shared-utils' is taken: libs/shared-utils already exists" in result.output
+
+
+# ---- the proof: a generated service and library pass every root loop ------------------------
+
+
+def copy_repo(target: Path) -> None:
+    """Copy what git would track and make it a git repo."""
+    copy_tracked_tree(target)
+    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=target, check=True)
+
+
+def build_python() -> str:
+    """The interpreter the real repo's venvs were built with (what `make install` used)."""
+    identity = REPO / ".make" / "python-id"
+    if identity.exists():
+        return identity.read_text().split()[0]
+    return sys.executable
+
+
+@pytest.mark.slow
+def test_generated_packages_pass_every_root_loop_in_a_copy_of_the_repo(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    copy_repo(root)
+    python = build_python()
+    # In the copy, the scaffold's slow tests (this one included: no recursion) are deselected;
+    # the outer run has them.
+    env = {"PYTEST_ADDOPTS": "-m 'not slow'"}
+
+    def make(*args: str) -> str:
+        result = run(["make", f"PYTHON={python}", *args], cwd=root, env=env, timeout=1800)
+        assert result.returncode == 0, f"make {' '.join(args)} failed:\n{result.output}"
+        return result.output
+
+    made = make("new-service", "NAME=audio-mixer", "PYPI_URL=http://127.0.0.1:9")
+    assert "created apps/audio-mixer" in made
+    assert "PyPI check skipped" in made
+    assert "created libs/audio-tools" in make("new-lib", "NAME=audio-tools")
+
+    outputs = {
+        "install": make("install"),
+        "validate-structure": make("validate-structure"),
+        "check": make("check"),
+        "test": make("test"),
+    }
+
+    assert "structure OK" in outputs["validate-structure"]
+    for loop in ("install", "check", "test"):
+        for package in ("apps/audio-mixer", "libs/audio-tools"):
+            assert f"==> {'lint' if loop == 'check' else loop}: {package}" in outputs[loop], loop
+    assert "==> type-check: apps/audio-mixer" in outputs["check"]
+    summary = re.search(r"^test: OK in all (\d+): (.*)$", outputs["test"], re.MULTILINE)
+    assert summary, outputs["test"]
+    assert "apps/audio-mixer" in summary.group(2) and "libs/audio-tools" in summary.group(2)
+    assert TOOLS_VENV.exists()  # the real repo's tools env was not touched
