@@ -42,7 +42,10 @@ class _Loop:
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
         if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(signal.SIGINT)  # the worker's graceful stop
+            # SIGTERM, not SIGINT: stream-worker stops gracefully on either, but a worker still
+            # starting up (no handler yet) dies quietly of SIGTERM, where SIGINT would print a
+            # KeyboardInterrupt traceback from the middle of Python's start-up.
+            self.child.send_signal(signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         loop.child = subprocess.Popen(command)
         if loop.is_stopping():  # the signal came between the check above and the start
-            loop.child.send_signal(signal.SIGINT)
+            loop.child.send_signal(signal.SIGTERM)
         try:
             status = loop.child.wait(timeout=None)
         finally:
