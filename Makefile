@@ -29,7 +29,7 @@ tools: $(TOOLS_STAMP) ## Build only the root tools environment (.venv)
 
 # ---------------------------------------------------------------------------------------------
 # The loops. For loop L and member M, target L/M runs `make L` in M and records the result;
-# target L then reports. The root's own scripts (scripts/) are a member too, run from .venv.
+# target L then reports. Members: every package, and scripts/ (all loops but install).
 # ---------------------------------------------------------------------------------------------
 
 define member_rule
@@ -57,38 +57,10 @@ $(foreach loop,$(PACKAGE_LOOPS),$(eval $(call member_rule,$(loop))))
 
 # Every loop but clean needs the tools environment first (it provides pip and the installer),
 # and checks the interpreter once for all packages.
-$(foreach loop,$(filter-out clean,$(PACKAGE_LOOPS)),$(addprefix $(loop)/,$(PACKAGES))): $(TOOLS_STAMP)
+$(foreach loop,$(filter-out clean,$(PACKAGE_LOOPS)),$(addprefix $(loop)/,$(PACKAGES) scripts)): $(TOOLS_STAMP)
 
-# The scripts member: the repo's own scripts and the scaffold tests, run from the tools env.
-# Python outside the packages: the scripts, the fixture generators and the Sphinx config
-# (linted only: Sphinx lives in docs/.venv, so mypy in the tools env cannot see its types).
-SCRIPTS_SOURCES := scripts .specify/test-fixtures
-LINT_ONLY_SOURCES := docs/conf.py
-lint/scripts: $(TOOLS_STAMP)
-	@echo "==> lint: scripts"
-	@mkdir -p $(STATUS)/lint
-	@if $(TOOLS_VENV)/bin/ruff check --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES) && \
-	    $(TOOLS_VENV)/bin/ruff format --check --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES) && \
-	    $(TOOLS_PY) scripts/workspace.py check; \
-	then rm -f $(STATUS)/lint/scripts; else touch $(STATUS)/lint/scripts; echo "==> lint: FAILED in scripts"; fi
-format/scripts: $(TOOLS_STAMP)
-	$(TOOLS_VENV)/bin/ruff format --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES)
-	$(TOOLS_VENV)/bin/ruff check --fix --config pyproject.toml $(SCRIPTS_SOURCES) $(LINT_ONLY_SOURCES)
-type-check/scripts: $(TOOLS_STAMP)
-	@echo "==> type-check: scripts"
-	@mkdir -p $(STATUS)/type-check
-	@if $(TOOLS_VENV)/bin/mypy --config-file pyproject.toml $(SCRIPTS_SOURCES); \
-	then rm -f $(STATUS)/type-check/scripts; else touch $(STATUS)/type-check/scripts; echo "==> type-check: FAILED in scripts"; fi
-test/scripts test-coverage/scripts: $(TOOLS_STAMP)
-	@echo "==> $(@D): scripts (scaffold tests)"
-	@mkdir -p $(STATUS)/$(@D)
-	@if $(TOOLS_PY) -m pytest -c pyproject.toml scripts/tests; \
-	then rm -f $(STATUS)/$(@D)/scripts; else touch $(STATUS)/$(@D)/scripts; echo "==> $(@D): FAILED in scripts"; fi
-bench/scripts: $(TOOLS_STAMP)
-	@for script in $(wildcard scripts/bench/*.py); do echo "== scripts: $$script"; $(TOOLS_PY) $$script; done
-clean/scripts:
-	rm -rf .venv docs/.venv .make .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage *.egg-info docs/_build
-	find scripts -name __pycache__ -type d -prune -exec rm -rf {} +
+# scripts/ is a member of every loop but install: its Makefile runs the repo's own scripts
+# and the scaffold tests from the tools env.
 
 $(eval $(call loop_rule,install,$(PACKAGES)))
 install: ## Build .venv for the tools and every package (incremental; PYTHON=... to choose)

@@ -23,7 +23,8 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "scripts" / "mk").mkdir(parents=True)
     for name in ("Makefile", "pyproject.toml"):
         shutil.copy2(REPO / name, root / name)
-    shutil.copy2(REPO / "scripts" / "workspace.py", root / "scripts" / "workspace.py")
+    for name in ("workspace.py", "Makefile"):
+        shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
     for fragment in (REPO / "scripts" / "mk").iterdir():
         if fragment.is_file():
             shutil.copy2(fragment, root / "scripts" / "mk" / fragment.name)
