@@ -7,6 +7,7 @@ import base64
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from shared_utils import CircuitBreaker, CircuitState
@@ -29,7 +30,7 @@ def state_of(breaker: CircuitBreaker) -> CircuitState:
 
 async def dub_once(
     fake: FakeSts,
-    samples: np.ndarray = AUDIO,
+    samples: npt.NDArray[np.int16] = AUDIO,
     timeout_ms: int = 1000,
     breaker: CircuitBreaker | None = None,
 ) -> DubResult:

@@ -4,13 +4,14 @@ import asyncio
 import time
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from stream_worker.outcome import DubResult, FallbackReason
 from stream_worker.reorder import Emitted, ReorderBuffer, run_emitter
 
 
-def orig(value: int) -> np.ndarray:
+def orig(value: int) -> npt.NDArray[np.int16]:
     return np.full((4, 1), value, dtype=np.int16)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from shared_audio import AudioFormat, Segmenter, WavError
@@ -120,7 +121,7 @@ async def test_threaded_chunks_hand_over_in_order_and_end() -> None:
 
 
 async def test_threaded_chunks_reraise_reader_errors() -> None:
-    def broken() -> Iterator[np.ndarray]:
+    def broken() -> Iterator[npt.NDArray[np.int16]]:
         yield np.zeros((1, 1), dtype=np.int16)
         raise WavError("x.wav: truncated")
 
@@ -135,7 +136,7 @@ async def test_threaded_chunks_reraise_reader_errors() -> None:
 async def test_close_unblocks_a_reader_stuck_on_a_silent_pipe() -> None:
     release = threading.Event()
 
-    def stuck() -> Iterator[np.ndarray]:
+    def stuck() -> Iterator[npt.NDArray[np.int16]]:
         release.wait(5)
         yield np.zeros((1, 1), dtype=np.int16)
 
