@@ -23,13 +23,30 @@ class Result:
     output: str  # stdout and stderr, interleaved as printed
 
 
+# What a make running these tests exports to them: its flags (-j, -O), and the variables given
+# on its command line (.ci/run passes PYTHON=; the root loops pass PYTHON_ID_FRESH=1 to packages).
+# A make the tests start must not inherit them: it would skip its own interpreter check.
+_OUTER_MAKE_VARIABLES = (
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+    "PYTHON",
+    "PYTHON_ID_FRESH",
+    "VERBOSE",
+)
+
+
+def outside_make_env() -> dict[str, str]:
+    """This process's environment without what an outer make exported into it."""
+    return {k: v for k, v in os.environ.items() if k not in _OUTER_MAKE_VARIABLES}
+
+
 def run(
     command: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 600
 ) -> Result:
     """Run a command and capture its combined output."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("MAKEFLAGS", None)  # the outer make's flags (-j, -O) must not leak in
-    full_env.pop("MAKELEVEL", None)
+    full_env = {**outside_make_env(), **(env or {})}
     done = subprocess.run(
         command,
         cwd=cwd,

@@ -19,7 +19,7 @@ import wave
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, package_venv_python, run
+from scaffold import REPO, outside_make_env, package_venv_python, run
 
 sys.path.insert(0, str(REPO / "scripts"))  # the dev scripts are plain modules (stdlib only)
 
@@ -51,9 +51,9 @@ def _healthy(port: int) -> bool:
 
 
 def _make_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STS_", "WORKER_", "DEV_"))}
-    env.pop("MAKEFLAGS", None)
-    env.pop("MAKELEVEL", None)
+    env = {
+        k: v for k, v in outside_make_env().items() if not k.startswith(("STS_", "WORKER_", "DEV_"))
+    }
     return {**env, **extra}
 
 
