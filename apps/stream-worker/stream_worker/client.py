@@ -11,12 +11,18 @@ Status handling (documented in the README):
     refused as ``silent_dub``); partial -> fallback ``partial`` (the service itself flags the
     audio as doubtful, and the promise is original audio rather than doubtful audio);
     failed -> ``sts_error`` (retried once when the error is retryable); timeout -> ``timeout``.
+
+Busy is not broken: HTTP 429 (sts-service's ``QUEUE_FULL``) is asked again after its
+``Retry-After`` for as long as the segment's deadline allows, without using the one retry and
+without counting as a breaker failure; when the next try would come after the deadline the
+segment falls back as ``busy`` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -58,6 +64,11 @@ logger = logging.getLogger(__name__)
 #: Backoff before the one retry (seconds): short, the deadline is per segment.
 RETRY_BASE_DELAY_S = 0.05
 RETRY_MAX_DELAY_S = 0.25
+#: Wait after a 429 without a usable ``Retry-After`` header (seconds).
+DEFAULT_BUSY_WAIT_S = 0.5
+#: Random extra wait after a 429, so workers told the same ``Retry-After`` do not all come
+#: back in the same instant and fill the service's queue again at once.
+BUSY_JITTER_S = 0.1
 
 
 class StsUnavailableError(Exception):
@@ -72,6 +83,25 @@ class _AttemptError(Exception):
         self.reason = reason
         self.detail = detail
         self.retryable = retryable
+
+
+class _BusyError(Exception):
+    """The service is at capacity (HTTP 429) and asks to be called again later."""
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+def _retry_after_s(response: httpx.Response) -> float:
+    """The ``Retry-After`` delay in seconds (only the delta-seconds form is used)."""
+    value = response.headers.get("retry-after", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return DEFAULT_BUSY_WAIT_S
+    return seconds if 0 <= seconds < float("inf") else DEFAULT_BUSY_WAIT_S
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -196,11 +226,23 @@ class StsClient:
 
         async def attempt() -> ProcessResponse:
             nonlocal attempts
-            attempts += 1
-            remaining_ms = int((deadline - self._clock()) * 1000)
-            timeout_ms = min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, remaining_ms))
-            request = self.build_request(sequence_number, samples, timeout_ms)
-            return await self._send(request)
+            while True:  # busy answers are asked again; anything else leaves the loop
+                attempts += 1
+                remaining_ms = int((deadline - self._clock()) * 1000)
+                timeout_ms = min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, remaining_ms))
+                request = self.build_request(sequence_number, samples, timeout_ms)
+                try:
+                    return await self._send(request)
+                except _BusyError as busy:
+                    wait_s = busy.retry_after_s + random.uniform(0, BUSY_JITTER_S)
+                    if self._clock() + wait_s >= deadline:
+                        raise _AttemptError(
+                            FallbackReason.BUSY,
+                            f"{busy.detail}; asked to retry after {busy.retry_after_s:g} s, "
+                            "past the segment's deadline",
+                            retryable=False,
+                        ) from None
+                    await asyncio.sleep(wait_s)
 
         try:
             response = await asyncio.wait_for(
@@ -222,7 +264,9 @@ class StsClient:
                 attempts,
             )
         except _AttemptError as exc:
-            if exc.retryable:
+            if exc.reason is FallbackReason.BUSY:
+                self.breaker.record_busy()  # busy is not broken
+            elif exc.retryable:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()  # the service answered; the request was at fault
@@ -316,6 +360,8 @@ class StsClient:
         status = response.status_code
         if status == 200:
             return self._parse_success(request, response)
+        if status == 429:
+            raise _BusyError(_describe_http_error(response), _retry_after_s(response))
         if 400 <= status < 500:
             try:
                 error = ErrorResponse.model_validate_json(response.content).error
@@ -366,6 +412,14 @@ class StsClient:
                 reason, detail, retryable=error.retryable if error is not None else False
             )
         return answer
+
+
+def _describe_http_error(response: httpx.Response) -> str:
+    try:
+        error = ErrorResponse.model_validate_json(response.content).error
+    except ValidationError:
+        return f"HTTP {response.status_code}"
+    return f"HTTP {response.status_code} {error.code.value}: {error.message}"
 
 
 def _describe(exc: BaseException) -> str:

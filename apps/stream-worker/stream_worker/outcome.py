@@ -16,6 +16,7 @@ class FallbackReason(str, Enum):
     REJECTED = "rejected"  # HTTP 4xx with a non-retryable error: sts-service refused it
     UNREACHABLE = "unreachable"  # connection refused, reset or closed
     TIMEOUT = "timeout"  # the per-request deadline passed, or status=timeout
+    BUSY = "busy"  # HTTP 429 until the next try would come after the segment's deadline
     PARTIAL = "partial"  # status=partial: sts-service itself doubts the audio
     SILENT_DUB = "silent_dub"  # status=success but digital silence for a speech segment
     CIRCUIT_OPEN = "circuit_open"  # the circuit breaker is open: sts-service was not called

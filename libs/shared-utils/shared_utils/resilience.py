@@ -227,6 +227,17 @@ class CircuitBreaker:
             self._failures = 0
             self._probe_started_at = None
 
+    def record_busy(self) -> None:
+        """Report that the backend answered "busy, come back later" (e.g. HTTP 429).
+
+        Busy is not broken: the backend answered, so the failure count is left alone, and a
+        HALF_OPEN probe that met a busy backend frees its slot so the next request probes
+        again at once instead of after `reset_timeout_s`.
+        """
+        with self._lock:
+            if self._state is CircuitState.HALF_OPEN:
+                self._probe_started_at = None
+
     def record_failure(self) -> None:
         """Report a failed request: may open the breaker (always, from HALF_OPEN)."""
         with self._lock:

@@ -119,6 +119,48 @@ async def test_retry_that_succeeds_gives_dubbed_audio() -> None:
     assert second.timeout_ms >= MIN_TIMEOUT_MS and second.timeout_ms <= first.timeout_ms
 
 
+def busy(retry_after: str | None = "0") -> httpx.Response:
+    response = http_error(429, ErrorCode.QUEUE_FULL)
+    if retry_after is not None:
+        response.headers["retry-after"] = retry_after
+    return response
+
+
+async def test_busy_service_is_asked_again_after_retry_after_without_a_breaker_failure() -> None:
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=30)
+    answers = iter([busy("0.2"), busy("0.2"), busy(None), None])
+    fake = FakeSts(behaviour=lambda req: next(answers))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await dub_once(fake, timeout_ms=3000, breaker=breaker)
+    assert result.reason is None and result.audio is not None
+    assert len(fake.requests) == 4  # more than the one retry errors get
+    assert loop.time() - start >= 0.2 + 0.2 + 0.5  # Retry-After honoured (0.5 s when absent)
+    assert state_of(breaker) is CircuitState.CLOSED
+
+
+async def test_busy_until_the_deadline_falls_back_as_busy_and_keeps_the_breaker_closed() -> None:
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=30)
+    fake = FakeSts(behaviour=lambda req: busy("0.3"))
+    async with make_client(fake, timeout_ms=1000, breaker=breaker) as client:
+        for seq in range(3):
+            result = await client.dub(seq, AUDIO)
+            assert result.reason is FallbackReason.BUSY
+            assert "QUEUE_FULL" in result.detail and "deadline" in result.detail
+    assert state_of(breaker) is CircuitState.CLOSED
+    assert 6 <= len(fake.requests) <= 12  # every segment asked again within its 1 s
+
+
+async def test_retry_after_beyond_the_deadline_falls_back_at_once() -> None:
+    fake = FakeSts(behaviour=lambda req: busy("30"))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await dub_once(fake, timeout_ms=5000)
+    assert result.reason is FallbackReason.BUSY
+    assert len(fake.requests) == 1
+    assert loop.time() - start < 1.0  # no point waiting for a deadline that cannot be met
+
+
 async def test_status_timeout_is_a_timeout_fallback() -> None:
     fake = FakeSts(behaviour=lambda req: failed(req, ErrorCode.TIMEOUT, ProcessStatus.TIMEOUT))
     result = await dub_once(fake)
@@ -131,7 +173,6 @@ async def test_status_timeout_is_a_timeout_fallback() -> None:
         (400, ErrorCode.INVALID_REQUEST, FallbackReason.REJECTED, 1),
         (413, ErrorCode.FRAGMENT_TOO_LARGE, FallbackReason.REJECTED, 1),
         (422, ErrorCode.INVALID_AUDIO, FallbackReason.REJECTED, 1),
-        (429, ErrorCode.QUEUE_FULL, FallbackReason.STS_ERROR, 2),
         (503, ErrorCode.MODEL_ERROR, FallbackReason.STS_ERROR, 2),
     ],
 )

@@ -334,3 +334,28 @@ async def test_retry_and_breaker_compose() -> None:
             sleep=FakeSleep(),
         )
     assert fn.calls == 2
+
+
+def test_busy_answers_never_open_the_breaker_nor_reset_its_count() -> None:
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=10.0, clock=FakeClock())
+    breaker.record_failure()
+    for _ in range(10):
+        breaker.record_busy()
+    assert state(breaker) is CircuitState.CLOSED
+    assert breaker.consecutive_failures == 1  # busy is neither a failure nor a success
+    breaker.record_failure()
+    assert state(breaker) is CircuitState.OPEN
+
+
+def test_busy_probe_frees_the_probe_slot_and_keeps_the_breaker_half_open() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=10.0, clock=clock)
+    breaker.record_failure()
+    breaker.record_busy()  # while OPEN: changes nothing
+    assert not breaker.allow_request()
+    clock.advance(10.0)
+    assert breaker.allow_request()  # the probe
+    assert not breaker.allow_request()
+    breaker.record_busy()
+    assert state(breaker) is CircuitState.HALF_OPEN
+    assert breaker.allow_request()  # a new probe at once, not after another 10 s
