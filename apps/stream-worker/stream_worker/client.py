@@ -1,16 +1,15 @@
-"""Async sts-service client: one call per segment, never raising, always returning a result.
+"""Async sts-service client (transport only): one call per segment, never raising.
 
 Per segment: the circuit breaker is asked first (an open breaker means fallback at once);
 then the request is sent with one retry for retryable errors (`shared_utils.retry_async`),
 everything inside one per-segment deadline. Requests are built and answers checked with the
-shared contract models. Any way the call can go wrong ends in a `DubResult` fallback with a
-reason; dubbed audio of the wrong length is fitted to the segment (padded or trimmed).
+shared contract models. The client returns what the service said -- an `StsAnswer` holding
+a ``success`` or ``partial`` response -- or, for any way the call itself can go wrong, a
+`DubResult` fallback with a reason. Whether an answer's audio is good enough to write is not
+decided here but in :mod:`stream_worker.policy`.
 
-Status handling (documented in the README):
-    success -> dubbed audio (fitted if needed; digital silence for a speech segment is
-    refused as ``silent_dub``); partial -> fallback ``partial`` (the service itself flags the
-    audio as doubtful, and the promise is original audio rather than doubtful audio);
-    failed -> ``sts_error`` (retried once when the error is retryable); timeout -> ``timeout``.
+Status handling: failed -> ``sts_error`` (retried once when the error is retryable);
+timeout -> ``timeout``; success and partial -> an `StsAnswer`.
 
 Busy is not broken: HTTP 429 (sts-service's ``QUEUE_FULL``) is asked again after its
 ``Retry-After`` for as long as the segment's deadline allows, without using the one retry and
@@ -26,23 +25,15 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import httpx
 import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from shared_audio import (
-    AudioError,
-    AudioFormat,
-    array_to_pcm,
-    fit_to_length,
-    is_silent,
-    is_speech,
-    pcm_to_array,
-)
+from shared_audio import AudioFormat, array_to_pcm
 from shared_utils import CircuitBreaker, retry_async
 from shared_utils.contract import (
     HEALTH_PATH,
@@ -69,6 +60,21 @@ DEFAULT_BUSY_WAIT_S = 0.5
 #: Random extra wait after a 429, so workers told the same ``Retry-After`` do not all come
 #: back in the same instant and fill the service's queue again at once.
 BUSY_JITTER_S = 0.1
+
+
+@dataclass(frozen=True)
+class StsAnswer:
+    """What sts-service answered for one segment, when it answered ``success`` or ``partial``.
+
+    Attributes:
+        response: The contract response, checked to be for the segment that was sent.
+        round_trip_ms: From the first request to this answer.
+        retries: Attempts after the first.
+    """
+
+    response: ProcessResponse
+    round_trip_ms: float
+    retries: int
 
 
 class StsUnavailableError(Exception):
@@ -130,7 +136,7 @@ class StsClient:
         ...     async with StsClient("http://127.0.0.1:8000", AudioFormat(16000, 1),
         ...                          source_lang="en", target_lang="es", timeout_ms=8000,
         ...                          breaker=CircuitBreaker()) as client:
-        ...         return await client.dub(0, samples)
+        ...         return await client.send(0, samples)
     """
 
     def __init__(
@@ -212,8 +218,10 @@ class StsClient:
             timeout_ms=self.timeout_ms if timeout_ms is None else timeout_ms,
         )
 
-    async def dub(self, sequence_number: int, samples: npt.NDArray[np.int16]) -> DubResult:
-        """Dub one segment. Never raises (except cancellation): failures are fallbacks."""
+    async def send(
+        self, sequence_number: int, samples: npt.NDArray[np.int16]
+    ) -> StsAnswer | DubResult:
+        """Send one segment. Never raises (except cancellation): failures are fallbacks."""
         if not self.breaker.allow_request():
             return DubResult.fallback(
                 FallbackReason.CIRCUIT_OPEN,
@@ -222,7 +230,6 @@ class StsClient:
         start = self._clock()
         deadline = start + self.timeout_ms / 1000
         attempts = 0
-        frames = int(samples.shape[0])
 
         async def attempt() -> ProcessResponse:
             nonlocal attempts
@@ -272,7 +279,7 @@ class StsClient:
                 self.breaker.record_success()  # the service answered; the request was at fault
             return self._fallback(exc.reason, exc.detail, start, attempts)
         self.breaker.record_success()
-        return self._accept(response, samples, frames, start, attempts)
+        return StsAnswer(response, (self._clock() - start) * 1000, max(0, attempts - 1))
 
     def _fallback(
         self, reason: FallbackReason, detail: str, start: float, attempts: int
@@ -282,65 +289,6 @@ class StsClient:
             detail,
             round_trip_ms=(self._clock() - start) * 1000,
             retries=max(0, attempts - 1),
-        )
-
-    def _accept(
-        self,
-        response: ProcessResponse,
-        original: npt.NDArray[np.int16],
-        frames: int,
-        start: float,
-        attempts: int,
-    ) -> DubResult:
-        round_trip_ms = (self._clock() - start) * 1000
-        common: dict[str, Any] = {
-            "round_trip_ms": round_trip_ms,
-            "processing_ms": response.processing_time_ms,
-            "retries": max(0, attempts - 1),
-        }
-        if response.status is ProcessStatus.PARTIAL:
-            message = response.error.message if response.error else "partial"
-            return DubResult.fallback(FallbackReason.PARTIAL, f"partial: {message}", **common)
-        if response.audio is None:  # pragma: no cover - the contract forbids success without audio
-            return DubResult.fallback(FallbackReason.STS_ERROR, "success without audio", **common)
-        if response.audio.audio_format() != self.format:
-            got = response.audio.audio_format()
-            return DubResult.fallback(
-                FallbackReason.STS_ERROR,
-                f"dubbed audio is {got.sample_rate} Hz x {got.channels}, the stream is "
-                f"{self.format.sample_rate} Hz x {self.format.channels}",
-                **common,
-            )
-        try:
-            dubbed = pcm_to_array(response.audio.pcm_bytes(), self.format)
-        except AudioError as exc:  # pragma: no cover - the contract checks whole frames
-            return DubResult.fallback(FallbackReason.STS_ERROR, str(exc), **common)
-        if frames and dubbed.shape[0] == 0:
-            return DubResult.fallback(
-                FallbackReason.STS_ERROR, "status=success with empty audio", **common
-            )
-        if is_speech(original) and is_silent(dubbed):
-            return DubResult.fallback(
-                FallbackReason.SILENT_DUB,
-                "status=success but the dubbed audio is silent for a speech segment",
-                **common,
-            )
-        fitted = dubbed.shape[0] != frames
-        if fitted:
-            logger.debug(
-                "segment %d: dubbed audio has %d frames, fitted to %d",
-                response.sequence_number,
-                dubbed.shape[0],
-                frames,
-            )
-            dubbed = fit_to_length(dubbed, frames)
-        return DubResult(
-            audio=dubbed,
-            reason=None,
-            round_trip_ms=round_trip_ms,
-            processing_ms=response.processing_time_ms,
-            retries=max(0, attempts - 1),
-            fitted=fitted,
         )
 
     async def _send(self, request: ProcessRequest) -> ProcessResponse:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from shared_audio import AudioError, AudioFormat, Segment, Segmenter
 from stream_worker.client import StsClient
 from stream_worker.outcome import DubResult, FallbackReason
+from stream_worker.policy import dub
 from stream_worker.progress import Progress
 from stream_worker.reorder import Emitted, ReorderBuffer, run_emitter
 from stream_worker.sink import Sink
@@ -261,7 +262,7 @@ class Pipeline:
 
     async def _dub(self, seq: int, samples: npt.NDArray[np.int16]) -> None:
         try:
-            result = await self._client.dub(seq, samples)
+            result = await dub(self._client, seq, samples)
         except Exception as exc:  # a bug must not lose the segment: fall back and say so
             logger.exception("segment %d: unexpected error; writing original audio", seq)
             result = DubResult.fallback(FallbackReason.INTERNAL, repr(exc))

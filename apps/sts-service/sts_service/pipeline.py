@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioFormat, array_to_pcm, is_silent, pcm_to_array
+from shared_audio import AudioFormat, array_to_pcm, is_silent_dub, pcm_to_array
 from shared_utils.contract import (
     AudioPayload,
     BackendHealth,
@@ -425,12 +425,9 @@ class Pipeline:
                 f"{dubbed.fmt.channels} ch audio for {source.fmt.sample_rate} Hz / "
                 f"{source.fmt.channels} ch input"
             )
-        if source.frame_count == 0 or is_silent(source.samples, self.silence_threshold_dbfs):
-            return None
-        if dubbed.frame_count == 0:
-            return f"tts backend {self.tts.name!r} returned empty audio for non-silent input"
-        if is_silent(dubbed.samples, self.silence_threshold_dbfs):
-            return f"tts backend {self.tts.name!r} returned silent audio for non-silent input"
+        if is_silent_dub(source.samples, dubbed.samples, self.silence_threshold_dbfs):
+            kind = "empty" if dubbed.frame_count == 0 else "silent"
+            return f"tts backend {self.tts.name!r} returned {kind} audio for non-silent input"
         return None
 
 

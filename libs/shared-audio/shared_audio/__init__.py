@@ -14,7 +14,15 @@ from shared_audio.format import (
     AudioFormat,
     SampleEncoding,
 )
-from shared_audio.levels import is_silent, is_speech, mix_ducked, peak_dbfs, rms_dbfs
+from shared_audio.levels import (
+    SILENCE_DBFS,
+    is_silent,
+    is_silent_dub,
+    is_speech,
+    mix_ducked,
+    peak_dbfs,
+    rms_dbfs,
+)
 from shared_audio.pcm import (
     INT16_FULL_SCALE,
     array_to_pcm,
@@ -28,6 +36,7 @@ from shared_audio.wav import WavStreamWriter, iter_wav_chunks, read_wav, write_w
 
 __all__ = [
     "INT16_FULL_SCALE",
+    "SILENCE_DBFS",
     "SUPPORTED_CHANNELS",
     "SUPPORTED_SAMPLE_RATES",
     "AudioError",
@@ -46,6 +55,7 @@ __all__ = [
     "float32_to_int16",
     "int16_to_float32",
     "is_silent",
+    "is_silent_dub",
     "is_speech",
     "iter_wav_chunks",
     "mix_ducked",

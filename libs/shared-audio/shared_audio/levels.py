@@ -15,6 +15,10 @@ import numpy.typing as npt
 
 from shared_audio.errors import MixError, PcmError
 
+#: RMS level below which audio counts as silent: far under any speech, above the noise floor of
+#: 16-bit dither, so a dub that is "almost nothing" is caught as well as digital zeros.
+SILENCE_DBFS = -60.0
+
 _FULL_SCALE = {
     np.dtype(np.int16): 32768.0,
     np.dtype(np.float32): 1.0,
@@ -88,7 +92,7 @@ def is_speech(samples: npt.NDArray[Any], threshold_dbfs: float = -45.0) -> bool:
     return rms_dbfs(samples) > threshold_dbfs
 
 
-def is_silent(samples: npt.NDArray[Any], threshold_dbfs: float = -60.0) -> bool:
+def is_silent(samples: npt.NDArray[Any], threshold_dbfs: float = SILENCE_DBFS) -> bool:
     """Is the RMS level below ``threshold_dbfs``? Empty input counts as silent.
 
     Raises:
@@ -99,6 +103,34 @@ def is_silent(samples: npt.NDArray[Any], threshold_dbfs: float = -60.0) -> bool:
         True
     """
     return rms_dbfs(samples) < threshold_dbfs
+
+
+def is_silent_dub(
+    original: npt.NDArray[Any], dubbed: npt.NDArray[Any], threshold_dbfs: float = SILENCE_DBFS
+) -> bool:
+    """Is the dub silent (or empty) while the audio it replaces is not?
+
+    The one definition of the "silent dub of non-silent input" sanity check, applied by
+    sts-service before it answers ``success`` and by stream-worker before it writes a dub:
+    a speech engine that reports success with no sound must not turn programme audio into
+    silence. Silence in, silence out is fine.
+
+    Args:
+        original: The audio that was sent to be dubbed.
+        dubbed: The audio that came back (any length, also empty).
+        threshold_dbfs: RMS level below which audio counts as silent (see :func:`is_silent`).
+
+    Raises:
+        PcmError: for an unsupported dtype.
+
+    Example:
+        >>> speech = np.full((160, 1), 3000, dtype=np.int16)
+        >>> is_silent_dub(speech, np.zeros((160, 1), dtype=np.int16))
+        True
+        >>> is_silent_dub(np.zeros((160, 1), dtype=np.int16), np.zeros((0, 1), dtype=np.int16))
+        False
+    """
+    return not is_silent(original, threshold_dbfs) and is_silent(dubbed, threshold_dbfs)
 
 
 def mix_ducked(

@@ -13,7 +13,7 @@ import pytest
 from shared_audio import AudioFormat, WavError, pcm_to_array, read_wav
 from shared_utils import CircuitBreaker
 from shared_utils.contract import ErrorCode, ProcessRequest
-from stream_worker.client import StsClient
+from stream_worker.client import StsAnswer, StsClient
 from stream_worker.outcome import DubResult, FallbackReason
 from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
 from stream_worker.sink import RawSink, WavSink
@@ -133,16 +133,16 @@ async def test_unexpected_client_error_falls_back_as_internal(
 ) -> None:
     client = make_client(fake_sts)
     calls = 0
-    real_dub = client.dub
+    real_send = client.send
 
-    async def flaky(seq: int, samples: npt.NDArray[np.int16]) -> DubResult:
+    async def flaky(seq: int, samples: npt.NDArray[np.int16]) -> StsAnswer | DubResult:
         nonlocal calls
         calls += 1
         if seq == 1:
             raise RuntimeError("bug")
-        return await real_dub(seq, samples)
+        return await real_send(seq, samples)
 
-    monkeypatch.setattr(client, "dub", flaky)
+    monkeypatch.setattr(client, "send", flaky)
     audio = tone(3.0)
     sink = MemorySink()
     outcome = await run(client, iter([audio]), sink)
@@ -163,7 +163,7 @@ async def test_answer_after_the_reorder_deadline_is_dropped_and_counted(
             await asyncio.sleep(0.05 * seq)
         return DubResult(audio=samples // 2, reason=None)
 
-    monkeypatch.setattr(client, "dub", slow_first)
+    monkeypatch.setattr(client, "send", slow_first)
     audio = tone(4.0)
     sink = MemorySink()
     # 4 segments of 1 s; deadline = 1 s + grace; segment 3 takes long enough for 0's answer

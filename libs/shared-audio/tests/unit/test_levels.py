@@ -9,6 +9,7 @@ from shared_audio import (
     MixError,
     PcmError,
     is_silent,
+    is_silent_dub,
     is_speech,
     mix_ducked,
     peak_dbfs,
@@ -77,6 +78,24 @@ def test_speech_and_silence_decisions() -> None:
     empty = np.zeros((0, 1), np.int16)
     assert is_silent(empty)
     assert not is_speech(empty)
+
+
+def test_silent_dub_is_silence_or_nothing_for_audio_that_is_not_silent() -> None:
+    rng = np.random.default_rng(2)
+    speech = (rng.standard_normal((16000, 1)) * 3000).astype(np.int16)
+    quiet = (rng.standard_normal((16000, 1)) * 100).astype(np.int16)  # about -50 dBFS
+    hiss = (rng.standard_normal((16000, 1)) * 10).astype(np.int16)  # about -70 dBFS
+    zeros = np.zeros((16000, 1), np.int16)
+    empty = np.zeros((0, 1), np.int16)
+    assert is_silent_dub(speech, zeros)
+    assert is_silent_dub(speech, empty)
+    assert is_silent_dub(speech, hiss)  # "almost nothing" is still nothing
+    assert is_silent_dub(quiet, zeros)  # quiet programme audio is not silence
+    assert not is_silent_dub(speech, quiet)
+    assert not is_silent_dub(zeros, zeros)  # silence in, silence out
+    assert not is_silent_dub(hiss, empty)
+    assert not is_silent_dub(empty, empty)
+    assert is_silent_dub(quiet, zeros, threshold_dbfs=-40.0) is False
 
 
 def test_mix_ducked_int16_applies_gain_and_rounds() -> None:

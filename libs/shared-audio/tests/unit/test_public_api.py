@@ -31,6 +31,7 @@ CONTRACT_NAMES = {
     "peak_dbfs",
     "is_speech",
     "is_silent",
+    "is_silent_dub",
     "mix_ducked",
 }
 
