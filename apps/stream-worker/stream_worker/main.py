@@ -1,6 +1,7 @@
 """Command line of stream-worker (console script `stream-worker`, `python -m stream_worker`).
 
-Exit codes: 0 when the output was written completely (also after SIGINT/SIGTERM); 2 for an
+Exit codes: 0 when the output was written completely (also after SIGINT/SIGTERM, whenever it
+comes once the output is named: then the output holds what was read so far); 2 for an
 invalid option, setting or input, or an unreachable sts-service with ``--require-sts``; 1 when
 the input broke off with an error or the output could not be written (the output written so
 far is still a valid file).
@@ -13,13 +14,12 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import wave
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, NoReturn, TextIO
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
 from stream_worker.config import WorkerSettings
 from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
+from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import RawSink, Sink, WavSink
 from stream_worker.source import (
     BULK_CHUNK_MS,
@@ -227,7 +228,7 @@ def _open_input(settings: WorkerSettings) -> _Input:
     assert path is not None  # checked by parse_settings
     chunk_ms = REALTIME_CHUNK_MS if settings.realtime else BULK_CHUNK_MS
     if path == STDIO:
-        stdin: BinaryIO = sys.stdin.buffer
+        stdin = _unbuffered_stdin()
         fmt = AudioFormat(settings.sample_rate, settings.channels)
         raw = RawPcmReader(stdin, fmt, chunk_ms=REALTIME_CHUNK_MS * 5)
         if settings.realtime:
@@ -244,6 +245,21 @@ def _open_input(settings: WorkerSettings) -> _Input:
     if settings.realtime:
         chunks = paced(iter(reader), reader.format)
     return _Input(chunks, reader.format, reader.stats, total_s, reader.close)
+
+
+def _unbuffered_stdin() -> BinaryIO:
+    """Standard input for the reader thread, without the interpreter's buffered wrapper.
+
+    The reader thread is a daemon that may sit in a blocking read when the worker exits after
+    a signal. Reading through ``sys.stdin.buffer`` it would hold that object's lock, and the
+    interpreter, flushing the standard streams at exit, aborts with "_enter_buffered_busy"
+    (exit 134). A private unbuffered file on a duplicate of the descriptor has no such lock.
+    """
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an in-memory stream (tests)
+        return sys.stdin.buffer
+    return os.fdopen(os.dup(fd), "rb", buffering=0)
 
 
 def _wav_duration(path: str, fmt: AudioFormat) -> float | None:
@@ -310,54 +326,86 @@ async def _check_sts(client: StsClient, require: bool) -> None:
 async def _run(
     settings: WorkerSettings, source: _Input, stderr: TextIO
 ) -> tuple[PipelineOutcome, Sink]:
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    pipelines: list[Pipeline] = []
+
+    def stop() -> None:
+        stopped.set()
+        for pipeline in pipelines:
+            pipeline.request_stop()
+
+    installed = _install_signal_handlers(loop, stop)
+    if STOP_SIGNALS.received is not None:  # it came during the imports or the checks
+        stop()
     breaker = CircuitBreaker(
         failure_threshold=settings.breaker_failures,
         reset_timeout_s=settings.breaker_reset_ms / 1000,
     )
-    async with StsClient(
-        settings.sts_url,
-        source.fmt,
-        source_lang=settings.source_lang,
-        target_lang=settings.target_lang,
-        timeout_ms=settings.timeout_ms,
-        breaker=breaker,
-        stream_id=settings.stream_id,
-        max_connections=settings.max_inflight,
-    ) as client:
-        await _check_sts(client, settings.require_sts)
-        sink = _open_sink(settings, source.fmt)
-        show = settings.progress == "always" or (settings.progress == "auto" and stderr.isatty())
-        pipeline = Pipeline(
-            client,
-            source.chunks,
+    try:
+        async with StsClient(
+            settings.sts_url,
             source.fmt,
-            sink,
-            PipelineOptions(
-                segment_ms=settings.segment_ms,
-                max_inflight=settings.max_inflight,
-                timeout_ms=settings.timeout_ms,
-                shutdown_grace_ms=settings.shutdown_grace_ms,
-            ),
-            progress_stream=stderr,
-            progress=show,
-            total_s=source.total_s,
-        )
-        loop = asyncio.get_running_loop()
-        installed = _install_signal_handlers(loop, pipeline.request_stop)
-        try:
-            outcome = await pipeline.run()
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
-            sink.close()
-        return outcome, sink
+            source_lang=settings.source_lang,
+            target_lang=settings.target_lang,
+            timeout_ms=settings.timeout_ms,
+            breaker=breaker,
+            stream_id=settings.stream_id,
+            max_connections=settings.max_inflight,
+        ) as client:
+            await _unless_stopped(_check_sts(client, settings.require_sts), stopped)
+            sink = _open_sink(settings, source.fmt)
+            show = settings.progress == "always" or (
+                settings.progress == "auto" and stderr.isatty()
+            )
+            pipeline = Pipeline(
+                client,
+                source.chunks,
+                source.fmt,
+                sink,
+                PipelineOptions(
+                    segment_ms=settings.segment_ms,
+                    max_inflight=settings.max_inflight,
+                    timeout_ms=settings.timeout_ms,
+                    shutdown_grace_ms=settings.shutdown_grace_ms,
+                ),
+                progress_stream=stderr,
+                progress=show,
+                total_s=source.total_s,
+            )
+            pipelines.append(pipeline)
+            if stopped.is_set():  # stopped before the first read: an empty, valid output
+                pipeline.request_stop()
+            try:
+                outcome = await pipeline.run()
+            finally:
+                sink.close()
+            return outcome, sink
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        STOP_SIGNALS.take_back()  # the summary is still to be written
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stopped: asyncio.Event) -> None:
+    """Await `work`, or cancel it when a stop comes first (e.g. during the health check)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopped.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not task.done():
+        task.cancel()
+        logger.warning("stop requested before sts-service answered its health check")
+        await asyncio.gather(task, return_exceptions=True)
+        return
+    task.result()
 
 
 def _install_signal_handlers(
     loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
 ) -> list[int]:
     installed: list[int] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS.handled:
         try:
             loop.add_signal_handler(signum, stop)
         except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
@@ -400,17 +448,26 @@ def build_summary(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run stream-worker; returns the exit code (see the module docstring)."""
+    installed_here = STOP_SIGNALS.install()  # already done by the console script
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    finally:
+        if installed_here:  # called as a function (tests): leave the caller's handlers as found
+            STOP_SIGNALS.restore()
+
+
+def _main(argv: Sequence[str]) -> int:
     stderr = sys.stderr
     try:
-        settings = parse_settings(sys.argv[1:] if argv is None else argv)
+        settings = parse_settings(argv)
         configure_logging(PROG, settings.log_level, settings.log_format, stream=stderr)
         # httpx logs every request at INFO: one line per segment is noise, not news.
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-        _check_output(settings)
-        source = _open_input(settings)
-        cpu_start = time.process_time()
+        source = _open_input(settings)  # first: a missing input is an input problem
         try:
+            _check_output(settings)
+            cpu_start = time.process_time()
             outcome, sink = asyncio.run(_run(settings, source, stderr))
         finally:
             source.close()

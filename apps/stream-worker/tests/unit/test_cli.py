@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import socket
 import struct
 import wave
@@ -163,6 +164,25 @@ def _float_wav(path: Path) -> None:
 def test_missing_input_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_main(["-i", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.wav")], capsys)
     assert code == 2 and "nope.wav: No such file or directory" in err
+
+
+def test_missing_input_with_an_existing_output_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o.wav"
+    out.write_bytes(b"an earlier run")
+    code, err = run_main(["-i", str(tmp_path / "nope.wav"), "-o", str(out)], capsys)
+    assert code == 2 and "input" in err and "nope.wav: No such file or directory" in err
+    assert "writing the output failed" not in err
+    assert out.read_bytes() == b"an earlier run"  # untouched
+
+
+def test_main_as_a_function_leaves_the_callers_signal_handlers_as_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    run_main(["-i", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.wav")], capsys)
+    assert {signum: signal.getsignal(signum) for signum in before} == before
 
 
 def test_output_problems_are_caught_before_any_work(
