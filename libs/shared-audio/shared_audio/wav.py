@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import wave
 from collections.abc import Iterator
 from types import TracebackType
@@ -266,10 +267,20 @@ class _WavInput:
             raise
 
     def _open(self, file: BinaryIO) -> wave.Wave_read:
+        start = file.tell() if _seekable(file) else None
         try:
             return wave.open(file, "rb")
-        except wave.Error as exc:
-            raise WavError(f"{self.name}: not a supported WAV file: {_explain(exc)}") from None
+        except (wave.Error, RuntimeError, struct.error, ValueError, OverflowError) as exc:
+            # The standard library's chunk reader fails with RuntimeError (or, one byte off,
+            # "data chunk missing") when a chunk's size does not fit the file: it runs past
+            # the end, or an odd-sized chunk lacks its pad byte. Say which chunk, and where.
+            problem = _chunk_problem(file, start) if start is not None else None
+            if problem is not None:
+                raise WavError(f"{self.name}: not a valid WAV file: {problem}") from None
+            if isinstance(exc, wave.Error):
+                explained = _explain(exc)
+                raise WavError(f"{self.name}: not a supported WAV file: {explained}") from None
+            raise WavError(f"{self.name}: not a valid WAV file: malformed chunks") from None
         except EOFError:
             raise WavError(f"{self.name}: not a WAV file or truncated header") from None
 
@@ -343,6 +354,45 @@ def _to_int16(raw: bytes, sample_width: int) -> npt.NDArray[np.int16]:
     high = octets.reshape(-1, sample_width)[:, sample_width - 2 :]
     top: npt.NDArray[np.int16] = np.ascontiguousarray(high).view("<i2").reshape(-1)
     return top.astype(np.int16)
+
+
+def _chunk_problem(file: BinaryIO, start: int) -> str | None:
+    """Walk the RIFF chunks from `start` and say which one is malformed, and where."""
+    file.seek(start)
+    if file.read(4) != b"RIFF" or file.read(8)[4:] != b"WAVE":
+        return None  # not a RIFF/WAVE file at all: the standard library's message says so
+    file.seek(0, os.SEEK_END)
+    end = file.tell()
+    offset = start + 12  # after "RIFF", the RIFF size and "WAVE"
+    while offset + 8 <= end:
+        file.seek(offset)
+        header = file.read(8)
+        chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
+        name = chunk_id.decode("latin-1")
+        if not _is_chunk_id(chunk_id):
+            return f"no chunk header at byte {offset - start} (found {chunk_id!r})"
+        if offset + 8 + size > end:
+            return (
+                f"chunk {name!r} at byte {offset - start} declares {size} bytes, running past "
+                f"the end of the file ({end - start} bytes)"
+            )
+        after = offset + 8 + size
+        if size % 2:  # RIFF pads odd-sized chunks to an even length with one byte
+            file.seek(after)
+            ahead = file.read(5)
+            if _is_chunk_id(ahead[:4]) and not _is_chunk_id(ahead[1:5]):
+                return (
+                    f"chunk {name!r} at byte {offset - start} has an odd size ({size}) but no "
+                    "pad byte after it"
+                )
+            after += 1
+        offset = after
+    return None
+
+
+def _is_chunk_id(chunk_id: bytes) -> bool:
+    """Whether 4 bytes look like a RIFF chunk id (printable ASCII)."""
+    return len(chunk_id) == 4 and all(0x20 <= byte < 0x7F for byte in chunk_id)
 
 
 def _check_output_format(target: WavSource, fmt: AudioFormat) -> AudioFormat:

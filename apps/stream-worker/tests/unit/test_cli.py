@@ -118,6 +118,8 @@ def test_invalid_options_and_settings_name_what_is_wrong(
         (lambda p: _float_wav(p), "IEEE float"),
         (lambda p: _wav(p, rate=11025), "11025"),
         (lambda p: _wav(p, channels=3), "3 channels are not supported"),
+        (lambda p: _odd_chunk_without_pad(p), "odd size (3) but no pad byte"),
+        (lambda p: _chunk_past_the_end(p), "running past the end of the file"),
     ],
 )
 def test_bad_input_files_stop_with_one_line_and_exit_2(
@@ -143,6 +145,20 @@ def _wav(path: Path, rate: int = 16000, channels: int = 1) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(b"\0\0" * channels * 100)
+
+
+def _odd_chunk_without_pad(path: Path) -> None:
+    _wav(path)
+    good = path.read_bytes()  # RIFF header, fmt chunk (36 bytes), then data
+    body = good[12:36] + b"LIST" + struct.pack("<I", 3) + b"abc" + good[36:]
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+
+
+def _chunk_past_the_end(path: Path) -> None:
+    _wav(path)
+    good = path.read_bytes()
+    body = good[12:36] + b"LIST" + struct.pack("<I", 100000) + good[36:]
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
 
 
 def _float_wav(path: Path) -> None:

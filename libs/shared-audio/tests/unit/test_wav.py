@@ -148,6 +148,65 @@ def test_not_a_wav_names_the_file(tmp_path: Path, content: bytes, message: str) 
         read_wav(path)
 
 
+def riff(*chunks: bytes) -> bytes:
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def chunk(chunk_id: bytes, data: bytes, *, size: int | None = None, pad: bool = True) -> bytes:
+    declared = len(data) if size is None else size
+    padding = b"\0" if pad and len(data) % 2 else b""
+    return chunk_id + struct.pack("<I", declared) + data + padding
+
+
+FMT_CHUNK = chunk(b"fmt ", struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16))
+DATA_CHUNK = chunk(b"data", b"\x01\x00" * 100)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            riff(FMT_CHUNK, chunk(b"LIST", b"abc", pad=False), DATA_CHUNK),
+            "chunk 'LIST' at byte 36 has an odd size (3) but no pad byte after it",
+        ),
+        (
+            riff(chunk(b"fmt ", FMT_CHUNK[8:] + b"x", pad=False), DATA_CHUNK),
+            "chunk 'fmt ' at byte 12 has an odd size (17) but no pad byte",
+        ),
+        (
+            riff(FMT_CHUNK, chunk(b"LIST", b"abc", size=100000), DATA_CHUNK),
+            "chunk 'LIST' at byte 36 declares 100000 bytes, running past the end of the file",
+        ),
+        (
+            riff(chunk(b"fmt ", FMT_CHUNK[8:], size=1000)),
+            "chunk 'fmt ' at byte 12 declares 1000 bytes, running past the end",
+        ),
+        (
+            riff(FMT_CHUNK, b"\x00\x01\x02\x03" + struct.pack("<I", 9999)),
+            "no chunk header at byte 36",
+        ),
+    ],
+)
+def test_malformed_chunks_name_the_chunk_and_where(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    for read in (read_wav, lambda p: iter_wav_chunks(p, 160)):
+        with pytest.raises(WavError) as info:
+            read(path)
+        assert str(info.value).startswith(f"{path}: not a valid WAV file: ")
+        assert message in str(info.value)
+
+
+def test_odd_last_chunk_without_pad_byte_is_harmless() -> None:
+    fmt, samples = read_wav(
+        io.BytesIO(riff(FMT_CHUNK, DATA_CHUNK, chunk(b"LIST", b"abc", pad=False)))
+    )
+    assert samples.shape == (100, 1) and fmt.sample_rate == 16000
+
+
 def test_missing_file_raises_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_wav(tmp_path / "missing.wav")
