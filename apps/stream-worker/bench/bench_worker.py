@@ -28,7 +28,10 @@ import httpx
 from shared_utils.contract import HEALTH_PATH
 from stream_worker.sink import WavSink
 from stream_worker.source import WavReader
-from stream_worker.testing import write_tone
+
+# The test audio generator lives with the tests, never in the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from worker_support import write_tone  # must follow the sys.path line
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STS_PYTHON = REPO_ROOT / "apps" / "sts-service" / ".venv" / "bin" / "python"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,12 @@ import httpx
 import pytest
 
 from shared_utils.contract import HEALTH_PATH
-from stream_worker.testing import FakeSts
+
+# pytest runs with --import-mode=importlib, which puts no test folder on sys.path; the test
+# helpers (worker_support.py) live here, outside the installed package, so add this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from worker_support import FakeSts  # must follow the sys.path line
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_DIR.parents[1]

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
+from worker_support import FMT, FakeSts, failed, http_error, make_client, ok, tone
 
 from shared_utils import CircuitBreaker, CircuitState
 from shared_utils.contract import (
@@ -20,7 +21,6 @@ from shared_utils.contract import (
 from stream_worker.client import StsUnavailableError
 from stream_worker.outcome import DubResult, FallbackReason
 from stream_worker.policy import dub
-from stream_worker.testing import FMT, FakeSts, failed, http_error, make_client, ok, tone
 
 AUDIO = tone(1.0)
 

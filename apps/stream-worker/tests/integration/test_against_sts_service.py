@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from worker_support import parse_summary, read_summary, write_tone
 
 from shared_audio import read_wav
 from stream_worker.main import main
-from stream_worker.testing import parse_summary, read_summary, write_tone
 
 SECONDS = 30.0
 FRAMES = int(SECONDS * 16000)

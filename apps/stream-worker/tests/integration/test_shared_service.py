@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from worker_support import parse_summary, write_tone
 
 from shared_audio import read_wav
-from stream_worker.testing import parse_summary, write_tone
 
 WORKERS = 3
 

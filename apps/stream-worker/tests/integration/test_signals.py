@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from worker_support import parse_summary, tone, write_tone
 
 from shared_audio import read_wav
-from stream_worker.testing import parse_summary, tone, write_tone
 
 SCRIPT = Path(sys.executable).parent / "stream-worker"
 #: Nothing listens on port 1 (tcpmux): the health check is refused at once.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from worker_support import FakeSts, parse_summary, tone, write_tone
 
 from shared_audio import read_wav
 from shared_utils.contract import DEFAULT_STS_URL
@@ -19,7 +20,6 @@ from stream_worker import main as main_module
 from stream_worker.client import StsClient
 from stream_worker.config import DEFAULT_SEGMENT_MS, WorkerSettings
 from stream_worker.main import OPTIONS, UsageError, build_parser, main, parse_settings
-from stream_worker.testing import FakeSts, parse_summary, tone, write_tone
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
+from worker_support import FMT, FakeSts, failed, make_client, ok, tone
 
 from shared_audio import AudioFormat, WavError, pcm_to_array, read_wav
 from shared_utils import CircuitBreaker
@@ -17,7 +18,6 @@ from stream_worker.client import StsAnswer, StsClient
 from stream_worker.outcome import DubResult, FallbackReason
 from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
 from stream_worker.sink import RawSink, WavSink
-from stream_worker.testing import FMT, FakeSts, failed, make_client, ok, tone
 
 
 def chunked(samples: npt.NDArray[np.int16], sizes: list[int]) -> Iterator[npt.NDArray[np.int16]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from worker_support import FMT, tone
 
 from shared_utils.contract import AudioPayload, ProcessResponse, ProcessStatus
 from stream_worker.client import StsAnswer
 from stream_worker.outcome import FallbackReason
 from stream_worker.policy import judge
-from stream_worker.testing import FMT, tone
 
 
 def answer(pcm: npt.NDArray[np.int16], status: ProcessStatus = ProcessStatus.SUCCESS) -> StsAnswer:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from worker_support import FMT, tone, write_tone
 
 from shared_audio import AudioFormat, Segmenter, WavError
 from stream_worker.source import RawPcmReader, ThreadedChunks, WavReader, paced
-from stream_worker.testing import FMT, tone, write_tone
 
 
 class Trickle(io.RawIOBase):

@@ -1,5 +1,8 @@
 """Test helpers: speech-like test audio and an in-process fake sts-service.
 
+They live with the tests, never in the installed package (tests/conftest.py puts this folder
+on ``sys.path``; bench/ does the same).
+
 `FakeSts` speaks the shared contract through `httpx.MockTransport`, so the client and the
 pipeline can be tested without a server::
 
@@ -79,7 +82,10 @@ class FakeSts:
         """Answer one request like sts-service (echo unless `behaviour` says otherwise)."""
         if request.url.path == HEALTH_PATH:
             return httpx.Response(200, json=self.health_body or healthy_body())
-        assert request.url.path == PROCESS_PATH
+        if request.url.path != PROCESS_PATH:
+            return httpx.Response(
+                404, text=f"the fake serves {PROCESS_PATH}, not {request.url.path}"
+            )
         parsed = ProcessRequest.model_validate_json(request.content)
         self.requests.append(parsed)
         self.inflight += 1
@@ -90,9 +96,10 @@ class FakeSts:
             custom = self.behaviour(parsed) if self.behaviour else None
             if asyncio.iscoroutine(custom):
                 custom = await custom
-            if custom is not None:
-                assert isinstance(custom, httpx.Response)
+            if isinstance(custom, httpx.Response):
                 return custom
+            if custom is not None:
+                raise TypeError(f"behaviour must return an httpx.Response or None, got {custom!r}")
             return ok(parsed)
         finally:
             self.inflight -= 1
