@@ -19,17 +19,19 @@ import time
 import wave
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, NoReturn, TextIO
+from typing import Any, BinaryIO, Literal, NoReturn, TextIO, get_args, get_origin
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from shared_audio import AudioError, AudioFormat
 from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
-from stream_worker.config import WorkerSettings
+from stream_worker.config import Cli, WorkerSettings
 from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import RawSink, Sink, WavSink
@@ -64,84 +66,46 @@ class _Parser(argparse.ArgumentParser):
 
 
 @dataclass(frozen=True)
-class _Option:
+class Option:
+    """A command-line option, derived from one `WorkerSettings` field.
+
+    Attributes:
+        field: The settings field (and ``WORKER_<FIELD>`` variable) it sets.
+        flags: Its flags, the long one last.
+        help: Its help text: the field's description.
+    """
+
     field: str
     flags: tuple[str, ...]
     help: str
-    kind: str = "str"  # str | int | bool | choice
-    metavar: str | None = None
-    choices: tuple[str, ...] = ()
 
 
-#: Every option; each also comes from WORKER_<FIELD> (see WorkerSettings). CLI wins.
-OPTIONS: tuple[_Option, ...] = (
-    _Option(
-        "input", ("-i", "--input"), "WAV file, or - for raw PCM S16LE on stdin", metavar="PATH|-"
-    ),
-    _Option(
-        "output", ("-o", "--output"), "WAV file, or - for raw PCM S16LE on stdout", metavar="PATH|-"
-    ),
-    _Option("sample_rate", ("--sample-rate",), "sample rate of raw stdin input (Hz)", "int"),
-    _Option("channels", ("--channels",), "channel count of raw stdin input", "int"),
-    _Option("sts_url", ("--sts-url",), "base URL of sts-service", metavar="URL"),
-    _Option("source_lang", ("--source-lang",), "language spoken in the input", metavar="LANG"),
-    _Option("target_lang", ("--target-lang",), "language to dub into", metavar="LANG"),
-    _Option("segment_ms", ("--segment-ms",), "segment length in ms", "int"),
-    _Option("max_inflight", ("--max-inflight",), "requests in flight at most", "int"),
-    _Option("timeout_ms", ("--timeout-ms",), "per-segment deadline in ms, retry included", "int"),
-    _Option("realtime", ("--realtime",), "pace a file input at real time (simulate live)", "bool"),
-    _Option(
-        "require_sts", ("--require-sts",), "exit 2 if sts-service is unreachable at start", "bool"
-    ),
-    _Option(
-        "breaker_failures",
-        ("--breaker-failures",),
-        "consecutive failures that open the circuit",
-        "int",
-    ),
-    _Option(
-        "breaker_reset_ms", ("--breaker-reset-ms",), "how long the circuit stays open (ms)", "int"
-    ),
-    _Option(
-        "shutdown_grace_ms",
-        ("--shutdown-grace-ms",),
-        "on SIGINT/SIGTERM, wait this long for in-flight segments (ms)",
-        "int",
-    ),
-    _Option(
-        "stream_id",
-        ("--stream-id",),
-        "stream id sent to sts-service (default: random)",
-        metavar="ID",
-    ),
-    _Option(
-        "summary_json",
-        ("--summary-json",),
-        "also write the JSON summary to this file",
-        metavar="PATH",
-    ),
-    _Option(
-        "progress",
-        ("--progress",),
-        "progress on stderr (auto: when stderr is a terminal)",
-        "choice",
-        choices=("auto", "always", "never"),
-    ),
-    _Option(
-        "log_level",
-        ("--log-level",),
-        "log level",
-        "choice",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-    ),
-    _Option(
-        "log_format",
-        ("--log-format",),
-        "log format (auto: console on a terminal)",
-        "choice",
-        choices=("json", "console", "auto"),
-    ),
-)
+def _argument(name: str, info: FieldInfo) -> tuple[Option, dict[str, Any]]:
+    """The option for one settings field and the `add_argument` keywords that parse it."""
+    cli = next((item for item in info.metadata if isinstance(item, Cli)), Cli())
+    flags = (*((cli.short,) if cli.short else ()), f"--{name.replace('_', '-')}")
+    option = Option(name, flags, info.description or name.replace("_", " "))
+    kwargs: dict[str, Any] = {
+        "dest": name,
+        "default": None,  # None = not given: the environment or the default fills it
+        "help": f"{option.help} [{WorkerSettings.env_var_for(name)}]",
+    }
+    annotation = info.annotation
+    if annotation is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif annotation is int:
+        kwargs.update(type=int, metavar=cli.metavar or "N")
+    elif get_origin(annotation) is Literal:
+        kwargs["choices"] = get_args(annotation)
+    else:  # str or str | None: pydantic validates the text
+        kwargs["metavar"] = cli.metavar
+    return option, kwargs
+
+
+#: Every option, one per settings field (each also comes from WORKER_<FIELD>; the CLI wins).
+_ARGUMENTS = tuple(_argument(name, info) for name, info in WorkerSettings.model_fields.items())
+OPTIONS: tuple[Option, ...] = tuple(option for option, _ in _ARGUMENTS)
+_FLAG = {option.field: option.flags[-1] for option in OPTIONS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,44 +116,27 @@ def build_parser() -> argparse.ArgumentParser:
         "Every option can also be set as WORKER_<OPTION> (e.g. WORKER_STS_URL); "
         "the command line wins.",
     )
-    for option in OPTIONS:
-        env = WorkerSettings.env_var_for(option.field)
-        help_text = f"{option.help} [{env}]"
-        if option.kind == "bool":
-            parser.add_argument(
-                *option.flags,
-                dest=option.field,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=help_text,
-            )
-        elif option.kind == "int":
-            parser.add_argument(
-                *option.flags,
-                dest=option.field,
-                type=int,
-                default=None,
-                metavar="N",
-                help=help_text,
-            )
-        elif option.kind == "choice":
-            parser.add_argument(
-                *option.flags,
-                dest=option.field,
-                choices=option.choices,
-                default=None,
-                help=help_text,
-            )
-        else:
-            parser.add_argument(
-                *option.flags,
-                dest=option.field,
-                default=None,
-                metavar=option.metavar,
-                help=help_text,
-            )
+    for option, kwargs in _ARGUMENTS:
+        parser.add_argument(*option.flags, **kwargs)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser
+
+
+def _option_errors(given: dict[str, Any]) -> list[str]:
+    """What is wrong with the values given on the command line, each named by its flag.
+
+    Each value is validated alone against its field (constraints and validators), so the
+    message names the option rather than the environment variable it overrides.
+    """
+    scratch = WorkerSettings.model_construct()
+    problems: list[str] = []
+    for name, value in given.items():
+        try:
+            WorkerSettings.__pydantic_validator__.validate_assignment(scratch, name, value)
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(f"{_FLAG[name]}: {error['msg']} (got {error.get('input')!r})")
+    return problems
 
 
 def parse_settings(argv: Sequence[str]) -> WorkerSettings:
@@ -199,14 +146,14 @@ def parse_settings(argv: Sequence[str]) -> WorkerSettings:
         UsageError: naming the option (or variable) at fault.
     """
     args = build_parser().parse_args(list(argv))
-    overrides = {key: value for key, value in vars(args).items() if value is not None}
+    given = {key: value for key, value in vars(args).items() if value is not None}
+    problems = _option_errors(given)
+    if problems:
+        raise UsageError("; ".join(problems))
     try:
-        settings = load_settings(WorkerSettings, **overrides)
-    except SettingsError as exc:
-        message = str(exc)
-        for option in OPTIONS:
-            message = message.replace(f"{option.field} (override)", option.flags[-1])
-        raise UsageError(message) from None
+        settings = load_settings(WorkerSettings, **given)
+    except SettingsError as exc:  # the command line is valid: a variable is at fault
+        raise UsageError(str(exc)) from None
     if settings.input is None:
         raise UsageError("no input: give --input PATH or --input - (or set WORKER_INPUT)")
     if settings.output is None:

@@ -59,6 +59,26 @@ def test_every_option_has_a_setting_and_every_setting_an_option() -> None:
         assert name in help_text
 
 
+def test_each_option_is_derived_from_its_settings_field() -> None:
+    for option in OPTIONS:
+        info = WorkerSettings.model_fields[option.field]
+        assert option.flags[-1] == "--" + option.field.replace("_", "-")
+        assert option.help == info.description
+    assert [o.flags for o in OPTIONS if len(o.flags) > 1] == [("-i", "--input"), ("-o", "--output")]
+
+
+def test_a_bad_option_is_named_by_its_flag_even_when_its_variable_is_bad_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WORKER_SEGMENT_MS", "abc")
+    with pytest.raises(UsageError) as info:
+        parse_settings(["-i", "a.wav", "-o", "b.wav", "--segment-ms", "50", "--max-inflight", "0"])
+    assert str(info.value) == (
+        "--segment-ms: Input should be greater than or equal to 100 (got 50); "
+        "--max-inflight: Input should be greater than or equal to 1 (got 0)"
+    )
+
+
 def test_settings_come_from_env_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKER_INPUT", "env.wav")
     monkeypatch.setenv("WORKER_OUTPUT", "-")
