@@ -32,7 +32,7 @@ from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
 from stream_worker.config import Cli, WorkerSettings
-from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
+from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import RawSink, Sink, WavSink
 from stream_worker.source import (
@@ -275,7 +275,7 @@ async def _run(
 ) -> tuple[PipelineOutcome, Sink]:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
-    pipelines: list[Pipeline] = []
+    pipelines: list[StreamDubber] = []
 
     def stop() -> None:
         stopped.set()
@@ -305,7 +305,7 @@ async def _run(
             show = settings.progress == "always" or (
                 settings.progress == "auto" and stderr.isatty()
             )
-            pipeline = Pipeline(
+            pipeline = StreamDubber(
                 client,
                 source.chunks,
                 source.fmt,

@@ -74,8 +74,10 @@ class PipelineOutcome:
     input_frames: int = 0
 
 
-class Pipeline:
-    """Dubs one stream.
+class StreamDubber:
+    """Dubs one stream, once: everything a run needs is made here, :meth:`run` uses it.
+
+    (Named apart from sts-service's ``Pipeline``, which dubs one fragment.)
 
     Args:
         client: The sts-service client (its breaker and deadline apply per segment).
@@ -104,23 +106,23 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._chunks = chunks
         self._fmt = fmt
         self._sink = sink
         self._options = options
         self._clock = clock
-        self._progress_args = (total_s, progress_stream, progress)
         self._segmenter = Segmenter(fmt.frames_for_ms(options.segment_ms), fmt.channels)
         self._buffer = ReorderBuffer()
         self._stats = RunStats()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self._stop_event: asyncio.Event | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._reader: ThreadedChunks | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._progress: Progress | None = None
-        self._started = 0.0
+        self._ran = False
+        # asyncio primitives bind to the running loop on first use, so they can be made here.
+        self._stop_event = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(options.max_inflight)
+        self._reader = ThreadedChunks(iter(chunks))
+        self._progress = Progress(total_s, progress_stream, enabled=progress)
+        self._started = clock()
 
     @property
     def stats(self) -> RunStats:
@@ -139,32 +141,24 @@ class Pipeline:
             "stopping: input closed; in-flight segments get %d ms, then original audio",
             self._options.shutdown_grace_ms,
         )
-        if self._reader is not None:
-            self._reader.close()
-        if self._stop_event is not None:
-            self._stop_event.set()
+        self._reader.close()
+        self._stop_event.set()
         self._buffer.expire_all(
             self._clock() + self._options.shutdown_grace_ms / 1000, FallbackReason.SHUTDOWN
         )
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._wakeup.set()
 
     async def run(self) -> PipelineOutcome:
         """Process the whole input and write every frame of it. Returns the outcome.
 
         Raises:
             OSError: if the output cannot be written (the run stops at once).
+            RuntimeError: if it already ran (its input is consumed).
         """
-        loop = asyncio.get_running_loop()
+        if self._ran:
+            raise RuntimeError("a StreamDubber runs once: its input has been consumed")
+        self._ran = True
         self._started = self._clock()
-        self._stop_event = asyncio.Event()
-        self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(self._options.max_inflight)
-        total_s, stream, enabled = self._progress_args
-        self._progress = Progress(total_s, stream, enabled=enabled)
-        self._reader = ThreadedChunks(iter(self._chunks), loop)
-        if self._stopping:  # stopped before it started
-            self._reader.close()
         self._reader.start()
         emitter = asyncio.create_task(
             run_emitter(self._buffer, self._write, self._wakeup, self._clock)
@@ -191,7 +185,6 @@ class Pipeline:
         )
 
     async def _read_all(self) -> str | None:
-        assert self._reader is not None  # set by run()
         input_error: str | None = None
         now = self._clock()
         while not self._stopping:
@@ -217,7 +210,6 @@ class Pipeline:
 
     async def _acquire_slot(self) -> bool:
         """Wait for an in-flight slot (backpressure); False if a stop came first."""
-        assert self._slots is not None and self._stop_event is not None  # set by run()
         if not self._slots.locked():
             await self._slots.acquire()
             return True
@@ -232,7 +224,6 @@ class Pipeline:
 
     async def _submit(self, segment: Segment, ready_at: float) -> None:
         """Register the segment in the reorder buffer, then send it (or fall back at once)."""
-        assert self._wakeup is not None and self._slots is not None  # set by run()
         seq = segment.sequence_number
         samples: npt.NDArray[np.int16] = segment.samples
         acquired = not self._stopping and await self._acquire_slot()
@@ -257,7 +248,6 @@ class Pipeline:
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        assert self._slots is not None  # set by run()
         self._slots.release()
 
     async def _dub(self, seq: int, samples: npt.NDArray[np.int16]) -> None:
@@ -267,7 +257,6 @@ class Pipeline:
             logger.exception("segment %d: unexpected error; writing original audio", seq)
             result = DubResult.fallback(FallbackReason.INTERNAL, repr(exc))
         self._buffer.resolve(seq, result)
-        assert self._wakeup is not None  # set by run()
         self._wakeup.set()
 
     def _write(self, emitted: Emitted) -> None:
@@ -282,12 +271,11 @@ class Pipeline:
                 result.detail,
                 extra={"sequence_number": emitted.sequence_number, "reason": result.reason.value},
             )
-        if self._progress is not None:
-            self._progress.update(
-                self._fmt.duration_s(int(emitted.samples.shape[0])),
-                self._stats,
-                self._clock() - self._started,
-            )
+        self._progress.update(
+            self._fmt.duration_s(int(emitted.samples.shape[0])),
+            self._stats,
+            self._clock() - self._started,
+        )
 
     def _on_emitter_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -302,4 +290,4 @@ class Pipeline:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-__all__ = ["InputStats", "Pipeline", "PipelineOptions", "PipelineOutcome"]
+__all__ = ["InputStats", "PipelineOptions", "PipelineOutcome", "StreamDubber"]

@@ -185,35 +185,36 @@ class ThreadedChunks:
 
     Args:
         chunks: The blocking iterator.
-        loop: The event loop the consumer runs on.
+        loop: The event loop the consumer runs on (default: the one running at :meth:`start`).
         max_ahead: Chunks the thread may read ahead.
     """
 
     def __init__(
         self,
         chunks: Iterator[Chunk],
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop | None = None,
         max_ahead: int = QUEUE_CHUNKS,
     ) -> None:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._chunks = chunks
         self._loop = loop
         self._state = _Handover(threading.Semaphore(max_ahead))
-        self._thread = threading.Thread(
-            target=self._run, args=(chunks,), name="stream-worker-reader", daemon=True
-        )
         self._done = False
 
     def start(self) -> None:
         """Start the reader thread."""
-        self._thread.start()
+        loop = self._loop or asyncio.get_running_loop()
+        threading.Thread(
+            target=self._run, args=(self._chunks, loop), name="stream-worker-reader", daemon=True
+        ).start()
 
-    def _post(self, item: object) -> None:
+    def _post(self, loop: asyncio.AbstractEventLoop, item: object) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self._state.closed.set()
 
-    def _run(self, chunks: Iterator[Chunk]) -> None:
+    def _run(self, chunks: Iterator[Chunk], loop: asyncio.AbstractEventLoop) -> None:
         state = self._state
         try:
             for chunk in chunks:
@@ -222,11 +223,11 @@ class ThreadedChunks:
                         return
                 if state.closed.is_set():
                     return
-                self._post(chunk)
+                self._post(loop, chunk)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            self._post(exc)
+            self._post(loop, exc)
             return
-        self._post(_END)
+        self._post(loop, _END)
 
     async def get(self) -> Chunk | None:
         """The next chunk, or ``None`` at the end of the input or after :meth:`close`.

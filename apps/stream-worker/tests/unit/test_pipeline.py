@@ -16,7 +16,7 @@ from shared_utils import CircuitBreaker
 from shared_utils.contract import ErrorCode, ProcessRequest
 from stream_worker.client import StsAnswer, StsClient
 from stream_worker.outcome import DubResult, FallbackReason
-from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
+from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
 from stream_worker.sink import RawSink, WavSink
 
 
@@ -59,7 +59,7 @@ async def run(
     client: StsClient, chunks: Iterable[npt.NDArray[np.int16]], sink: MemorySink, **kw: int
 ) -> PipelineOutcome:
     async with client:
-        pipeline = Pipeline(client, chunks, FMT, sink, options(**kw))
+        pipeline = StreamDubber(client, chunks, FMT, sink, options(**kw))
         return await pipeline.run()
 
 
@@ -171,7 +171,7 @@ async def test_answer_after_the_reorder_deadline_is_dropped_and_counted(
     chunks = iter([audio[:16000], audio[16000:32000], audio[32000:48000], audio[48000:]])
 
     async with client:
-        pipeline = Pipeline(client, chunks, FMT, sink, options(max_inflight=1))
+        pipeline = StreamDubber(client, chunks, FMT, sink, options(max_inflight=1))
         outcome = await pipeline.run()
     out = sink.audio()
     assert out.shape == audio.shape
@@ -187,7 +187,7 @@ async def test_stop_falls_back_for_everything_pending_and_writes_every_frame_rea
     audio = tone(4.0)
     sink = MemorySink()
     async with client:
-        pipeline = Pipeline(
+        pipeline = StreamDubber(
             client,
             chunked(audio, [8000]),
             FMT,
@@ -236,14 +236,14 @@ async def test_wav_and_raw_sinks_write_the_same_audio(tmp_path: Path) -> None:
     wav_path = tmp_path / "out.wav"
     wav_sink = WavSink(str(wav_path), FMT)
     async with make_client(fake) as client:
-        await Pipeline(client, iter([audio]), FMT, wav_sink, options()).run()
+        await StreamDubber(client, iter([audio]), FMT, wav_sink, options()).run()
     wav_sink.close()
     fmt, samples = read_wav(wav_path)
     assert fmt == FMT and np.array_equal(samples, audio)
     raw = io.BytesIO()
     raw_sink = RawSink(raw, FMT)
     async with make_client(FakeSts()) as client:
-        await Pipeline(client, iter([audio]), FMT, raw_sink, options()).run()
+        await StreamDubber(client, iter([audio]), FMT, raw_sink, options()).run()
     raw_sink.close()
     assert raw.getvalue() == audio.tobytes()
     assert raw_sink.frames_written == wav_sink.frames_written == audio.shape[0]
@@ -255,7 +255,7 @@ async def test_stereo_stream_round_trips() -> None:
     fake = FakeSts()
     sink = MemorySink()
     async with make_client(fake, fmt=fmt) as client:
-        await Pipeline(client, chunked(audio, [4801]), fmt, sink, options()).run()
+        await StreamDubber(client, chunked(audio, [4801]), fmt, sink, options()).run()
     assert np.array_equal(sink.audio(2), audio)
 
 
@@ -269,3 +269,17 @@ async def test_breaker_opens_after_consecutive_failures_and_skips_the_service() 
     assert outcome.stats.fallbacks[FallbackReason.CIRCUIT_OPEN] == 5
     assert len(fake.requests) == 6  # 3 segments x (1 + 1 retry), then nothing
     assert np.array_equal(sink.audio(), audio)
+
+
+async def test_a_dubber_stopped_before_it_runs_reads_nothing_and_runs_only_once(
+    fake_sts: FakeSts,
+) -> None:
+    sink = MemorySink()
+    async with make_client(fake_sts) as client:
+        dubber = StreamDubber(client, iter([tone(2.0)]), FMT, sink, options())
+        dubber.request_stop()  # e.g. a signal during the health check
+        outcome = await dubber.run()
+        assert outcome.interrupted and outcome.input_frames == 0
+        assert sink.audio().shape == (0, 1) and not fake_sts.requests
+        with pytest.raises(RuntimeError, match="runs once"):
+            await dubber.run()
