@@ -254,7 +254,7 @@ async def test_success_with_empty_audio_is_not_silence_in_the_output() -> None:
 
 
 async def test_success_with_silence_for_speech_is_refused() -> None:
-    # the field notes' bug: TTS reported success but the bytes were never attached
+    # a speech engine can report success without ever attaching the audio bytes
     silence = np.zeros_like(AUDIO).tobytes()
     result = await dub_once(FakeSts(behaviour=lambda req: ok(req, silence)))
     assert result.reason is FallbackReason.SILENT_DUB

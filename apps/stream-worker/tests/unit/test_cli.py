@@ -43,7 +43,7 @@ def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return code, capsys.readouterr().err
 
 
-def test_defaults_follow_the_contract_and_the_field_notes() -> None:
+def test_defaults_follow_the_contract_and_the_production_platform() -> None:
     settings = parse_settings(["--input", "a.wav", "--output", "b.wav"])
     assert settings.sts_url == DEFAULT_STS_URL
     assert settings.segment_ms == DEFAULT_SEGMENT_MS == 6000

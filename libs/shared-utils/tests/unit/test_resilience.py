@@ -276,7 +276,7 @@ def test_breaker_rejects_invalid_parameters(kwargs: dict[str, float], message: s
         CircuitBreaker(**kwargs)  # type: ignore[arg-type]  # parametrized kwargs
 
 
-def test_default_parameters_follow_the_field_notes() -> None:
+def test_default_parameters_are_5_failures_and_30_s_open() -> None:
     breaker = CircuitBreaker()
     assert breaker.failure_threshold == 5
     assert breaker.reset_timeout_s == 30.0
