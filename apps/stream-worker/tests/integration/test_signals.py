@@ -69,6 +69,13 @@ def silent_service() -> Iterator[socket.socket]:
         yield server
 
 
+def file_to_file(tmp_path: Path, out: Path) -> list[str]:
+    """Options for a run from a new 2 s WAV file to `out`."""
+    wav = tmp_path / "in.wav"
+    write_tone(wav, 2.0)
+    return ["-i", str(wav), "-o", str(out)]
+
+
 def assert_valid_empty_output(out: Path, err: str) -> None:
     fmt, samples = read_wav(out)
     assert samples.shape == (0, 1) and fmt.sample_rate == 16000
@@ -132,10 +139,8 @@ def test_sigint_during_live_stdin_exits_0_with_a_valid_file(run: int, tmp_path: 
 def test_signal_during_the_imports_gives_an_empty_valid_output(
     signum: signal.Signals, tmp_path: Path
 ) -> None:
-    wav = tmp_path / "in.wav"
-    write_tone(wav, 2.0)
     out = tmp_path / "out.wav"
-    worker = start_worker("-i", str(wav), "-o", str(out), "--sts-url", CLOSED_URL)
+    worker = start_worker(*file_to_file(tmp_path, out), "--sts-url", CLOSED_URL)
     deadline = time.monotonic() + 20
     while not catches_stop_signals(worker.pid):  # the first thing the console script does
         assert time.monotonic() < deadline and worker.poll() is None
@@ -151,11 +156,9 @@ def test_signal_during_the_imports_gives_an_empty_valid_output(
 def test_signal_during_the_health_check_stops_at_once(
     silent_service: socket.socket, tmp_path: Path
 ) -> None:
-    wav = tmp_path / "in.wav"
-    write_tone(wav, 2.0)
     out = tmp_path / "out.wav"
     url = f"http://127.0.0.1:{silent_service.getsockname()[1]}"
-    worker = start_worker("-i", str(wav), "-o", str(out), "--sts-url", url, "--require-sts")
+    worker = start_worker(*file_to_file(tmp_path, out), "--sts-url", url, "--require-sts")
     silent_service.settimeout(20)
     connection, _ = silent_service.accept()  # the health check is waiting for its answer
     with connection:
