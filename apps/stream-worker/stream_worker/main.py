@@ -24,7 +24,7 @@ from typing import BinaryIO, NoReturn, TextIO, get_args
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioError, AudioFormat
+from shared_audio import WAV_UNKNOWN_LENGTH_BYTES, AudioError, AudioFormat
 from shared_utils import (
     CircuitBreaker,
     LogFormat,
@@ -258,7 +258,7 @@ def _wav_duration(path: str, fmt: AudioFormat) -> float | None:
     try:
         with wave.open(path, "rb") as wav:
             frames = wav.getnframes()
-            if frames * wav.getsampwidth() * wav.getnchannels() >= 0xFFFFFFFF - 8:
+            if frames * wav.getsampwidth() * wav.getnchannels() >= WAV_UNKNOWN_LENGTH_BYTES:
                 return None
             return fmt.duration_s(frames)
     except (wave.Error, EOFError, OSError):  # pragma: no cover - the header was already read
