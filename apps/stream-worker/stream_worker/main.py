@@ -26,7 +26,7 @@ import numpy.typing as npt
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from shared_audio import AudioError, AudioFormat
+from shared_audio import WAV_UNKNOWN_LENGTH_BYTES, AudioError, AudioFormat
 from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
@@ -214,7 +214,7 @@ def _wav_duration(path: str, fmt: AudioFormat) -> float | None:
     try:
         with wave.open(path, "rb") as wav:
             frames = wav.getnframes()
-            if frames * wav.getsampwidth() * wav.getnchannels() >= 0xFFFFFFFF - 8:
+            if frames * wav.getsampwidth() * wav.getnchannels() >= WAV_UNKNOWN_LENGTH_BYTES:
                 return None
             return fmt.duration_s(frames)
     except (wave.Error, EOFError, OSError):  # pragma: no cover - the header was already read

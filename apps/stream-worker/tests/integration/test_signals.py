@@ -23,8 +23,6 @@ from worker_support import parse_summary, tone, write_tone
 from shared_audio import read_wav
 
 SCRIPT = Path(sys.executable).parent / "stream-worker"
-#: Nothing listens on port 1 (tcpmux): the health check is refused at once.
-CLOSED_URL = "http://127.0.0.1:1"
 
 
 def _default_sigint() -> None:
@@ -85,13 +83,15 @@ def assert_valid_empty_output(out: Path, err: str) -> None:
 
 
 @pytest.mark.parametrize("run", range(3))  # it used to abort in 9 runs of 11
-def test_sigint_during_live_stdin_exits_0_with_a_valid_file(run: int, tmp_path: Path) -> None:
+def test_sigint_during_live_stdin_exits_0_with_a_valid_file(
+    run: int, tmp_path: Path, closed_port_url: str
+) -> None:
     audio = tone(6.0)
     pcm = audio.tobytes()
     out = tmp_path / "out.wav"
     worker = start_worker(
         "--input", "-", "--output", str(out), "--segment-ms", "1000",
-        "--sts-url", CLOSED_URL,
+        "--sts-url", closed_port_url,
         stdin=subprocess.PIPE,
     )  # fmt: skip
     assert worker.stdin is not None
@@ -137,10 +137,10 @@ def test_sigint_during_live_stdin_exits_0_with_a_valid_file(run: int, tmp_path: 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_the_imports_gives_an_empty_valid_output(
-    signum: signal.Signals, tmp_path: Path
+    signum: signal.Signals, tmp_path: Path, closed_port_url: str
 ) -> None:
     out = tmp_path / "out.wav"
-    worker = start_worker(*file_to_file(tmp_path, out), "--sts-url", CLOSED_URL)
+    worker = start_worker(*file_to_file(tmp_path, out), "--sts-url", closed_port_url)
     deadline = time.monotonic() + 20
     while not catches_stop_signals(worker.pid):  # the first thing the console script does
         assert time.monotonic() < deadline and worker.poll() is None
