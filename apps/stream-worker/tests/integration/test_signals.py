@@ -39,7 +39,11 @@ def start_worker(*args: str, stdin: int | None = None) -> subprocess.Popen[bytes
     )
 
 
-def finish(worker: subprocess.Popen[bytes], timeout_s: float = 20) -> str:
+#: Generous: on a machine shared by several test runs, start-up alone can take many seconds.
+STARTUP_S = 90
+
+
+def finish(worker: subprocess.Popen[bytes], timeout_s: float = STARTUP_S) -> str:
     try:
         _, err = worker.communicate(timeout=timeout_s)
     finally:
@@ -114,14 +118,14 @@ def test_sigint_during_live_stdin_exits_0_with_a_valid_file(
     feeder.start()
     # The reproduction signalled after 3.5 s; on a busy machine start-up alone can take that
     # long, so wait until a first segment is written: the reader is then surely in a read.
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + STARTUP_S
     while not (out.exists() and out.stat().st_size >= 44 + 32000):
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.02)
     time.sleep(0.5)
     worker.send_signal(signal.SIGINT)
     try:
-        worker.wait(timeout=20)
+        worker.wait(timeout=STARTUP_S)
     finally:
         feeding.clear()
         feeder.join(timeout=5)
@@ -141,7 +145,7 @@ def test_signal_during_the_imports_gives_an_empty_valid_output(
 ) -> None:
     out = tmp_path / "out.wav"
     worker = start_worker(*file_to_file(tmp_path, out), "--sts-url", closed_port_url)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + STARTUP_S
     while not catches_stop_signals(worker.pid):  # the first thing the console script does
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.001)
@@ -159,13 +163,12 @@ def test_signal_during_the_health_check_stops_at_once(
     out = tmp_path / "out.wav"
     url = f"http://127.0.0.1:{silent_service.getsockname()[1]}"
     worker = start_worker(*file_to_file(tmp_path, out), "--sts-url", url, "--require-sts")
-    silent_service.settimeout(20)
+    silent_service.settimeout(STARTUP_S)
     connection, _ = silent_service.accept()  # the health check is waiting for its answer
-    with connection:
-        started = time.monotonic()
+    with connection:  # held open and silent until the worker has finished
         worker.send_signal(signal.SIGTERM)
         err = finish(worker)
-        stop_s = time.monotonic() - started
-    assert worker.returncode == 0, err[-2000:]
-    assert stop_s < 2.5  # not the 3 s health-check timeout
+    assert worker.returncode == 0, err[-2000:]  # not 2: --require-sts never got its answer
+    assert "stop requested before sts-service answered its health check" in err
+    assert "not reachable" not in err  # abandoned, not timed out
     assert_valid_empty_output(out, err)
