@@ -59,7 +59,7 @@ class StsProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 20.0) -> None:
+    def start(self, timeout_s: float = 60.0) -> None:  # slow on a loaded machine
         if not STS_PYTHON.exists():
             pytest.fail(
                 f"sts-service's environment {STS_PYTHON} does not exist: run `make install` "
