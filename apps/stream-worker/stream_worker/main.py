@@ -275,12 +275,12 @@ async def _run(
 ) -> tuple[PipelineOutcome, Sink]:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
-    pipelines: list[StreamDubber] = []
+    dubbers: list[StreamDubber] = []
 
     def stop() -> None:
         stopped.set()
-        for pipeline in pipelines:
-            pipeline.request_stop()
+        for dubber in dubbers:
+            dubber.request_stop()
 
     installed = _install_signal_handlers(loop, stop)
     if STOP_SIGNALS.received is not None:  # it came during the imports or the checks
@@ -305,7 +305,7 @@ async def _run(
             show = settings.progress == "always" or (
                 settings.progress == "auto" and stderr.isatty()
             )
-            pipeline = StreamDubber(
+            dubber = StreamDubber(
                 client,
                 source.chunks,
                 source.fmt,
@@ -320,11 +320,11 @@ async def _run(
                 progress=show,
                 total_s=source.total_s,
             )
-            pipelines.append(pipeline)
+            dubbers.append(dubber)
             if stopped.is_set():  # stopped before the first read: an empty, valid output
-                pipeline.request_stop()
+                dubber.request_stop()
             try:
-                outcome = await pipeline.run()
+                outcome = await dubber.run()
             finally:
                 sink.close()
             return outcome, sink
