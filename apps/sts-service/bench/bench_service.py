@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from shared_utils.contract import HEALTH_PATH, PROCESS_PATH
+from sts_service.config import StsSettings
 from sts_service.main import uvicorn_config
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ def _bare_app() -> FastAPI:
 
 
 def _serve_bare(port: int) -> None:
-    uvicorn.Server(uvicorn_config(_bare_app(), "127.0.0.1", port)).run()
+    uvicorn.Server(uvicorn_config(_bare_app(), StsSettings(port=port))).run()
 
 
 def _free_port() -> int:
