@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,37 @@ def _processes_mentioning(marker: str) -> list[str]:
     return found
 
 
+def _start_reading(
+    command: list[str],
+    env: dict[str, str],
+    *,
+    start_new_session: bool = False,
+    preexec_fn: Callable[[], None] | None = None,
+) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+    """Start `command` in the repo; a thread collects its output lines until it ends."""
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=start_new_session,
+        preexec_fn=preexec_fn,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    def read() -> None:
+        with stdout:
+            lines.extend(stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return process, lines, reader
+
+
 def _summaries(lines: list[str]) -> list[dict[str, object]]:
     found = []
     for line in lines:
@@ -84,20 +116,11 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
     port = _free_port()
     workdir = tmp_path / "dev-local-work"
     env = _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2", WORKER_SEGMENT_MS="1000")
-    process = subprocess.Popen(
+    process, lines, reader = _start_reading(
         ["make", "--no-print-directory", "dev-local", f"DEV_LOCAL_ARGS=--workdir {workdir}"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        env,
         start_new_session=True,  # a process group of its own: SIGINT to it is a Ctrl-C
     )
-    lines: list[str] = []
-    assert process.stdout is not None
-    stdout = process.stdout
-    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
-    reader.start()
     try:
         deadline = time.monotonic() + 90
         healthy = False
@@ -129,7 +152,6 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
             os.killpg(process.pid, signal.SIGKILL)
             raise
         reader.join(timeout=5)
-        stdout.close()
     output = "\n".join(lines)
     # make itself always dies of the SIGINT it was sent (as after a terminal Ctrl-C), even
     # when its recipe exits 0; the supervisor's own clean stop is its last line.
@@ -231,20 +253,7 @@ def _signal_when(
     command: list[str], marker: str, signum: signal.Signals, env: dict[str, str]
 ) -> tuple[int, str]:
     """Start `command`, send `signum` once `marker` is printed; (exit status, output)."""
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=_default_sigint,
-    )
-    lines: list[str] = []
-    assert process.stdout is not None
-    stdout = process.stdout
-    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
-    reader.start()
+    process, lines, reader = _start_reading(command, env, preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not any(marker in line for line in lines):
@@ -258,7 +267,6 @@ def _signal_when(
             process.kill()
             process.wait()
         reader.join(timeout=5)
-        stdout.close()
     return status, "".join(lines)
 
 
