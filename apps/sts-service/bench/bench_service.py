@@ -62,6 +62,7 @@ ATTACK_HEALTH_REQUESTS = 2000
 ATTACK_PROCESS_CONCURRENCY = 4
 ATTACK_PROCESS_EVERY_S = 0.05  # each normal client sends a fragment every 50 ms (live-like)
 GOAL_ATTACK_HEALTH_P99_MS = 10.0
+ATTACKING = "attacking"  # the attacker process's line once its connections are open
 RECONNECT_AFTER_S = 0.1  # a hostile client comes back this soon after the server closes it
 _FIXED = b'{"status":"success"}'
 
@@ -316,7 +317,11 @@ async def _attack_until_stopped(port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await _attack(port, stop)
+    attack = asyncio.ensure_future(_attack(port, stop))
+    await asyncio.sleep(1.0)  # every hostile connection is open and has sent its first bytes
+    sys.stdout.write(f"{ATTACKING}\n")
+    sys.stdout.flush()
+    await attack
 
 
 async def _run_attack(port: int, body: bytes) -> tuple[LoadResult, LoadResult]:
@@ -326,9 +331,19 @@ async def _run_attack(port: int, body: bytes) -> tuple[LoadResult, LoadResult]:
     measuring client's event loop: only their effect on the server is measured.
     """
     quiet = [await _measure_load(port, body) for _ in range(ROUNDS)]
-    attacker = _start([sys.executable, __file__, "--attack", str(port)], dict(os.environ))
+    attacker = subprocess.Popen(
+        [sys.executable, __file__, "--attack", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        await asyncio.sleep(2.0)  # let every hostile connection settle in
+        # Starting Python and its imports takes seconds on a busy machine: measure only
+        # once the attacker says its connections are in place.
+        assert attacker.stdout is not None
+        started = await asyncio.wait_for(asyncio.to_thread(attacker.stdout.readline), 120)
+        if started.decode().strip() != ATTACKING:
+            error = attacker.stderr.read().decode() if attacker.stderr else ""
+            raise RuntimeError(f"the attacker did not start: {error}")
         attacked = [await _measure_load(port, body) for _ in range(ROUNDS)]
         if attacker.poll() is not None:
             error = attacker.stderr.read().decode() if attacker.stderr else ""
@@ -354,7 +369,7 @@ def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # imports alone take seconds on a busy machine
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
