@@ -1,9 +1,11 @@
 """Write a short speech-like WAV sample (16-bit PCM) with the standard library only.
 
-The dev loop and the demo dub this sample: no binary audio is committed. The sound is a
-sequence of "syllables" (voiced tone bursts with harmonics and a smooth envelope) separated by
-short gaps and longer phrase pauses, so a speech detector sees speech and silence alternate.
-The output is deterministic for given arguments.
+The one generator of speech-like audio: the dev loop and the demo dub its output, and the test
+fixture `.specify/test-fixtures/audio/make_sample.py` is a front end to it, so no binary audio
+is committed. The signal repeats a 1 s pattern: 0.75 s of "speech" (a 140 Hz voiced tone with
+harmonics and a syllable-rate envelope, about -6 dBFS peak) then 0.25 s of digital silence, so
+a speech detector sees speech and silence alternate, and `speech_regions()` says where. The
+output is bit-identical on every run and every platform.
 
 Runs on any Python >= 3.10 (the tools env, a package venv or a container)::
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import sys
 import wave
 from array import array
@@ -22,52 +23,64 @@ from pathlib import Path
 
 DEFAULT_SECONDS = 10.0
 DEFAULT_RATE = 16000
+PATTERN_S = 1.0
+SPEECH_S = 0.75
+FUNDAMENTAL_HZ = 140.0
+SYLLABLE_HZ = 4.0
+_HARMONICS = (1, 2, 3, 5)
 _PEAK = 0.5 * 32767  # -6 dBFS: loud enough to be speech, far from clipping
+_FADE_S = 0.01  # fades at each burst's edges: no clicks
+#: The largest value of the harmonic sum, so that `_PEAK` is the real peak.
+_VOICED_MAX = max(
+    abs(sum(math.sin(2 * math.pi * k * i / 4096) / k for k in _HARMONICS)) for i in range(4096)
+)
 
 
-def speech_like(seconds: float, rate: int = DEFAULT_RATE, seed: int = 7) -> array[int]:
-    """Samples (mono, int16) of `seconds` of speech-like tone bursts.
+def sample_value(t: float) -> int:
+    """The mono sample at time `t` (seconds)."""
+    phase = t % PATTERN_S
+    if phase >= SPEECH_S:
+        return 0
+    envelope = 0.55 + 0.45 * math.sin(2 * math.pi * SYLLABLE_HZ * phase) ** 2
+    edge = min(1.0, phase / _FADE_S, (SPEECH_S - phase) / _FADE_S)
+    voiced = sum(math.sin(2 * math.pi * FUNDAMENTAL_HZ * k * t) / k for k in _HARMONICS)
+    return round(_PEAK * edge * envelope * voiced / _VOICED_MAX)
 
-    Args:
-        seconds: Duration, > 0.
-        rate: Sample rate in Hz, > 0.
-        seed: Seed of the syllable pattern.
+
+def speech_regions(seconds: float) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each speech burst of a sample `seconds` long."""
+    regions = []
+    start = 0.0
+    while start < seconds:
+        regions.append((start, min(start + SPEECH_S, seconds)))
+        start += PATTERN_S
+    return regions
+
+
+def speech_like(seconds: float, rate: int = DEFAULT_RATE, channels: int = 1) -> array[int]:
+    """Interleaved int16 samples of `seconds` of speech-like audio (every channel the same).
 
     Raises:
-        ValueError: if `seconds` or `rate` is not positive.
+        ValueError: if `seconds`, `rate` or `channels` is not positive.
     """
-    if not seconds > 0 or rate <= 0:
-        raise ValueError(f"seconds ({seconds}) and rate ({rate}) must be positive")
-    total = round(seconds * rate)
-    samples = array("h", bytes(2 * total))
-    rng = random.Random(seed)
-    position = 0
-    while position < total:
-        length = int(rng.uniform(0.12, 0.32) * rate)
-        pitch = rng.uniform(110.0, 220.0)
-        for index in range(min(length, total - position)):
-            t = index / rate
-            envelope = math.sin(math.pi * index / length) ** 2
-            tone = (
-                math.sin(2 * math.pi * pitch * t)
-                + 0.5 * math.sin(4 * math.pi * pitch * t)
-                + 0.25 * math.sin(6 * math.pi * pitch * t)
-            ) / 1.75
-            samples[position + index] = int(_PEAK * envelope * tone)
-        position += length
-        pause = 0.45 if rng.random() < 0.15 else rng.uniform(0.04, 0.12)
-        position += int(pause * rate)
-    return samples
+    if not seconds > 0 or rate <= 0 or channels <= 0:
+        raise ValueError(
+            f"seconds ({seconds}), rate ({rate}) and channels ({channels}) must be positive"
+        )
+    mono = [sample_value(index / rate) for index in range(round(seconds * rate))]
+    return array("h", mono if channels == 1 else [v for v in mono for _ in range(channels)])
 
 
-def write_sample(path: Path, seconds: float = DEFAULT_SECONDS, rate: int = DEFAULT_RATE) -> Path:
-    """Write a mono 16-bit WAV of `seconds` of speech-like audio to `path`; returns `path`."""
-    samples = speech_like(seconds, rate)
+def write_sample(
+    path: Path, seconds: float = DEFAULT_SECONDS, rate: int = DEFAULT_RATE, channels: int = 1
+) -> Path:
+    """Write a 16-bit WAV of `seconds` of speech-like audio to `path`; returns `path`."""
+    samples = speech_like(seconds, rate, channels)
     if sys.byteorder != "little":  # pragma: no cover - WAV is little-endian
         samples.byteswap()
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
+        wav.setnchannels(channels)
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(samples.tobytes())

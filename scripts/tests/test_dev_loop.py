@@ -25,15 +25,9 @@ from scaffold import REPO, outside_make_env, package_venv_python, run
 sys.path.insert(0, str(REPO / "scripts"))  # the dev scripts are plain modules (stdlib only)
 
 from dev_sample import write_sample
-from devproc import HEALTH_PATH, read_env_file
+from devproc import HEALTH_PATH, free_port, read_env_file
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _listening(port: int) -> bool:
@@ -113,7 +107,7 @@ def _summaries(lines: list[str]) -> list[dict[str, object]]:
 def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     package_venv_python("apps/sts-service")
     package_venv_python("apps/stream-worker")
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path / "dev-local-work"
     env = _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2", WORKER_SEGMENT_MS="1000")
     process, lines, reader = _start_reading(

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
-from shared_utils import ServiceSettings
+from shared_utils import LogFormat, LogLevel, ServiceSettings
 from shared_utils.contract import (
     DEFAULT_STS_URL,
     DEFAULT_TIMEOUT_MS,
@@ -35,8 +35,6 @@ _ID_RE = re.compile(ProcessRequest.model_json_schema()["properties"]["stream_id"
 MAX_STREAM_ID_CHARS = 100
 
 ProgressMode = Literal["auto", "always", "never"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-LogFormat = Literal["json", "console", "auto"]
 
 
 class WorkerSettings(ServiceSettings):

@@ -19,13 +19,20 @@ import time
 import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO, get_args
 
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioError, AudioFormat
-from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
+from shared_audio import WAV_UNKNOWN_LENGTH_BYTES, AudioError, AudioFormat
+from shared_utils import (
+    CircuitBreaker,
+    LogFormat,
+    LogLevel,
+    SettingsError,
+    configure_logging,
+    load_settings,
+)
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
@@ -131,14 +138,14 @@ OPTIONS: tuple[_Option, ...] = (
         ("--log-level",),
         "log level",
         "choice",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        choices=get_args(LogLevel),
     ),
     _Option(
         "log_format",
         ("--log-format",),
         "log format (auto: console on a terminal)",
         "choice",
-        choices=("json", "console", "auto"),
+        choices=get_args(LogFormat),
     ),
 )
 
@@ -251,7 +258,7 @@ def _wav_duration(path: str, fmt: AudioFormat) -> float | None:
     try:
         with wave.open(path, "rb") as wav:
             frames = wav.getnframes()
-            if frames * wav.getsampwidth() * wav.getnchannels() >= 0xFFFFFFFF - 8:
+            if frames * wav.getsampwidth() * wav.getnchannels() >= WAV_UNKNOWN_LENGTH_BYTES:
                 return None
             return fmt.duration_s(frames)
     except (wave.Error, EOFError, OSError):  # pragma: no cover - the header was already read

@@ -34,6 +34,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def closed_port_url() -> str:
+    """The URL of a loopback port nothing listens on (a service that is down)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 class StsProcess:
     """The real sts-service, started from its own venv on a free loopback port."""
 

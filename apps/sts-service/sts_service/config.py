@@ -6,17 +6,13 @@ them); `StsSettings.env_vars()` lists them and the package README documents each
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, ErrorCode
+from shared_utils.logging import LogFormat, LogLevel
 from shared_utils.settings import ServiceSettings
 from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKENDS, FaultConfig
-
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-LogFormat = Literal["json", "console", "auto"]
 
 
 class StsSettings(ServiceSettings):

@@ -24,12 +24,19 @@ from shared_audio.pcm import (
 )
 from shared_audio.resample import resample
 from shared_audio.segment import Segment, Segmenter, fit_to_length, reassemble, segment_array
-from shared_audio.wav import WavStreamWriter, iter_wav_chunks, read_wav, write_wav
+from shared_audio.wav import (
+    WAV_UNKNOWN_LENGTH_BYTES,
+    WavStreamWriter,
+    iter_wav_chunks,
+    read_wav,
+    write_wav,
+)
 
 __all__ = [
     "INT16_FULL_SCALE",
     "SUPPORTED_CHANNELS",
     "SUPPORTED_SAMPLE_RATES",
+    "WAV_UNKNOWN_LENGTH_BYTES",
     "AudioError",
     "AudioFormat",
     "AudioFormatError",

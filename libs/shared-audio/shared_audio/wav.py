@@ -29,8 +29,9 @@ from shared_audio.pcm import array_to_pcm
 #: A WAV file: a path, or an open binary file object (seekable for writing).
 WavSource = str | os.PathLike[str] | BinaryIO
 
-#: Data chunk sizes at or above this mean "length unknown" (streamed WAV, e.g. from a pipe).
-_UNKNOWN_LENGTH_BYTES = 0xFFFFFFFF - 8
+#: Data chunk sizes at or above this mean "length unknown" (streamed WAV, e.g. from a pipe,
+#: whose writer could not go back to fill in the size: the field is left at or near its max).
+WAV_UNKNOWN_LENGTH_BYTES = 0xFFFFFFFF - 8
 
 #: wFormatTag values people actually meet, for readable errors.
 _FORMAT_NAMES = {
@@ -292,7 +293,7 @@ class _WavInput:
             raise WavError(f"{self.name}: {exc}") from None
         self.frame_size = channels * self.sample_width
         self.declared_frames = reader.getnframes()
-        self.length_known = self.declared_frames * self.frame_size < _UNKNOWN_LENGTH_BYTES
+        self.length_known = self.declared_frames * self.frame_size < WAV_UNKNOWN_LENGTH_BYTES
 
     def decode(self, raw: bytes) -> npt.NDArray[np.int16]:
         """Turn raw frames of the file's sample width into int16 ``(frames, channels)``."""

@@ -32,7 +32,7 @@ from shared_utils.contract import (
     contract_json_schema,
     contract_json_schema_text,
 )
-from shared_utils.logging import configure_logging
+from shared_utils.logging import LogFormat, LogLevel, configure_logging
 from shared_utils.resilience import CircuitBreaker, CircuitOpenError, CircuitState, retry_async
 from shared_utils.settings import ServiceSettings, SettingsError, load_settings
 
@@ -59,6 +59,8 @@ __all__ = [
     "ErrorResponse",
     "HealthResponse",
     "HealthStatus",
+    "LogFormat",
+    "LogLevel",
     "ProcessConfig",
     "ProcessRequest",
     "ProcessResponse",

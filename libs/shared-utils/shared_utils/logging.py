@@ -12,9 +12,12 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Literal, TextIO
 
-__all__ = ["ConsoleFormatter", "JsonFormatter", "configure_logging"]
+__all__ = ["ConsoleFormatter", "JsonFormatter", "LogFormat", "LogLevel", "configure_logging"]
 
+#: The log formats `configure_logging` writes (auto: console on a terminal, JSON otherwise).
 LogFormat = Literal["json", "console", "auto"]
+#: The log levels a service setting accepts (what every service's `log_level` field is typed as).
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 #: Keys of every JSON line; an `extra=` field with one of these names becomes `extra_<name>`.
 RESERVED_KEYS: frozenset[str] = frozenset(

@@ -20,10 +20,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypeVar, get_args
 
-from pydantic import SecretBytes, SecretStr, ValidationError
+from pydantic import AliasChoices, AliasPath, SecretBytes, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -33,6 +32,14 @@ S = TypeVar("S", bound="ServiceSettings")
 _REDACTED = "**********"
 #: Field annotations whose values are never echoed in error messages.
 _SECRET_TYPES: tuple[type, ...] = (SecretStr, SecretBytes)
+#: Configuration that changes which variables are read: option -> (the only value supported,
+#: what to do instead). The other values would make `env_vars()` depend on rules that differ
+#: between pydantic-settings releases.
+_FIXED_OPTIONS: dict[str, tuple[object, str]] = {
+    "env_nested_delimiter": (None, "read complex values as JSON from one variable"),
+    "env_prefix_target": ("variable", "name alias variables in full"),
+    "validate_by_alias": (True, "drop the alias instead"),
+}
 
 
 class SettingsError(Exception):
@@ -93,11 +100,12 @@ class ServiceSettings(BaseSettings):
     def env_vars(cls) -> list[str]:
         """Every environment variable this class reads, upper case, in field order.
 
-        The names come from pydantic-settings' own environment source, so aliases and prefix
-        options are listed exactly as they are read.
+        The names follow pydantic-settings' documented naming rules (prefix, aliases, case), so
+        they are listed as they are read; tests pin that every listed name is really read.
 
         Raises:
-            TypeError: if the class sets ``env_nested_delimiter`` (not supported).
+            TypeError: if the class sets ``env_nested_delimiter``, ``env_prefix_target`` or
+                ``validate_by_alias=False`` (not supported).
 
         Example:
             >>> ServiceSettings.env_vars()
@@ -121,21 +129,27 @@ class ServiceSettings(BaseSettings):
 
     @classmethod
     def _env_names_by_field(cls) -> dict[str, list[tuple[str, str]]]:
-        """Field name -> [(variable, validation key)], as pydantic-settings reads them."""
-        if cls.model_config.get("env_nested_delimiter"):
-            raise TypeError(
-                f"{cls.__name__}: env_nested_delimiter is not supported; "
-                "read complex values as JSON from one variable"
-            )
-        source = EnvSettingsSource(cls)
-        upper = not cls.model_config.get("case_sensitive", False)
+        """Field name -> [(variable, validation key)], by pydantic-settings' documented rules.
+
+        Built from public configuration only (``env_prefix``, ``case_sensitive``,
+        ``populate_by_name``/``validate_by_name``) and each field's ``validation_alias``: an
+        alias is read verbatim (no prefix), an `AliasPath` by its first element, and the
+        prefixed field name is read when the field has no alias or names are accepted too.
+        Options that would change those rules are refused rather than guessed.
+        """
+        config = cls.model_config
+        for option, (supported, instead) in _FIXED_OPTIONS.items():
+            if config.get(option, supported) not in (supported, "" if supported is None else None):
+                raise TypeError(f"{cls.__name__}: {option} is not supported; {instead}")
+        prefix = str(config.get("env_prefix") or "")
+        by_name = bool(config.get("populate_by_name") or config.get("validate_by_name"))
+        case = str if config.get("case_sensitive", False) else str.upper
         result: dict[str, list[tuple[str, str]]] = {}
         for field_name, field in cls.model_fields.items():
-            # pydantic-settings' own resolution of a field's variables (aliases, prefix rules).
-            infos = source._extract_field_info(field, field_name)
-            result[field_name] = [
-                (env_name.upper() if upper else env_name, key) for key, env_name, _ in infos
-            ]
+            keys = _alias_keys(field.validation_alias)
+            if not keys or by_name:
+                keys.append((prefix + field_name, field_name))
+            result[field_name] = [(case(env_name), key) for env_name, key in keys]
         return result
 
     @classmethod
@@ -146,6 +160,17 @@ class ServiceSettings(BaseSettings):
             isinstance(candidate, type) and issubclass(candidate, _SECRET_TYPES)
             for candidate in candidates
         )
+
+
+def _alias_keys(alias: str | AliasPath | AliasChoices | None) -> list[tuple[str, str]]:
+    """[(variable, validation key)] for a field's validation alias; a path is read by its head.
+
+    (pydantic-settings before 2.16 also read a path's later string elements as variables, a bug
+    fixed in 2.16: they are not listed.)
+    """
+    choices = alias.choices if isinstance(alias, AliasChoices) else [] if alias is None else [alias]
+    heads = [str(c.path[0]) if isinstance(c, AliasPath) else c for c in choices]
+    return [(head, head) for head in heads]
 
 
 def unknown_env_vars(
@@ -160,8 +185,9 @@ def unknown_env_vars(
         return []
     env = os.environ if environ is None else environ
     known = set(cls.env_vars())
+    fold = str if cls.model_config.get("case_sensitive", False) else str.upper
     return sorted(
-        name for name in env if name.upper().startswith(prefix) and name.upper() not in known
+        name for name in env if name.upper().startswith(prefix) and fold(name) not in known
     )
 
 

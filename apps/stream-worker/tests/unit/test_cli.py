@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import struct
 import wave
 from collections.abc import Callable
@@ -28,13 +27,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("WORKER_"):
             monkeypatch.delenv(name)
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -124,11 +116,12 @@ def test_bad_input_files_stop_with_one_line_and_exit_2(
     message: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    closed_port_url: str,
 ) -> None:
     path = tmp_path / "in.wav"
     make(path)
     code, err = run_main(
-        ["-i", str(path), "-o", str(tmp_path / "o.wav"), "--sts-url", closed_port_url()], capsys
+        ["-i", str(path), "-o", str(tmp_path / "o.wav"), "--sts-url", closed_port_url], capsys
     )
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("stream-worker: error: input ")
@@ -179,11 +172,11 @@ def test_output_problems_are_caught_before_any_work(
 
 
 def test_require_sts_with_an_unreachable_url_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], closed_port_url: str
 ) -> None:
     src = tmp_path / "in.wav"
     write_tone(src, 0.1)
-    url = closed_port_url()
+    url = closed_port_url
     code, err = run_main(
         ["-i", str(src), "-o", str(tmp_path / "o.wav"), "--sts-url", url, "--require-sts"], capsys
     )
@@ -195,7 +188,7 @@ def test_require_sts_with_an_unreachable_url_exits_2(
 
 
 def test_without_require_sts_an_unreachable_service_means_all_fallback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], closed_port_url: str
 ) -> None:
     src, out, summary_path = tmp_path / "in.wav", tmp_path / "o.wav", tmp_path / "s.json"
     audio = write_tone(src, 2.5)
@@ -206,7 +199,7 @@ def test_without_require_sts_an_unreachable_service_means_all_fallback(
             "-o",
             str(out),
             "--sts-url",
-            closed_port_url(),
+            closed_port_url,
             "--segment-ms",
             "1000",
             "--summary-json",

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,12 +29,6 @@ from shared_utils.contract import (
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     process: subprocess.Popen[str]
@@ -51,8 +44,7 @@ class Server:
         return self.process.returncode, err
 
 
-def start(module: str = "sts_service", **env: str) -> Server:
-    port = free_port()
+def start(port: int, module: str = "sts_service", **env: str) -> Server:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STS_")}
     environment.update(STS_PORT=str(port), STS_LOG_FORMAT="json", **env)
     process = subprocess.Popen(
@@ -82,8 +74,8 @@ def log_lines(stderr: str) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    running = start()
+def server(free_port: Callable[[], int]) -> Iterator[Server]:
+    running = start(free_port())
     yield running
     code, err = running.stop(signal.SIGINT)
     assert code == 0, err
@@ -170,8 +162,12 @@ def test_oversized_chunked_body_is_refused_over_the_wire(server: Server) -> None
     assert httpx.get(server.base_url + HEALTH_PATH).status_code == 200
 
 
-async def test_queue_full_and_sigterm(make_body: Callable[..., Any]) -> None:
-    running = start(STS_MAX_INFLIGHT="1", STS_FAULT_ENABLED="true", STS_FAULT_LATENCY_MS="400")
+async def test_queue_full_and_sigterm(
+    make_body: Callable[..., Any], free_port: Callable[[], int]
+) -> None:
+    running = start(
+        free_port(), STS_MAX_INFLIGHT="1", STS_FAULT_ENABLED="true", STS_FAULT_LATENCY_MS="400"
+    )
     try:
         async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
             first = asyncio.ensure_future(
@@ -189,8 +185,8 @@ async def test_queue_full_and_sigterm(make_body: Callable[..., Any]) -> None:
     assert "sts-service stopped (SIGTERM)" in [line["message"] for line in log_lines(err)]
 
 
-def test_python_m_sts_service_main_also_starts() -> None:
-    running = start("sts_service.main")
+def test_python_m_sts_service_main_also_starts(free_port: Callable[[], int]) -> None:
+    running = start(free_port(), "sts_service.main")
     code, err = running.stop(signal.SIGTERM)
     assert code == 0, err
 

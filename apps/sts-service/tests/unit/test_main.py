@@ -6,7 +6,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,12 +17,6 @@ from sts_service import main as main_module
 from sts_service.app import create_app
 from sts_service.config import StsSettings
 from sts_service.main import EXIT_BAD_SETTINGS, GuardedHttpProtocol, main, uvicorn_config
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +66,10 @@ def _stop_when_healthy(port: int, signum: signal.Signals, seen: list[int]) -> No
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serves_until_a_signal_then_exits_0(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, signum: signal.Signals
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    signum: signal.Signals,
+    free_port: Callable[[], int],
 ) -> None:
     port = free_port()
     monkeypatch.setenv("STS_PORT", str(port))

@@ -298,3 +298,39 @@ def test_other_value_errors_become_one_line_settings_errors() -> None:
 
     with pytest.raises(SettingsError, match=r"^Exploding: broken constructor$"):
         load_settings(Exploding)
+
+
+def test_names_and_aliases_are_both_listed_when_names_are_accepted() -> None:
+    class ByName(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="TSU_", populate_by_name=True)
+        count: int = Field(default=0, validation_alias="LEGACY_COUNT")
+
+    assert ByName.env_vars() == ["LEGACY_COUNT", "TSU_COUNT"]
+    for name in ByName.env_vars():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(name, "7")
+            assert load_settings(ByName).count == 7
+
+
+def test_case_sensitive_names_keep_their_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Exact(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="Tsu_", case_sensitive=True)
+        Port: int = 1
+
+    assert Exact.env_vars() == ["Tsu_Port"]
+    monkeypatch.setenv("Tsu_Port", "5")
+    assert load_settings(Exact).Port == 5
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("env_prefix_target", "all"), ("validate_by_alias", False)],
+)
+def test_options_that_change_the_naming_rules_are_refused(option: str, value: object) -> None:
+    class Odd(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="TSU_")
+        value: int = 1
+
+    Odd.model_config[option] = value  # type: ignore[literal-required]  # the option under test
+    with pytest.raises(TypeError, match=f"Odd: {option} is not supported"):
+        Odd.env_vars()
