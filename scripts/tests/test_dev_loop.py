@@ -303,7 +303,7 @@ def test_a_signal_stops_dev_local_and_everything_it_started_quietly(
 ) -> None:
     package_venv_python("apps/sts-service")
     package_venv_python("apps/stream-worker")
-    port = _free_port()
+    port = free_port()
     env = _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2")
     command = [sys.executable, "scripts/dev_local.py", "--workdir", str(tmp_path)]
     status, output = _signal_when(command, marker, signum, env)

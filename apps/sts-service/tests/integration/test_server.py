@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -220,8 +221,9 @@ KEEP_ALIVE_S = 1
 
 
 @pytest.fixture(scope="module")
-def guarded() -> Iterator[Server]:
+def guarded(free_port: Callable[[], int]) -> Iterator[Server]:
     running = start(
+        free_port(),
         STS_MAX_INFLIGHT="2",
         STS_MAX_RECEIVING="8",
         STS_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
@@ -325,8 +327,8 @@ def test_an_idle_keep_alive_connection_is_closed(guarded: Server) -> None:
     assert time.monotonic() - started < KEEP_ALIVE_S + 3
 
 
-def test_past_max_connections_the_server_answers_503() -> None:
-    running = start(STS_MAX_CONNECTIONS="3")
+def test_past_max_connections_the_server_answers_503(free_port: Callable[[], int]) -> None:
+    running = start(free_port(), STS_MAX_CONNECTIONS="3")
     idle = [connect(running) for _ in range(3)]
     try:
         time.sleep(0.2)
