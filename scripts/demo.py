@@ -5,7 +5,9 @@ caller are ignored, so the demo always runs the same way). It starts sts-service
 port of 127.0.0.1, waits for its health route, writes a 10 s speech-like sample, dubs it with
 stream-worker (as fast as possible, not paced), prints the worker's summary and where the
 output is, and stops sts-service. Exits non-zero, naming the step, if any step fails or if a
-segment was not dubbed. Standard library only: it runs from the root tools env.
+segment was not dubbed. Ctrl-C, SIGTERM or SIGHUP stop it at any step, quietly: it stops
+what it started and exits 128 + the signal number. Standard library only: it runs from the
+root tools env.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from devproc import (
     DevError,
     Service,
     free_port,
+    run_supervised,
     venv_python,
     wait_healthy,
 )
@@ -74,6 +77,7 @@ async def run(workdir: Path) -> int:
     env = clean_env()
     sts_env = {**env, "STS_HOST": "127.0.0.1", "STS_PORT": str(port), "STS_LOG_FORMAT": "console"}
     sts = Service("sts-service", [str(sts_python), "-m", "sts_service"], sts_env)
+    worker: Service | None = None
     _say(f"1/4 starting sts-service on {url}")
     try:
         await sts.start()
@@ -92,7 +96,6 @@ async def run(workdir: Path) -> int:
         try:
             status = await asyncio.wait_for(worker.wait(), WORKER_TIMEOUT_S)
         except asyncio.TimeoutError:
-            await worker.stop(signal.SIGINT, 5.0, group=False)
             raise DevError(f"stream-worker did not finish within {WORKER_TIMEOUT_S:g} s") from None
         if status != 0:
             raise DevError(f"stream-worker exited with status {status} (its log is above)")
@@ -101,8 +104,13 @@ async def run(workdir: Path) -> int:
         except (OSError, ValueError) as exc:
             raise DevError(f"stream-worker wrote no readable summary: {exc}") from None
     finally:
+        # Whatever ends the demo (success, a failed step, a signal), nothing it started stays.
+        if worker is not None:
+            # SIGTERM, not SIGINT: stream-worker stops gracefully on either, but one still
+            # starting up dies quietly of SIGTERM, where SIGINT prints a traceback.
+            await worker.stop(signal.SIGTERM, 5.0, group=False)
         await sts.stop(signal.SIGTERM, 10.0)
-    _say("4/4 stopped sts-service")
+        _say("4/4 stopped sts-service")
     problems = check_summary(summary)
     if problems:
         raise DevError("; ".join(problems))
@@ -131,10 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(run(args.workdir.resolve()))
+        result = run_supervised(lambda: run(args.workdir.resolve()))
     except (DevError, OSError, ValueError) as exc:
         print(f"demo: FAILED: {exc}", file=sys.stderr)
         return 1
+    if isinstance(result, signal.Signals):
+        print(f"demo: stopped by {result.name}; nothing it started is left running")
+        return 128 + result.value  # the shell's convention for "killed by this signal"
+    return result
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Reads `.env.example` (the one source of ports and settings, also used by compose
 already set in the environment win, as they do for compose's ``${VAR}`` interpolation. Starts
 sts-service, waits for its health route, then starts the worker loop (dev_worker_loop.py: a
 generated sample dubbed in --realtime mode, over and over). Every output line is prefixed with
-the service name. Ctrl-C (SIGINT) or SIGTERM stops the worker gracefully, then sts-service,
+the service name. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the worker gracefully, then sts-service,
 and kills both process groups, so nothing is left behind. Standard library only: it runs from
 the root tools env and never imports the services.
 """
@@ -28,6 +28,7 @@ from devproc import (
     Service,
     port_is_free,
     read_env_file,
+    run_supervised,
     venv_python,
     wait_healthy,
 )
@@ -74,11 +75,6 @@ async def run(env_file: Path, workdir: Path) -> int:
         )
     seconds = env.get("DEV_SAMPLE_SECONDS", "8")
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-
     sts = Service("sts-service", [str(sts_python), "-m", "sts_service"], env)
     worker = Service(
         "stream-worker",
@@ -86,38 +82,31 @@ async def run(env_file: Path, workdir: Path) -> int:
         env,
     )
     health_url = f"http://{probe_host}:{port}{HEALTH_PATH}"
-    status = 0
     try:
         await sts.start()
-        health = asyncio.create_task(wait_healthy(sts, health_url, HEALTH_TIMEOUT_S))
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({health, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
-            health.cancel()
-            return 0
-        stopped.cancel()
-        health.result()  # raises DevError if sts-service never got healthy
+        await wait_healthy(sts, health_url, HEALTH_TIMEOUT_S)
         _say(f"sts-service is healthy at {health_url}; starting stream-worker")
         await worker.start()
         waits = {
-            asyncio.create_task(stop.wait()): "signal",
             asyncio.create_task(sts.wait()): "sts-service",
             asyncio.create_task(worker.wait()): "stream-worker",
         }
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        first = waits[next(iter(done))]
-        if first != "signal":
-            _say(f"{first} exited on its own; stopping the other service")
-            status = 1
-        else:
-            _say("stopping (Ctrl-C)")
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        _say(f"{waits[next(iter(done))]} exited on its own; stopping the other service")
+        return 1
+    except asyncio.CancelledError:  # a stop signal (run_supervised): the normal way out
+        _say("stopping")
+        raise
     finally:
-        await worker.stop(signal.SIGINT, WORKER_STOP_GRACE_S, group=False)
+        # SIGTERM, not SIGINT: the worker loop stops gracefully on either, but one still
+        # starting up dies quietly of SIGTERM, where SIGINT prints a traceback.
+        await worker.stop(signal.SIGTERM, WORKER_STOP_GRACE_S, group=False)
         await sts.stop(signal.SIGTERM, STS_STOP_GRACE_S)
-    _say("stopped: sts-service and stream-worker are down")
-    return status
+        _say("stopped: sts-service and stream-worker are down")
 
 
 def _say(message: str) -> None:
@@ -137,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(run(args.env_file, args.workdir.resolve()))
+        result = run_supervised(lambda: run(args.env_file, args.workdir.resolve()))
     except DevError as exc:
         print(f"dev-local: error: {exc}", file=sys.stderr)
         return 2
+    return 0 if isinstance(result, signal.Signals) else result  # a signal is how it stops
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = REPO / ".env.example"
@@ -28,8 +29,53 @@ STS_SERVICE = "apps/sts-service"
 STREAM_WORKER = "apps/stream-worker"
 
 
+#: What stops a dev-loop script: Ctrl-C, `kill`, and a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class DevError(Exception):
     """A step of the dev loop failed; the message is one line for the user."""
+
+
+def run_supervised(main: Callable[[], Coroutine[Any, Any, int]]) -> int | signal.Signals:
+    """Run `main` in an event loop until it returns or a stop signal arrives.
+
+    The services run in sessions of their own (so that stopping one stops its whole process
+    group), so no signal reaches them from the terminal or from a `kill` of this script: this
+    script must stop them itself. The first stop signal cancels `main`, whose ``finally``
+    blocks stop what it started; further signals are ignored, so they cannot interrupt that
+    clean-up. A signal ignored when the script started (``&`` in a non-interactive shell
+    ignores SIGINT) stays ignored.
+
+    Returns:
+        `main`'s exit status, or the signal that stopped it.
+    """
+    received: list[signal.Signals] = []
+
+    async def supervised() -> int | signal.Signals:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(signum: signal.Signals) -> None:
+            if not received:
+                received.append(signum)
+                task.cancel()
+
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                loop.add_signal_handler(signum, stop, signum)
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            if not received:
+                raise
+            return received[0]
+
+    try:
+        return asyncio.run(supervised())
+    except KeyboardInterrupt:  # Ctrl-C before the loop took over SIGINT: nothing started yet
+        return signal.SIGINT
 
 
 def venv_python(package: str) -> Path:

@@ -1,4 +1,4 @@
-"""The dev loop end to end (issue 7): make dev-local, make demo, make dev without an engine.
+"""The dev loop end to end: make dev-local, make demo, make dev without an engine.
 
 These start real processes from the package venvs, on free ports, so they never collide with a
 dev stack that is already running. They fail (never skip) when `make install` was not run.
@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,37 @@ def _processes_mentioning(marker: str) -> list[str]:
     return found
 
 
+def _start_reading(
+    command: list[str],
+    env: dict[str, str],
+    *,
+    start_new_session: bool = False,
+    preexec_fn: Callable[[], None] | None = None,
+) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+    """Start `command` in the repo; a thread collects its output lines until it ends."""
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=start_new_session,
+        preexec_fn=preexec_fn,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    def read() -> None:
+        with stdout:
+            lines.extend(stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return process, lines, reader
+
+
 def _summaries(lines: list[str]) -> list[dict[str, object]]:
     found = []
     for line in lines:
@@ -78,20 +110,11 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
     port = free_port()
     workdir = tmp_path / "dev-local-work"
     env = _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2", WORKER_SEGMENT_MS="1000")
-    process = subprocess.Popen(
+    process, lines, reader = _start_reading(
         ["make", "--no-print-directory", "dev-local", f"DEV_LOCAL_ARGS=--workdir {workdir}"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        env,
         start_new_session=True,  # a process group of its own: SIGINT to it is a Ctrl-C
     )
-    lines: list[str] = []
-    assert process.stdout is not None
-    stdout = process.stdout
-    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
-    reader.start()
     try:
         deadline = time.monotonic() + 90
         healthy = False
@@ -123,7 +146,6 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
             os.killpg(process.pid, signal.SIGKILL)
             raise
         reader.join(timeout=5)
-        stdout.close()
     output = "\n".join(lines)
     # make itself always dies of the SIGINT it was sent (as after a terminal Ctrl-C), even
     # when its recipe exits 0; the supervisor's own clean stop is its last line.
@@ -200,3 +222,95 @@ def test_env_example_parses_like_compose_env_files() -> None:
     env = read_env_file(REPO / ".env.example")
     assert env["STS_PORT"].isdigit()
     assert all(key.isupper() for key in env)
+
+
+def _processes_with_env(entry: str) -> list[str]:
+    """Processes whose environment holds `entry` (e.g. ``STS_PORT=40123``)."""
+    found = []
+    needle = b"\0" + entry.encode() + b"\0"
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in b"\0" + environ.read_bytes():
+                found.append(environ.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def _default_sigint() -> None:
+    # A process started in the background by a non-interactive shell inherits SIGINT as
+    # ignored; a terminal's Ctrl-C reaches a process whose SIGINT is at its default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _signal_when(
+    command: list[str], marker: str, signum: signal.Signals, env: dict[str, str]
+) -> tuple[int, str]:
+    """Start `command`, send `signum` once `marker` is printed; (exit status, output)."""
+    process, lines, reader = _start_reading(command, env, preexec_fn=_default_sigint)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(marker in line for line in lines):
+            assert process.poll() is None, "".join(lines)
+            time.sleep(0.05)
+        assert any(marker in line for line in lines), "".join(lines)
+        process.send_signal(signum)
+        status = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=5)
+    return status, "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("signum", "marker"),
+    [
+        (signal.SIGTERM, "3/4 dubbing"),  # both services running
+        (signal.SIGINT, "1/4 starting"),  # Ctrl-C while sts-service starts
+        (signal.SIGHUP, "3/4 dubbing"),  # the terminal was closed
+    ],
+    ids=["SIGTERM-while-dubbing", "SIGINT-while-starting", "SIGHUP-while-dubbing"],
+)
+def test_a_signal_stops_the_demo_and_everything_it_started_quietly(
+    tmp_path: Path, signum: signal.Signals, marker: str
+) -> None:
+    package_venv_python("apps/sts-service")
+    package_venv_python("apps/stream-worker")
+    command = [sys.executable, "scripts/demo.py", "--workdir", str(tmp_path)]
+    status, output = _signal_when(command, marker, signum, _make_env())
+    assert status == 128 + signum, output
+    assert f"demo: stopped by {signum.name}" in output, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "killed" not in output, f"a service had to be killed:\n{output}"
+    port = output.split("starting sts-service on http://127.0.0.1:", 1)[1].split()[0]
+    assert not _listening(int(port)), "sts-service was left running"
+    assert not _processes_with_env(f"STS_PORT={port}"), "sts-service was left running"
+    assert not _processes_mentioning(str(tmp_path)), "stream-worker was left running"
+
+
+@pytest.mark.parametrize(
+    ("signum", "marker"),
+    [
+        (signal.SIGTERM, "starting stream-worker"),  # both services running
+        (signal.SIGINT, "sts-service   |"),  # Ctrl-C before stream-worker starts
+    ],
+    ids=["SIGTERM-both-running", "SIGINT-while-starting"],
+)
+def test_a_signal_stops_dev_local_and_everything_it_started_quietly(
+    tmp_path: Path, signum: signal.Signals, marker: str
+) -> None:
+    package_venv_python("apps/sts-service")
+    package_venv_python("apps/stream-worker")
+    port = free_port()
+    env = _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2")
+    command = [sys.executable, "scripts/dev_local.py", "--workdir", str(tmp_path)]
+    status, output = _signal_when(command, marker, signum, env)
+    assert status == 0, output
+    assert "stopped: sts-service and stream-worker are down" in output, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "killed" not in output, f"a service had to be killed:\n{output}"
+    assert not _listening(port), f"something still listens on {port}"
+    assert not _processes_with_env(f"STS_PORT={port}"), "sts-service was left running"
+    assert not _processes_mentioning(str(tmp_path)), "stream-worker was left running"

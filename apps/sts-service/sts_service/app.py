@@ -25,7 +25,7 @@ from shared_utils.settings import load_settings
 from sts_service.backends import build_pipeline
 from sts_service.config import StsSettings
 from sts_service.errors import install_error_handlers
-from sts_service.middleware import BodySizeLimitMiddleware, InflightLimitMiddleware
+from sts_service.middleware import BodyLimitMiddleware, InflightLimitMiddleware
 from sts_service.pipeline import AudioClip, Fragment, Pipeline
 
 logger = logging.getLogger(__name__)
@@ -36,9 +36,14 @@ SERVICE_NAME = "sts-service"
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
     404: {"model": ErrorResponse, "description": "No such route."},
+    408: {"model": ErrorResponse, "description": "Body not received in STS_BODY_TIMEOUT_S."},
     413: {"model": ErrorResponse, "description": "Body over STS_MAX_BODY_BYTES."},
     422: {"model": ErrorResponse, "description": "A field is missing or invalid."},
-    429: {"model": ErrorResponse, "description": "STS_MAX_INFLIGHT requests in flight."},
+    429: {
+        "model": ErrorResponse,
+        "description": "STS_MAX_RECEIVING bodies arriving or STS_MAX_INFLIGHT in flight.",
+    },
+    431: {"model": ErrorResponse, "description": "Head over STS_MAX_HEADER_BYTES."},
     500: {"model": ErrorResponse, "description": "A bug in the service."},
 }
 
@@ -78,9 +83,16 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
     app.state.settings = settings
     app.state.pipeline = active
     install_error_handlers(app)
-    # add_middleware wraps the current stack: the last one added runs first.
+    # add_middleware wraps the current stack: the last one added runs first. So a body is
+    # received whole before the request takes one of the STS_MAX_INFLIGHT processing slots.
     app.add_middleware(InflightLimitMiddleware, path=PROCESS_PATH, limit=settings.max_inflight)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        path=PROCESS_PATH,
+        max_bytes=settings.max_body_bytes,
+        max_receiving=settings.max_receiving,
+        timeout_s=settings.body_timeout_s,
+    )
 
     @app.get(HEALTH_PATH, response_model=HealthResponse, responses={500: _ERROR_RESPONSES[500]})
     async def health() -> HealthResponse:

@@ -41,7 +41,39 @@ class StsSettings(ServiceSettings):
         default=10_000_000, ge=1, description="Larger request bodies get 413 before being read."
     )
     max_inflight: int = Field(
-        default=32, ge=1, description="More concurrent /v1/process requests get 429 QUEUE_FULL."
+        default=32,
+        ge=1,
+        description="More concurrent /v1/process requests being processed get 429 QUEUE_FULL.",
+    )
+    max_receiving: int = Field(
+        default=64,
+        ge=1,
+        description="More /v1/process bodies arriving at once get 429 before being read.",
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=3600.0,
+        description="A request body not complete this long after its head gets 408.",
+    )
+    max_header_bytes: int = Field(
+        default=16384,
+        ge=1024,
+        description="A longer request line + headers gets 431 and the connection closes.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=3600.0,
+        description="A connection whose next request head takes longer is closed.",
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5, ge=1, le=3600, description="Idle keep-alive connections close after."
+    )
+    max_connections: int = Field(
+        default=512,
+        ge=1,
+        description="Past this many open connections, requests get uvicorn's 503.",
     )
 
     fault_enabled: bool = Field(default=False, description="Wrap backends in `faulty`.")

@@ -9,12 +9,19 @@ Regenerate it with `python -m shared_utils.contract_cli --write-spec specs/002-s
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES, AudioFormat, SampleEncoding
 
@@ -36,8 +43,32 @@ DEFAULT_TIMEOUT_MS = 8000
 MIN_TIMEOUT_MS = 1000
 MAX_TIMEOUT_MS = 30000
 
+#: The largest sequence number: the largest integer every JSON parser holds exactly (2**53 - 1).
+MAX_SEQUENCE_NUMBER = 2**53 - 1
+
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+# Canonical base64 (RFC 4648 section 4): the standard alphabet in groups of 4 characters, "="
+# only as the final padding, and zero padding bits, so every byte string has exactly one
+# encoding. A group ending "x==" carries 1 byte: its last letter has 4 zero bits (A, Q, g, w).
+# A group ending "xy=" carries 2 bytes: its last letter has 2 zero bits.
+_B64 = "[A-Za-z0-9+/]"
+_ONE_BYTE_END = f"{_B64}[AQgw]=="
+_TWO_BYTES_END = f"{_B64}{{2}}[AEIMQUYcgkosw048]="
+#: The JSON Schema pattern of `AudioPayload.data_base64`, also what the server validates.
+BASE64_PATTERN = f"^(?:{_B64}{{4}})*(?:{_ONE_BYTE_END}|{_TWO_BYTES_END})?$"
+#: Canonical base64 of whole frames, by channel count: a whole number of 2-byte frames is
+#: 6-byte blocks (8 characters) plus 0, 2 or 4 bytes; of 4-byte frames, 12-byte blocks
+#: (16 characters) plus 0, 4 or 8 bytes. The schema applies them per `channels`.
+FRAMES_PATTERNS: dict[int, str] = {
+    1: f"^(?:{_B64}{{8}})*(?:{_TWO_BYTES_END}|{_B64}{{4}}{_ONE_BYTE_END})?$",
+    2: f"^(?:{_B64}{{16}})*(?:{_B64}{{4}}{_ONE_BYTE_END}|{_B64}{{8}}{_TWO_BYTES_END})?$",
+}
+_BAD_BASE64 = (
+    "data_base64 is not valid base64: use the standard alphabet (A-Z a-z 0-9 + /), "
+    "padded with '=' to a multiple of 4 characters, with no whitespace"
+)
 
 
 class _Model(BaseModel):
@@ -48,6 +79,19 @@ class _Model(BaseModel):
 
 class AudioPayload(_Model):
     """Raw PCM S16LE audio, base64-encoded, with the format needed to decode it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            # Whole frames, in the schema too: a client built from it cannot send half a frame.
+            "allOf": [
+                {
+                    "if": {"properties": {"channels": {"const": channels}}},
+                    "then": {"properties": {"data_base64": {"pattern": pattern}}},
+                }
+                for channels, pattern in FRAMES_PATTERNS.items()
+            ]
+        }
+    )
 
     encoding: Literal["pcm_s16le"] = Field(
         default="pcm_s16le", description="Sample encoding: signed 16-bit little-endian PCM."
@@ -65,7 +109,8 @@ class AudioPayload(_Model):
         json_schema_extra={"enum": [*sorted(SUPPORTED_CHANNELS)]},
     )
     data_base64: str = Field(
-        description="Standard base64 (RFC 4648, padded) of whole interleaved PCM frames.",
+        pattern=BASE64_PATTERN,
+        description="Canonical base64 (RFC 4648, padded) of whole interleaved PCM frames.",
         json_schema_extra={"contentEncoding": "base64"},
     )
 
@@ -88,14 +133,17 @@ class AudioPayload(_Model):
             )
         return value
 
-    @field_validator("data_base64")
+    @field_validator("data_base64", mode="wrap")
     @classmethod
-    def _check_base64(cls, value: str) -> str:
+    def _check_base64(cls, value: object, handler: ValidatorFunctionWrapHandler) -> str:
+        # The pattern alone validates (the same one the schema gives), so a clear message
+        # replaces pydantic's, which would quote the whole regular expression.
         try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("data_base64 is not valid base64") from None
-        return value
+            return str(handler(value))
+        except ValidationError as exc:
+            if any(error["type"] == "string_pattern_mismatch" for error in exc.errors()):
+                raise ValueError(_BAD_BASE64) from None
+            raise
 
     @model_validator(mode="after")
     def _check_whole_frames(self) -> AudioPayload:
@@ -126,8 +174,9 @@ class AudioPayload(_Model):
     def byte_count(self) -> int:
         """Number of PCM bytes, from the base64 length alone (no decoding).
 
-        Exact because `data_base64` was validated strictly: canonical padding, no whitespace.
-        Decoding costs ~0.2 ms per second of 16 kHz audio; validation needs only the size.
+        Exact because `data_base64` matched `BASE64_PATTERN`: canonical padding, no
+        whitespace. Decoding costs ~0.2 ms per second of 16 kHz audio; validation needs only
+        the size.
         """
         text = self.data_base64
         return len(text) // 4 * 3 - (len(text) - len(text.rstrip("=")))
@@ -159,7 +208,10 @@ class ProcessRequest(_Model):
     fragment_id: str = Field(pattern=_ID_PATTERN, description="Unique per fragment.")
     stream_id: str = Field(pattern=_ID_PATTERN)
     sequence_number: int = Field(
-        ge=0, strict=True, description="Position of the fragment in its stream."
+        ge=0,
+        le=MAX_SEQUENCE_NUMBER,
+        strict=True,
+        description="Position of the fragment in its stream.",
     )
     audio: AudioPayload
     config: ProcessConfig
@@ -208,6 +260,14 @@ Stage = Literal["request", "asr", "translation", "tts", "pipeline"]
 class ErrorInfo(_Model):
     """A structured error: what failed, where, and whether a retry may help."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"code": {"enum": [*sorted(c.value for c in RETRYABLE_CODES)]}}},
+            "then": {"properties": {"retryable": {"const": True}}},
+            "else": {"properties": {"retryable": {"const": False}}},
+        }
+    )
+
     code: ErrorCode
     message: str = Field(min_length=1)
     stage: Stage | None = None
@@ -236,9 +296,44 @@ class StageTimings(_Model):
 class ProcessResponse(_Model):
     """`POST /v1/process` answer for one fragment."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            # What _status_matches_fields checks, so that the schema accepts no less.
+            "allOf": [
+                {
+                    "if": {"properties": {"status": {"const": ProcessStatus.SUCCESS.value}}},
+                    "then": {
+                        "required": ["audio"],
+                        "properties": {
+                            "audio": {"not": {"type": "null"}},
+                            "error": {"type": "null"},
+                        },
+                    },
+                },
+                {
+                    "if": {
+                        "properties": {
+                            "status": {
+                                "enum": [
+                                    status.value
+                                    for status in ProcessStatus
+                                    if status is not ProcessStatus.SUCCESS
+                                ]
+                            }
+                        }
+                    },
+                    "then": {
+                        "required": ["error"],
+                        "properties": {"error": {"not": {"type": "null"}}},
+                    },
+                },
+            ]
+        }
+    )
+
     fragment_id: str
     stream_id: str
-    sequence_number: int = Field(ge=0, strict=True)
+    sequence_number: int = Field(ge=0, le=MAX_SEQUENCE_NUMBER, strict=True)
     status: ProcessStatus
     audio: AudioPayload | None = Field(
         default=None, description="Dubbed audio, same format as the input. Absent on failure."

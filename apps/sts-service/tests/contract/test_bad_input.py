@@ -106,7 +106,11 @@ async def test_wrong_field_is_named(
     assert message.startswith(expected), message
 
 
-@pytest.mark.parametrize("data", ["not base64!", "AAA", "QUJ", "ÄÖÜ", "AA==AA=="])
+@pytest.mark.parametrize(
+    "data",
+    # "AAAA=" and "AAAA====" (excess padding) used to pass validation and then give a 500.
+    ["not base64!", "AAA", "QUJ", "ÄÖÜ", "AA==AA==", "0/0", "AAAA=", "AAAA====", "AB=="],
+)
 async def test_invalid_base64_is_named(
     client: httpx.AsyncClient, make_body: Callable[..., Any], data: str
 ) -> None:
@@ -339,3 +343,12 @@ def test_random_bodies_never_give_a_5xx() -> None:
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
+
+
+async def test_a_huge_sequence_number_is_refused(
+    client: httpx.AsyncClient, make_body: Callable[..., Any]
+) -> None:
+    # It used to be accepted and echoed back, all 4,001 digits.
+    body = make_body(sequence_number=int("9" * 4001))
+    message = error_of(await client.post(PROCESS_PATH, json=body), 422, ErrorCode.INVALID_REQUEST)
+    assert message.startswith("sequence_number: Input should be less than or equal to"), message

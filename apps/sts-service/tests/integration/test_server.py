@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -207,3 +208,135 @@ def test_bad_settings_exit_2_with_one_line() -> None:
     assert (
         "STS_TTS_BACKEND" in completed.stderr and "unknown tts backend 'nope'" in completed.stderr
     )
+
+
+# ------------------------------------------------------------------ hostile clients
+# Clients that hold connections or send too much. Each case used to deny service to everyone
+# else: slow uploads held every processing slot, an idle or trickling connection stayed open
+# forever, and a header of megabytes cost seconds of CPU.
+
+BODY_TIMEOUT_S = 1.0
+HEADER_TIMEOUT_S = 1.0
+KEEP_ALIVE_S = 1
+
+
+@pytest.fixture(scope="module")
+def guarded(free_port: Callable[[], int]) -> Iterator[Server]:
+    running = start(
+        free_port(),
+        STS_MAX_INFLIGHT="2",
+        STS_MAX_RECEIVING="8",
+        STS_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
+        STS_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+        STS_KEEP_ALIVE_TIMEOUT_S=str(KEEP_ALIVE_S),
+        STS_MAX_HEADER_BYTES="4096",
+    )
+    yield running
+    code, err = running.stop(signal.SIGTERM)
+    assert code == 0, err
+
+
+def connect(server: Server) -> socket.socket:
+    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def read_answer(sock: socket.socket) -> tuple[int, bytes]:
+    """Read until the server closes: (status, body); (0, b"") for a silent close."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    if not data:
+        return 0, b""
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def error_of(body: bytes) -> ErrorResponse:
+    return ErrorResponse.model_validate_json(body)
+
+
+def test_slow_uploads_hold_no_processing_slot_and_time_out(
+    guarded: Server, make_body: Callable[..., dict[str, Any]]
+) -> None:
+    # Twice STS_MAX_INFLIGHT clients send their head and one byte of body, then nothing.
+    slow = [connect(guarded) for _ in range(4)]
+    for sock in slow:
+        sock.sendall(
+            f"POST {PROCESS_PATH} HTTP/1.1\r\nHost: sts\r\ncontent-type: application/json\r\n"
+            "content-length: 5000\r\n\r\n{".encode()
+        )
+    time.sleep(0.2)
+    started = time.monotonic()
+    response = httpx.post(guarded.base_url + PROCESS_PATH, json=make_body(), timeout=10)
+    assert response.status_code == 200, response.text
+    for sock in slow:
+        status, body = read_answer(sock)
+        sock.close()
+        assert status == 408
+        error = error_of(body).error
+        assert error.code is ErrorCode.TIMEOUT and "STS_BODY_TIMEOUT_S" in error.message
+    assert time.monotonic() - started < BODY_TIMEOUT_S + 5
+
+
+def test_a_huge_header_gets_431_at_once(guarded: Server) -> None:
+    with connect(guarded) as sock:
+        sock.sendall(f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: sts\r\nX-Big: ".encode())
+        started = time.monotonic()
+        try:
+            for _ in range(64):  # up to 4 MB; the server stops reading long before
+                sock.sendall(b"a" * 65536)
+        except OSError:
+            pass  # closed by the server mid-send: expected
+        status, body = read_answer(sock)
+    assert status == 431
+    assert "STS_MAX_HEADER_BYTES" in error_of(body).error.message
+    assert time.monotonic() - started < HEADER_TIMEOUT_S
+    assert httpx.get(guarded.base_url + HEALTH_PATH).status_code == 200
+
+
+def test_a_connection_that_sends_nothing_is_closed(guarded: Server) -> None:
+    with connect(guarded) as sock:
+        started = time.monotonic()
+        assert read_answer(sock) == (0, b"")
+    assert HEADER_TIMEOUT_S * 0.8 < time.monotonic() - started < HEADER_TIMEOUT_S + 3
+
+
+def test_a_head_sent_a_byte_at_a_time_gets_408(guarded: Server) -> None:
+    with connect(guarded) as sock:
+        started = time.monotonic()
+        try:
+            for byte in f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: sts\r\n".encode():
+                sock.sendall(bytes([byte]))
+                time.sleep(0.05)
+        except OSError:
+            pass
+        status, body = read_answer(sock)
+    assert status == 408
+    assert "STS_HEADER_TIMEOUT_S" in error_of(body).error.message
+    assert time.monotonic() - started < HEADER_TIMEOUT_S + 3
+
+
+def test_an_idle_keep_alive_connection_is_closed(guarded: Server) -> None:
+    with connect(guarded) as sock:
+        sock.sendall(f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: sts\r\n\r\n".encode())
+        started = time.monotonic()
+        status, body = read_answer(sock)
+    assert status == 200 and json.loads(body)["status"] == "healthy"
+    assert time.monotonic() - started < KEEP_ALIVE_S + 3
+
+
+def test_past_max_connections_the_server_answers_503(free_port: Callable[[], int]) -> None:
+    running = start(free_port(), STS_MAX_CONNECTIONS="3")
+    idle = [connect(running) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        assert httpx.get(running.base_url + HEALTH_PATH).status_code == 503
+        for sock in idle:
+            sock.close()
+        time.sleep(0.2)
+        assert httpx.get(running.base_url + HEALTH_PATH).status_code == 200
+    finally:
+        code, err = running.stop(signal.SIGTERM)
+    assert code == 0, err

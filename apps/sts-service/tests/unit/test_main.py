@@ -14,7 +14,9 @@ import pytest
 
 from shared_utils.contract import HEALTH_PATH
 from sts_service import main as main_module
-from sts_service.main import EXIT_BAD_SETTINGS, main
+from sts_service.app import create_app
+from sts_service.config import StsSettings
+from sts_service.main import EXIT_BAD_SETTINGS, GuardedHttpProtocol, main, uvicorn_config
 
 
 @pytest.fixture(autouse=True)
@@ -112,6 +114,27 @@ def test_reload_runs_uvicorn_with_the_import_string_factory(
     reload_dirs = kwargs["reload_dirs"]
     assert isinstance(reload_dirs, list)
     assert [Path(d).name for d in reload_dirs] == ["sts_service", "shared_utils", "shared_audio"]
+    assert kwargs["http"] == "sts_service.main:GuardedHttpProtocol"
+    assert kwargs["timeout_keep_alive"] == 5 and kwargs["limit_concurrency"] == 512
+
+
+def test_uvicorn_config_carries_every_connection_limit() -> None:
+    settings = StsSettings(
+        port=8124,
+        max_header_bytes=2048,
+        header_timeout_s=3.5,
+        keep_alive_timeout_s=7,
+        max_connections=40,
+    )
+    config = uvicorn_config(create_app(settings), settings)
+    assert (config.host, config.port) == ("127.0.0.1", 8124)
+    assert (config.timeout_keep_alive, config.limit_concurrency) == (7, 40)
+    assert isinstance(config.http, type) and issubclass(config.http, GuardedHttpProtocol)
+    assert (config.http.max_head_bytes, config.http.head_timeout_s) == (2048, 3.5)
+    # The defaults of the protocol itself (reload mode) are the settings' defaults.
+    defaults = StsSettings()
+    assert GuardedHttpProtocol.max_head_bytes == defaults.max_header_bytes
+    assert GuardedHttpProtocol.head_timeout_s == defaults.header_timeout_s
 
 
 def test_app_factory_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

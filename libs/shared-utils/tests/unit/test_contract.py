@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -24,6 +25,12 @@ from shared_utils import (
     ProcessResponse,
     ProcessStatus,
     StageTimings,
+)
+from shared_utils.contract import (
+    BASE64_PATTERN,
+    FRAMES_PATTERNS,
+    MAX_SEQUENCE_NUMBER,
+    contract_json_schema,
 )
 
 PCM = b"\x00\x00\x10\x00\xf0\xff\x00\x01"  # 4 mono frames
@@ -120,6 +127,8 @@ def test_valid_request_parses_with_defaults() -> None:
         ({"sequence_number": -1}, ("sequence_number",)),
         ({"sequence_number": True}, ("sequence_number",)),
         ({"sequence_number": "3"}, ("sequence_number",)),
+        ({"sequence_number": MAX_SEQUENCE_NUMBER + 1}, ("sequence_number",)),
+        ({"sequence_number": int("9" * 4001)}, ("sequence_number",)),
         ({"timeout_ms": MIN_TIMEOUT_MS - 1}, ("timeout_ms",)),
         ({"timeout_ms": MAX_TIMEOUT_MS + 1}, ("timeout_ms",)),
         ({"timeout_ms": 2000.5}, ("timeout_ms",)),
@@ -179,18 +188,54 @@ def test_models_are_frozen() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    "data",
     [
-        ("not base64!", "data_base64 is not valid base64"),
-        ("AAA", "data_base64 is not valid base64"),  # missing padding
-        ("AAAA\n", "data_base64 is not valid base64"),  # whitespace
-        ("-_-_", "data_base64 is not valid base64"),  # URL-safe alphabet
+        "not base64!",
+        "AAA",  # missing padding
+        "0/0",  # missing padding (found by a fuzzer driven by the schema)
+        "AAAA\n",  # whitespace
+        "-_-_",  # URL-safe alphabet
+        "AAAA=",  # excess padding: used to pass, then miscount the bytes (a 500)
+        "AAAA====",
+        "AA=A",  # padding inside
+        "AB==",  # non-zero padding bits: a second encoding of the same byte
+        "AAB=",
     ],
 )
-def test_bad_base64_is_rejected(data: str, message: str) -> None:
+def test_non_canonical_base64_is_rejected(data: str) -> None:
     with pytest.raises(ValidationError) as info:
         AudioPayload.model_validate(audio_dict(data_base64=data))
-    assert [(("data_base64",), f"Value error, {message}")] == errors_of(info)
+    ((loc, message),) = errors_of(info)
+    assert loc == ("data_base64",)
+    assert message.startswith("Value error, data_base64 is not valid base64: use the standard")
+
+
+def test_a_non_string_data_base64_keeps_pydantic_s_message() -> None:
+    with pytest.raises(ValidationError) as info:
+        AudioPayload.model_validate(audio_dict(data_base64=12))
+    assert [(("data_base64",), "Input should be a valid string")] == errors_of(info)
+
+
+def _accepted(channels: int, text: str) -> bool:
+    try:
+        AudioPayload.model_validate(audio_dict(channels=channels, data_base64=text))
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("size", range(0, 40))
+def test_schema_patterns_accept_exactly_what_the_models_accept(size: int, channels: int) -> None:
+    """The schema's base64 and whole-frame patterns agree with the validators."""
+    for pcm in (b"\x00" * size, bytes(range(256))[:size], b"\xff" * size):
+        text = base64.b64encode(pcm).decode()
+        assert re.fullmatch(BASE64_PATTERN, text)
+        assert _accepted(channels, text) is (size % (2 * channels) == 0)
+        for candidate in (text, text + "=", text + "====", text[:-1], "A" + text, text + "A"):
+            in_schema = bool(re.fullmatch(FRAMES_PATTERNS[channels], candidate))
+            assert in_schema is _accepted(channels, candidate), candidate
+        assert not re.fullmatch(BASE64_PATTERN, text + "=")
 
 
 def test_partial_frame_is_rejected_with_byte_count() -> None:
@@ -421,3 +466,46 @@ def test_invalid_health_fields_are_located(overrides: dict[str, Any], loc: tuple
     with pytest.raises(ValidationError) as info:
         HealthResponse.model_validate(health_dict(**overrides))
     assert loc in [e[0] for e in errors_of(info)]
+
+
+def test_every_integer_of_the_contract_is_bounded_in_the_schema() -> None:
+    """Each integer field has a minimum and a maximum, or an enumeration, in the schema."""
+    definitions = contract_json_schema()["$defs"]
+    integers = [
+        (model, name, field)
+        for model, schema in definitions.items()
+        for name, field in schema.get("properties", {}).items()
+        if field.get("type") == "integer"
+    ]
+    assert {(model, name) for model, name, _ in integers} >= {
+        ("ProcessRequest", "sequence_number"),
+        ("ProcessResponse", "sequence_number"),
+        ("ProcessRequest", "timeout_ms"),
+        ("AudioPayload", "sample_rate_hz"),
+        ("AudioPayload", "channels"),
+    }
+    for model, name, field in integers:
+        bounded = "enum" in field or ("minimum" in field and "maximum" in field)
+        assert bounded, f"{model}.{name} is unbounded in the schema: {field}"
+    assert definitions["ProcessRequest"]["properties"]["sequence_number"]["maximum"] == (
+        MAX_SEQUENCE_NUMBER
+    )
+
+
+def test_the_schema_states_the_rules_the_models_check_across_fields() -> None:
+    definitions = contract_json_schema()["$defs"]
+    audio = definitions["AudioPayload"]
+    assert audio["properties"]["data_base64"]["pattern"] == BASE64_PATTERN
+    assert [rule["then"]["properties"]["data_base64"]["pattern"] for rule in audio["allOf"]] == [
+        FRAMES_PATTERNS[1],
+        FRAMES_PATTERNS[2],
+    ]
+    error = definitions["ErrorInfo"]
+    assert set(error["if"]["properties"]["code"]["enum"]) == {c.value for c in RETRYABLE_CODES}
+    statuses = definitions["ProcessResponse"]["allOf"]
+    assert statuses[0]["then"]["properties"]["error"] == {"type": "null"}
+    assert set(statuses[1]["if"]["properties"]["status"]["enum"]) == {
+        "partial",
+        "failed",
+        "timeout",
+    }

@@ -5,6 +5,7 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES, AudioFormat
 from shared_utils import (
@@ -23,6 +24,7 @@ from shared_utils import (
     ProcessStatus,
     StageTimings,
 )
+from shared_utils.contract import MAX_SEQUENCE_NUMBER
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -55,7 +57,7 @@ requests = st.builds(
     ProcessRequest,
     fragment_id=ids,
     stream_id=ids,
-    sequence_number=st.integers(min_value=0, max_value=2**53),
+    sequence_number=st.integers(min_value=0, max_value=MAX_SEQUENCE_NUMBER),
     audio=payloads().map(lambda p: p[0]),
     config=st.builds(
         ProcessConfig,
@@ -156,3 +158,14 @@ def test_byte_count_matches_the_decoded_length(pcm: bytes) -> None:
     text = base64.b64encode(pcm).decode("ascii")
     payload = AudioPayload.model_construct(sample_rate_hz=16000, channels=1, data_base64=text)
     assert payload.byte_count() == len(pcm)
+
+
+@given(st.text(alphabet="AQgwBb0/+=-_ \n", max_size=16))
+def test_an_accepted_base64_text_has_exactly_the_counted_bytes(text: str) -> None:
+    """Whatever the text, a payload either fails validation or counts its bytes exactly."""
+    try:
+        payload = AudioPayload(sample_rate_hz=16000, channels=1, data_base64=text)
+    except ValidationError:
+        return
+    assert payload.byte_count() == len(payload.pcm_bytes())
+    assert base64.b64encode(payload.pcm_bytes()).decode() == text  # the one encoding
