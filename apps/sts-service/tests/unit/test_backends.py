@@ -136,7 +136,7 @@ async def test_faulty_asr_adds_latency(monkeypatch: pytest.MonkeyPatch) -> None:
         slept.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr("sts_service.backends.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("sts_service.backends.fault_injection.asyncio.sleep", fake_sleep)
     await FaultyASR(EchoASR(), FaultConfig(latency_ms=250)).transcribe(clip(), fragment())
     await FaultyASR(EchoASR(), FaultConfig()).transcribe(clip(), fragment())
     assert slept == [0.25]
