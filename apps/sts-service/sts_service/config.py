@@ -14,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, ErrorCode
 from shared_utils.settings import ServiceSettings
 from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKENDS, FaultConfig
+from sts_service.backends.base import EngineOptions
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["json", "console", "auto"]
@@ -46,6 +47,28 @@ class StsSettings(ServiceSettings):
     )
     max_inflight: int = Field(
         default=32, ge=1, description="More concurrent /v1/process requests get 429 QUEUE_FULL."
+    )
+
+    stage_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Most blocking engine calls at once per stage; more: QUEUE_FULL.",
+    )
+    whisper_model: str = Field(
+        default="",
+        description="Whisper model: hub name or local directory; empty: the packaged tiny.en.",
+    )
+    whisper_device: str = Field(default="cpu", min_length=1, description="CTranslate2 device.")
+    whisper_compute_type: str = Field(
+        default="int8", min_length=1, description="CTranslate2 compute type."
+    )
+    whisper_threads: int = Field(default=2, ge=1, description="CPU threads per transcription.")
+    whisper_beam_size: int = Field(default=1, ge=1, description="Beam width (1: greedy).")
+    apertium_modes_dir: str = Field(
+        default="/usr/share/apertium/modes", min_length=1, description="Apertium mode files."
+    )
+    apertium_timeout_ms: int = Field(
+        default=5000, ge=100, description="Longest one Apertium translation may take."
     )
 
     fault_enabled: bool = Field(default=False, description="Wrap backends in `faulty`.")
@@ -99,6 +122,19 @@ class StsSettings(ServiceSettings):
     def _sequence_list(cls, value: str) -> str:
         numbers = _parse_sequences(value)
         return ",".join(str(n) for n in sorted(numbers))
+
+    def engine_options(self) -> EngineOptions:
+        """The settings of the real engines."""
+        return EngineOptions(
+            whisper_model=self.whisper_model,
+            whisper_device=self.whisper_device,
+            whisper_compute_type=self.whisper_compute_type,
+            whisper_threads=self.whisper_threads,
+            whisper_beam_size=self.whisper_beam_size,
+            apertium_modes_dir=self.apertium_modes_dir,
+            apertium_timeout_s=self.apertium_timeout_ms / 1000.0,
+            stage_concurrency=self.stage_concurrency,
+        )
 
     def fault_config(self) -> FaultConfig | None:
         """The fault-injection configuration, or None when `STS_FAULT_ENABLED` is false."""

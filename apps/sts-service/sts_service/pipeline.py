@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,8 +48,10 @@ __all__ = [
     "BackendError",
     "BackendState",
     "Fragment",
+    "LoadState",
     "Pipeline",
     "PipelineResult",
+    "StageLoad",
     "StageName",
     "SyncASRBackend",
     "SyncTTSBackend",
@@ -91,6 +94,23 @@ class _Progress:
         )
 
 
+class LoadState(str, Enum):
+    """Where a backend is in its start-up loading."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass
+class StageLoad:
+    """Start-up loading of one stage's backend: state, why it failed, how long it took."""
+
+    state: LoadState
+    detail: str | None = None
+    seconds: float = 0.0
+
+
 class _StageFailedError(Exception):
     def __init__(self, error: ErrorInfo) -> None:
         super().__init__(error.message)
@@ -126,6 +146,79 @@ class Pipeline:
         self.translator = translator
         self.tts = tts
         self.silence_threshold_dbfs = silence_threshold_dbfs
+        #: Start-up loading of each stage; a backend without a model is ready at once.
+        self.loads: dict[StageName, StageLoad] = {
+            stage: StageLoad(LoadState.LOADING if backend.needs_loading() else LoadState.READY)
+            for stage, backend in self.backends()
+        }
+        self._created = time.monotonic()
+
+    async def load(self) -> None:
+        """Load every backend that needs it, together, each in a worker thread.
+
+        Never raises for a backend's failure: the stage is marked failed with the reason,
+        which the health report and every request then give.
+        """
+        await asyncio.gather(
+            *(
+                self._load_stage(stage, backend)
+                for stage, backend in self.backends()
+                if self.loads[stage].state is LoadState.LOADING
+            )
+        )
+
+    async def _load_stage(self, stage: StageName, backend: Backend) -> None:
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(backend.load)
+        except Exception as exc:
+            logger.exception("%s backend %r failed to load", stage, backend.name)
+            self.loads[stage] = StageLoad(
+                LoadState.FAILED,
+                f"failed to load: {type(exc).__name__}: {exc}",
+                time.perf_counter() - started,
+            )
+            return
+        seconds = time.perf_counter() - started
+        self.loads[stage] = StageLoad(LoadState.READY, None, seconds)
+        logger.info(
+            "%s backend %r loaded in %.2f s",
+            stage,
+            backend.name,
+            seconds,
+            extra={"stage": stage, "load_s": round(seconds, 3)},
+        )
+
+    def close(self) -> None:
+        """Release every backend's processes and models (blocking); errors are logged."""
+        for stage, backend in self.backends():
+            try:
+                backend.close()
+            except Exception:
+                logger.exception("closing %s backend %r failed", stage, backend.name)
+
+    def load_state(self) -> LoadState:
+        """FAILED if a backend failed to load, else LOADING while one is loading, else READY."""
+        states = {load.state for load in self.loads.values()}
+        if LoadState.FAILED in states:
+            return LoadState.FAILED
+        return LoadState.LOADING if LoadState.LOADING in states else LoadState.READY
+
+    def _not_ready(self) -> ErrorInfo | None:
+        """Why the pipeline cannot serve yet (a backend loading or failed), or None."""
+        for stage, backend in self.backends():
+            load = self.loads[stage]
+            if load.state is LoadState.LOADING:
+                waited = time.monotonic() - self._created
+                message = (
+                    f"{stage} backend {backend.name!r} is still loading "
+                    f"({waited:.1f} s since start-up); retry shortly"
+                )
+                return ErrorInfo.of(ErrorCode.MODEL_ERROR, message, stage)
+            if load.state is LoadState.FAILED:
+                message = f"{stage} backend {backend.name!r} {load.detail}"
+                return ErrorInfo.of(ErrorCode.MODEL_ERROR, message, stage)
+        return None
 
     def with_backends(
         self,
@@ -134,7 +227,10 @@ class Pipeline:
         translator: TranslationBackend | None = None,
         tts: TTSBackend | None = None,
     ) -> Pipeline:
-        """The same pipeline (same settings) with some backends replaced, e.g. wrapped."""
+        """The same pipeline (same settings) with some backends replaced, e.g. wrapped.
+
+        Call it before `load`: the new pipeline loads its backends itself.
+        """
         return Pipeline(
             asr or self.asr,
             translator or self.translator,
@@ -150,8 +246,12 @@ class Pipeline:
         """Health of every backend; a health check that raises counts as unavailable."""
         report: list[BackendHealth] = []
         for stage, backend in self.backends():
+            load = self.loads[stage]
             try:
-                state = backend.health()
+                if load.state is not LoadState.READY:
+                    state = BackendState(False, load.detail or load.state.value)
+                else:
+                    state = backend.health()
             except Exception as exc:
                 logger.exception("health check of %s backend %r failed", stage, backend.name)
                 state = BackendState(False, f"health check failed: {type(exc).__name__}: {exc}")
@@ -179,6 +279,11 @@ class Pipeline:
             `success`; `partial` when the dubbed audio fails a sanity check; `failed` when a
             backend raised; `timeout` when the deadline passed first.
         """
+        not_ready = self._not_ready()
+        if not_ready is not None:
+            return PipelineResult(
+                status=ProcessStatus.FAILED, timings=StageTimings(), error=not_ready
+            )
         progress = _Progress()
         try:
             dubbed = await _with_timeout(self._stages(audio, fragment, progress), timeout_s)

