@@ -316,6 +316,19 @@ class Pipeline:
                     stage=stage,
                 ),
             )
+        logger.debug(
+            "fragment %s: %r -> %r",
+            fragment.fragment_id,
+            progress.transcript,
+            progress.translated_text,
+            extra={
+                "fragment_id": fragment.fragment_id,
+                "sequence_number": fragment.sequence_number,
+                "transcript": progress.transcript,
+                "translated_text": progress.translated_text,
+                **{f"{stage}_ms": round(ms, 1) for stage, ms in progress.timings.items()},
+            },
+        )
         problem = self._sanity_problem(audio, dubbed)
         return PipelineResult(
             status=ProcessStatus.PARTIAL if problem else ProcessStatus.SUCCESS,

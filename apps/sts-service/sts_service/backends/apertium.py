@@ -35,7 +35,18 @@ from sts_service.backends.base import (
 logger = logging.getLogger(__name__)
 
 #: Apertium's language codes, by the contract's two-letter codes.
-_APERTIUM_CODES = {"en": "eng", "es": "spa", "fr": "fra", "ca": "cat", "pt": "por", "it": "ita"}
+_APERTIUM_CODES = {
+    "en": "eng",
+    "es": "spa",
+    "fr": "fra",
+    "ca": "cat",
+    "pt": "por",
+    "it": "ita",
+    "de": "deu",
+    "gl": "glg",
+    "eu": "eus",
+    "oc": "oci",
+}
 
 #: Characters with a meaning in Apertium's stream format; escaped in the input.
 _RESERVED = re.compile(r"([\\^$/<>\[\]{}@*#])")
