@@ -221,5 +221,5 @@ async def test_stage_concurrency_beyond_the_limit_is_queue_full(
 def test_a_model_that_fails_its_sha256_check_is_not_loaded(tmp_path: Path) -> None:
     from sts_service.backends import whisper as whisper_module
 
-    with pytest.raises(whisper_module.ModelCheckError, match="expected 0+; refusing"):
+    with pytest.raises(whisper_module.ModelCheckError, match=r"expected 0+; refusing"):
         whisper_module.packaged_model_dir(expected_sha256="0" * 64)

@@ -67,7 +67,9 @@ def test_registries_create_backends_by_name() -> None:
 
 
 def test_unknown_backend_names_the_stage_and_choices() -> None:
-    with pytest.raises(ValueError, match=r"unknown tts backend 'whisper'; registered: echo, espeak"):
+    with pytest.raises(
+        ValueError, match=r"unknown tts backend 'whisper'; registered: echo, espeak"
+    ):
         TTS_BACKENDS.create("whisper")
 
 
