@@ -54,6 +54,9 @@ class StsSettings(ServiceSettings):
         ge=1,
         description="Most blocking engine calls at once per stage; more: QUEUE_FULL.",
     )
+    stage_queue: int = Field(
+        default=4, ge=0, description="Fragments that may wait for a busy engine; more: QUEUE_FULL."
+    )
     whisper_model: str = Field(
         default="",
         description="Whisper model: hub name or local directory; empty: the packaged tiny.en.",
@@ -134,6 +137,7 @@ class StsSettings(ServiceSettings):
             apertium_modes_dir=self.apertium_modes_dir,
             apertium_timeout_s=self.apertium_timeout_ms / 1000.0,
             stage_concurrency=self.stage_concurrency,
+            stage_queue=self.stage_queue,
         )
 
     def fault_config(self) -> FaultConfig | None:

@@ -27,7 +27,7 @@ from shared_audio import float32_to_int16, resample
 from sts_service.app import create_app
 from sts_service.backends.apertium import ApertiumTranslator
 from sts_service.backends.base import EngineOptions
-from sts_service.backends.espeak import EspeakTTS, _Espeak
+from sts_service.backends.espeak import EspeakTTS, speak
 from sts_service.backends.whisper import WhisperASR
 from sts_service.config import StsSettings
 from sts_service.pipeline import Pipeline
@@ -182,18 +182,14 @@ def speak_english(
     text: str, rate: int = 16000, wpm: int = 160, pad_s: float = 0.3
 ) -> npt.NDArray[np.int16]:
     """`text` spoken by espeak-ng's English voice, `pad_s` of silence around: mono int16."""
-    with _Espeak.lock:
-        engine = _Espeak.get()
-        assert engine.set_voice("en")
-        speech = engine.speak(text, wpm)
-        native = engine.rate
+    speech, native = speak(text, "en", wpm)
     spoken = resample(float32_to_int16(speech), native, rate)
     pad = np.zeros(round(pad_s * rate), np.int16)
     return np.concatenate([pad, spoken, pad])
 
 
-@pytest.fixture(scope="session")
-def speak() -> Speak:
+@pytest.fixture(scope="session", name="speak")
+def speak_fixture() -> Speak:
     """`speak(text, rate=16000, wpm=160)`: English speech from espeak-ng, mono int16."""
     return speak_english
 

@@ -53,6 +53,8 @@ _RESERVED = re.compile(r"([\\^$/<>\[\]{}@*#])")
 #: Marks of unknown (``*``), untranslated (``@``) and ungenerated (``#``) words.
 _MARKS = re.compile(r"(?<![\w\\])[*@#](?=\w)")
 _ESCAPED = re.compile(r"\\(.)")
+#: Longest the first translation of a pair may take at start-up (it loads the dictionaries).
+WARM_UP_TIMEOUT_S = 60.0
 
 
 def pair_name(source: str, target: str) -> str:
@@ -157,8 +159,12 @@ class ApertiumPipeline:
                     stream.close()
         self.processes = []
 
-    def translate(self, text: str) -> str:
+    def translate(self, text: str, timeout_s: float | None = None) -> str:
         """Translate one text; restarts the stages first if one died.
+
+        Args:
+            text: The text.
+            timeout_s: Longest wait for the answer (default: the pipeline's `timeout_s`).
 
         Raises:
             TimeoutError: no answer within `timeout_s` (the stages are then killed).
@@ -172,24 +178,25 @@ class ApertiumPipeline:
                 self.stop()
                 self.start()
             try:
-                return self._exchange(escape(text).encode("utf-8") + b"\n\0")
+                data = escape(text).encode("utf-8") + b"\n\0"
+                return self._exchange(data, timeout_s or self.timeout_s)
             except (OSError, TimeoutError):
                 self.stop()
                 raise
 
-    def _exchange(self, data: bytes) -> str:
+    def _exchange(self, data: bytes, timeout_s: float) -> str:
         first, last = self.processes[0], self.processes[-1]
         assert first.stdin is not None and last.stdout is not None  # both are pipes
         first.stdin.write(data)
         first.stdin.flush()
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + timeout_s
         received = b""
         with selectors.DefaultSelector() as selector:
             selector.register(last.stdout, selectors.EVENT_READ)
             while b"\0" not in received:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
-                    raise TimeoutError(f"no answer within {self.timeout_s:g} s")
+                    raise TimeoutError(f"no answer within {timeout_s:g} s")
                 chunk = os.read(last.stdout.fileno(), 65536)
                 if not chunk:
                     raise OSError("the apertium pipeline closed its output")
@@ -224,8 +231,9 @@ class ApertiumTranslator(SyncTranslationBackend):
                 "install one as root, e.g. apt-get install apertium-eng-spa"
             )
         for pair in pairs:
-            # The first translation loads the pair's dictionaries (~2 s): do it now.
-            self._pipeline(pair).translate("Hello.")
+            # The first translation loads the pair's dictionaries (~2 s, far more on a busy
+            # machine): do it now, with room for that.
+            self._pipeline(pair).translate("Hello.", timeout_s=WARM_UP_TIMEOUT_S)
 
     def close(self) -> None:
         """Stop every running pipeline."""

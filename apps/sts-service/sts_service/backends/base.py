@@ -48,8 +48,8 @@ class EngineOptions:
         whisper_beam_size: Beam width (1 = greedy decoding).
         apertium_modes_dir: Directory of the installed Apertium ``<pair>.mode`` files.
         apertium_timeout_s: Longest one translation may take before the pipeline is restarted.
-        stage_concurrency: At most this many calls of a blocking engine run at once; more
-            get ``QUEUE_FULL``.
+        stage_concurrency: At most this many calls of a blocking engine run at once.
+        stage_queue: At most this many more wait for a free slot; beyond, ``QUEUE_FULL``.
     """
 
     whisper_model: str = ""
@@ -60,6 +60,7 @@ class EngineOptions:
     apertium_modes_dir: str = "/usr/share/apertium/modes"
     apertium_timeout_s: float = 5.0
     stage_concurrency: int = 2
+    stage_queue: int = 4
 
 
 @dataclass(frozen=True)
@@ -236,43 +237,78 @@ class SyncTTSBackend(TTSBackend):
 
 
 class _Slots:
-    """At most `limit` blocking calls of one backend at once, counted until the thread ends.
+    """At most `limit` blocking calls of one backend at once, and at most `queue` waiting.
 
-    A call abandoned at its deadline keeps its slot until its thread really finishes, so the
-    engine never runs more than `limit` inferences at once, whatever the clients do.
+    A slot is counted until the worker thread really finishes: a call abandoned at its
+    deadline keeps it, so the engine never runs more than `limit` inferences at once,
+    whatever the clients do. A call that finds every slot taken waits for one (within its
+    deadline) unless `queue` calls already wait; then it gets QUEUE_FULL at once.
     """
 
-    def __init__(self, limit: int) -> None:
+    #: How often a waiting call looks for a free slot. Polling keeps the slots independent of
+    #: any one event loop and lets the deadline cancel a wait at any moment.
+    POLL_S = 0.01
+
+    def __init__(self, limit: int, queue: int) -> None:
         self.limit = limit
+        self.queue = queue
+        self.waiting = 0
         self._free = threading.BoundedSemaphore(limit)
 
-    def try_acquire(self) -> bool:
-        return self._free.acquire(blocking=False)
+    async def acquire(self) -> None:
+        """Take a slot, waiting in the queue if there is room; else raise QUEUE_FULL."""
+        if self._free.acquire(blocking=False):
+            return
+        if self.waiting >= self.queue:
+            raise BackendError(
+                ErrorCode.QUEUE_FULL,
+                f"{self.limit} call(s) running and {self.waiting} waiting "
+                "(STS_STAGE_CONCURRENCY, STS_STAGE_QUEUE); retry shortly",
+            )
+        self.waiting += 1
+        try:
+            while not self._free.acquire(blocking=False):
+                await asyncio.sleep(self.POLL_S)
+        finally:
+            self.waiting -= 1
 
     def release(self) -> None:
+        """Give a slot back (from the worker thread, when the call ends)."""
         self._free.release()
 
 
 def _slots(backend: Backend) -> _Slots:
     """The backend's slots, made on first use."""
     if backend._blocking_slots is None:
-        backend._blocking_slots = _Slots(backend.options.stage_concurrency)
+        options = backend.options
+        backend._blocking_slots = _Slots(options.stage_concurrency, options.stage_queue)
     return backend._blocking_slots
 
 
 async def _offload(backend: Backend, work: Callable[[], _T]) -> _T:
-    """Run blocking `work` in a worker thread, or raise QUEUE_FULL when no slot is free."""
+    """Run blocking `work` in a worker thread once a slot is free (QUEUE_FULL if none)."""
     slots = _slots(backend)
-    if not slots.try_acquire():
-        raise BackendError(
-            ErrorCode.QUEUE_FULL,
-            f"{slots.limit} call(s) already running (STS_STAGE_CONCURRENCY); retry shortly",
-        )
+    await slots.acquire()
+    # Who gives the slot back: the thread when it ran, else the caller that gave up on it
+    # (a cancelled call whose thread never started would otherwise keep its slot forever).
+    lock = threading.Lock()
+    state = ["pending"]
 
     def run() -> _T:
+        with lock:
+            if state[0] == "abandoned":
+                raise asyncio.CancelledError
+            state[0] = "running"
         try:
             return work()
         finally:
             slots.release()
 
-    return await asyncio.to_thread(run)
+    try:
+        return await asyncio.to_thread(run)
+    except BaseException:
+        with lock:
+            if state[0] == "pending":
+                state[0] = "abandoned"
+                slots.release()
+        raise

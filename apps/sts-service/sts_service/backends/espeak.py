@@ -107,6 +107,21 @@ class _Espeak:
         return int16_to_float32(np.concatenate(self._chunks))
 
 
+def speak(text: str, voice: str = "en", wpm: int = BASE_WPM) -> tuple[Float32Array, int]:
+    """`text` spoken by espeak-ng in `voice` at `wpm`: (mono float32 samples, sample rate).
+
+    For demos, tests and benchmarks that need speech to feed the service.
+
+    Raises:
+        ValueError: if espeak-ng has no such voice.
+    """
+    with _Espeak.lock:
+        engine = _Espeak.get()
+        if not engine.set_voice(voice):
+            raise ValueError(f"espeak-ng has no voice {voice!r}")
+        return engine.speak(text, wpm), engine.rate
+
+
 def voice_candidates(fragment: Fragment) -> list[str]:
     """Voices to try, best first: the request's voice, the language, its base language."""
     language = fragment.target_language

@@ -205,7 +205,7 @@ def test_espeak_pads_a_short_dub_with_silence(espeak: EspeakTTS) -> None:
 async def test_stage_concurrency_beyond_the_limit_is_queue_full(
     speak: Callable[..., np.ndarray],
 ) -> None:
-    backend = WhisperASR(EngineOptions(stage_concurrency=1))
+    backend = WhisperASR(EngineOptions(stage_concurrency=1, stage_queue=0))
     backend.load()
     clip = AudioClip(speak(SENTENCES[2])[:, None], FMT_16K)
     results = await asyncio.gather(

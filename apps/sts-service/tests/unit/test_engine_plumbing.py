@@ -135,7 +135,7 @@ async def test_a_backend_that_fails_to_load_makes_the_service_degraded() -> None
 
 
 async def test_beyond_stage_concurrency_a_fragment_gets_queue_full_and_health_stays_up() -> None:
-    asr = GatedASR(EngineOptions(stage_concurrency=1))
+    asr = GatedASR(EngineOptions(stage_concurrency=1, stage_queue=0))
     asr.loaded.set()
     pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
     await pipeline.load()
@@ -150,8 +150,25 @@ async def test_beyond_stage_concurrency_a_fragment_gets_queue_full_and_health_st
     assert (await first).transcript == "hello"
 
 
+async def test_a_fragment_waits_in_the_queue_for_a_slot_then_runs() -> None:
+    asr = GatedASR(EngineOptions(stage_concurrency=1, stage_queue=1))
+    asr.loaded.set()
+    pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
+    await pipeline.load()
+    first = asyncio.create_task(pipeline.run(tone_clip(), FRAGMENT, 5))
+    await asyncio.to_thread(asr.running.wait, 5)
+    second = asyncio.create_task(pipeline.run(tone_clip(), FRAGMENT, 5))
+    await asyncio.sleep(0.05)  # the second one now waits for the slot
+    third = await pipeline.run(tone_clip(), FRAGMENT, 5)
+    assert third.error is not None and third.error.code is ErrorCode.QUEUE_FULL
+    assert "1 call(s) running and 1 waiting" in third.error.message
+    asr.release.set()
+    assert (await first).transcript == "hello"
+    assert (await second).transcript == "hello"
+
+
 async def test_an_abandoned_call_keeps_its_slot_until_its_thread_ends() -> None:
-    asr = GatedASR(EngineOptions(stage_concurrency=1))
+    asr = GatedASR(EngineOptions(stage_concurrency=1, stage_queue=0))
     asr.loaded.set()
     pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
     await pipeline.load()
