@@ -74,6 +74,14 @@ class GatedASR(SyncASRBackend):
         return "hello"
 
 
+async def loaded_pipeline(asr: GatedASR) -> Pipeline:
+    """A pipeline of `asr` and echo, with `asr` let load and loaded."""
+    asr.loaded.set()
+    pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
+    await pipeline.load()
+    return pipeline
+
+
 def body(seq: int = 0) -> dict[str, Any]:
     return {
         "fragment_id": f"f-{seq}",
@@ -119,9 +127,7 @@ async def test_health_says_loading_then_healthy_and_requests_never_wait() -> Non
 
 async def test_a_backend_that_fails_to_load_makes_the_service_degraded() -> None:
     asr = GatedASR(fail="model.bin is corrupt")
-    asr.loaded.set()
-    pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
-    await pipeline.load()
+    pipeline = await loaded_pipeline(asr)
     assert pipeline.load_state() is LoadState.FAILED
     app = create_app(StsSettings(), pipeline=pipeline)
     transport = httpx.ASGITransport(app=app)
@@ -136,9 +142,7 @@ async def test_a_backend_that_fails_to_load_makes_the_service_degraded() -> None
 
 async def test_beyond_stage_concurrency_a_fragment_gets_queue_full_and_health_stays_up() -> None:
     asr = GatedASR(EngineOptions(stage_concurrency=1, stage_queue=0))
-    asr.loaded.set()
-    pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
-    await pipeline.load()
+    pipeline = await loaded_pipeline(asr)
     first = asyncio.create_task(pipeline.run(tone_clip(), FRAGMENT, 5))
     await asyncio.to_thread(asr.running.wait, 5)
     # The engine's thread is busy: health still answers, a second fragment is refused.
@@ -152,9 +156,7 @@ async def test_beyond_stage_concurrency_a_fragment_gets_queue_full_and_health_st
 
 async def test_a_fragment_waits_in_the_queue_for_a_slot_then_runs() -> None:
     asr = GatedASR(EngineOptions(stage_concurrency=1, stage_queue=1))
-    asr.loaded.set()
-    pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
-    await pipeline.load()
+    pipeline = await loaded_pipeline(asr)
     first = asyncio.create_task(pipeline.run(tone_clip(), FRAGMENT, 5))
     await asyncio.to_thread(asr.running.wait, 5)
     second = asyncio.create_task(pipeline.run(tone_clip(), FRAGMENT, 5))
@@ -169,9 +171,7 @@ async def test_a_fragment_waits_in_the_queue_for_a_slot_then_runs() -> None:
 
 async def test_an_abandoned_call_keeps_its_slot_until_its_thread_ends() -> None:
     asr = GatedASR(EngineOptions(stage_concurrency=1, stage_queue=0))
-    asr.loaded.set()
-    pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
-    await pipeline.load()
+    pipeline = await loaded_pipeline(asr)
     timed_out = await pipeline.run(tone_clip(), FRAGMENT, 0.05)
     assert timed_out.error is not None and timed_out.error.code is ErrorCode.TIMEOUT
     busy = await pipeline.run(tone_clip(), FRAGMENT, 5)
