@@ -124,13 +124,16 @@ def test_stream_worker_dubs_speech_through_the_real_engines(bulletin: Path, tmp_
         worker = subprocess.run(
             [str(WORKER_PYTHON), "-m", "stream_worker", "-i", str(bulletin), "-o", str(output),
              "--sts-url", url, "--realtime", "--require-sts", "--source-lang", "en",
-             "--target-lang", "es", "--summary-json", str(summary), "--progress", "never"],
+             "--target-lang", "es", "--summary-json", str(summary), "--progress", "never",
+             # Speed is the benchmark's job: a deadline with room for a shared, busy machine
+             # keeps this test about dubbing every segment, not about the neighbours' load.
+             "--timeout-ms", "20000"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
     assert worker.returncode == 0, worker.stderr
     report = json.loads(summary.read_text())
     assert report["segments"]["total"] == len(SCRIPT)
-    assert report["segments"]["fallback"] == 0, report
+    assert report["segments"]["fallback"] == 0, (report["fallbacks"], log.read_text()[-3000:])
     _, source = read_wav(bulletin)
     fmt, dubbed = read_wav(output)
     assert fmt == AudioFormat(RATE, 1)
