@@ -140,11 +140,8 @@ def missing_engines() -> list[str]:
     return missing
 
 
-@pytest.fixture(autouse=True)
-def _require_engines(request: pytest.FixtureRequest) -> None:
-    """Tests under tests/engines need the engines: skipped without them, failed in CI."""
-    if ENGINE_TESTS not in request.node.path.parents:
-        return
+def require_engines() -> None:
+    """Skip the calling test or fixture without the engines; fail instead in CI."""
     missing = missing_engines()
     if not missing:
         return
@@ -155,9 +152,17 @@ def _require_engines(request: pytest.FixtureRequest) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _require_engines(request: pytest.FixtureRequest) -> None:
+    """Tests under tests/engines need the engines (their session fixtures check it too)."""
+    if ENGINE_TESTS in request.node.path.parents:
+        require_engines()
+
+
 @pytest.fixture(scope="session")
 def whisper() -> WhisperASR:
     """The whisper backend with the packaged model, loaded once."""
+    require_engines()
     backend = WhisperASR()
     backend.load()
     return backend
@@ -166,6 +171,7 @@ def whisper() -> WhisperASR:
 @pytest.fixture(scope="session")
 def apertium() -> Iterator[ApertiumTranslator]:
     """The apertium backend, started once."""
+    require_engines()
     backend = ApertiumTranslator()
     backend.load()
     yield backend
@@ -175,6 +181,7 @@ def apertium() -> Iterator[ApertiumTranslator]:
 @pytest.fixture(scope="session")
 def espeak() -> EspeakTTS:
     """The espeak backend, loaded once."""
+    require_engines()
     backend = EspeakTTS()
     backend.load()
     return backend
@@ -193,6 +200,7 @@ def speak_english(
 @pytest.fixture(scope="session", name="speak")
 def speak_fixture() -> Speak:
     """`speak(text, rate=16000, wpm=160)`: English speech from espeak-ng, mono int16."""
+    require_engines()
     return speak_english
 
 

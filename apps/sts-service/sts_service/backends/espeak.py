@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from shared_audio import float32_to_int16, int16_to_float32, resample
 from shared_utils.contract import ErrorCode
@@ -71,7 +72,7 @@ class _Espeak:
         )
         if self.rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed ({self.rate})")
-        self._chunks: list[np.ndarray[Any, np.dtype[np.int16]]] = []
+        self._chunks: list[npt.NDArray[np.int16]] = []
         self._callback = _SynthCallback(self._collect)  # kept referenced while installed
         self.lib.espeak_SetSynthCallback(self._callback)
 

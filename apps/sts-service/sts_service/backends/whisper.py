@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from shared_audio import int16_to_float32, resample
 from shared_utils.contract import ErrorCode
@@ -91,10 +92,10 @@ def packaged_model_dir(expected_sha256: str = PACKAGED_MODEL_SHA256) -> Path:
     return model_dir
 
 
-def to_whisper_input(audio: AudioClip) -> np.ndarray[Any, np.dtype[np.float32]]:
+def to_whisper_input(audio: AudioClip) -> npt.NDArray[np.float32]:
     """Mono float32 samples at 16 kHz, as Whisper takes them (channels averaged)."""
     at_rate = int16_to_float32(resample(audio.samples, audio.fmt.sample_rate, WHISPER_RATE))
-    mono: np.ndarray[Any, np.dtype[np.float32]] = at_rate.mean(axis=1, dtype=np.float32)
+    mono: npt.NDArray[np.float32] = at_rate.mean(axis=1, dtype=np.float32)
     return mono
 
 

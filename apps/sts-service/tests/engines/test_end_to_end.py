@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from shared_audio import AudioFormat, read_wav, write_wav
@@ -43,7 +44,7 @@ SCRIPT = [
     "A new museum of modern art opened its doors to the public.",
 ]
 #: Words of the script that must appear in the transcripts (names of the stories).
-Speak = Callable[..., np.ndarray]
+Speak = Callable[..., npt.NDArray[np.int16]]
 KEY_WORDS = [
     "evening",
     "stories",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from shared_audio import AudioFormat, is_silent
@@ -51,7 +52,7 @@ def test_packaged_model_passes_its_sha256_check() -> None:
 
 def test_whisper_wer_on_spoken_sentences(
     whisper: WhisperASR,
-    speak: Callable[..., np.ndarray],
+    speak: Callable[..., npt.NDArray[np.int16]],
     wer: Callable[[list[str], list[str]], float],
 ) -> None:
     hypotheses = [
@@ -63,7 +64,7 @@ def test_whisper_wer_on_spoken_sentences(
 
 
 def test_whisper_hears_48k_stereo_too(
-    whisper: WhisperASR, speak: Callable[..., np.ndarray]
+    whisper: WhisperASR, speak: Callable[..., npt.NDArray[np.int16]]
 ) -> None:
     mono = speak(SENTENCES[0], rate=48000)
     clip = AudioClip(np.repeat(mono[:, None], 2, axis=1), AudioFormat(48000, 2))
@@ -76,7 +77,7 @@ def test_whisper_gives_no_words_for_silence(whisper: WhisperASR) -> None:
 
 
 def test_english_only_model_refuses_another_language(
-    whisper: WhisperASR, speak: Callable[..., np.ndarray]
+    whisper: WhisperASR, speak: Callable[..., npt.NDArray[np.int16]]
 ) -> None:
     clip = AudioClip(speak("Hello.")[:, None], FMT_16K)
     with pytest.raises(BackendError) as raised:
@@ -185,12 +186,12 @@ async def test_espeak_calls_from_many_threads_are_serialised(espeak: EspeakTTS) 
         assert abs(_rms(clip.samples) / _rms(alone) - 1) < 0.1
 
 
-def _speech_s(samples: np.ndarray, rate: int = 16000) -> float:
+def _speech_s(samples: npt.NDArray[np.int16], rate: int = 16000) -> float:
     loud = np.flatnonzero(np.abs(samples[:, 0].astype(np.int32)) > 300)
     return float(loud[-1] - loud[0] + 1) / rate
 
 
-def _rms(samples: np.ndarray) -> float:
+def _rms(samples: npt.NDArray[np.int16]) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
@@ -203,7 +204,7 @@ def test_espeak_pads_a_short_dub_with_silence(espeak: EspeakTTS) -> None:
 
 
 async def test_stage_concurrency_beyond_the_limit_is_queue_full(
-    speak: Callable[..., np.ndarray],
+    speak: Callable[..., npt.NDArray[np.int16]],
 ) -> None:
     backend = WhisperASR(EngineOptions(stage_concurrency=1, stage_queue=0))
     backend.load()
