@@ -16,6 +16,9 @@ from shared_utils.settings import ServiceSettings
 from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKENDS, FaultConfig
 from sts_service.backends.base import EngineOptions
 
+#: The engines' defaults, declared once in `EngineOptions`.
+_ENGINE_DEFAULTS = EngineOptions()
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["json", "console", "auto"]
 
@@ -50,28 +53,42 @@ class StsSettings(ServiceSettings):
     )
 
     stage_concurrency: int = Field(
-        default=2,
+        default=_ENGINE_DEFAULTS.stage_concurrency,
         ge=1,
-        description="Most blocking engine calls at once per stage; more: QUEUE_FULL.",
+        description="Most blocking engine calls at once per stage; more wait or get QUEUE_FULL.",
     )
     stage_queue: int = Field(
-        default=4, ge=0, description="Fragments that may wait for a busy engine; more: QUEUE_FULL."
+        default=_ENGINE_DEFAULTS.stage_queue,
+        ge=0,
+        description="Fragments that may wait for a busy engine; more: QUEUE_FULL.",
     )
     whisper_model: str = Field(
-        default="",
+        default=_ENGINE_DEFAULTS.whisper_model,
         description="Whisper model: hub name or local directory; empty: the packaged tiny.en.",
     )
-    whisper_device: str = Field(default="cpu", min_length=1, description="CTranslate2 device.")
-    whisper_compute_type: str = Field(
-        default="int8", min_length=1, description="CTranslate2 compute type."
+    whisper_device: str = Field(
+        default=_ENGINE_DEFAULTS.whisper_device, min_length=1, description="CTranslate2 device."
     )
-    whisper_threads: int = Field(default=2, ge=1, description="CPU threads per transcription.")
-    whisper_beam_size: int = Field(default=1, ge=1, description="Beam width (1: greedy).")
+    whisper_compute_type: str = Field(
+        default=_ENGINE_DEFAULTS.whisper_compute_type,
+        min_length=1,
+        description="CTranslate2 compute type.",
+    )
+    whisper_threads: int = Field(
+        default=_ENGINE_DEFAULTS.whisper_threads, ge=1, description="CPU threads per transcription."
+    )
+    whisper_beam_size: int = Field(
+        default=_ENGINE_DEFAULTS.whisper_beam_size, ge=1, description="Beam width (1: greedy)."
+    )
     apertium_modes_dir: str = Field(
-        default="/usr/share/apertium/modes", min_length=1, description="Apertium mode files."
+        default=_ENGINE_DEFAULTS.apertium_modes_dir,
+        min_length=1,
+        description="Apertium mode files.",
     )
     apertium_timeout_ms: int = Field(
-        default=5000, ge=100, description="Longest one Apertium translation may take."
+        default=round(_ENGINE_DEFAULTS.apertium_timeout_s * 1000),
+        ge=100,
+        description="Longest one Apertium translation may take.",
     )
 
     fault_enabled: bool = Field(default=False, description="Wrap backends in `faulty`.")

@@ -185,6 +185,10 @@ async def test_an_abandoned_call_keeps_its_slot_until_its_thread_ends() -> None:
     assert result.transcript == "hello"
 
 
+def test_engine_settings_default_to_the_engine_defaults() -> None:
+    assert StsSettings().engine_options() == EngineOptions()
+
+
 def test_settings_reach_the_engines() -> None:
     options = StsSettings(
         whisper_model="/models/base", whisper_threads=4, apertium_timeout_ms=250
