@@ -86,8 +86,12 @@ def sts_service(tmp_path: Path, **env: str) -> Iterator[tuple[str, Path]]:
             process.wait(30)
 
 
-def wait_until_loaded(url: str, timeout_s: float = 120.0) -> dict[str, object]:
-    """The first health answer whose status is not `loading`."""
+def wait_until_loaded(url: str, timeout_s: float = 300.0) -> dict[str, object]:
+    """The first health answer whose status is not `loading`.
+
+    Loading takes 10-20 s here; the bound leaves room for a machine shared with busy jobs,
+    where it once took over 120 s at a load average of 20 on 2 cores.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
