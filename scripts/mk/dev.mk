@@ -45,3 +45,18 @@ dev-local: $(TOOLS_STAMP) ## The same stack without containers, from the venvs (
 
 demo: $(TOOLS_STAMP) ## Main job: dub a generated sample through both services, print the summary
 	@$(TOOLS_PY) scripts/demo.py $(DEMO_ARGS)
+
+# The real speech engines (apps/sts-service/README.md, "Engines"). The Python part is the
+# `engines` extra of sts-service; Apertium (GPL-2) comes from Debian and needs root.
+.PHONY: install-engines-system demo-dub
+
+install-engines-system: ## (needs root) apt-get install Apertium + its English-Spanish pair for STS_TRANSLATION_BACKEND=apertium
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "make $@: needs root (it runs apt-get install apertium apertium-eng-spa); try: sudo make $@" >&2; exit 1; fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apertium apertium-eng-spa
+
+DEMO_DUB_ARGS ?=
+
+demo-dub: $(TOOLS_STAMP) ## Dub an English bulletin into Spanish speech with the real engines (needs ENGINES=1 install)
+	@$(TOOLS_PY) scripts/demo_dub.py $(DEMO_DUB_ARGS)

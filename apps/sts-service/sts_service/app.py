@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -26,7 +29,7 @@ from sts_service.backends import build_pipeline
 from sts_service.config import StsSettings
 from sts_service.errors import install_error_handlers
 from sts_service.middleware import BodyLimitMiddleware, InflightLimitMiddleware
-from sts_service.pipeline import AudioClip, Fragment, Pipeline
+from sts_service.pipeline import AudioClip, Fragment, LoadState, Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ def pipeline_from_settings(settings: StsSettings) -> Pipeline:
         settings.translation_backend,
         settings.tts_backend,
         settings.fault_config(),
+        settings.engine_options(),
     )
 
 
@@ -74,7 +78,17 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
     info = build_info(SERVICE_NAME)
     started = time.monotonic()
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Models load in worker threads while the server already answers: /v1/health says
+        # "loading", and a fragment gets a retryable error instead of waiting.
+        loading = asyncio.create_task(active.load())
+        yield
+        loading.cancel()
+        await asyncio.to_thread(active.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title=SERVICE_NAME,
         version=info.version,
         summary=f"Speech -> text -> speech (STS contract {CONTRACT_VERSION}).",
@@ -98,9 +112,15 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
     async def health() -> HealthResponse:
         """Service status, the running code's version and revision, and backend health."""
         backends = active.health()
-        degraded = any(not backend.available for backend in backends)
+        load_state = active.load_state()
+        if load_state is LoadState.LOADING:
+            status = HealthStatus.LOADING
+        elif load_state is LoadState.FAILED or not all(b.available for b in backends):
+            status = HealthStatus.DEGRADED
+        else:
+            status = HealthStatus.HEALTHY
         return HealthResponse(
-            status=HealthStatus.DEGRADED if degraded else HealthStatus.HEALTHY,
+            status=status,
             service=SERVICE_NAME,
             version=info.version,
             git_revision=info.git_revision,

