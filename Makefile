@@ -7,16 +7,22 @@ include scripts/mk/dev.mk
 include scripts/mk/repo.mk
 
 PACKAGES := $(patsubst %/pyproject.toml,%,$(sort $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml)))
+# SINCE=<git ref>: the loops visit only the members a change since that ref reaches (the
+# installer's dependency graph decides; the reasons are printed). Unset: every member.
+ifdef SINCE
+MEMBERS := $(shell $(TOOLS_PY) scripts/workspace.py affected $(SINCE))
+else
 MEMBERS := $(PACKAGES) scripts
+endif
 
 # Set here, after the includes, so that no fragment's first rule becomes the default.
 .DEFAULT_GOAL := help
 .PHONY: help tools install lint format type-check check test test-all test-coverage bench clean \
-        validate-structure affected
+        validate-structure affected lock lock-upgrade
 
 help: ## Show this help
 	@echo "live-broadcast-dubbing-cloud: make <target>   (packages: $(PACKAGES))"
-	@echo "Options: PYTHON=python3.X, VERBOSE=1, SLOW=1, LOCKED=0, ENGINES=1."
+	@echo "Options: PYTHON=python3.X, VERBOSE=1, SLOW=1, SINCE=<git ref>, LOCKED=0, ENGINES=1."
 	$(print_help)
 
 tools: $(TOOLS_STAMP) ## Build only the root tools environment (.venv)
@@ -53,6 +59,14 @@ bench: $(TOOLS_STAMP) ## Run every benchmark: packages' bench/*.py and scripts/b
 	$(call loop,bench,$(PACKAGES) scripts)
 clean: ## Remove every .venv, cache and build output
 	$(call loop,clean,$(PACKAGES) scripts)
+
+lock: $(TOOLS_STAMP) ## Pin every venv (extras too) for each Python 3.10-3.13 on this machine: locks/py3.X/*.txt
+	@$(TOOLS_PY) scripts/workspace.py lock
+lock-upgrade: $(TOOLS_STAMP) ## Move locked versions to the newest allowed (PACKAGE=name: just that one); shows the diff
+	@$(TOOLS_PY) scripts/workspace.py lock --upgrade $(PACKAGE)
+affected: $(TOOLS_STAMP) ## List the members a change since SINCE=<git ref> reaches, and why
+	@test -n "$(SINCE)" || { echo "error: give a git ref: make affected SINCE=origin/main" >&2; exit 1; }
+	@echo $(MEMBERS)
 
 validate-structure: $(TOOLS_STAMP) ## Check the layout against .schemas/monorepo-structure.yaml
 	@$(TOOLS_PY) scripts/validate-structure.py --repo .

@@ -38,7 +38,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from workspace import ROOT, WorkspaceError, canonical_name, discover, load_toml
+from monorepo.packages import ROOT, WorkspaceError, canonical_name, discover, load_toml
 
 TEMPLATES = ROOT / ".specify" / "templates" / "package"
 #: Same rule as the package-folder rule of .schemas/monorepo-structure.yaml (a test compares

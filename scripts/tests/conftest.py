@@ -31,6 +31,8 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "pyproject.toml").write_text(mini)
     for name in ("workspace.py", "Makefile"):
         shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "scripts" / "monorepo", root / "scripts" / "monorepo", ignore=ignore)
     for fragment in (REPO / "scripts" / "mk").iterdir():
         if fragment.is_file():
             shutil.copy2(fragment, root / "scripts" / "mk" / fragment.name)

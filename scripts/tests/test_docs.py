@@ -12,7 +12,7 @@ from scaffold import REPO, run
 
 sys.path.insert(0, str(REPO / "scripts"))
 
-from workspace import direct_local_deps, discover
+from monorepo.packages import direct_local_deps, discover
 
 DOCS = REPO / "docs"
 # The pages of this area (docs/dev-loop.md and docs/structure-validation.md have their own tests).

@@ -24,7 +24,7 @@ from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, run
 sys.path.insert(0, str(REPO / "scripts"))
 
 import new_package
-from workspace import load_toml
+from monorepo.packages import load_toml
 
 
 def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
