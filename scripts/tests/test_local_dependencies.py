@@ -1,4 +1,5 @@
-"""Local libraries are installed editable from their paths, never from an index (errata 1-5)."""
+"""Local libraries are installed editable from their paths, never from an index
+(docs/decisions/0001-local-packages-by-path.md)."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_index_offering_a_higher_version_does_not_win(mini_repo: MiniRepo, tmp_p
 
 
 def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
-    # A service misusing a library function must fail `make type-check` (errata 5).
+    # A service misusing a library function must fail `make type-check`.
     package_venv_python("apps/sts-service")
     misuse = tmp_path / "misuse.py"
     misuse.write_text(
@@ -90,7 +91,7 @@ def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
 
 
 def test_coverage_is_measured_on_the_import_name() -> None:
-    # errata 12: --cov=sts-service measures nothing; the fragment must use sts_service.
+    # --cov=sts-service (the folder name) measures nothing; the fragment must use sts_service.
     result = run(["make", "-n", "test-coverage"], cwd=REPO / "apps" / "sts-service")
 
     assert result.returncode == 0, result.output
