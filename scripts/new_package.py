@@ -22,7 +22,8 @@ What it writes:
 
 The name must be kebab-case (the rule of .schemas/monorepo-structure.yaml) and not taken by a
 folder or a project name. When PyPI already serves the name, a warning explains the
-dependency-confusion risk (docs/decisions/0001-local-packages-by-path.md); offline, the output says the check was skipped.
+dependency-confusion risk (docs/decisions/0001-local-packages-by-path.md); offline, the
+output says the check was skipped.
 """
 
 from __future__ import annotations

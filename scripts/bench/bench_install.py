@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from monorepo.locks import lock_path, minor_of, package_spec  # noqa: E402  (beside this script)
 from monorepo.packages import discover, local_deps  # noqa: E402
+from monorepo.tracked import git_files  # noqa: E402
 from monorepo.venvs import interpreter_identity  # noqa: E402
-from structure_validation import git_files  # noqa: E402
 
 CLEAN_ENV = {"MAKEFLAGS": "", "MAKELEVEL": "", "PYTHON": "", "SLOW": "", "SINCE": ""}
 

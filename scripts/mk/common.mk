@@ -50,9 +50,8 @@ $(PYTHON_ID): FORCE
 	@$(PYTHON) $(ROOT)/scripts/mk/check_python.py $@
 endif
 
-$(TOOLS_STAMP): $(ROOT)/pyproject.toml $(PYTHON_ID) $(ROOT)/.make/locked
+$(TOOLS_STAMP): $(ROOT)/pyproject.toml $(wildcard $(ROOT)/locks/*/tools.txt) $(PYTHON_ID) $(ROOT)/.make/locked
 	@$(PYTHON) $(ROOT)/scripts/workspace.py $(WORKSPACE_ARGS) install-tools
--include $(TOOLS_VENV)/.installed.d
 
 # `make help`: every target with a `## description` on its rule line, from every makefile read.
 define print_help

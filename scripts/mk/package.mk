@@ -10,8 +10,7 @@ PACKAGE := $(notdir $(CURDIR))
 IMPORT_NAME := $(subst -,_,$(PACKAGE))
 VENV := .venv
 BIN := $(VENV)/bin
-# Absolute: the installer names it so in .installed.d.
-STAMP := $(CURDIR)/$(VENV)/.installed
+STAMP := $(VENV)/.installed
 CONFIG := $(ROOT)/pyproject.toml
 # What lint and type-check look at: the package, its tests, its benchmarks if any.
 SOURCES := $(IMPORT_NAME) tests $(wildcard bench)

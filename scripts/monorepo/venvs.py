@@ -12,6 +12,7 @@ ranges, as it would for a new release.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -163,14 +164,15 @@ def warn_if_stale(spec: LockSpec, lock: Path) -> None:
 def write_stamp(venv: Path, identity: str, inputs: list[Path]) -> None:
     """Record a successful install: the stamp, and the make fragment listing its inputs.
 
-    Absolute paths: the fragment is read by makes started in other folders.
+    Paths are relative to the venv's folder (where its Makefile runs), so a copy of the repo
+    keeps working.
     """
-    stamp = venv.resolve() / STAMP
-    lines = [f"{stamp}: {' '.join(str(path) for path in inputs)}".rstrip(), ""]
+    rel = [os.path.relpath(path, venv.parent).replace(os.sep, "/") for path in inputs]
+    lines = [f"{VENV}/{STAMP}: {' '.join(rel)}".rstrip(), ""]
     # Like gcc -MP: an empty rule per input, so a deleted library does not break make.
-    lines += [f"{path}:" for path in inputs]
+    lines += [f"{path}:" for path in rel]
     (venv / STAMP_DEPS).write_text("\n".join(lines) + "\n")
-    stamp.write_text(identity + "\n")
+    (venv / STAMP).write_text(identity + "\n")
 
 
 def install(spec: LockSpec, options: Options, *, pip: list[str] | None = None) -> None:
