@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, run
-
-sys.path.insert(0, str(REPO / "scripts"))
-
 from monorepo.packages import direct_local_deps, discover
+from scaffold import REPO, run
 
 DOCS = REPO / "docs"
 # The pages of this area (docs/dev-loop.md and docs/structure-validation.md have their own tests).

@@ -55,6 +55,7 @@ def test_every_service_has_its_libraries_editable_from_their_paths() -> None:
             }, f"{service}: {library} is not the editable local copy"
 
 
+@pytest.mark.slow  # installs in a mini repo
 def test_transitive_local_library_is_wired(mini_repo: MiniRepo) -> None:
     # alpha names only beta; beta must come from libs/beta, editable.
     python = mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
@@ -63,6 +64,7 @@ def test_transitive_local_library_is_wired(mini_repo: MiniRepo) -> None:
     assert direct_url["dir_info"] == {"editable": True}
 
 
+@pytest.mark.slow  # installs in a mini repo
 def test_index_offering_a_higher_version_does_not_win(mini_repo: MiniRepo, tmp_path: Path) -> None:
     index = tmp_path / "index"
     index.mkdir()
@@ -104,7 +106,6 @@ def test_coverage_is_measured_on_the_import_name() -> None:
 
 def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
     """Lock a mini package to what its venv holds now (pins + hashes), as `make lock` would."""
-    sys.path.insert(0, str(REPO / "scripts"))
     from monorepo.locks import DIGEST_PREFIX, minor_of, package_spec
     from monorepo.packages import discover, find_package
     from monorepo.venvs import interpreter_identity

@@ -18,13 +18,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, run
-
-sys.path.insert(0, str(REPO / "scripts"))
-
 import new_package
+import pytest
 from monorepo.packages import load_toml
+from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, run
 
 
 def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:

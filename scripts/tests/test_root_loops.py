@@ -7,7 +7,11 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from scaffold import MiniRepo, run
+
+# Each test runs make in a copy of an installed mini repo: part of `make test-all` and CI.
+pytestmark = pytest.mark.slow
 
 FAILING_TEST = """\
 def test_fails_on_purpose():
