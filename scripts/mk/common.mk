@@ -50,7 +50,9 @@ $(PYTHON_ID): FORCE
 	@$(PYTHON) $(ROOT)/scripts/mk/check_python.py $@
 endif
 
-$(TOOLS_STAMP): $(ROOT)/pyproject.toml $(wildcard $(ROOT)/locks/*/tools.txt) $(PYTHON_ID) $(ROOT)/.make/locked
+# The tools env's lock for the recorded interpreter's minor (.make/python-id: "<path> 3.11.7").
+TOOLS_LOCK := $(ROOT)/locks/py3.$(word 2,$(subst ., ,$(lastword $(file <$(PYTHON_ID)))))/tools.txt
+$(TOOLS_STAMP): $(ROOT)/pyproject.toml $(wildcard $(TOOLS_LOCK)) $(PYTHON_ID) $(ROOT)/.make/locked
 	@$(PYTHON) $(ROOT)/scripts/workspace.py $(WORKSPACE_ARGS) install-tools
 
 # `make help`: every target with a `## description` on its rule line, from every makefile read.

@@ -20,7 +20,7 @@ DOCS_OUT ?= docs/_build/html
 DOCS_VENV := docs/.venv
 DOCS_STAMP := $(DOCS_VENV)/.installed
 
-$(DOCS_STAMP): pyproject.toml $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml locks/*/docs.txt) \
+$(DOCS_STAMP): pyproject.toml $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml $(dir $(TOOLS_LOCK))docs.txt) \
   $(PYTHON_ID) $(ROOT)/.make/locked | $(TOOLS_STAMP)
 	@$(WORKSPACE) install-docs
 
