@@ -10,8 +10,8 @@ Usage (from the root tools environment, which `make install` builds)::
 What it writes:
 
 * ``pyproject.toml``: PEP 621 metadata; ``[build-system]`` and the ``dev`` extra are copied from
-  the root pyproject.toml (so they cannot drift); the flat layout of errata 5
-  (``package-dir``, an explicit ``packages`` list, ``py.typed`` as package data); a service
+  the root pyproject.toml (so they cannot drift); the flat layout that mypy can
+  follow (``package-dir``, an explicit ``packages`` list, ``py.typed`` as package data); a service
   depends on ``shared-audio`` and ``shared-utils`` by name (``make install`` wires their paths);
 * ``Makefile`` (one include of scripts/mk/package.mk or app.mk), ``README.md``;
 * the import package with ``__init__.py`` and ``py.typed``; a service also gets ``main.py``
@@ -22,7 +22,8 @@ What it writes:
 
 The name must be kebab-case (the rule of .schemas/monorepo-structure.yaml) and not taken by a
 folder or a project name. When PyPI already serves the name, a warning explains the
-dependency-confusion risk (errata 3); offline, the output says the check was skipped.
+dependency-confusion risk (docs/decisions/0001-local-packages-from-paths-only.md); offline, the
+output says the check was skipped.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from workspace import ROOT, WorkspaceError, canonical_name, discover, load_toml
+from monorepo.packages import ROOT, WorkspaceError, canonical_name, discover, load_toml
 
 TEMPLATES = ROOT / ".specify" / "templates" / "package"
 #: Same rule as the package-folder rule of .schemas/monorepo-structure.yaml (a test compares
@@ -145,7 +146,7 @@ def pypi_status(name: str, base_url: str = PYPI_JSON_URL, timeout: float = PYPI_
     return (
         f"WARNING: PyPI already serves a project named {name!r} ({shown}). Anyone running a "
         f"plain `pip install {name}` gets that stranger's code, not this package (dependency "
-        "confusion, errata 3). `make install` always installs local packages from their "
+        "confusion). `make install` always installs local packages from their "
         "folders; consider a more distinctive name."
     )
 
@@ -195,7 +196,7 @@ def pyproject_text(spec: Spec, root: Path = ROOT) -> str:
         f"dev = {toml_array(dev)}\n"
         f"{scripts}"
         "\n# Flat layout with an explicit package list: setuptools then writes a plain path into\n"
-        "# the editable .pth file, which mypy can follow (errata 5). List every subpackage.\n"
+        "# the editable .pth file, which mypy can follow. List every subpackage.\n"
         "[tool.setuptools]\n"
         'package-dir = { "" = "." }\n'
         f'packages = ["{spec.import_name}"]\n'

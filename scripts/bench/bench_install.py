@@ -1,16 +1,16 @@
-"""Benchmark `make install`: cold, no-op, and the researched serial loop, side by side.
+"""Benchmark installs and the test loop, each beside its reference, in one run on one machine.
 
-Every figure comes from one run on one copy of the repo, so the ratios hold on a noisy,
-shared machine. pip's download cache is warm for all three (it is shared), so what differs
-is the work each approach does: venv creation, build isolation and the number of pip calls.
+Rows (pip's download cache is warm for all; every figure comes from this one run, so the ratios
+hold on a noisy shared machine):
+* `make install`, cold (every package venv from its lock), and with nothing changed;
+* uv: `uv pip install` of the same locked set into fresh venvs (a reference only: uv is put in
+  a throwaway venv for the benchmark and is not a dependency of the repo);
+* the researched serial loop: per package `python -m venv` with pip, `pip install --upgrade pip
+  setuptools wheel`, then the package with build isolation and free resolution (its local
+  libraries named by path in the same call, without which it cannot install at all);
+* the test loop: root `make test` (fast scaffold tests) beside `make test-all` (SLOW=1).
 
-The researched loop (research section 4) cannot install the services at all (errata 1: pip
-asks the index for `shared-audio`). It is timed here with the one change that makes it work
-(errata 4: name the local libraries in the same pip call) and is otherwise as researched:
-`python -m venv` with pip, `pip install --upgrade pip setuptools wheel`, build isolation,
-one package after another.
-
-Usage: .venv/bin/python scripts/bench/bench_install.py [--python python3]
+Usage: .venv/bin/python scripts/bench/bench_install.py [--python python3] [--skip-tests]
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import workspace  # noqa: E402  (scripts beside this one, not installed modules)
-from structure_validation import git_files  # noqa: E402
+from monorepo.locks import lock_path, minor_of, package_spec  # noqa: E402  (beside this script)
+from monorepo.packages import discover, local_deps  # noqa: E402
+from monorepo.tracked import git_files  # noqa: E402
+from monorepo.venvs import interpreter_identity  # noqa: E402
+
+CLEAN_ENV = {"MAKEFLAGS": "", "MAKELEVEL": "", "PYTHON": "", "SLOW": "", "SINCE": ""}
 
 
 def copy_repo(target: Path) -> None:
@@ -44,71 +48,97 @@ def copy_repo(target: Path) -> None:
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Seconds a command took; raises if it fails."""
     started = time.perf_counter()
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-2000:]}")
+    done = subprocess.run(
+        command, cwd=cwd, env={**os.environ, **CLEAN_ENV, **(env or {})}, check=False,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{done.stderr[-2000:]}")
     return time.perf_counter() - started
 
 
+def package_venvs(root: Path) -> None:
+    """Remove every package venv of a copy (the tools env stays)."""
+    for package in discover(root).values():
+        shutil.rmtree(package.path / ".venv", ignore_errors=True)
+
+
 def researched_loop(root: Path, python: str) -> float:
-    """The research's serial loop, with errata 4 applied so that it can succeed."""
-    packages = workspace.discover(root)
+    """The research's serial loop, with the local libraries named so that it can succeed."""
+    packages = discover(root)
     started = time.perf_counter()
     for package in packages.values():
         venv = package.path / ".venv"
         pip = str(venv / "bin" / "pip")
-        editables: list[str] = []
-        for dep in workspace.local_deps(package, packages):
-            editables += ["-e", str(dep.path)]
-        for command in (
-            [python, "-m", "venv", str(venv)],
-            [pip, "install", "-q", "--upgrade", "pip", "setuptools", "wheel"],
-            [pip, "install", "-q", *editables, "-e", f"{package.path}[dev]"],
-        ):
-            timed(command, package.path)
+        editables = [arg for dep in local_deps(package, packages) for arg in ("-e", str(dep.path))]
+        timed([python, "-m", "venv", str(venv)], root)
+        timed([pip, "install", "-q", "--upgrade", "pip", "setuptools", "wheel"], root)
+        timed([pip, "install", "-q", *editables, "-e", f"{package.path}[dev]"], root)
+    return time.perf_counter() - started
+
+
+def uv_locked(root: Path, python: str, scratch: Path) -> float | None:
+    """`uv venv` + `uv pip install` of each package's lock and local paths; None without a lock."""
+    uv_env = scratch / "uv-tool"
+    timed([python, "-m", "venv", str(uv_env)], root)
+    timed([str(uv_env / "bin" / "pip"), "install", "-q", "uv"], root)
+    uv = str(uv_env / "bin" / "uv")
+    minor = minor_of(interpreter_identity(python))
+    packages = discover(root)
+    started = time.perf_counter()
+    for package in packages.values():
+        spec = package_spec(package, packages)
+        lock = root / lock_path(spec.lock_name, minor).relative_to(REPO)
+        if not lock.exists():
+            return None
+        venv = package.path / ".venv"
+        timed([uv, "venv", "-q", "--python", python, str(venv)], root)
+        target = ["--python", str(venv / "bin" / "python")]
+        timed(
+            [uv, "pip", "install", "-q", *target, "--no-deps", "--require-hashes", "-r", str(lock)],
+            root,
+        )
+        editables = [arg for path, extras in spec.editables for arg in ("-e", f"{path}{extras}")]
+        timed([uv, "pip", "install", "-q", *target, "--no-deps", *editables], root)
     return time.perf_counter() - started
 
 
 def main() -> int:
-    """Run the three measurements and print them with their ratios."""
+    """Run the measurements and print them with their ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", default="python3")
+    parser.add_argument("--skip-tests", action="store_true", help="installs only")
     args = parser.parse_args()
     make = ["make", f"PYTHON={args.python}"]
+    rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
-        ours = Path(tmp) / "ours"
-        theirs = Path(tmp) / "researched"
+        ours, theirs = Path(tmp) / "ours", Path(tmp) / "researched"
         copy_repo(ours)
         copy_repo(theirs)
-        clean_env = {"MAKEFLAGS": "", "MAKELEVEL": ""}
-        cold = timed([*make, "install"], ours, clean_env)
-        noop = timed([*make, "install"], ours, clean_env)
-        # The same cold install without the tools env, for a like-for-like comparison.
-        for package in workspace.discover(ours).values():
-            shutil.rmtree(package.path / ".venv")
-        cold_packages = timed([*make, "install"], ours, clean_env)
-        serial = researched_loop(theirs, args.python)
-    count = len(workspace.discover(REPO))
-    rows = [
-        ("make install, cold (tools env + packages)", cold),
-        (f"make install, cold ({count} packages only)", cold_packages),
-        ("make install, nothing changed", noop),
-        (f"researched serial loop ({count} packages, errata 4 applied)", serial),
-    ]
+        timed([*make, "tools"], ours)  # the tools env is not part of the comparison
+        rows.append(("make install, cold (packages, locked)", timed([*make, "install"], ours)))
+        rows.append(("make install, nothing changed", timed([*make, "install"], ours)))
+        package_venvs(ours)
+        uv = uv_locked(ours, args.python, Path(tmp))
+        if uv is not None:
+            rows.append(("uv pip install, same locked set (reference)", uv))
+        rows.append(("researched serial loop (reference)", researched_loop(theirs, args.python)))
+        if not args.skip_tests:
+            timed([*make, "install"], ours)
+            rows.append(("make test (fast loop)", timed([*make, "test"], ours)))
+            rows.append(("make test-all (SLOW=1, what CI adds)", timed([*make, "test-all"], ours)))
     width = max(len(name) for name, _ in rows)
-    print(f"install benchmark (python: {args.python}; warm pip cache; one run, same machine)")
+    print(f"install and test-loop benchmark (python: {args.python}; warm pip cache; one run)")
     for name, seconds in rows:
-        print(f"  {name:<{width}}  {seconds:7.2f} s")
-    print(f"  cold packages vs researched loop: {serial / cold_packages:.2f}x faster")
-    print(f"  no-op goal < 0.5 s: {'met' if noop < 0.5 else 'NOT MET'} ({noop:.3f} s)")
+        print(f"  {name:<{width}}  {seconds:8.2f} s")
+    figures = dict(rows)
+    cold = figures["make install, cold (packages, locked)"]
+    if uv is not None:
+        print(f"  cold make install / uv: {cold / uv:.2f}x (goal: <= 2x)")
+    serial = figures["researched serial loop (reference)"]
+    print(f"  researched loop / cold make install: {serial / cold:.2f}x")
+    noop = figures["make install, nothing changed"]
+    print(f"  no-op goal <= 0.1 s: {'met' if noop <= 0.1 else 'NOT MET'} ({noop:.3f} s)")
     return 0
 
 

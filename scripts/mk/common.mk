@@ -17,7 +17,22 @@ PYTHON ?= $(or $(firstword $(file <$(PYTHON_ID))),python3)
 TOOLS_VENV := $(ROOT)/.venv
 TOOLS_PY := $(TOOLS_VENV)/bin/python
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
-WORKSPACE := $(TOOLS_PY) $(ROOT)/scripts/workspace.py --python $(PYTHON) $(if $(VERBOSE),--verbose)
+
+# LOCKED=0: install without the lock (pip resolves freely within the pyproject ranges, to try
+# new releases); not remembered, so the next plain `make install` goes back to the lock.
+# ENGINES=1: add each package's `engines` extra (sts-service's speech engines); remembered,
+# like PYTHON, until ENGINES=0 is given.
+LOCKED ?= 1
+ENGINES ?= $(or $(firstword $(file <$(ROOT)/.make/engines)),0)
+WORKSPACE_ARGS := --python $(PYTHON) $(if $(VERBOSE),--verbose) $(if $(filter 0,$(LOCKED)),--unlocked)
+# From the tools env: on Python 3.10 the installer reads TOML with the tools env's tomli.
+WORKSPACE := $(TOOLS_PY) $(ROOT)/scripts/workspace.py $(WORKSPACE_ARGS)
+
+# $(call remember,FILE,VALUE): FILE holds VALUE, rewritten only when it changes (its mtime is a
+# make prerequisite of the venv stamps, so a changed option reinstalls and nothing else does).
+remember = mkdir -p $(dir $(1)) && { [ "$$(cat $(1) 2>/dev/null)" = "$(2)" ] || echo "$(2)" > $(1); }
+$(ROOT)/.make/locked: FORCE ; @$(call remember,$@,$(LOCKED))
+$(ROOT)/.make/engines: FORCE ; @$(call remember,$@,$(ENGINES))
 
 .PHONY: FORCE
 FORCE:
@@ -35,8 +50,10 @@ $(PYTHON_ID): FORCE
 	@$(PYTHON) $(ROOT)/scripts/mk/check_python.py $@
 endif
 
-$(TOOLS_STAMP): $(ROOT)/pyproject.toml $(PYTHON_ID)
-	@$(PYTHON) $(ROOT)/scripts/workspace.py --python $(PYTHON) $(if $(VERBOSE),--verbose) install-tools
+# The tools env's lock for the recorded interpreter's minor (.make/python-id: "<path> 3.11.7").
+TOOLS_LOCK := $(ROOT)/locks/py3.$(word 2,$(subst ., ,$(lastword $(file <$(PYTHON_ID)))))/tools.txt
+$(TOOLS_STAMP): $(ROOT)/pyproject.toml $(wildcard $(TOOLS_LOCK)) $(PYTHON_ID) $(ROOT)/.make/locked
+	@$(PYTHON) $(ROOT)/scripts/workspace.py $(WORKSPACE_ARGS) install-tools
 
 # `make help`: every target with a `## description` on its rule line, from every makefile read.
 define print_help

@@ -1,7 +1,8 @@
 # The one Makefile fragment shared by every package (apps/* and libs/*). A package Makefile
 # includes this file (apps include app.mk, which adds `make dev`).
 # Every tool runs from the package's own .venv with the ROOT configuration named explicitly,
-# so a stray config file in a package can never shadow it (errata 6, 7, 10, 12).
+# so a stray config file in a package can never shadow it: mypy and ruff replace (not merge)
+# the root config when a package has its own, and pytest's rootdir is the repo root anyway.
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
@@ -25,10 +26,11 @@ help: ## Show this help
 
 install: $(STAMP) ## Create .venv and install this package [dev] + its local libraries (incremental)
 
-# Rebuilt when this pyproject, a local library's pyproject (listed in .installed.d, written by
-# the installer) or the interpreter changes. Otherwise `make install` does no pip work.
-$(STAMP): pyproject.toml $(PYTHON_ID) | $(TOOLS_STAMP)
-	@$(WORKSPACE) install $(CURDIR)
+# Rebuilt when this pyproject, a local library's pyproject or the lock (both listed in
+# .installed.d, written by the installer), the interpreter or LOCKED/ENGINES change.
+# Otherwise `make install` does no pip work.
+$(STAMP): pyproject.toml $(PYTHON_ID) $(ROOT)/.make/locked $(ROOT)/.make/engines | $(TOOLS_STAMP)
+	@$(WORKSPACE) install $(CURDIR) $(if $(filter 1,$(ENGINES)),--extra engines)
 -include $(VENV)/.installed.d
 
 lint: install ## ruff lint + format check (no changes)

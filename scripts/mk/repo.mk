@@ -20,8 +20,9 @@ DOCS_OUT ?= docs/_build/html
 DOCS_VENV := docs/.venv
 DOCS_STAMP := $(DOCS_VENV)/.installed
 
-$(DOCS_STAMP): pyproject.toml $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml) $(PYTHON_ID) | $(TOOLS_STAMP)
-	@$(TOOLS_PY) scripts/docs_env.py --python $(PYTHON) $(if $(VERBOSE),--verbose)
+$(DOCS_STAMP): pyproject.toml $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml $(dir $(TOOLS_LOCK))docs.txt) \
+  $(PYTHON_ID) $(ROOT)/.make/locked | $(TOOLS_STAMP)
+	@$(WORKSPACE) install-docs
 
 docs: $(DOCS_STAMP) ## Build the docs (Sphinx + API pages from docstrings) into docs/_build/html; warnings fail
 	$(DOCS_VENV)/bin/sphinx-build -E -W --keep-going -q -b html $(DOCS_SRC) $(DOCS_OUT)

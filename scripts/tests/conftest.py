@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -21,10 +22,17 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A mini repo with both libraries installed once; copied per test by `mini_repo`."""
     root = tmp_path_factory.mktemp("mini") / "repo"
     (root / "scripts" / "mk").mkdir(parents=True)
-    for name in ("Makefile", "pyproject.toml"):
-        shutil.copy2(REPO / name, root / name)
+    shutil.copy2(REPO / "Makefile", root / "Makefile")
+    # The real root configuration, with a tools env of pytest only: the mini repo's tests run
+    # make loops, not linters, and a full tools env would triple the cost of this fixture.
+    pyproject = (REPO / "pyproject.toml").read_text()
+    tools = 'tools = ["pytest>=8.0", "pytest-asyncio>=1.0"]'
+    mini = re.sub(r"^tools = \[.*?^\]", tools, pyproject, count=1, flags=re.S | re.M)
+    (root / "pyproject.toml").write_text(mini)
     for name in ("workspace.py", "Makefile"):
         shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "scripts" / "monorepo", root / "scripts" / "monorepo", ignore=ignore)
     for fragment in (REPO / "scripts" / "mk").iterdir():
         if fragment.is_file():
             shutil.copy2(fragment, root / "scripts" / "mk" / fragment.name)

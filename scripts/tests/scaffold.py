@@ -13,6 +13,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_VENV = REPO / ".venv"
+sys.path.insert(0, str(REPO / "scripts"))  # the build machinery under test: not installed
+
+from monorepo.tracked import git_files  # noqa: E402  (needs the path above)
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,8 @@ def run(
 
 
 def copy_tracked_tree(target: Path, source: Path = REPO) -> None:
-    """Copy what git would track in `source` (tracked files plus untracked files that are not
-    ignored: no venvs, caches or build outputs) into `target`."""
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=source,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in sorted({n for n in listing.split("\0") if n and (source / n).is_file()}):
+    """Copy what git would track in `source` (no venvs, caches or build outputs) to `target`."""
+    for name in git_files(source) or []:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, target / name)
 

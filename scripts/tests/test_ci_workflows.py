@@ -124,13 +124,22 @@ def test_ci_runs_on_push_and_pull_request_over_every_supported_python() -> None:
     )
 
 
-def test_ci_caches_pip_on_every_pyproject() -> None:
+def test_ci_caches_pip_on_every_pyproject_and_lock() -> None:
     steps = load_yaml(CI)["jobs"]["test"]["steps"]
     setup = [step for step in steps if str(step.get("uses", "")).startswith("actions/setup-python")]
 
     assert len(setup) == 1
     assert setup[0]["with"]["cache"] == "pip"
-    assert setup[0]["with"]["cache-dependency-path"] == "**/pyproject.toml"
+    keys = setup[0]["with"]["cache-dependency-path"].split()
+    assert keys == ["**/pyproject.toml", "locks/**/*.txt"]
+
+
+def test_pull_requests_check_only_what_the_change_reaches() -> None:
+    job = load_yaml(CI)["jobs"]["test"]
+    assert "github.base_ref" in job["env"]["SINCE_REF"]
+    runs = [str(step.get("run", "")) for step in job["steps"]]
+    assert any("make check" in r and "SINCE=$SINCE_REF" in r for r in runs)
+    assert any("make test-coverage" in r and "SINCE=$SINCE_REF" in r for r in runs)
 
 
 def test_ci_and_ci_run_call_the_same_make_targets() -> None:

@@ -1,4 +1,4 @@
-"""One source of truth for the dev stack's configuration (issue 7).
+"""One source of truth for the dev stack's configuration.
 
 Fails when the compose file, .env.example, the Dockerfiles or the docs name an STS_*/WORKER_*
 variable the settings classes do not read; when a healthcheck path is not the contract's

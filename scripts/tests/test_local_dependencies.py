@@ -1,12 +1,16 @@
-"""Local libraries are installed editable from their paths, never from an index (errata 1-5)."""
+"""Local libraries are installed editable from their paths, never from an index
+(docs/decisions/0001-local-packages-from-paths-only.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from scaffold import REPO, MiniRepo, package_venv_python, run
 
 
@@ -51,6 +55,7 @@ def test_every_service_has_its_libraries_editable_from_their_paths() -> None:
             }, f"{service}: {library} is not the editable local copy"
 
 
+@pytest.mark.slow  # installs in a mini repo
 def test_transitive_local_library_is_wired(mini_repo: MiniRepo) -> None:
     # alpha names only beta; beta must come from libs/beta, editable.
     python = mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
@@ -59,6 +64,7 @@ def test_transitive_local_library_is_wired(mini_repo: MiniRepo) -> None:
     assert direct_url["dir_info"] == {"editable": True}
 
 
+@pytest.mark.slow  # installs in a mini repo
 def test_index_offering_a_higher_version_does_not_win(mini_repo: MiniRepo, tmp_path: Path) -> None:
     index = tmp_path / "index"
     index.mkdir()
@@ -75,7 +81,7 @@ def test_index_offering_a_higher_version_does_not_win(mini_repo: MiniRepo, tmp_p
 
 
 def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
-    # A service misusing a library function must fail `make type-check` (errata 5).
+    # A service misusing a library function must fail `make type-check`.
     package_venv_python("apps/sts-service")
     misuse = tmp_path / "misuse.py"
     misuse.write_text(
@@ -90,9 +96,66 @@ def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
 
 
 def test_coverage_is_measured_on_the_import_name() -> None:
-    # errata 12: --cov=sts-service measures nothing; the fragment must use sts_service.
+    # --cov=sts-service (the folder name) measures nothing; the fragment must use sts_service.
     result = run(["make", "-n", "test-coverage"], cwd=REPO / "apps" / "sts-service")
 
     assert result.returncode == 0, result.output
     assert "--cov=sts_service " in result.output
     assert "--cov-fail-under=80" in result.output
+
+
+def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
+    """Lock a mini package to what its venv holds now (pins + hashes), as `make lock` would."""
+    from monorepo.locks import DIGEST_PREFIX, minor_of, package_spec
+    from monorepo.packages import discover, find_package
+    from monorepo.venvs import interpreter_identity
+
+    python = mini.root / folder / ".venv" / "bin" / "python"
+    frozen = run([str(python), "-m", "pip", "freeze", "--all", "--exclude-editable"], mini.root)
+    pins = dict(line.split("==") for line in frozen.output.split() if "==" in line)
+    download = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels)]
+    run([*download, *frozen.output.split()], REPO)
+    packages = discover(mini.root)
+    spec = package_spec(find_package(str(mini.root / folder), packages), packages)
+    lines = [DIGEST_PREFIX + spec.digest()]
+    for name, version in pins.items():
+        files = [
+            w
+            for w in wheels.iterdir()
+            if w.name.lower().startswith(name.lower().replace("-", "_") + "-" + version)
+        ]
+        hashes = " ".join(
+            f"--hash=sha256:{hashlib.sha256(w.read_bytes()).hexdigest()}" for w in files
+        )
+        lines.append(f"{name}=={version} {hashes}")
+    lock = (
+        mini.root
+        / "locks"
+        / f"py{minor_of(interpreter_identity(str(python)))}"
+        / f"{spec.lock_name}.txt"
+    )
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("\n".join(lines) + "\n")
+    return pins
+
+
+@pytest.mark.slow
+def test_install_from_the_lock_makes_no_resolver_decision(
+    mini_repo: MiniRepo, tmp_path: Path
+) -> None:
+    pins = {f: _write_lock(mini_repo, f, tmp_path / "wheels") for f in ("libs/alpha", "libs/beta")}
+    newer = tmp_path / "index"  # an index offering a newer version of everything
+    newer.mkdir()
+    for name in {name for locked in pins.values() for name in locked}:
+        _fake_wheel(newer, name, "999.0")
+    for folder in pins:
+        (mini_repo.root / folder / ".venv" / ".installed").unlink()
+
+    result = mini_repo.make("install", env={"PIP_FIND_LINKS": str(newer)})
+
+    assert result.returncode == 0, result.output
+    assert "locked by locks/py3." in result.output
+    for folder, locked in pins.items():
+        python = mini_repo.root / folder / ".venv" / "bin" / "python"
+        for name, version in locked.items():
+            assert _distribution(python, name)[0] == version, f"{folder}: {name} moved"

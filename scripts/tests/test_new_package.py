@@ -1,8 +1,9 @@
 """The package generator (scripts/new_package.py, `make new-service` / `make new-lib`).
 
 The slow test is the proof: in a copy of the repo it generates a service and a library, then
-runs the root `make install`, `make validate-structure`, `make check` and `make test` there,
-with no edit by hand, and finds the new packages in every loop's output.
+runs every root target (install, validate-structure, check, test, test-coverage, docs) and the
+scaffold's slow tests that read every package, with no edit by hand, and finds the new
+packages in every loop's output.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, run
-
-sys.path.insert(0, str(REPO / "scripts"))
-
 import new_package
-from workspace import load_toml
+import pytest
+from monorepo.packages import load_toml
+from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, run
 
 
 def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
@@ -251,11 +249,8 @@ def test_generated_packages_pass_every_root_loop_in_a_copy_of_the_repo(tmp_path:
     root = tmp_path / "repo"
     copy_repo(root)
     python = build_python()
-    # In the copy, the scaffold's slow tests (this one included: no recursion) are deselected;
-    # the outer run has them.
-    env = {"PYTEST_ADDOPTS": "-m 'not slow'"}
 
-    def make(*args: str) -> str:
+    def make(*args: str, env: dict[str, str] | None = None) -> str:
         result = run(["make", f"PYTHON={python}", *args], cwd=root, env=env, timeout=1800)
         assert result.returncode == 0, f"make {' '.join(args)} failed:\n{result.output}"
         return result.output
@@ -270,10 +265,19 @@ def test_generated_packages_pass_every_root_loop_in_a_copy_of_the_repo(tmp_path:
         "validate-structure": make("validate-structure"),
         "check": make("check"),
         "test": make("test"),
+        "test-coverage": make("test-coverage"),
+        "docs": make("docs"),
     }
+    # The slow docs tests read every package's API section, so they run in the copy too; the
+    # other round trips (this one included: no recursion) are the outer run's.
+    outputs["test-all"] = make(
+        "-C", "scripts", "test", "SLOW=1", env={"PYTEST_ADDOPTS": "-k test_docs"}
+    )
 
     assert "structure OK" in outputs["validate-structure"]
-    for loop in ("install", "check", "test"):
+    assert "docs: OK" in outputs["docs"]
+    assert " passed" in outputs["test-all"]
+    for loop in ("install", "check", "test", "test-coverage"):
         for package in ("apps/audio-mixer", "libs/audio-tools"):
             assert f"==> {'lint' if loop == 'check' else loop}: {package}" in outputs[loop], loop
     assert "==> type-check: apps/audio-mixer" in outputs["check"]

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from scaffold import REPO, TOOLS_VENV, Result, copy_tracked_tree, run
 
+# Each test commits in a copy of the repo through the real hook: `make test-all` and CI.
+pytestmark = pytest.mark.slow
+
 GOOD = 'def double(value: int) -> int:\n    """Twice `value`."""\n    return 2 * value\n'
 UNFORMATTED = 'def double(value: int) -> int:\n    """Twice `value`."""\n    return 2*value\n'
 LINT_ERROR = (

@@ -13,34 +13,21 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: not installed
+
+import structure_validation as sv
+from monorepo import tracked
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = SCRIPTS_DIR.parent
 CLI = SCRIPTS_DIR / "validate-structure.py"
 SCHEMA = REPO_ROOT / ".schemas" / "monorepo-structure.yaml"
 
-
-def _load_structure_validation() -> types.ModuleType:
-    name = "structure_validation"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS_DIR / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-if TYPE_CHECKING:
-    import structure_validation as sv
-else:
-    sv = _load_structure_validation()
 
 Line = tuple[str, str]
 
@@ -83,7 +70,7 @@ BUILD = "never track build outputs"
 # Fixtures and helpers
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def structure_validator() -> sv._Validator:
+def structure_validator() -> sv.Validator:
     return sv.load_validator(SCHEMA)
 
 
@@ -107,7 +94,7 @@ def structure_pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def structure_baseline(
-    structure_pristine_copy: Path, structure_validator: sv._Validator
+    structure_pristine_copy: Path, structure_validator: sv.Validator
 ) -> set[Line]:
     """The violations of the pristine copy (none once the repository is complete)."""
     return _lines(structure_pristine_copy, structure_validator)
@@ -141,7 +128,7 @@ def _git_snapshot(repo: Path) -> None:
     _git(repo, "add", "-A")
 
 
-def _lines(repo: Path, validator: sv._Validator) -> set[Line]:
+def _lines(repo: Path, validator: sv.Validator) -> set[Line]:
     tree = sv.TrackedTree.for_path(repo)
     return {(v.path, v.message) for v in sv.validate_tree(tree, validator)}
 
@@ -204,7 +191,7 @@ def _matches(lines: set[Line], expected: set[Line]) -> bool:
 
 
 def _diff_after(
-    repo: Path, validator: sv._Validator, before: set[Line], mutate: Callable[[Path], None]
+    repo: Path, validator: sv.Validator, before: set[Line], mutate: Callable[[Path], None]
 ) -> set[Line]:
     """Apply ``mutate`` to the git repository ``repo``; return the violations it added."""
     mutate(repo)
@@ -225,7 +212,7 @@ def test_clean_checkout_passes() -> None:
 
 
 def test_completed_copy_of_the_repository_has_no_violations(
-    structure_copy: Path, structure_validator: sv._Validator
+    structure_copy: Path, structure_validator: sv.Validator
 ) -> None:
     assert _lines(structure_copy, structure_validator) == set()
 
@@ -391,7 +378,7 @@ MUTATIONS: list[tuple[str, Callable[[Path], None], set[Line]]] = [
 )
 def test_mutation_is_reported_with_path_and_message(
     structure_copy: Path,
-    structure_validator: sv._Validator,
+    structure_validator: sv.Validator,
     structure_baseline: set[Line],
     mutate: Callable[[Path], None],
     expected: set[Line],
@@ -411,7 +398,7 @@ def test_mutation_is_reported_with_path_and_message(
 )
 def test_new_package_of_every_word_count_is_checked(
     structure_copy: Path,
-    structure_validator: sv._Validator,
+    structure_validator: sv.Validator,
     structure_baseline: set[Line],
     folder: str,
     import_name: str,
@@ -441,7 +428,7 @@ def test_new_package_of_every_word_count_is_checked(
 # Outside git, and with populated virtual environments
 # ---------------------------------------------------------------------------------------------
 def test_outside_git_the_walk_reports_mutations(
-    structure_copy: Path, structure_validator: sv._Validator
+    structure_copy: Path, structure_validator: sv.Validator
 ) -> None:
     _without_git(structure_copy)
     assert sv.TrackedTree.for_path(structure_copy).source == "walk"
@@ -473,9 +460,9 @@ def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -
     (structure_copy / "libs/shared-utils/.gitignore").write_text("*.wav\n!keep.wav\n")
     _touch(structure_copy / "libs/shared-utils/tests/unit/sample.wav")
     _touch(structure_copy / "libs/shared-utils/tests/unit/keep.wav")
-    walked = set(sv.walk_files(structure_copy))
+    walked = set(tracked.walk_files(structure_copy))
     _git_snapshot(structure_copy)
-    assert set(sv.git_files(structure_copy) or ()) == walked
+    assert set(tracked.git_files(structure_copy) or ()) == walked
     assert "apps/sts-service/.env.example" in walked
     assert "libs/shared-utils/tests/unit/keep.wav" in walked
     assert "libs/shared-utils/tests/unit/sample.wav" not in walked
@@ -483,7 +470,7 @@ def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -
 
 
 def test_tracked_file_deleted_from_the_worktree_is_missing(
-    structure_copy: Path, structure_validator: sv._Validator
+    structure_copy: Path, structure_validator: sv.Validator
 ) -> None:
     (structure_copy / "libs/shared-audio/shared_audio/py.typed").unlink()  # not staged
     assert ("libs/shared-audio/shared_audio/py.typed", MISSING_TYPED[:20]) in {
@@ -493,7 +480,7 @@ def test_tracked_file_deleted_from_the_worktree_is_missing(
 
 @pytest.mark.slow  # creates a real virtual environment (~5 s)
 def test_populated_venv_changes_nothing(
-    structure_copy: Path, structure_validator: sv._Validator
+    structure_copy: Path, structure_validator: sv.Validator
 ) -> None:
     repo = structure_copy
     tree_before = sv.TrackedTree.for_path(repo)

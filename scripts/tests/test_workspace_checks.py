@@ -116,6 +116,35 @@ def test_unlisted_subpackage_is_refused(repo_copy: Path) -> None:
     assert "packages is missing ['shared_audio.extra']" in output
 
 
+def test_a_dependency_change_without_make_lock_fails_and_says_so(repo_copy: Path) -> None:
+    shutil.copytree(REPO / "locks", repo_copy / "locks")
+    assert check(repo_copy)[0] == 0
+    pyproject = repo_copy / "libs/shared-audio/pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace("dependencies = [", 'dependencies = ["rich",', 1))
+
+    code, output = check(repo_copy)
+
+    assert code == 1
+    assert "libs/shared-audio's pyproject dependencies changed since this lock was made" in output
+    assert "run `make lock`" in output
+    assert "apps/sts-service's pyproject" in output  # a dependent's lock is stale too
+
+
+def test_a_forbidden_import_fails_lint_and_names_the_contract(repo_copy: Path) -> None:
+    assert "workspace.py lint-imports" in run(["make", "-n", "lint"], REPO / "scripts").output
+    lint = [sys.executable, str(repo_copy / "scripts/workspace.py"), "lint-imports"]
+    assert run(lint, repo_copy).returncode == 0
+    module = repo_copy / "libs/shared-audio/shared_audio/levels.py"
+    module.write_text("import sts_service\n" + module.read_text())
+
+    result = run(lint, repo_copy)
+
+    assert result.returncode == 1
+    assert "Libraries never import services BROKEN" in result.output
+    assert "shared_audio.levels -> sts_service" in result.output
+
+
 def test_local_deps_are_listed_in_install_order() -> None:
     result = run(
         [sys.executable, str(REPO / "scripts/workspace.py"), "local-deps", "apps/sts-service"],

@@ -1,0 +1,304 @@
+"""The lock: exact versions with hashes for every venv, one file per venv and Python minor.
+
+``locks/py3.X/<venv>.txt`` is pip-tools' hashed requirements format (why pip-tools and not
+``pip lock``: docs/decisions/0010-lock-with-pip-tools.md). Local packages are not in it: they
+are always installed from their paths. The first line records a digest of the lock's inputs
+(the pyproject dependency lists it was compiled from); when it no longer matches, the lock is
+out of date and `make lint` says to run `make lock`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monorepo.packages import ROOT, Package, load_toml, local_deps
+
+LOCKS = ROOT / "locks"
+SUPPORTED_MINORS = ("3.10", "3.11", "3.12", "3.13")
+DIGEST_PREFIX = "# inputs-digest: "
+PIP_TOOLS = "pip-tools>=7.5,<8"
+# dirschema 0.1.0 declares Requires-Python <3.11 although it runs on 3.10-3.13: no resolver
+# accepts it on 3.11+, so it is installed with --no-deps --ignore-requires-python (its real
+# dependencies are pinned in the root `tools` extra) and its hash is added to the tools lock.
+DIRSCHEMA = "dirschema==0.1.0"
+
+
+@dataclass(frozen=True)
+class LockSpec:
+    """One venv: what goes into it, and under which name its lock is kept."""
+
+    name: str  # shown to the user: "tools", "docs", "apps/sts-service"
+    lock_name: str  # file stem: "tools", "docs", "sts-service", "sts-service.engines"
+    venv: Path
+    editables: list[tuple[Path, str]]  # local projects, dependencies first, with "[extras]"
+    build_requires: tuple[str, ...] = ("setuptools>=61.0",)
+    unresolvable: tuple[str, ...] = field(default=())  # --no-deps --ignore-requires-python
+
+    def inputs(self) -> str:
+        """The dependency lists this venv is made of, as canonical JSON (what the digest covers)."""
+        parts: list[object] = [sorted(self.build_requires), sorted(self.unresolvable)]
+        for path, extras in self.editables:
+            project = load_toml(path / "pyproject.toml")["project"]
+            groups = project.get("optional-dependencies", {})
+            wanted = [g for g in extras.strip("[]").split(",") if g]
+            parts.append([project["name"], project.get("dependencies", [])])
+            parts += [[group, groups.get(group, [])] for group in wanted]
+        return json.dumps(parts, sort_keys=True)
+
+    def digest(self) -> str:
+        """sha256 of `inputs`."""
+        return hashlib.sha256(self.inputs().encode()).hexdigest()
+
+
+def minor_of(identity: str) -> str:
+    """`3.11` from an interpreter identity `<path> 3.11.7`."""
+    return ".".join(identity.split()[-1].split(".")[:2])
+
+
+def lock_path(lock_name: str, minor: str) -> Path:
+    """Where the lock of one venv for one Python minor lives."""
+    return LOCKS / f"py{minor}" / f"{lock_name}.txt"
+
+
+def recorded_digest(lock: Path) -> str:
+    """The inputs digest written on the lock's first line ('' when there is none)."""
+    first = lock.read_text().splitlines()[:1]
+    return (
+        first[0].removeprefix(DIGEST_PREFIX) if first and first[0].startswith(DIGEST_PREFIX) else ""
+    )
+
+
+def locked_pins_current(spec: LockSpec, lock: Path) -> bool:
+    """Whether the lock was compiled from the pyprojects as they are now."""
+    return recorded_digest(lock) == spec.digest()
+
+
+def package_spec(
+    package: Package, packages: dict[str, Package], extras: tuple[str, ...] = ()
+) -> LockSpec:
+    """A package's venv: its local libraries, then itself with [dev] and the chosen extras."""
+    chosen = [e for e in package.extras if e in extras]
+    return LockSpec(
+        name=package.rel,
+        lock_name=".".join([package.name, *chosen]),
+        venv=package.path / ".venv",
+        editables=[(dep.path, "") for dep in local_deps(package, packages)]
+        + [(package.path, f"[{','.join(['dev', *chosen])}]")],
+    )
+
+
+def tools_spec() -> LockSpec:
+    """The root tools env: the root's `tools` extra, and dirschema."""
+    return LockSpec(
+        "tools", "tools", ROOT / ".venv", [(ROOT, "[tools]")], unresolvable=(DIRSCHEMA,)
+    )
+
+
+def docs_spec(packages: dict[str, Package]) -> LockSpec:
+    """docs/.venv: Sphinx (the root `docs` extra) and every package, libraries first."""
+    ordered: list[Package] = []
+    for package in packages.values():
+        for dependency in [*local_deps(package, packages), package]:
+            if dependency not in ordered:
+                ordered.append(dependency)
+    editables = [(p.path, "") for p in ordered] + [(ROOT, "[docs]")]
+    return LockSpec("docs", "docs", ROOT / "docs" / ".venv", editables)
+
+
+def all_specs(packages: dict[str, Package]) -> list[LockSpec]:
+    """Every venv the repo builds, each package once per extra (extras are locked too)."""
+    specs = [tools_spec(), docs_spec(packages)]
+    for package in packages.values():
+        specs.append(package_spec(package, packages))
+        specs += [package_spec(package, packages, (extra,)) for extra in package.extras]
+    return specs
+
+
+# ---- checking ---------------------------------------------------------------------------------
+
+
+def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
+    """(errors, notes): locks compiled from other dependency lists; venvs not locked yet.
+
+    A package with no lock yet (one `make new-lib` just made) is a note, not an error, and so
+    is a lock that is stale only because it holds such a package (docs/.venv holds them all):
+    a generated package passes every loop before anyone runs `make lock`.
+    """
+    errors: list[str] = []
+    notes: list[str] = []
+    for folder in sorted(LOCKS.glob("py3.*")):
+        minor = folder.name.removeprefix("py")
+        specs = all_specs(packages)
+        unlocked = [s for s in specs if not lock_path(s.lock_name, minor).exists()]
+        # Packages whose own lock is missing: new ones ("name.extra", an extra's lock, does not
+        # count: a package with a new extra is not new).
+        new = {s.venv.parent for s in unlocked if s.name[:5] in ("apps/", "libs/")}
+        new -= {s.venv.parent for s in unlocked if "." in s.lock_name}
+        for spec in specs:
+            lock = lock_path(spec.lock_name, minor)
+            rel = lock.relative_to(ROOT)
+            if not lock.exists():
+                notes.append(
+                    f"{rel}: not locked yet ({spec.name} resolves freely); run `make lock`"
+                )
+            elif not locked_pins_current(spec, lock):
+                problem = f"{rel}: {spec.name}'s pyproject dependencies changed since this lock "
+                stale_by_new = any(path in new for path, _ in spec.editables)
+                (notes if stale_by_new else errors).append(problem + "was made: run `make lock`")
+    return errors, notes
+
+
+# ---- compiling ----------------------------------------------------------------------------------
+
+
+def pins(text: str) -> dict[str, str]:
+    """{name: version} of a lock's text."""
+    return dict(re.findall(r"^([A-Za-z0-9._-]+)==([^ \\\n]+)", text, re.MULTILINE))
+
+
+def lock_env(python: str, minor: str) -> Path:
+    """A venv with pip-tools for one Python minor (kept under .make/, reused)."""
+    env = ROOT / ".make" / f"lock-env-py{minor}"
+    if not (env / "bin" / "pip-compile").exists():
+        subprocess.run([python, "-m", "venv", "--clear", str(env)], check=True)
+        subprocess.run(
+            [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "pip>=25", PIP_TOOLS],
+            check=True,
+        )
+    return env
+
+
+def _without_local_projects(text: str) -> str:
+    """pip-tools' output minus the local editables (absolute paths) and its warnings."""
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        if line.startswith("-e "):
+            skipping = True
+            continue
+        if skipping and line.startswith("    #"):
+            continue
+        skipping = False
+        if not line.startswith(
+            ("# WARNING: pip install will require", "# Consider using a hashable")
+        ):
+            kept.append(line)
+    # The input file lives in a temporary folder: keep only its name, so locks diff cleanly.
+    return re.sub(r"-r \S*/([^/\s]+\.in)", r"-r \1", "\n".join(kept)).strip() + "\n"
+
+
+def _unresolvable_lines(env: Path, requirements: tuple[str, ...]) -> list[str]:
+    """`name==version --hash=...` for requirements no resolver accepts (downloaded, hashed)."""
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for requirement in requirements:
+            cmd = [
+                str(env / "bin" / "pip"),
+                "download",
+                "-q",
+                "--no-deps",
+                "--ignore-requires-python",
+                "-d",
+                folder,
+                requirement,
+            ]
+            subprocess.run(cmd, check=True)
+        for wheel in sorted(Path(folder).iterdir()):
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            name, version = wheel.name.split("-")[:2]
+            lines.append(
+                f"{name}=={version} \\\n    --hash=sha256:{digest}\n"
+                "    # via the root pyproject (--no-deps --ignore-requires-python)"
+            )
+    return lines
+
+
+def compile_lock(
+    spec: LockSpec, env: Path, minor: str, upgrade: list[str] | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Write one lock with pip-compile; returns (old pins, new pins).
+
+    pip-compile keeps the versions of an existing lock where they still fit (so `make lock`
+    moves nothing it need not move); `upgrade` ([] = everything) lets versions move.
+    """
+    lock = lock_path(spec.lock_name, minor)
+    old = lock.read_text() if lock.exists() else ""
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / f"{spec.lock_name}.in"
+        source.write_text(
+            "\n".join(["pip", *spec.build_requires, *(f"-e {p}{e}" for p, e in spec.editables)])
+            + "\n"
+        )
+        output = Path(folder) / f"{spec.lock_name}.txt"
+        output.write_text(old)
+        command = [
+            str(env / "bin" / "pip-compile"),
+            "--quiet",
+            "--generate-hashes",
+            "--allow-unsafe",
+            "--strip-extras",
+            "--no-header",
+            "--no-emit-index-url",
+            "--no-emit-find-links",
+            "--no-emit-trusted-host",
+            "--output-file",
+            str(output),
+            str(source),
+        ]
+        if upgrade == []:
+            command.append("--upgrade")
+        for name in upgrade or []:
+            command += ["--upgrade-package", name]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr)
+            raise RuntimeError(f"pip-compile failed for {spec.name} on Python {minor}")
+        body = _without_local_projects(output.read_text())
+    extra = _unresolvable_lines(env, spec.unresolvable)
+    header = [
+        DIGEST_PREFIX + spec.digest(),
+        f"# {spec.name} on Python {minor}: written by `make lock`, do not edit.",
+    ]
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("\n".join([*header, body.rstrip(), *extra]) + "\n")
+    return pins(old), pins(lock.read_text())
+
+
+def pythons() -> dict[str, str]:
+    """{minor: interpreter} for every supported minor on this machine (pyenv, else PATH)."""
+    found: dict[str, str] = {}
+    pyenv = shutil.which("pyenv")
+    listed = [pyenv, "versions", "--bare"] if pyenv else ["true"]
+    versions = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
+    for minor in SUPPORTED_MINORS:
+        same = [v for v in versions if re.fullmatch(re.escape(minor) + r"\.\d+", v)]
+        if pyenv and same:
+            newest = max(same, key=lambda v: int(v.split(".")[2]))
+            env = {**os.environ, "PYENV_VERSION": newest}
+            which = [pyenv, "which", f"python{minor}"]
+            path = subprocess.run(which, capture_output=True, text=True, env=env, check=False)
+            if path.returncode == 0:
+                found[minor] = path.stdout.strip()
+                continue
+        if on_path := shutil.which(f"python{minor}"):
+            found[minor] = on_path
+    return found
+
+
+def diff_lines(name: str, old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """One line per moved, added or removed pin."""
+    lines = []
+    for package in sorted(old.keys() | new.keys()):
+        before, after = old.get(package), new.get(package)
+        if before != after:
+            lines.append(f"  {name}: {package} {before or '(new)'} -> {after or '(removed)'}")
+    return lines

@@ -1,0 +1,199 @@
+"""Building venvs: one per package, the root tools env, docs/.venv.
+
+The Makefiles decide *whether* a venv must be (re)built (stamp files, scripts/mk/common.mk);
+this module builds it. Each install names every local library as an editable path in one pip
+call, so pip never asks an index for a local name (docs/decisions/0001-local-packages-from-paths-only.md).
+
+With a lock (the default, see monorepo/locks.py) a venv gets exactly the locked versions:
+``pip install --no-deps --require-hashes -r <lock>``, then the local packages with --no-deps.
+pip makes no resolver decision. With ``LOCKED=0`` pip resolves freely within the pyproject
+ranges, as it would for a new release.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from monorepo.locks import LockSpec, lock_path, locked_pins_current, minor_of
+from monorepo.packages import ROOT, WorkspaceError
+
+VENV = ".venv"
+STAMP = ".installed"  # inside the venv: written last, only after a successful install
+STAMP_DEPS = ".installed.d"  # make fragment: which files the stamp depends on
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to install: the interpreter, pip's verbosity, locked or floating versions."""
+
+    python: str
+    quiet: bool = True
+    locked: bool = True
+
+
+def venv_python(venv: Path) -> Path:
+    """The interpreter of a venv."""
+    return venv / "bin" / "python"
+
+
+def interpreter_identity(python: str) -> str:
+    """`<real path> <version>` of an interpreter: what a venv was built with."""
+    code = "import os,sys;print(os.path.realpath(sys.executable),sys.version.split()[0])"
+    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def run(command: list[str], *, quiet: bool = False) -> None:
+    """Run a command, echoing it; raise WorkspaceError naming it when it fails."""
+    print("+ " + " ".join(command), flush=True)
+    result = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else None, check=False)
+    if result.returncode != 0:
+        raise WorkspaceError(f"command failed with exit code {result.returncode}: {command[0]} ...")
+
+
+def make_venv(venv: Path, python: str, prompt: str) -> str:
+    """Create `venv` with `python`, unless it already exists with that same interpreter.
+
+    The venv is made without pip: creating it *with* pip costs ~3.5 s (ensurepip), while pip
+    arrives in ~0.5 s as an ordinary requirement of the first pip call.
+
+    Returns:
+        The interpreter's identity (see `interpreter_identity`), for the stamp.
+    """
+    wanted = interpreter_identity(python)
+    if venv_python(venv).exists():
+        try:
+            if interpreter_identity(str(venv_python(venv))) == wanted:
+                return wanted
+        except (OSError, subprocess.CalledProcessError):
+            pass  # broken venv (e.g. its interpreter was removed): rebuild it
+        print(f"{venv}: built with another interpreter; rebuilding with {wanted}", flush=True)
+    if venv.exists():
+        shutil.rmtree(venv)
+    run([python, "-m", "venv", "--without-pip", "--prompt", prompt, str(venv)])
+    return wanted
+
+
+def host_pip(python: str) -> list[str] | None:
+    """A pip that can install into another interpreter (`pip --python`, pip >= 22.3)."""
+    probe = subprocess.run(
+        [python, "-m", "pip", "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.match(r"pip (\d+)\.(\d+)", probe.stdout)
+    if probe.returncode == 0 and match and (int(match[1]), int(match[2])) >= (22, 3):
+        return [python, "-m", "pip"]
+    return None
+
+
+def tools_pip(python: str) -> list[str]:
+    """The pip used for every install: the root tools env's, else the chosen interpreter's."""
+    tools = venv_python(ROOT / VENV)
+    if tools.exists():
+        return [str(tools), "-m", "pip"]
+    found = host_pip(python)
+    if found is None:
+        raise WorkspaceError("no pip found: run `make install` at the repo root first")
+    return found
+
+
+def pip_install(pip: list[str], venv: Path, args: list[str], *, quiet: bool) -> None:
+    """`pip install` into `venv`'s interpreter."""
+    flags = ["--quiet"] if quiet else []
+    # --no-compile: pip would byte-compile every file of every wheel (mypy, numpy, hypothesis:
+    # ~40% of a cold install, measured); Python compiles what is actually imported, on first use.
+    run([*pip, "--python", str(venv_python(venv)), "install", "--no-compile", *flags, *args])
+
+
+def editable_args(editables: list[tuple[Path, str]]) -> list[str]:
+    """`--editable path[extras]` for each local project."""
+    return [arg for path, extras in editables for arg in ("--editable", f"{path}{extras}")]
+
+
+def build_venv(spec: LockSpec, pip: list[str], options: Options, identity: str) -> Path | None:
+    """Install `spec`'s requirements into its (existing) venv; returns the lock used, if any.
+
+    Locked: the lock's exact versions by hash, then the local projects with --no-deps.
+    Floating: pip and the build backend first, so that the second call can skip build
+    isolation (isolation would build a throwaway setuptools env per editable: ~1.5 s each),
+    then one resolver run with every local project named by path.
+    """
+    venv, quiet = spec.venv, options.quiet
+    lock = lock_path(spec.lock_name, minor_of(identity))
+    if options.locked and lock.exists():
+        warn_if_stale(spec, lock)
+        # --ignore-requires-python only matters for `unresolvable` pins: the rest of the lock
+        # was resolved for this very Python minor.
+        flags = ["--ignore-requires-python"] if spec.unresolvable else []
+        pip_install(
+            pip, venv, ["--no-deps", "--require-hashes", *flags, "-r", str(lock)], quiet=quiet
+        )
+        args = ["--no-deps", "--no-build-isolation", *editable_args(spec.editables)]
+        pip_install(pip, venv, args, quiet=quiet)
+        return lock
+    if options.locked:
+        print(
+            f"{spec.name}: no lock for Python {minor_of(identity)} yet: resolving freely "
+            "(`make lock` pins it)",
+            flush=True,
+        )
+    pip_install(pip, venv, ["pip", *spec.build_requires], quiet=quiet)
+    args = ["--no-build-isolation", *editable_args(spec.editables)]
+    pip_install(pip, venv, args, quiet=quiet)
+    if spec.unresolvable:
+        args = ["--no-deps", "--ignore-requires-python", *spec.unresolvable]
+        pip_install(pip, venv, args, quiet=quiet)
+    return None
+
+
+def warn_if_stale(spec: LockSpec, lock: Path) -> None:
+    """Say so when the lock predates a pyproject change (`make lint` fails on it)."""
+    try:
+        stale = not locked_pins_current(spec, lock)
+    except ImportError:  # Python 3.10 before the tools env (and its tomli) exists
+        return
+    if stale:
+        print(f"warning: {lock.relative_to(ROOT)} is out of date: run `make lock`", flush=True)
+
+
+def write_stamp(venv: Path, identity: str, inputs: list[Path]) -> None:
+    """Record a successful install: the stamp, and the make fragment listing its inputs.
+
+    Paths are relative to the venv's folder (where its Makefile runs), so a copy of the repo
+    keeps working.
+    """
+    rel = [os.path.relpath(path, venv.parent).replace(os.sep, "/") for path in inputs]
+    lines = [f"{VENV}/{STAMP}: {' '.join(rel)}".rstrip(), ""]
+    # Like gcc -MP: an empty rule per input, so a deleted library does not break make.
+    lines += [f"{path}:" for path in rel]
+    (venv / STAMP_DEPS).write_text("\n".join(lines) + "\n")
+    (venv / STAMP).write_text(identity + "\n")
+
+
+def install(spec: LockSpec, options: Options, *, pip: list[str] | None = None) -> None:
+    """Create or refresh one venv from its spec and stamp it."""
+    started = time.perf_counter()
+    (spec.venv / STAMP).unlink(missing_ok=True)  # a failed install must not look fresh
+    identity = make_venv(spec.venv, options.python, spec.venv.parent.name)
+    lock = build_venv(spec, pip or tools_pip(options.python), options, identity)
+    inputs = [path / "pyproject.toml" for path, _ in spec.editables if path != spec.venv.parent]
+    write_stamp(spec.venv, identity, [*inputs, *([lock] if lock else [])])
+    mode = f"locked by {lock.relative_to(ROOT)}" if lock else "resolved freely"
+    print(f"installed {spec.name} in {time.perf_counter() - started:.1f} s ({mode})", flush=True)
+
+
+def install_tools(spec: LockSpec, options: Options) -> None:
+    """Build the root tools environment with the interpreter's own pip (or ensurepip)."""
+    pip = host_pip(options.python)
+    if pip is None:
+        # No usable pip next to the interpreter (e.g. Debian without python3-pip): bootstrap
+        # the tools env's own pip from the interpreter's bundled wheel.
+        make_venv(spec.venv, options.python, "tools")
+        run([str(venv_python(spec.venv)), "-m", "ensurepip", "--upgrade"], quiet=True)
+        pip = [str(venv_python(spec.venv)), "-m", "pip"]
+    install(spec, options, pip=pip)
