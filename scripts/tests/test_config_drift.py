@@ -26,7 +26,12 @@ ENV_EXAMPLE = REPO / ".env.example"
 COMPOSE_SCHEMA = REPO / "infra" / "compose-spec" / "compose-spec.json"
 STS_DOCKERFILE = REPO / "infra" / "sts-service.Dockerfile"
 WORKER_DOCKERFILE = REPO / "infra" / "stream-worker.Dockerfile"
+STS_PROD_DOCKERFILE = REPO / "infra" / "sts-service.prod.Dockerfile"
+WORKER_PROD_DOCKERFILE = REPO / "infra" / "stream-worker.prod.Dockerfile"
+#: The dev images (editable installs that compose mounts over); test_images.py checks the
+#: production ones' own policy.
 DOCKERFILES = (STS_DOCKERFILE, WORKER_DOCKERFILE)
+ALL_DOCKERFILES = (*DOCKERFILES, STS_PROD_DOCKERFILE, WORKER_PROD_DOCKERFILE)
 DEV_SCRIPTS = (REPO / "scripts" / "devproc.py",)
 TOOLS_BIN = Path(sys.executable).parent
 
@@ -121,7 +126,7 @@ def _doc_files() -> list[Path]:
 
 
 def _config_files() -> list[Path]:
-    return [COMPOSE, ENV_EXAMPLE, *DOCKERFILES, *_doc_files()]
+    return [COMPOSE, ENV_EXAMPLE, *ALL_DOCKERFILES, *_doc_files()]
 
 
 def unknown_tokens(text: str, known: set[str]) -> set[str]:
@@ -203,7 +208,9 @@ def test_env_example_values_load(package: str, module: str, cls: str, prefix: st
 
 
 @pytest.mark.parametrize(
-    "path", [STS_DOCKERFILE, COMPOSE, *DEV_SCRIPTS], ids=lambda p: str(p.relative_to(REPO))
+    "path",
+    [STS_DOCKERFILE, STS_PROD_DOCKERFILE, COMPOSE, *DEV_SCRIPTS],
+    ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_health_checks_use_the_contract_route(path: Path, sts: dict[str, Any]) -> None:
     found = set(HEALTH_LIKE.findall(path.read_text(encoding="utf-8")))
@@ -244,8 +251,9 @@ def test_env_example_uses_the_default_port_and_host(sts: dict[str, Any]) -> None
     assert env.get("WORKER_STS_URL", sts["default_url"]) == sts["default_url"]
 
 
-def test_sts_dockerfile_uses_the_default_port(sts: dict[str, Any]) -> None:
-    text = STS_DOCKERFILE.read_text(encoding="utf-8")
+@pytest.mark.parametrize("dockerfile", [STS_DOCKERFILE, STS_PROD_DOCKERFILE], ids=lambda p: p.name)
+def test_sts_dockerfile_uses_the_default_port(dockerfile: Path, sts: dict[str, Any]) -> None:
+    text = dockerfile.read_text(encoding="utf-8")
     port = str(sts["default_port"])
     assert re.search(rf"\bSTS_PORT={port}\b", text), f"set ENV STS_PORT={port}"
     assert re.search(rf"^EXPOSE {port}$", text, re.M), f"EXPOSE {port}"
