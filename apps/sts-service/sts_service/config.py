@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, ErrorCode
@@ -46,6 +46,11 @@ class StsSettings(ServiceSettings):
     )
     max_inflight: int = Field(
         default=32, ge=1, description="More concurrent /v1/process requests get 429 QUEUE_FULL."
+    )
+
+    auth_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated bearer tokens; empty: no token needed. Never logged.",
     )
 
     fault_enabled: bool = Field(default=False, description="Wrap backends in `faulty`.")
@@ -99,6 +104,11 @@ class StsSettings(ServiceSettings):
     def _sequence_list(cls, value: str) -> str:
         numbers = _parse_sequences(value)
         return ",".join(str(n) for n in sorted(numbers))
+
+    def bearer_tokens(self) -> tuple[str, ...]:
+        """The accepted bearer tokens (`STS_AUTH_TOKENS`, comma-separated); () disables auth."""
+        parts = (part.strip() for part in self.auth_tokens.get_secret_value().split(","))
+        return tuple(part for part in parts if part)
 
     def fault_config(self) -> FaultConfig | None:
         """The fault-injection configuration, or None when `STS_FAULT_ENABLED` is false."""
