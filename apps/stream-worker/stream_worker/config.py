@@ -6,7 +6,7 @@ import re
 from typing import Literal
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
@@ -78,6 +78,15 @@ class WorkerSettings(ServiceSettings):
     progress: ProgressMode = Field(default="auto", description="Progress display on stderr.")
     log_level: LogLevel = Field(default="INFO")
     log_format: LogFormat = Field(default="auto")
+    sts_token: SecretStr | None = Field(
+        default=None, description="Bearer token sent to sts-service (never logged)."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", min_length=1, description="Bind address of the metrics port."
+    )
 
     @field_validator("sts_url")
     @classmethod

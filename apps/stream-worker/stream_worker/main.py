@@ -30,6 +30,7 @@ from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
 from stream_worker.config import WorkerSettings
+from stream_worker.metrics import serve_metrics
 from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
 from stream_worker.sink import RawSink, Sink, WavSink
 from stream_worker.source import (
@@ -139,6 +140,16 @@ OPTIONS: tuple[_Option, ...] = (
         "log format (auto: console on a terminal)",
         "choice",
         choices=("json", "console", "auto"),
+    ),
+    _Option(
+        "sts_token",
+        ("--sts-token",),
+        "bearer token for sts-service; prefer WORKER_STS_TOKEN (a command line is public)",
+        metavar="TOKEN",
+    ),
+    _Option("metrics_port", ("--metrics-port",), "serve Prometheus metrics on this port", "int"),
+    _Option(
+        "metrics_host", ("--metrics-host",), "bind address of the metrics port", metavar="ADDR"
     ),
 )
 
@@ -323,6 +334,7 @@ async def _run(
         breaker=breaker,
         stream_id=settings.stream_id,
         max_connections=settings.max_inflight,
+        token=settings.sts_token.get_secret_value() if settings.sts_token else None,
     ) as client:
         await _check_sts(client, settings.require_sts)
         sink = _open_sink(settings, source.fmt)
@@ -344,11 +356,23 @@ async def _run(
         )
         loop = asyncio.get_running_loop()
         installed = _install_signal_handlers(loop, pipeline.request_stop)
+        stop_metrics = (
+            serve_metrics(
+                settings.metrics_port,
+                settings.metrics_host,
+                lambda: pipeline.stats,
+                client.stream_id,
+            )
+            if settings.metrics_port is not None
+            else None
+        )
         try:
             outcome = await pipeline.run()
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
+            if stop_metrics is not None:
+                stop_metrics()
             sink.close()
         return outcome, sink
 
