@@ -49,9 +49,9 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 
 USER 10001:10001
 WORKDIR /data
-# A worker serves no route (its optional metrics port is off by default): the check is that
-# the installed entry point starts and parses its options.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
-    CMD ["stream-worker", "--help"]
+# With WORKER_METRICS_PORT set (live runs, Kubernetes), healthy means the metrics port answers;
+# without it the worker serves nothing, and a running process is all there is to check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('WORKER_METRICS_PORT'); port and urllib.request.urlopen('http://127.0.0.1:' + port + '/metrics', timeout=3)"]
 ENTRYPOINT ["stream-worker"]
 CMD ["--help"]

@@ -125,8 +125,13 @@ def _doc_files() -> list[Path]:
     return [path for path in files if path.exists()]
 
 
+def _k8s_files() -> list[Path]:
+    k8s = REPO / "infra" / "k8s"
+    return sorted(p for p in k8s.rglob("*") if p.suffix in (".yaml", ".env") and p.is_file())
+
+
 def _config_files() -> list[Path]:
-    return [COMPOSE, ENV_EXAMPLE, *ALL_DOCKERFILES, *_doc_files()]
+    return [COMPOSE, ENV_EXAMPLE, *ALL_DOCKERFILES, *_k8s_files(), *_doc_files()]
 
 
 def unknown_tokens(text: str, known: set[str]) -> set[str]:
