@@ -20,7 +20,7 @@ from shared_utils.contract import (
     ProcessRequest,
 )
 
-#: Segment length the platform settled on (field notes: 1 s was tried first, 6 s kept).
+#: Segment length the production platform settled on (1 s was tried first, 6 s kept).
 DEFAULT_SEGMENT_MS = 6000
 #: Shortest and longest segment accepted (a 30 s 48 kHz stereo segment is ~7.7 MB of base64).
 MIN_SEGMENT_MS = 100
