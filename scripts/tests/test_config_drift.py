@@ -374,3 +374,16 @@ def test_dockerignore_keeps_venvs_and_secrets_out() -> None:
     lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
     for pattern in ("**/.venv", ".git", ".env", "**/__pycache__"):
         assert pattern in lines, f".dockerignore must exclude {pattern}"
+
+
+#: Settings that hold secrets: never given a value in a committed file.
+SECRET_VARIABLES = ("STS_AUTH_TOKENS", "WORKER_STS_TOKEN")
+
+
+@pytest.mark.parametrize("path", _config_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_no_committed_file_sets_a_secret(path: Path, known_vars: set[str]) -> None:
+    assert set(SECRET_VARIABLES) <= known_vars, "a secret setting was renamed: update this test"
+    text = path.read_text(encoding="utf-8")
+    for name in SECRET_VARIABLES:
+        assigned = re.findall(rf"^\s*(?:export\s+)?{name}\s*[=:]\s*(\S+)", text, re.M)
+        assert not assigned, f"{path.relative_to(REPO)} sets {name}: secrets never go in git"
