@@ -356,17 +356,19 @@ async def _run(
         )
         loop = asyncio.get_running_loop()
         installed = _install_signal_handlers(loop, pipeline.request_stop)
-        stop_metrics = (
-            serve_metrics(
-                settings.metrics_port,
-                settings.metrics_host,
-                lambda: pipeline.stats,
-                client.stream_id,
-            )
-            if settings.metrics_port is not None
-            else None
-        )
+        stop_metrics: Callable[[], None] | None = None
         try:
+            if settings.metrics_port is not None:
+                try:
+                    stop_metrics = serve_metrics(
+                        settings.metrics_port,
+                        settings.metrics_host,
+                        lambda: pipeline.stats,
+                        client.stream_id,
+                    )
+                except OSError as exc:
+                    where = f"{settings.metrics_host}:{settings.metrics_port}"
+                    raise UsageError(f"--metrics-port: cannot listen on {where}: {exc}") from exc
             outcome = await pipeline.run()
         finally:
             for signum in installed:

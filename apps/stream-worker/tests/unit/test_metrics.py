@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+import wave
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -100,3 +102,32 @@ async def test_the_client_sends_its_bearer_token(token: str | None) -> None:
     async with client:
         await client.dub(0, np.zeros(1600, dtype=np.int16))
     assert seen and all(value == (f"Bearer {token}" if token else None) for value in seen)
+
+
+def test_a_taken_metrics_port_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stream_worker.main import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sample = tmp_path / "in.wav"
+        with wave.open(str(sample), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes(b"\0\0" * 1600)
+        code = main(
+            [
+                "--input",
+                str(sample),
+                "--output",
+                str(tmp_path / "out.wav"),
+                "--metrics-port",
+                str(port),
+            ]
+        )
+    assert code == 2
+    assert f"--metrics-port: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
