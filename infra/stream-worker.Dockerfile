@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # stream-worker runtime image. Build context: the repo root (see infra/docker-compose.local.yml):
 #   docker build -f infra/stream-worker.Dockerfile -t live-dubbing/stream-worker .
 # The local libraries are installed from their paths in the same pip call as the worker, so

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # sts-service runtime image. Build context: the repo root (see infra/docker-compose.local.yml):
 #   docker build -f infra/sts-service.Dockerfile -t live-dubbing/sts-service .
 # The local libraries are installed from their paths in the same pip call as the service, so

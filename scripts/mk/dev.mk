@@ -21,7 +21,7 @@ define dev_require_engine
 	  echo "make $@: neither 'docker compose' nor 'docker-compose' is installed; run the same stack without containers: make dev-local" >&2; exit 1; fi
 endef
 
-.PHONY: dev stop logs dev-local demo
+.PHONY: dev stop logs dev-local demo dev-smoke images
 
 dev: ## Run sts-service + stream-worker in containers (docker compose); no Docker? make dev-local
 	$(dev_require_engine)
@@ -36,9 +36,20 @@ logs: ## Follow the logs of the docker compose dev stack
 	$(dev_require_engine)
 	$(DEV_COMPOSE) logs --follow
 
+dev-smoke: $(TOOLS_STAMP) ## Up the compose stack, check health, a dubbed pass and reload, tear it all down
+	$(dev_require_engine)
+	@$(TOOLS_PY) scripts/dev_smoke.py $(DEV_SMOKE_ARGS)
+
+images: $(TOOLS_STAMP) ## Build the production images (infra/*.prod.Dockerfile), print their sizes
+	$(dev_require_engine)
+	@$(TOOLS_PY) scripts/images.py $(IMAGES_ARGS)
+
 # Extra arguments, e.g. DEV_LOCAL_ARGS="--workdir /tmp/dev" (see the scripts' --help).
 DEV_LOCAL_ARGS ?=
 DEMO_ARGS ?=
+DEV_SMOKE_ARGS ?=
+# e.g. IMAGES_ARGS="--extras engines --service sts-service"
+IMAGES_ARGS ?=
 
 dev-local: $(TOOLS_STAMP) ## The same stack without containers, from the venvs (Ctrl-C stops it)
 	@$(TOOLS_PY) scripts/dev_local.py $(DEV_LOCAL_ARGS)

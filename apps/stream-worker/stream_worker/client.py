@@ -152,6 +152,7 @@ class StsClient:
         max_connections: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url
         self.format = fmt
@@ -163,8 +164,10 @@ class StsClient:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
+        # The bearer token sts-service may require (STS_AUTH_TOKENS); sent on every request.
+        headers = {"authorization": f"Bearer {token}"} if token else None
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=None, limits=limits, transport=transport
+            base_url=base_url, timeout=None, limits=limits, transport=transport, headers=headers
         )
 
     async def __aenter__(self) -> StsClient:

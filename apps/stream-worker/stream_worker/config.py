@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
@@ -127,6 +127,16 @@ class WorkerSettings(ServiceSettings):
     log_level: LogLevel = Field(default="INFO", description="log level")
     log_format: LogFormat = Field(
         default="auto", description="log format (auto: console on a terminal)"
+    )
+    sts_token: Annotated[SecretStr | None, Cli(metavar="TOKEN")] = Field(
+        default=None,
+        description="bearer token for sts-service; prefer the environment (a command line is public)",
+    )
+    metrics_port: Annotated[int | None, Cli(metavar="PORT")] = Field(
+        default=None, ge=1, le=65535, description="serve Prometheus metrics on this port"
+    )
+    metrics_host: Annotated[str, Cli(metavar="ADDR")] = Field(
+        default="127.0.0.1", min_length=1, description="bind address of the metrics port"
     )
 
     @field_validator("sts_url")

@@ -32,6 +32,7 @@ from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
 from stream_worker.config import Cli, WorkerSettings
+from stream_worker.metrics import serve_metrics
 from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import RawSink, Sink, WavSink
@@ -299,6 +300,7 @@ async def _run(
             breaker=breaker,
             stream_id=settings.stream_id,
             max_connections=settings.max_inflight,
+            token=settings.sts_token.get_secret_value() if settings.sts_token else None,
         ) as client:
             await _unless_stopped(_check_sts(client, settings.require_sts), stopped)
             sink = _open_sink(settings, source.fmt)
@@ -323,15 +325,33 @@ async def _run(
             dubbers.append(dubber)
             if stopped.is_set():  # stopped before the first read: an empty, valid output
                 dubber.request_stop()
+            stop_metrics: Callable[[], None] | None = None
             try:
+                if settings.metrics_port is not None:
+                    stop_metrics = _serve_metrics(settings, dubber, client.stream_id)
                 outcome = await dubber.run()
             finally:
+                if stop_metrics is not None:
+                    stop_metrics()
                 sink.close()
             return outcome, sink
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
         STOP_SIGNALS.take_back()  # the summary is still to be written
+
+
+def _serve_metrics(
+    settings: WorkerSettings, dubber: StreamDubber, stream_id: str
+) -> Callable[[], None]:
+    """Serve this run's Prometheus metrics on --metrics-port; a taken port is a usage error."""
+    try:
+        return serve_metrics(
+            settings.metrics_port or 0, settings.metrics_host, lambda: dubber.stats, stream_id
+        )
+    except OSError as exc:
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        raise UsageError(f"--metrics-port: cannot listen on {where}: {exc}") from exc
 
 
 async def _unless_stopped(work: Coroutine[Any, Any, None], stopped: asyncio.Event) -> None:

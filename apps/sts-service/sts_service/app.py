@@ -25,9 +25,11 @@ from shared_utils.contract import (
 )
 from shared_utils.logging import configure_logging
 from shared_utils.settings import load_settings
+from sts_service.auth import BearerAuthMiddleware
 from sts_service.backends import build_pipeline
 from sts_service.config import StsSettings
 from sts_service.errors import install_error_handlers
+from sts_service.metrics import METRICS_PATH, MetricsMiddleware, StsMetrics
 from sts_service.middleware import BodyLimitMiddleware, InflightLimitMiddleware
 from sts_service.pipeline import AudioClip, Fragment, LoadState, Pipeline
 
@@ -107,6 +109,19 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
         max_receiving=settings.max_receiving,
         timeout_s=settings.body_timeout_s,
     )
+    # Outermost: the token check before anything reads the request, and the metrics see every
+    # answer, 401s included. The health route and /metrics stay open for probes and scrapers.
+    open_paths = (HEALTH_PATH, METRICS_PATH)
+    app.add_middleware(BearerAuthMiddleware, tokens=settings.bearer_tokens(), open_paths=open_paths)
+    metrics = StsMetrics(active.health)
+    app.state.metrics = metrics
+    app.add_middleware(
+        MetricsMiddleware,
+        metrics=metrics,
+        known_paths=(*open_paths, PROCESS_PATH),
+        inflight_path=PROCESS_PATH,
+    )
+    app.add_route(METRICS_PATH, metrics.endpoint, methods=["GET"], include_in_schema=False)
 
     @app.get(HEALTH_PATH, response_model=HealthResponse, responses={500: _ERROR_RESPONSES[500]})
     async def health() -> HealthResponse:
@@ -152,6 +167,9 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
             processing_time_ms=(time.perf_counter() - t0) * 1000.0,
             stage_timings=result.timings,
             error=result.error,
+        )
+        metrics.observe_fragment(
+            result.status.value, result.error.code.value if result.error else None, result.timings
         )
         if result.status is not ProcessStatus.SUCCESS:
             logger.warning(

@@ -6,7 +6,9 @@ them); `StsSettings.env_vars()` lists them and the package README documents each
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, ErrorCode
@@ -119,6 +121,11 @@ class StsSettings(ServiceSettings):
         description="Longest one Apertium translation may take.",
     )
 
+    auth_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated bearer tokens; empty: no token needed. Never logged.",
+    )
+
     fault_enabled: bool = Field(default=False, description="Wrap backends in `faulty`.")
     fault_latency_ms: int = Field(default=0, ge=0, description="Added latency per request.")
     fault_fail_rate: float = Field(
@@ -184,6 +191,11 @@ class StsSettings(ServiceSettings):
             stage_concurrency=self.stage_concurrency,
             stage_queue=self.stage_queue,
         )
+
+    def bearer_tokens(self) -> tuple[str, ...]:
+        """The accepted bearer tokens (`STS_AUTH_TOKENS`, comma-separated); () disables auth."""
+        parts = (part.strip() for part in self.auth_tokens.get_secret_value().split(","))
+        return tuple(part for part in parts if part)
 
     def fault_config(self) -> FaultConfig | None:
         """The fault-injection configuration, or None when `STS_FAULT_ENABLED` is false."""

