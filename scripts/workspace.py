@@ -33,6 +33,8 @@ from monorepo.locks import (
     diff_lines,
     docs_spec,
     lock_env,
+    lock_path,
+    locked_pins_current,
     package_spec,
     pythons,
     tools_spec,
@@ -45,9 +47,16 @@ def lock(upgrade: list[str] | None) -> None:
     packages = discover()
     found = pythons()
     print(f"locking for Python {', '.join(found)} (other supported minors: not on this machine)")
+    # Without --upgrade, a lock whose inputs have not changed would come out the same: skip it.
     jobs = [
-        (spec, minor, python) for minor, python in found.items() for spec in all_specs(packages)
+        (spec, minor, python)
+        for minor, python in found.items()
+        for spec in all_specs(packages)
+        if upgrade is not None
+        or not lock_path(spec.lock_name, minor).exists()
+        or not locked_pins_current(spec, lock_path(spec.lock_name, minor))
     ]
+    print(f"lock: {len(jobs)} lock(s) to compile" + ("" if jobs else ": every lock is current"))
     envs = {minor: lock_env(python, minor) for minor, python in found.items()}
 
     def one(job: tuple[LockSpec, str, str]) -> list[str]:

@@ -130,7 +130,7 @@ class WorkerSettings(ServiceSettings):
     )
     sts_token: Annotated[SecretStr | None, Cli(metavar="TOKEN")] = Field(
         default=None,
-        description="bearer token for sts-service; prefer the environment (a command line is public)",
+        description="bearer token for sts-service; prefer its environment variable (argv is seen)",
     )
     metrics_port: Annotated[int | None, Cli(metavar="PORT")] = Field(
         default=None, ge=1, le=65535, description="serve Prometheus metrics on this port"

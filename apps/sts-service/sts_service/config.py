@@ -6,8 +6,6 @@ them); `StsSettings.env_vars()` lists them and the package README documents each
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 

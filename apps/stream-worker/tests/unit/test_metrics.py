@@ -100,7 +100,7 @@ async def test_the_client_sends_its_bearer_token(token: str | None) -> None:
         token=token,
     )
     async with client:
-        await client.dub(0, np.zeros(1600, dtype=np.int16))
+        await client.send(0, np.zeros(1600, dtype=np.int16))
     assert seen and all(value == (f"Bearer {token}" if token else None) for value in seen)
 
 
