@@ -20,11 +20,15 @@ from shared_utils.contract import (
     ProcessRequest,
 )
 
-#: Segment length the platform settled on (field notes: 1 s was tried first, 6 s kept).
+#: Segment length: 1 s segments cut words and phrases apart for ASR and translation and pay
+#: the per-request overhead six times as often; 6 s segments keep whole phrases.
 DEFAULT_SEGMENT_MS = 6000
 #: Shortest and longest segment accepted (a 30 s 48 kHz stereo segment is ~7.7 MB of base64).
 MIN_SEGMENT_MS = 100
 MAX_SEGMENT_MS = 30000
+#: Live output delay beyond one segment plus its deadline: the reorder buffer's grace
+#: (250 ms) and time to encode and send the segment.
+LIVE_DELAY_SLACK_MS = 500
 
 #: The contract's language-tag pattern, read from the contract itself (one source of truth).
 _LANGUAGE_RE = re.compile(
@@ -49,11 +53,35 @@ class WorkerSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="WORKER_")
 
-    input: str | None = Field(default=None, description="WAV path, or '-' for raw PCM on stdin.")
-    output: str | None = Field(default=None, description="WAV path, or '-' for raw PCM on stdout.")
+    input: str | None = Field(
+        default=None, description="Media file or live URL (FFmpeg), or '-' for raw PCM on stdin."
+    )
+    output: str | None = Field(
+        default=None, description="Media file, live URL, or '-' (raw PCM, or --output-format)."
+    )
     sample_rate: int = Field(default=16000, description="Sample rate of raw stdin input (Hz).")
     channels: int = Field(default=1, description="Channel count of raw stdin input.")
     sts_url: str = Field(default=DEFAULT_STS_URL, description="Base URL of sts-service.")
+    sts_sample_rate: int = Field(
+        default=16000, description="Rate the audio is resampled to for sts-service (Hz)."
+    )
+    sts_channels: int = Field(default=1, description="Channels sent to sts-service.")
+    audio_track: int = Field(default=0, ge=0, description="Audio track to dub (0: the first).")
+    output_format: str | None = Field(
+        default=None, description="FFmpeg muxer of the output (default: from its name)."
+    )
+    keep_original_audio: bool = Field(
+        default=False, description="Keep the original audio as a second track."
+    )
+    output_delay_ms: int | None = Field(
+        default=None,
+        ge=MIN_SEGMENT_MS,
+        description="Live: fixed delay of the output behind the input (default: segment + "
+        "timeout + 500 ms).",
+    )
+    read_timeout_ms: int = Field(
+        default=5000, ge=100, description="Live: silence after which the source counts as dropped."
+    )
     source_lang: str = Field(default="en", description="Language spoken in the input.")
     target_lang: str = Field(default="es", description="Language to dub into.")
     segment_ms: int = Field(
@@ -90,7 +118,7 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
-    @field_validator("input", "output", "summary_json")
+    @field_validator("input", "output", "summary_json", "output_format")
     @classmethod
     def _check_path(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -104,7 +132,7 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("must be a language tag such as 'en' or 'pt-BR'")
         return value
 
-    @field_validator("sample_rate")
+    @field_validator("sample_rate", "sts_sample_rate")
     @classmethod
     def _check_rate(cls, value: int) -> int:
         if value not in SUPPORTED_SAMPLE_RATES:
@@ -113,12 +141,19 @@ class WorkerSettings(ServiceSettings):
             )
         return value
 
-    @field_validator("channels")
+    @field_validator("channels", "sts_channels")
     @classmethod
     def _check_channels(cls, value: int) -> int:
         if value not in SUPPORTED_CHANNELS:
             raise ValueError(f"{value} is not supported; use one of {sorted(SUPPORTED_CHANNELS)}")
         return value
+
+    @property
+    def live_delay_ms(self) -> int:
+        """The live output delay: the option, or one segment plus its deadline plus slack."""
+        if self.output_delay_ms is not None:
+            return self.output_delay_ms
+        return self.segment_ms + self.timeout_ms + LIVE_DELAY_SLACK_MS
 
     @field_validator("stream_id")
     @classmethod

@@ -12,34 +12,28 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import time
-import wave
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
-import numpy as np
-import numpy.typing as npt
-
-from shared_audio import AudioError, AudioFormat
 from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
 from stream_worker.config import WorkerSettings
-from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
-from stream_worker.sink import RawSink, Sink, WavSink
-from stream_worker.source import (
-    BULK_CHUNK_MS,
-    REALTIME_CHUNK_MS,
-    InputStats,
-    RawPcmReader,
-    WavReader,
-    paced,
+from stream_worker.endpoints import (
+    EndpointError,
+    Input,
+    check_output,
+    media_summary,
+    open_input,
+    open_sink,
 )
+from stream_worker.pipeline import Pipeline, PipelineOptions, PipelineOutcome
+from stream_worker.sink import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +69,48 @@ class _Option:
 #: Every option; each also comes from WORKER_<FIELD> (see WorkerSettings). CLI wins.
 OPTIONS: tuple[_Option, ...] = (
     _Option(
-        "input", ("-i", "--input"), "WAV file, or - for raw PCM S16LE on stdin", metavar="PATH|-"
+        "input",
+        ("-i", "--input"),
+        "media file or live URL (anything FFmpeg reads), or - for raw PCM S16LE on stdin",
+        metavar="PATH|URL|-",
     ),
     _Option(
-        "output", ("-o", "--output"), "WAV file, or - for raw PCM S16LE on stdout", metavar="PATH|-"
+        "output",
+        ("-o", "--output"),
+        "media file (.mp4 .mkv .ts .flv .wav ...), live URL (rtmp:// srt:// udp://), or - "
+        "(raw PCM S16LE, or a container with --output-format)",
+        metavar="PATH|URL|-",
     ),
     _Option("sample_rate", ("--sample-rate",), "sample rate of raw stdin input (Hz)", "int"),
     _Option("channels", ("--channels",), "channel count of raw stdin input", "int"),
     _Option("sts_url", ("--sts-url",), "base URL of sts-service", metavar="URL"),
+    _Option("sts_sample_rate", ("--sts-sample-rate",), "rate sent to sts-service (Hz)", "int"),
+    _Option("sts_channels", ("--sts-channels",), "channels sent to sts-service", "int"),
+    _Option("audio_track", ("--audio-track",), "audio track to dub (0: the first)", "int"),
+    _Option(
+        "output_format",
+        ("--output-format",),
+        "FFmpeg muxer of the output (mp4, matroska, mpegts, flv, wav; default: from its name)",
+        metavar="NAME",
+    ),
+    _Option(
+        "keep_original_audio",
+        ("--keep-original-audio",),
+        "keep the original audio as a second track",
+        "bool",
+    ),
+    _Option(
+        "output_delay_ms",
+        ("--output-delay-ms",),
+        "live: fixed delay of the output behind the input (default: segment + timeout + 500)",
+        "int",
+    ),
+    _Option(
+        "read_timeout_ms",
+        ("--read-timeout-ms",),
+        "live: silence after which the source counts as dropped (ms)",
+        "int",
+    ),
     _Option("source_lang", ("--source-lang",), "language spoken in the input", metavar="LANG"),
     _Option("target_lang", ("--target-lang",), "language to dub into", metavar="LANG"),
     _Option("segment_ms", ("--segment-ms",), "segment length in ms", "int"),
@@ -213,77 +241,6 @@ def parse_settings(argv: Sequence[str]) -> WorkerSettings:
     return settings
 
 
-@dataclass
-class _Input:
-    chunks: Iterable[npt.NDArray[np.int16]]
-    fmt: AudioFormat
-    stats: InputStats
-    total_s: float | None
-    close: Callable[[], None] = lambda: None
-
-
-def _open_input(settings: WorkerSettings) -> _Input:
-    path = settings.input
-    assert path is not None  # checked by parse_settings
-    chunk_ms = REALTIME_CHUNK_MS if settings.realtime else BULK_CHUNK_MS
-    if path == STDIO:
-        stdin: BinaryIO = sys.stdin.buffer
-        fmt = AudioFormat(settings.sample_rate, settings.channels)
-        raw = RawPcmReader(stdin, fmt, chunk_ms=REALTIME_CHUNK_MS * 5)
-        if settings.realtime:
-            logger.info("--realtime has no effect on stdin: a pipe is paced by its source")
-        return _Input(raw, fmt, raw.stats, None)
-    try:
-        reader = WavReader(path, chunk_ms)
-    except AudioError as exc:
-        raise UsageError(f"input {exc}" if path in str(exc) else f"input {path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"input {path}: {exc.strerror or exc}") from None
-    total_s = _wav_duration(path, reader.format)
-    chunks: Iterable[npt.NDArray[np.int16]] = reader
-    if settings.realtime:
-        chunks = paced(iter(reader), reader.format)
-    return _Input(chunks, reader.format, reader.stats, total_s, reader.close)
-
-
-def _wav_duration(path: str, fmt: AudioFormat) -> float | None:
-    """Declared duration of a WAV file (for the ETA), or None if it does not declare one."""
-    try:
-        with wave.open(path, "rb") as wav:
-            frames = wav.getnframes()
-            if frames * wav.getsampwidth() * wav.getnchannels() >= 0xFFFFFFFF - 8:
-                return None
-            return fmt.duration_s(frames)
-    except (wave.Error, EOFError, OSError):  # pragma: no cover - the header was already read
-        return None
-
-
-def _check_output(settings: WorkerSettings) -> None:
-    output = settings.output
-    assert output is not None  # checked by parse_settings
-    if output == STDIO:
-        return
-    parent = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(parent):
-        raise UsageError(f"output {output}: directory {parent} does not exist")
-    if os.path.isdir(output):
-        raise UsageError(f"output {output}: is a directory")
-    if settings.input not in (None, STDIO) and os.path.exists(output):
-        if os.path.samefile(settings.input, output):
-            raise UsageError(f"output {output} is the input file; choose another path")
-
-
-def _open_sink(settings: WorkerSettings, fmt: AudioFormat) -> Sink:
-    output = settings.output
-    assert output is not None  # checked by parse_settings
-    if output == STDIO:
-        return RawSink(sys.stdout.buffer, fmt)
-    try:
-        return WavSink(output, fmt)
-    except OSError as exc:
-        raise UsageError(f"output {output}: {exc.strerror or exc}") from None
-
-
 async def _check_sts(client: StsClient, require: bool) -> None:
     try:
         health = await client.health()
@@ -308,7 +265,7 @@ async def _check_sts(client: StsClient, require: bool) -> None:
 
 
 async def _run(
-    settings: WorkerSettings, source: _Input, stderr: TextIO
+    settings: WorkerSettings, source: Input, stderr: TextIO
 ) -> tuple[PipelineOutcome, Sink]:
     breaker = CircuitBreaker(
         failure_threshold=settings.breaker_failures,
@@ -325,7 +282,7 @@ async def _run(
         max_connections=settings.max_inflight,
     ) as client:
         await _check_sts(client, settings.require_sts)
-        sink = _open_sink(settings, source.fmt)
+        sink = open_sink(settings, source)
         show = settings.progress == "always" or (settings.progress == "auto" and stderr.isatty())
         pipeline = Pipeline(
             client,
@@ -337,6 +294,7 @@ async def _run(
                 max_inflight=settings.max_inflight,
                 timeout_ms=settings.timeout_ms,
                 shutdown_grace_ms=settings.shutdown_grace_ms,
+                max_delay_ms=settings.live_delay_ms if _is_live(source) else None,
             ),
             progress_stream=stderr,
             progress=show,
@@ -351,6 +309,10 @@ async def _run(
                 loop.remove_signal_handler(signum)
             sink.close()
         return outcome, sink
+
+
+def _is_live(source: Input) -> bool:
+    return source.media is not None and source.media.media.live
 
 
 def _install_signal_handlers(
@@ -368,9 +330,9 @@ def _install_signal_handlers(
 
 def build_summary(
     settings: WorkerSettings,
-    source: _Input,
+    source: Input,
     outcome: PipelineOutcome,
-    frames_out: int,
+    sink: Sink,
     cpu_s: float,
 ) -> dict[str, object]:
     """The JSON summary of a run."""
@@ -385,7 +347,7 @@ def build_summary(
             "segment_ms": settings.segment_ms,
             "input_frames": outcome.input_frames,
             "read_not_used_frames": source.stats.frames - outcome.input_frames,
-            "output_frames": frames_out,
+            "output_frames": sink.frames_written,
             "audio_s": round(audio_s, 3),
             "wall_s": round(outcome.wall_s, 3),
             "cpu_s": round(cpu_s, 3),
@@ -394,6 +356,7 @@ def build_summary(
             "input_error": outcome.input_error,
             "trailing_bytes_dropped": source.stats.trailing_bytes_dropped,
             "late_dropped": outcome.late_dropped,
+            **media_summary(source, sink),
         }
     )
 
@@ -407,22 +370,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # httpx logs every request at INFO: one line per segment is noise, not news.
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-        _check_output(settings)
-        source = _open_input(settings)
+        check_output(settings)
+        source = open_input(settings)
         cpu_start = time.process_time()
         try:
             outcome, sink = asyncio.run(_run(settings, source, stderr))
         finally:
             source.close()
-    except UsageError as exc:
+    except (UsageError, EndpointError) as exc:
         stderr.write(f"{PROG}: error: {' '.join(str(exc).split())}\n")
         return EXIT_USAGE
     except OSError as exc:
         stderr.write(f"{PROG}: error: writing the output failed: {exc}\n")
         return EXIT_FAILURE
-    summary = build_summary(
-        settings, source, outcome, sink.frames_written, time.process_time() - cpu_start
-    )
+    summary = build_summary(settings, source, outcome, sink, time.process_time() - cpu_start)
     line = json.dumps(summary, separators=(",", ":"))
     stderr.write(line + "\n")
     stderr.flush()

@@ -112,11 +112,8 @@ def test_invalid_options_and_settings_name_what_is_wrong(
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.write_text("not audio"), "not a supported WAV file"),
-        (lambda p: p.write_bytes(b""), "not a WAV file or truncated header"),
-        (lambda p: _float_wav(p), "IEEE float"),
-        (lambda p: _wav(p, rate=11025), "11025"),
-        (lambda p: _wav(p, channels=3), "3 channels are not supported"),
+        (lambda p: p.write_text("not audio"), "cannot open: Invalid data"),
+        (lambda p: p.write_bytes(b""), "cannot open"),
     ],
 )
 def test_bad_input_files_stop_with_one_line_and_exit_2(
@@ -279,7 +276,7 @@ def test_empty_stdin_gives_empty_valid_output(
     assert summary["segments"]["total"] == 0 and summary["real_time_factor"] is None
 
 
-def test_truncated_wav_writes_what_was_read_and_exits_1(
+def test_truncated_wav_is_read_as_far_as_it_goes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _with_fake(monkeypatch, FakeSts())
@@ -288,9 +285,10 @@ def test_truncated_wav_writes_what_was_read_and_exits_1(
     src.write_bytes(src.read_bytes()[: 44 + 2 * 24000])  # 1.5 s of the 2 s declared
     out = tmp_path / "o.wav"
     code, err = run_main(["-i", str(src), "-o", str(out), "--segment-ms", "1000"], capsys)
-    assert code == 1
+    # FFmpeg sizes a WAV's data by the file itself, so a cut WAV reads as a shorter one.
+    assert code == 0
     summary = parse_summary(err)
-    assert "truncated" in summary["input_error"]
+    assert summary["input_frames"] == summary["output_frames"] == 24000
     _, samples = read_wav(out)
     assert np.array_equal(samples, audio[:24000])
 

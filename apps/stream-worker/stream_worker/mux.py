@@ -1,0 +1,326 @@
+"""Media output through PyAV: the input's video, untouched, beside the dubbed audio.
+
+:class:`MediaSink` is a :class:`~stream_worker.sink.Sink`: the pipeline writes the dubbed audio
+to it, in order, in the service's format. It converts that back to the source's rate and
+layout, encodes it for the container (AAC for MP4/FLV/MPEG-TS, Opus for Matroska/WebM) and
+muxes it with the video packets the :class:`~stream_worker.demux.MediaSource` queued, which
+are never re-encoded. Audio timestamps count samples from the source's first audio sample, so
+the dubbed track starts with the video and stays within one audio frame of it: every segment
+(dubbed or original) has exactly its input's length.
+
+File output: a video packet is written once the audio has reached its time. Live output: a
+writer thread releases everything at a fixed delay behind the input's clock, whether or not
+the dub has come: the pipeline's deadlines make a late segment fall back to the original
+audio before its slot, so the output never stalls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
+from av.packet import Packet
+from av.stream import Stream
+
+from shared_audio import AudioFormat
+from stream_worker.demux import MediaInfo, is_live_url
+from stream_worker.languages import iso639_2
+
+logger = logging.getLogger(__name__)
+
+#: The audio codec each container gets (FFmpeg muxer name -> encoder).
+AUDIO_CODECS = {
+    "mp4": "aac",
+    "mov": "aac",
+    "flv": "aac",
+    "mpegts": "aac",
+    "matroska": "libopus",
+    "webm": "libopus",
+}
+#: Muxers for network destinations: RTMP carries FLV; SRT, UDP and TCP carry MPEG-TS.
+LIVE_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts"}
+#: Opus only runs at these rates; other sources are encoded at 48 kHz.
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+AAC_BITRATE = 128_000
+#: How often the live writer thread looks for due packets.
+LIVE_TICK_S = 0.01
+
+
+class MuxError(OSError):
+    """The output cannot be opened or written (an OSError: the run stops, exit 1)."""
+
+
+def output_format(target: str, explicit: str | None) -> str | None:
+    """The FFmpeg muxer for ``target``: explicit, by URL scheme, or None (by extension)."""
+    if explicit:
+        return explicit
+    if is_live_url(target):
+        return LIVE_FORMATS.get(target.partition("://")[0].lower())
+    return None
+
+
+@dataclass
+class MuxStats:
+    """What the sink wrote.
+
+    Attributes:
+        container: The muxer's name.
+        audio_codec: The dubbed track's encoder.
+        video_packets: Video packets passed through.
+        audio_packets: Encoded dubbed-audio packets written.
+        original_packets: Original audio packets passed through (``--keep-original-audio``).
+        late_packets: Live: packets written after their slot (their dub came too late).
+    """
+
+    container: str
+    audio_codec: str
+    video_packets: int = 0
+    audio_packets: int = 0
+    original_packets: int = 0
+    late_packets: int = 0
+    tracks: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Timed:
+    time_s: float
+    packet: Packet[Any]
+
+
+class MediaSink:
+    """Writes the dubbed audio (and the input's video) into a container.
+
+    Args:
+        target: A path, ``-`` (stdout, needs ``container_format``) or a live URL.
+        service_fmt: The format the pipeline writes (the service's).
+        media: The input's streams and the queue of pass-through packets.
+        container_format: FFmpeg muxer name; by default guessed from ``target``.
+        keep_original_audio: Keep the source's audio as a second track.
+        dub_language: Language of the dubbed track (BCP 47).
+        original_language: Language of the original track (BCP 47).
+        live_delay_s: Live only: how far behind the input the output runs.
+        stdout: The stream ``-`` writes to.
+
+    Raises:
+        MuxError: the output cannot be opened or the codec is missing.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        service_fmt: AudioFormat,
+        media: MediaInfo,
+        *,
+        container_format: str | None = None,
+        keep_original_audio: bool = False,
+        dub_language: str = "und",
+        original_language: str = "und",
+        live_delay_s: float | None = None,
+        stdout: BinaryIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.frames_written = 0
+        self._service_fmt = service_fmt
+        self._media = media
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._closed = False
+        fmt = output_format(target, container_format)
+        try:
+            if target == "-":
+                if stdout is None:
+                    raise MuxError("output -: stdout is not available")
+                self._out: OutputContainer = av.open(stdout, mode="w", format=fmt)
+            else:
+                self._out = av.open(target, mode="w", format=fmt, timeout=10.0)
+        except av.error.FFmpegError as exc:
+            raise MuxError(f"output {target}: cannot open: {exc}") from None
+        try:
+            self._setup(keep_original_audio, dub_language, original_language)
+        except BaseException:
+            self._out.close()
+            raise
+        self._audio_out: deque[_Timed] = deque()
+        self._audio_end_s = media.audio_start_s or 0.0
+        self._samples_out = 0
+        self._delay_s = live_delay_s if media.live else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._delay_s is not None:
+            self._thread = threading.Thread(target=self._live_loop, name="mux", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _setup(self, keep_original: bool, dub_lang: str, original_lang: str) -> None:
+        media = self._media
+        name = self._out.format.name.split(",")[0]
+        codec = AUDIO_CODECS.get(name, self._out.default_audio_codec)
+        rate = media.source_rate
+        if codec == "libopus" and rate not in OPUS_RATES:
+            rate = 48000
+        self.rate = rate
+        self._video_map: dict[int, Stream] = {}
+        for stream in media.video:
+            try:
+                self._video_map[stream.index] = self._out.add_stream_from_template(stream)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MuxError(
+                    f"output: {name} cannot carry the input's {stream.codec_context.name} "
+                    f"video without re-encoding ({exc})"
+                ) from None
+        try:
+            audio = self._out.add_stream(codec, rate=rate, layout=media.source_layout)
+            assert isinstance(audio, AudioStream)  # an audio codec gives an audio stream
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise MuxError(f"output: no {codec} encoder for {name}: {exc}") from None
+        if codec == "aac":
+            audio.bit_rate = AAC_BITRATE
+        audio.metadata["language"] = iso639_2(dub_lang)
+        audio.metadata["title"] = f"dubbed ({dub_lang})"
+        self._audio: AudioStream = audio
+        self.stats = MuxStats(container=name, audio_codec=codec)
+        self.stats.tracks.append({"kind": "dubbed", "language": iso639_2(dub_lang)})
+        self._original: Stream | None = None
+        if keep_original:
+            try:
+                original = self._out.add_stream_from_template(media.audio)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MuxError(
+                    f"output: {name} cannot carry the original {media.audio.codec_context.name}"
+                    f" audio as a second track ({exc})"
+                ) from None
+            original.metadata["language"] = iso639_2(original_lang)
+            original.metadata["title"] = f"original ({original_lang})"
+            self._original = original
+            self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
+        layout = "mono" if self._service_fmt.channels == 1 else "stereo"
+        self._in_layout = layout
+        self._resampler = AudioResampler(format="s16", layout=media.source_layout, rate=rate)
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, samples: npt.NDArray[np.int16]) -> None:
+        """Convert, encode and (file output) mux the samples and the video they cover."""
+        frame = AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=self._in_layout
+        )
+        frame.sample_rate = self._service_fmt.sample_rate
+        self.frames_written += int(samples.shape[0])
+        self._encode(self._resampler.resample(frame))
+
+    def _encode(self, frames: list[AudioFrame]) -> None:
+        start = round((self._media.audio_start_s or 0.0) * self.rate)
+        packets: list[Packet[Any]] = []
+        for frame in frames:
+            frame.pts = start + self._samples_out
+            frame.time_base = Fraction(1, self.rate)
+            self._samples_out += frame.samples
+            packets.extend(self._audio.encode(frame))
+        self._queue_audio(packets)
+        self._audio_end_s = (start + self._samples_out) / self.rate
+        if self._delay_s is None:
+            self._release(self._audio_end_s)
+
+    def _queue_audio(self, packets: list[Packet[Any]]) -> None:
+        for packet in packets:
+            if packet.pts is None or packet.time_base is None:
+                continue
+            self._audio_out.append(_Timed(float(packet.pts * packet.time_base), packet))
+
+    def _release(self, until_s: float) -> None:
+        """Mux every queued packet (audio and pass-through) up to ``until_s``."""
+        with self._lock:
+            audio = self._audio_out
+            while audio and audio[0].time_s <= until_s:
+                self._mux(audio.popleft().packet, self._audio)
+                self.stats.audio_packets += 1
+            for packet in self._media.packets.take_until(until_s):
+                self._pass_through(packet)
+
+    def _pass_through(self, packet: Packet[Any]) -> None:
+        if packet.stream_index == self._media.audio.index:
+            if self._original is not None:
+                self._mux(packet, self._original)
+                self.stats.original_packets += 1
+            return
+        stream = self._video_map.get(packet.stream_index)
+        if stream is not None:
+            self._mux(packet, stream)
+            self.stats.video_packets += 1
+
+    def _mux(self, packet: Packet[Any], stream: Stream) -> None:
+        packet.stream = stream
+        try:
+            self._out.mux(packet)
+        except av.error.FFmpegError as exc:
+            raise MuxError(f"writing the output failed: {exc}") from None
+
+    # ------------------------------------------------------------------ live
+
+    def _due_s(self) -> float | None:
+        queue = self._media.packets
+        if queue.first_wall is None or queue.first_time_s is None or self._delay_s is None:
+            return None
+        return queue.first_time_s + (self._clock() - queue.first_wall) - self._delay_s
+
+    def _live_loop(self) -> None:
+        while not self._stop.wait(LIVE_TICK_S):
+            due = self._due_s()
+            if due is None:
+                continue
+            late = self._audio_end_s < due
+            try:
+                self._release(due)
+            except MuxError as exc:  # a dropped destination: the run goes on, close() reports
+                logger.error("%s", exc)
+                self._stop.set()
+                return
+            if late:
+                self.stats.late_packets += 1
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Flush the encoder, write what is left in time order, finalise the container."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self._encode(self._resampler.resample(None))
+            self._queue_audio(list(self._audio.encode(None)))
+            self._release(float("inf"))
+        finally:
+            try:
+                self._out.close()
+            except av.error.FFmpegError as exc:
+                raise MuxError(f"finalising the output failed: {exc}") from None
+
+    def summary(self) -> dict[str, Any]:
+        """What was written, for the run summary."""
+        return {
+            "container": self.stats.container,
+            "audio_codec": self.stats.audio_codec,
+            "audio_rate": self.rate,
+            "video_packets": self.stats.video_packets,
+            "audio_packets": self.stats.audio_packets,
+            "original_packets": self.stats.original_packets,
+            "tracks": self.stats.tracks,
+        }
