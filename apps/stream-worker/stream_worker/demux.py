@@ -109,9 +109,18 @@ class PacketQueue:
 class MediaInfo:
     """What the sink needs to know about the input.
 
+    The stream objects are only valid while the input is open: the sink uses them as
+    templates when it is created (before reading starts) and the plain values after, because
+    the reader thread closes the input as soon as it reaches the end.
+
     Attributes:
-        audio: The chosen audio stream (its rate and layout are the output's).
-        video: Video streams, passed through without re-encoding.
+        audio: The chosen audio stream (template for the original track).
+        video: Video streams, passed through without re-encoding (templates).
+        audio_index: The chosen audio stream's index (its packets' ``stream_index``).
+        audio_codec: Its decoder's name.
+        source_rate: Its sample rate (the output's).
+        source_channels: Its channel count.
+        source_layout: Its channel layout name (e.g. ``stereo``).
         audio_start_s: Time of the first audio sample (the dubbed track starts there).
         live: Whether the source is live (network URL or paced file).
         packets: Where pass-through packets wait for the sink.
@@ -119,24 +128,14 @@ class MediaInfo:
 
     audio: AudioStream
     video: list[Stream]
+    audio_index: int
+    audio_codec: str
+    source_rate: int
+    source_channels: int
+    source_layout: str
     audio_start_s: float | None
     live: bool
     packets: PacketQueue = field(default_factory=PacketQueue)
-
-    @property
-    def source_rate(self) -> int:
-        """The input audio's sample rate."""
-        return int(self.audio.rate)
-
-    @property
-    def source_channels(self) -> int:
-        """The input audio's channel count."""
-        return int(self.audio.channels)
-
-    @property
-    def source_layout(self) -> str:
-        """The input audio's channel layout name (e.g. ``stereo``)."""
-        return str(self.audio.layout.name)
 
 
 class _Timeline:
@@ -236,6 +235,11 @@ class MediaSource:
         self.media = MediaInfo(
             audio=audio,
             video=list(self._container.streams.video) if keep_video else [],
+            audio_index=audio.index,
+            audio_codec=audio.codec_context.name,
+            source_rate=int(audio.rate),
+            source_channels=int(audio.channels),
+            source_layout=str(audio.layout.name),
             audio_start_s=None,
             live=is_live_url(target) if live is None else live,
         )

@@ -179,7 +179,7 @@ def media_summary(source: Input, sink: Sink) -> dict[str, Any]:
     if source.media is not None:
         info = source.media.media
         summary["source"] = {
-            "audio_codec": info.audio.codec_context.name,
+            "audio_codec": info.audio_codec,
             "sample_rate": info.source_rate,
             "channels": info.source_channels,
             "video_streams": len(info.video),

@@ -56,6 +56,13 @@ LIVE_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts",
 #: Opus only runs at these rates; other sources are encoded at 48 kHz.
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 AAC_BITRATE = 128_000
+#: Samples an encoder puts before the first real one (FFmpeg's AAC encoder: one frame).
+PRIMING_SAMPLES = {"aac": 1024}
+#: Muxers that cannot say "skip the priming" (no edit list / codec delay field): a decoder
+#: plays it, so the dubbed track would start that much late and the muxer would shift every
+#: stream to keep the encoder's negative first timestamp. For them the dubbed audio starts
+#: that many samples in, at its own time, and the priming takes the place of what was cut.
+NO_PRIMING_SKIP = ("flv", "mpegts")
 #: How often the live writer thread looks for due packets.
 LIVE_TICK_S = 0.01
 
@@ -175,7 +182,7 @@ class MediaSink:
             rate = 48000
         self.rate = rate
         self._video_map: dict[int, Stream] = {}
-        for stream in media.video:
+        for stream in media.video:  # templates: the input is still open here
             try:
                 self._video_map[stream.index] = self._out.add_stream_from_template(stream)
             except (av.error.FFmpegError, ValueError) as exc:
@@ -193,6 +200,9 @@ class MediaSink:
         audio.metadata["language"] = iso639_2(dub_lang)
         audio.metadata["title"] = f"dubbed ({dub_lang})"
         self._audio: AudioStream = audio
+        self._priming = PRIMING_SAMPLES.get(codec, 0) if name in NO_PRIMING_SKIP else 0
+        self._skip = self._priming
+        self._start = 0
         self.stats = MuxStats(container=name, audio_codec=codec)
         self.stats.tracks.append({"kind": "dubbed", "language": iso639_2(dub_lang)})
         self._original: Stream | None = None
@@ -201,7 +211,7 @@ class MediaSink:
                 original = self._out.add_stream_from_template(media.audio)
             except (av.error.FFmpegError, ValueError) as exc:
                 raise MuxError(
-                    f"output: {name} cannot carry the original {media.audio.codec_context.name}"
+                    f"output: {name} cannot carry the original {media.audio_codec}"
                     f" audio as a second track ({exc})"
                 ) from None
             original.metadata["language"] = iso639_2(original_lang)
@@ -224,9 +234,11 @@ class MediaSink:
         self._encode(self._resampler.resample(frame))
 
     def _encode(self, frames: list[AudioFrame]) -> None:
-        start = round((self._media.audio_start_s or 0.0) * self.rate)
+        if self._samples_out == 0:  # the source's first timestamp is known by now
+            self._start = round((self._media.audio_start_s or 0.0) * self.rate) + self._priming
+        start = self._start
         packets: list[Packet[Any]] = []
-        for frame in frames:
+        for frame in self._skip_priming(frames):
             frame.pts = start + self._samples_out
             frame.time_base = Fraction(1, self.rate)
             self._samples_out += frame.samples
@@ -235,6 +247,24 @@ class MediaSink:
         self._audio_end_s = (start + self._samples_out) / self.rate
         if self._delay_s is None:
             self._release(self._audio_end_s)
+
+    def _skip_priming(self, frames: list[AudioFrame]) -> list[AudioFrame]:
+        if self._skip <= 0:
+            return frames
+        kept: list[AudioFrame] = []
+        for frame in frames:
+            drop = min(self._skip, frame.samples)
+            self._skip -= drop
+            if drop == frame.samples:
+                continue
+            channels = self._media.source_channels
+            samples = frame.to_ndarray()[:, drop * channels :]
+            rest = AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples), format="s16", layout=self._media.source_layout
+            )
+            rest.sample_rate = self.rate
+            kept.append(rest)
+        return kept
 
     def _queue_audio(self, packets: list[Packet[Any]]) -> None:
         for packet in packets:
@@ -253,7 +283,7 @@ class MediaSink:
                 self._pass_through(packet)
 
     def _pass_through(self, packet: Packet[Any]) -> None:
-        if packet.stream_index == self._media.audio.index:
+        if packet.stream_index == self._media.audio_index:
             if self._original is not None:
                 self._mux(packet, self._original)
                 self.stats.original_packets += 1

@@ -1,12 +1,19 @@
-"""Test media made with PyAV: a test-pattern video and speech-like audio, in any container."""
+"""Test media made with PyAV: a test-pattern video and speech-like audio, in any container.
+
+The helpers reach the tests through the `kit` fixture (the tests run with pytest's importlib
+import mode, where a helper module cannot be imported by name).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
+import pytest
 import numpy as np
 import numpy.typing as npt
 
@@ -108,3 +115,37 @@ def stream_span(path: Path, kind: str, index: int = 0) -> tuple[float, float]:
             end = t + d if end is None else max(end, t + d)
         assert start is not None and end is not None
         return start, end
+
+
+class MediaKit:
+    """The helpers above, for tests."""
+
+    speech_like = staticmethod(speech_like)
+    make_media = staticmethod(make_media)
+    packets = staticmethod(packets)
+    stream_span = staticmethod(stream_span)
+
+
+@pytest.fixture
+def kit() -> MediaKit:
+    return MediaKit()
+
+
+def _root_conftest() -> Any:
+    """The package's tests/conftest.py as a module (for its StsProcess and free_port)."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_stream_worker_root_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real sts-service with its echo backends, one per test module (start-up is slow)."""
+    root = _root_conftest()
+    sts = root.StsProcess(root.free_port(), {}, tmp_path_factory.mktemp("sts") / "sts.log")
+    sts.start()
+    yield sts
+    sts.stop()
