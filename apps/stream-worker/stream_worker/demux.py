@@ -124,6 +124,7 @@ class MediaInfo:
         audio_start_s: Time of the first audio sample (the dubbed track starts there).
         live: Whether the source is live (network URL or paced file).
         packets: Where pass-through packets wait for the sink.
+        ended: How the input ended (None while it is being read).
     """
 
     audio: AudioStream
@@ -136,16 +137,28 @@ class MediaInfo:
     audio_start_s: float | None
     live: bool
     packets: PacketQueue = field(default_factory=PacketQueue)
+    ended: str | None = None
 
 
 class _Timeline:
-    """Removes timestamp discontinuities: one offset, shared by every stream."""
+    """Removes timestamp discontinuities with one offset per epoch, shared by every stream.
+
+    Streams are interleaved with some skew, so after a jump the other streams still deliver
+    a few packets from before it. Each stream therefore moves to the new epoch at its own
+    jump: the first stream to jump opens the epoch (continuing where the output left off),
+    the others join it when they jump too.
+    """
 
     def __init__(self) -> None:
-        self.offset_s = 0.0
-        self.discontinuities = 0
-        self._last: dict[int, float] = {}
+        self.offsets = [0.0]
+        self._last_raw: dict[int, float] = {}
+        self._epoch: dict[int, int] = {}
         self._end_s = float("-inf")
+
+    @property
+    def discontinuities(self) -> int:
+        """Discontinuities removed so far."""
+        return len(self.offsets) - 1
 
     def correct(self, packet: Packet[Any]) -> float | None:
         """Shift ``packet``'s timestamps in place; returns its corrected time in seconds."""
@@ -154,27 +167,32 @@ class _Timeline:
             return None
         tb = packet.time_base
         raw_s = float(stamp * tb)
-        time_s = raw_s + self.offset_s
-        last = self._last.get(packet.stream_index)
-        if last is not None and (time_s < last - BACKWARDS_S or time_s > last + DISCONTINUITY_S):
-            # Continue right where the stream left off.
-            self.offset_s += self._end_s - time_s
-            self.discontinuities += 1
-            logger.warning(
-                "input timestamps jump from %.3f s to %.3f s: treated as a discontinuity, "
-                "the output continues at %.3f s",
-                last,
-                time_s,
-                self._end_s,
-            )
-            time_s = raw_s + self.offset_s
-        if self.offset_s:
-            shift = round(self.offset_s / tb)
+        index = packet.stream_index
+        epoch = self._epoch.get(index, len(self.offsets) - 1)
+        last = self._last_raw.get(index)
+        if last is not None and (raw_s < last - BACKWARDS_S or raw_s > last + DISCONTINUITY_S):
+            if epoch < len(self.offsets) - 1:  # another stream already jumped: join it
+                epoch = len(self.offsets) - 1
+            else:  # the first to jump: continue right where the output left off
+                self.offsets.append(self._end_s - raw_s)
+                epoch += 1
+                logger.warning(
+                    "input timestamps jump from %.3f s to %.3f s: treated as a "
+                    "discontinuity, the output continues at %.3f s",
+                    last,
+                    raw_s,
+                    self._end_s,
+                )
+        self._epoch[index] = epoch
+        self._last_raw[index] = raw_s
+        offset_s = self.offsets[epoch]
+        if offset_s:
+            shift = round(offset_s / tb)
             if packet.pts is not None:
                 packet.pts += shift
             if packet.dts is not None:
                 packet.dts += shift
-        self._last[packet.stream_index] = time_s
+        time_s = raw_s + offset_s
         duration_s = float(packet.duration * tb) if packet.duration else 0.0
         self._end_s = max(self._end_s, time_s + duration_s)
         return time_s
@@ -216,6 +234,7 @@ class MediaSource:
         self._chunk_frames = max(1, service_fmt.frames_for_ms(chunk_ms))
         self._clock = clock
         self._closed = threading.Event()
+        self._read_timeout_s = read_timeout_s
         self._timeline = _Timeline()
         try:
             self._container: InputContainer = av.open(
@@ -246,6 +265,11 @@ class MediaSource:
         self._keep_original = keep_original_audio
         self._resampler = self._new_resampler()
         self.duration_s = self._declared_duration()
+
+    @property
+    def ended(self) -> str | None:
+        """How the input ended (None while it is being read), for the summary."""
+        return self.media.ended
 
     @property
     def discontinuities(self) -> int:
@@ -333,8 +357,16 @@ class MediaSource:
                 covered += chunk.shape[0]
                 self.stats.frames += chunk.shape[0]
                 yield chunk
+        except av.error.ExitError:  # FFmpeg's read timeout fired: nothing came for that long
+            self.media.ended = f"dropped: no data for {self._read_timeout_s:g} s"
+            raise MediaError(
+                f"{self.target}: the source stopped sending (no data for "
+                f"{self._read_timeout_s:g} s); the output was finalised here"
+            ) from None
         except av.error.FFmpegError as exc:
+            self.media.ended = f"error: {_reason(exc)}"
             raise MediaError(f"{self.target}: {_reason(exc)} (input ended here)") from None
+        self.media.ended = "end of stream"
         if self.stats.frames == 0:
             raise MediaError(f"{self.target}: the audio track has no decodable samples")
         self._check_complete(covered)

@@ -185,6 +185,7 @@ def media_summary(source: Input, sink: Sink) -> dict[str, Any]:
             "video_streams": len(info.video),
             "live": info.live,
             "discontinuities": source.media.discontinuities,
+            "ended": source.media.ended,
         }
     if isinstance(sink, MediaSink):
         summary["output"] = sink.summary()

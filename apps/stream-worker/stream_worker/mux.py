@@ -90,7 +90,8 @@ class MuxStats:
         video_packets: Video packets passed through.
         audio_packets: Encoded dubbed-audio packets written.
         original_packets: Original audio packets passed through (``--keep-original-audio``).
-        late_packets: Live: packets written after their slot (their dub came too late).
+        audio_behind_s: Live: the most the dubbed audio was behind its output slot (0 when
+            every segment, dubbed or original, was there in time).
     """
 
     container: str
@@ -98,7 +99,7 @@ class MuxStats:
     video_packets: int = 0
     audio_packets: int = 0
     original_packets: int = 0
-    late_packets: int = 0
+    audio_behind_s: float = 0.0
     tracks: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -258,7 +259,7 @@ class MediaSink:
             if drop == frame.samples:
                 continue
             channels = self._media.source_channels
-            samples = frame.to_ndarray()[:, drop * channels :]
+            samples = np.asarray(frame.to_ndarray(), dtype=np.int16)[:, drop * channels :]
             rest = AudioFrame.from_ndarray(
                 np.ascontiguousarray(samples), format="s16", layout=self._media.source_layout
             )
@@ -308,20 +309,23 @@ class MediaSink:
             return None
         return queue.first_time_s + (self._clock() - queue.first_wall) - self._delay_s
 
+    def _source_done(self) -> bool:
+        return self._media.ended is not None
+
     def _live_loop(self) -> None:
         while not self._stop.wait(LIVE_TICK_S):
             due = self._due_s()
             if due is None:
                 continue
-            late = self._audio_end_s < due
+            behind = due - self._audio_end_s
             try:
                 self._release(due)
             except MuxError as exc:  # a dropped destination: the run goes on, close() reports
                 logger.error("%s", exc)
                 self._stop.set()
                 return
-            if late:
-                self.stats.late_packets += 1
+            if behind > self.stats.audio_behind_s and not self._source_done():
+                self.stats.audio_behind_s = behind
 
     # ------------------------------------------------------------------ close
 
@@ -353,4 +357,9 @@ class MediaSink:
             "audio_packets": self.stats.audio_packets,
             "original_packets": self.stats.original_packets,
             "tracks": self.stats.tracks,
+            **(
+                {"delay_s": self._delay_s, "audio_behind_s": round(self.stats.audio_behind_s, 3)}
+                if self._delay_s is not None
+                else {}
+            ),
         }
