@@ -12,6 +12,8 @@ import importlib.util
 import itertools
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,10 @@ import numpy.typing as npt
 import pytest
 
 from shared_audio import AudioFormat, read_wav
+from stream_worker.demux import is_live_url
+from stream_worker.languages import iso639_2
 from stream_worker.main import main
+from stream_worker.mux import output_format
 from stream_worker.sink import WavSink
 
 #: The audio codec each test container gets.
@@ -477,3 +482,56 @@ def _audio_packets_timed(path: Path) -> list[tuple[bytes, int]]:
         return [
             (bytes(p), int(p.pts)) for p in container.demux(stream) if p.size and p.pts is not None
         ]
+
+
+# ------------------------------------------------------------------ pipes and small parts
+
+
+def test_a_container_on_stdout_feeds_a_pipe(echo: Service, tmp_path: Path) -> None:
+    src = make_media(tmp_path / "in.mp4", 2.0)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", "-", "--output-format",
+         "mpegts", "--sts-url", echo.url, "--segment-ms", "1000", "--progress", "never"],
+        capture_output=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "piped.ts"
+    out.write_bytes(proc.stdout)
+    with av.open(str(out)) as result:
+        assert [s.type for s in result.streams] == ["video", "audio"]
+    v_start, v_end = stream_span(out, "video")
+    a_start, a_end = stream_span(out, "audio")
+    assert abs((a_end - a_start) - (v_end - v_start)) <= 3 * ONE_AUDIO_FRAME_S
+
+
+def test_raw_stdin_cannot_become_a_container(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["-i", "-", "-o", str(tmp_path / "out.mp4"), "--sts-url", "http://127.0.0.1:9"])
+    assert code == 2
+    assert "raw PCM from stdin has no container to copy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"),
+    [("es", "spa"), ("pt-BR", "por"), ("zh-Hant", "chi"), ("deu", "deu"), ("x1", "und")],
+)
+def test_language_tags_become_iso_639_2(tag: str, code: str) -> None:
+    assert iso639_2(tag) == code
+
+
+@pytest.mark.parametrize(
+    ("target", "explicit", "expected"),
+    [
+        ("rtmp://cdn/live/key", None, "flv"),
+        ("srt://host:9000", None, "mpegts"),
+        ("udp://127.0.0.1:5000", None, "mpegts"),
+        ("out.mkv", None, None),
+        ("-", "matroska", "matroska"),
+    ],
+)
+def test_live_destinations_get_their_muxer(
+    target: str, explicit: str | None, expected: str | None
+) -> None:
+    assert output_format(target, explicit) == expected
+    assert is_live_url(target) == ("://" in target)
