@@ -6,7 +6,7 @@ import re
 from typing import Literal
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
@@ -154,6 +154,16 @@ class WorkerSettings(ServiceSettings):
         if self.output_delay_ms is not None:
             return self.output_delay_ms
         return self.segment_ms + self.timeout_ms + LIVE_DELAY_SLACK_MS
+
+    @model_validator(mode="after")
+    def _check_delay(self) -> WorkerSettings:
+        least = self.segment_ms + LIVE_DELAY_SLACK_MS
+        if self.output_delay_ms is not None and self.output_delay_ms < least:
+            raise ValueError(
+                f"output_delay_ms {self.output_delay_ms} is shorter than a segment plus "
+                f"{LIVE_DELAY_SLACK_MS} ms ({least}): no segment could be dubbed in time"
+            )
+        return self
 
     @field_validator("stream_id")
     @classmethod

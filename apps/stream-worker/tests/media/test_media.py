@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import av
+import av.error
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -535,3 +536,32 @@ def test_live_destinations_get_their_muxer(
 ) -> None:
     assert output_format(target, explicit) == expected
     assert is_live_url(target) == ("://" in target)
+
+
+def test_live_output_over_udp_reaches_a_receiver(echo: Service, tmp_path: Path) -> None:
+    src = make_media(tmp_path / "in.ts", 3.0)
+    port = _root_conftest().free_port()
+    received: dict[str, int] = {"video": 0, "audio": 0}
+
+    def receive() -> None:
+        with av.open(f"udp://127.0.0.1:{port}", timeout=(30, 3)) as container:
+            try:
+                for packet in container.demux():
+                    if packet.size:
+                        received[packet.stream.type] += 1
+            except av.error.ExitError:  # nothing more for 3 s: the sender is done
+                pass
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    proc = subprocess.run(
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o",
+         f"udp://127.0.0.1:{port}?pkt_size=1316", "--realtime", "--sts-url", echo.url,
+         "--segment-ms", "1000", "--timeout-ms", "1000", "--output-delay-ms", "2500",
+         "--progress", "never"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    receiver.join(timeout=30)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert received["video"] == len(packets(src, "video"))
+    assert received["audio"] >= 3.0 * 48000 / 1024
