@@ -17,6 +17,7 @@ audio before its slot, so the output never stalls.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -56,6 +57,9 @@ LIVE_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts",
 #: Opus only runs at these rates; other sources are encoded at 48 kHz.
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 AAC_BITRATE = 128_000
+#: FFmpeg's "fast" AAC coder: about twice the speed of the default (two-loop search), and
+#: transparent enough for speech at 128 kb/s; encoding is most of the worker's CPU time.
+AAC_OPTIONS = {"aac_coder": "fast"}
 #: Samples an encoder puts before the first real one (FFmpeg's AAC encoder: one frame).
 PRIMING_SAMPLES = {"aac": 1024}
 #: Muxers that cannot say "skip the priming" (no edit list / codec delay field): a decoder
@@ -63,6 +67,8 @@ PRIMING_SAMPLES = {"aac": 1024}
 #: stream to keep the encoder's negative first timestamp. For them the dubbed audio starts
 #: that many samples in, at its own time, and the priming takes the place of what was cut.
 NO_PRIMING_SKIP = ("flv", "mpegts")
+#: Chunks waiting for the writer thread at most (then the pipeline waits).
+WRITE_QUEUE = 8
 #: How often the live writer thread looks for due packets.
 LIVE_TICK_S = 0.01
 
@@ -145,7 +151,6 @@ class MediaSink:
         self._service_fmt = service_fmt
         self._media = media
         self._clock = clock
-        self._lock = threading.Lock()
         self._closed = False
         fmt = output_format(target, container_format)
         try:
@@ -166,11 +171,13 @@ class MediaSink:
         self._audio_end_s = media.audio_start_s or 0.0
         self._samples_out = 0
         self._delay_s = live_delay_s if media.live else None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if self._delay_s is not None:
-            self._thread = threading.Thread(target=self._live_loop, name="mux", daemon=True)
-            self._thread.start()
+        self._error: MuxError | None = None
+        # Encoding and muxing run on their own thread: FFmpeg releases the GIL while it
+        # works, so the dub is encoded on the second core while the event loop talks to
+        # sts-service. The bounded queue pushes back on the pipeline if encoding falls behind.
+        self._inbox: queue.Queue[npt.NDArray[np.int16] | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._thread = threading.Thread(target=self._run, name="mux", daemon=True)
+        self._thread.start()
 
     # ------------------------------------------------------------------ set-up
 
@@ -192,7 +199,10 @@ class MediaSink:
                     f"video without re-encoding ({exc})"
                 ) from None
         try:
-            audio = self._out.add_stream(codec, rate=rate, layout=media.source_layout)
+            options = AAC_OPTIONS if codec == "aac" else None
+            audio = self._out.add_stream(
+                codec, rate=rate, layout=media.source_layout, options=options
+            )
             assert isinstance(audio, AudioStream)  # an audio codec gives an audio stream
         except (av.error.FFmpegError, ValueError) as exc:
             raise MuxError(f"output: no {codec} encoder for {name}: {exc}") from None
@@ -221,17 +231,29 @@ class MediaSink:
             self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
         layout = "mono" if self._service_fmt.channels == 1 else "stereo"
         self._in_layout = layout
-        self._resampler = AudioResampler(format="s16", layout=media.source_layout, rate=rate)
+        # Straight to the encoder's own sample format (fltp for AAC and Opus): one conversion.
+        self._resampler = AudioResampler(
+            format=audio.codec_context.format.name, layout=media.source_layout, rate=rate
+        )
 
     # ------------------------------------------------------------------ writing
 
     def write(self, samples: npt.NDArray[np.int16]) -> None:
-        """Convert, encode and (file output) mux the samples and the video they cover."""
+        """Hand the samples to the writer thread (encoded and muxed there, in order).
+
+        Raises:
+            MuxError: if writing has failed (e.g. the destination went away).
+        """
+        if self._error is not None:
+            raise self._error
+        self.frames_written += int(samples.shape[0])
+        self._inbox.put(samples)
+
+    def _convert(self, samples: npt.NDArray[np.int16]) -> None:
         frame = AudioFrame.from_ndarray(
             np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=self._in_layout
         )
         frame.sample_rate = self._service_fmt.sample_rate
-        self.frames_written += int(samples.shape[0])
         self._encode(self._resampler.resample(frame))
 
     def _encode(self, frames: list[AudioFrame]) -> None:
@@ -246,8 +268,6 @@ class MediaSink:
             packets.extend(self._audio.encode(frame))
         self._queue_audio(packets)
         self._audio_end_s = (start + self._samples_out) / self.rate
-        if self._delay_s is None:
-            self._release(self._audio_end_s)
 
     def _skip_priming(self, frames: list[AudioFrame]) -> list[AudioFrame]:
         if self._skip <= 0:
@@ -258,10 +278,12 @@ class MediaSink:
             self._skip -= drop
             if drop == frame.samples:
                 continue
-            channels = self._media.source_channels
-            samples = np.asarray(frame.to_ndarray(), dtype=np.int16)[:, drop * channels :]
+            planar = frame.format.is_planar
+            cut = drop if planar else drop * self._media.source_channels
             rest = AudioFrame.from_ndarray(
-                np.ascontiguousarray(samples), format="s16", layout=self._media.source_layout
+                np.ascontiguousarray(frame.to_ndarray()[:, cut:]),  # type: ignore[arg-type]  # same dtype as it came
+                format=frame.format.name,
+                layout=self._media.source_layout,
             )
             rest.sample_rate = self.rate
             kept.append(rest)
@@ -275,13 +297,12 @@ class MediaSink:
 
     def _release(self, until_s: float) -> None:
         """Mux every queued packet (audio and pass-through) up to ``until_s``."""
-        with self._lock:
-            audio = self._audio_out
-            while audio and audio[0].time_s <= until_s:
-                self._mux(audio.popleft().packet, self._audio)
-                self.stats.audio_packets += 1
-            for packet in self._media.packets.take_until(until_s):
-                self._pass_through(packet)
+        audio = self._audio_out
+        while audio and audio[0].time_s <= until_s:
+            self._mux(audio.popleft().packet, self._audio)
+            self.stats.audio_packets += 1
+        for packet in self._media.packets.take_until(until_s):
+            self._pass_through(packet)
 
     def _pass_through(self, packet: Packet[Any]) -> None:
         if packet.stream_index == self._media.audio_index:
@@ -312,20 +333,45 @@ class MediaSink:
     def _source_done(self) -> bool:
         return self._media.ended is not None
 
-    def _live_loop(self) -> None:
-        while not self._stop.wait(LIVE_TICK_S):
-            due = self._due_s()
-            if due is None:
-                continue
-            behind = due - self._audio_end_s
-            try:
-                self._release(due)
-            except MuxError as exc:  # a dropped destination: the run goes on, close() reports
-                logger.error("%s", exc)
-                self._stop.set()
-                return
-            if behind > self.stats.audio_behind_s and not self._source_done():
-                self.stats.audio_behind_s = behind
+    def _run(self) -> None:
+        """The writer thread: encode what comes in; live, release what is due."""
+        tick = LIVE_TICK_S if self._delay_s is not None else None
+        try:
+            while True:
+                try:
+                    item = self._inbox.get(timeout=tick)
+                except queue.Empty:
+                    item = np.empty((0, 0), dtype=np.int16)  # nothing new: just release
+                if item is None:
+                    return
+                if item.size:
+                    self._convert(item)
+                self._release_due()
+        except MuxError as exc:  # a dropped destination: the run goes on, write()/close() say so
+            logger.error("%s", exc)
+            self._error = exc
+            self._drain()
+        except Exception as exc:  # a bug must not leave the pipeline blocked on a full queue
+            logger.exception("the output writer failed")
+            self._error = MuxError(f"writing the output failed: {exc!r}")
+            self._drain()
+
+    def _drain(self) -> None:
+        """After an error: keep taking samples so the pipeline never blocks on a full queue."""
+        while self._inbox.get() is not None:
+            pass
+
+    def _release_due(self) -> None:
+        if self._delay_s is None:
+            self._release(self._audio_end_s)
+            return
+        due = self._due_s()
+        if due is None:
+            return
+        behind = due - self._audio_end_s
+        self._release(due)
+        if behind > self.stats.audio_behind_s and not self._source_done():
+            self.stats.audio_behind_s = behind
 
     # ------------------------------------------------------------------ close
 
@@ -334,10 +380,11 @@ class MediaSink:
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._inbox.put(None)
+        self._thread.join()
         try:
+            if self._error is not None:
+                raise self._error
             self._encode(self._resampler.resample(None))
             self._queue_audio(list(self._audio.encode(None)))
             self._release(float("inf"))

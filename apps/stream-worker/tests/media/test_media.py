@@ -493,7 +493,7 @@ def test_a_container_on_stdout_feeds_a_pipe(echo: Service, tmp_path: Path) -> No
     proc = subprocess.run(
         [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", "-", "--output-format",
          "mpegts", "--sts-url", echo.url, "--segment-ms", "1000", "--progress", "never"],
-        capture_output=True, check=False, timeout=60,
+        capture_output=True, check=False, timeout=180,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "piped.ts"
@@ -559,7 +559,7 @@ def test_live_output_over_udp_reaches_a_receiver(echo: Service, tmp_path: Path) 
          f"udp://127.0.0.1:{port}?pkt_size=1316", "--realtime", "--sts-url", echo.url,
          "--segment-ms", "1000", "--timeout-ms", "1000", "--output-delay-ms", "2500",
          "--progress", "never"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True, text=True, check=False, timeout=180,
     )  # fmt: skip
     receiver.join(timeout=30)
     assert proc.returncode == 0, proc.stderr[-2000:]
