@@ -120,7 +120,9 @@ def _option_errors(given: dict[str, Any]) -> list[str]:
     """What is wrong with the values given on the command line, each named by its flag.
 
     Each value is validated alone against its field (constraints and validators), so the
-    message names the option rather than the environment variable it overrides.
+    message names the option rather than the environment variable it overrides. Checks that
+    span fields (no location) would judge the value against the defaults of the others: they
+    are left to `load_settings`, which sees every value.
     """
     scratch = WorkerSettings.model_construct()
     problems: list[str] = []
@@ -129,6 +131,8 @@ def _option_errors(given: dict[str, Any]) -> list[str]:
             WorkerSettings.__pydantic_validator__.validate_assignment(scratch, name, value)
         except ValidationError as exc:
             for error in exc.errors():
+                if not error["loc"]:  # a check across fields: see the docstring
+                    continue
                 problems.append(f"{_FLAG[name]}: {error['msg']} (got {error.get('input')!r})")
     return problems
 

@@ -71,6 +71,13 @@ def test_a_bad_option_is_named_by_its_flag_even_when_its_variable_is_bad_too(
     )
 
 
+def test_the_output_delay_is_judged_against_the_segment_given_with_it() -> None:
+    argv = ["-i", "a.ts", "-o", "b.ts", "--segment-ms", "1000"]
+    assert parse_settings([*argv, "--output-delay-ms", "1500"]).live_delay_ms == 1500
+    with pytest.raises(UsageError, match=r"output_delay_ms 1499 is shorter .* \(1500\)"):
+        parse_settings([*argv, "--output-delay-ms", "1499"])
+
+
 def test_settings_come_from_env_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKER_INPUT", "env.wav")
     monkeypatch.setenv("WORKER_OUTPUT", "-")
