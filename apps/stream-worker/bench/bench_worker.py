@@ -25,9 +25,10 @@ from typing import Any
 
 import httpx
 
+from shared_audio import AudioFormat
 from shared_utils.contract import HEALTH_PATH
+from stream_worker.demux import MediaSource
 from stream_worker.sink import WavSink
-from stream_worker.source import WavReader
 
 # The test audio generator lives with the tests, never in the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -75,7 +76,7 @@ def start_sts(log: Path) -> tuple[subprocess.Popen[bytes], str]:
 def baseline(src: Path, dst: Path) -> tuple[float, float]:
     """Read and write the same audio with no service: (wall s, cpu s), in this process."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    reader = WavReader(str(src))
+    reader = MediaSource(str(src), AudioFormat(16000, 1))
     sink = WavSink(str(dst), reader.format)
     for chunk in reader:
         sink.write(chunk)

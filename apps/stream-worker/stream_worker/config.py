@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
@@ -33,6 +33,9 @@ DEFAULT_SEGMENT_MS = 6000
 #: Shortest and longest segment accepted (a 30 s 48 kHz stereo segment is ~7.7 MB of base64).
 MIN_SEGMENT_MS = 100
 MAX_SEGMENT_MS = 30000
+#: Live output delay beyond one segment plus its deadline: the reorder buffer's grace
+#: (250 ms) and time to encode and send the segment.
+LIVE_DELAY_SLACK_MS = 500
 
 #: The contract's language-tag pattern, read from the contract itself (one source of truth).
 _LANGUAGE_RE = re.compile(
@@ -68,16 +71,42 @@ class WorkerSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="WORKER_")
 
-    input: Annotated[str | None, Cli(short="-i", metavar="PATH|-")] = Field(
-        default=None, description="WAV file, or - for raw PCM S16LE on stdin"
+    input: Annotated[str | None, Cli(short="-i", metavar="PATH|URL|-")] = Field(
+        default=None,
+        description="media file or live URL (anything FFmpeg reads), or - for raw PCM S16LE "
+        "on stdin",
     )
-    output: Annotated[str | None, Cli(short="-o", metavar="PATH|-")] = Field(
-        default=None, description="WAV file, or - for raw PCM S16LE on stdout"
+    output: Annotated[str | None, Cli(short="-o", metavar="PATH|URL|-")] = Field(
+        default=None,
+        description="media file (.mp4 .mkv .ts .flv .wav ...), live URL (rtmp:// srt:// "
+        "udp://), or - (raw PCM S16LE, or a container with --output-format)",
     )
     sample_rate: int = Field(default=16000, description="sample rate of raw stdin input (Hz)")
     channels: int = Field(default=1, description="channel count of raw stdin input")
     sts_url: Annotated[str, Cli(metavar="URL")] = Field(
         default=DEFAULT_STS_URL, description="base URL of sts-service"
+    )
+    sts_sample_rate: int = Field(default=16000, description="rate sent to sts-service (Hz)")
+    sts_channels: int = Field(default=1, description="channels sent to sts-service")
+    audio_track: int = Field(default=0, ge=0, description="audio track to dub (0: the first)")
+    output_format: Annotated[str | None, Cli(metavar="NAME")] = Field(
+        default=None,
+        description="FFmpeg muxer of the output (mp4, matroska, mpegts, flv, wav; default: "
+        "from its name)",
+    )
+    keep_original_audio: bool = Field(
+        default=False, description="keep the original audio as a second track"
+    )
+    output_delay_ms: int | None = Field(
+        default=None,
+        ge=MIN_SEGMENT_MS,
+        description="live: fixed delay of the output behind the input (default: segment + "
+        "timeout + 500)",
+    )
+    read_timeout_ms: int = Field(
+        default=5000,
+        ge=100,
+        description="live: silence after which the source counts as dropped (ms)",
     )
     source_lang: Annotated[str, Cli(metavar="LANG")] = Field(
         default="en", description="language spoken in the input"
@@ -150,7 +179,7 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
-    @field_validator("input", "output", "summary_json")
+    @field_validator("input", "output", "summary_json", "output_format")
     @classmethod
     def _check_path(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -164,7 +193,7 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("must be a language tag such as 'en' or 'pt-BR'")
         return value
 
-    @field_validator("sample_rate")
+    @field_validator("sample_rate", "sts_sample_rate")
     @classmethod
     def _check_rate(cls, value: int) -> int:
         if value not in SUPPORTED_SAMPLE_RATES:
@@ -173,12 +202,29 @@ class WorkerSettings(ServiceSettings):
             )
         return value
 
-    @field_validator("channels")
+    @field_validator("channels", "sts_channels")
     @classmethod
     def _check_channels(cls, value: int) -> int:
         if value not in SUPPORTED_CHANNELS:
             raise ValueError(f"{value} is not supported; use one of {sorted(SUPPORTED_CHANNELS)}")
         return value
+
+    @property
+    def live_delay_ms(self) -> int:
+        """The live output delay: the option, or one segment plus its deadline plus slack."""
+        if self.output_delay_ms is not None:
+            return self.output_delay_ms
+        return self.segment_ms + self.timeout_ms + LIVE_DELAY_SLACK_MS
+
+    @model_validator(mode="after")
+    def _check_delay(self) -> WorkerSettings:
+        least = self.segment_ms + LIVE_DELAY_SLACK_MS
+        if self.output_delay_ms is not None and self.output_delay_ms < least:
+            raise ValueError(
+                f"output_delay_ms {self.output_delay_ms} is shorter than a segment plus "
+                f"{LIVE_DELAY_SLACK_MS} ms ({least}): no segment could be dubbed in time"
+            )
+        return self
 
     @field_validator("stream_id")
     @classmethod

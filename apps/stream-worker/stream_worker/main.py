@@ -13,37 +13,32 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
-import wave
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, NoReturn, TextIO, get_args, get_origin
+from typing import Any, Literal, NoReturn, TextIO, get_args, get_origin
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from shared_audio import WAV_UNKNOWN_LENGTH_BYTES, AudioError, AudioFormat
 from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.client import StsClient, StsUnavailableError
 from stream_worker.config import Cli, WorkerSettings
+from stream_worker.endpoints import (
+    EndpointError,
+    Input,
+    check_output,
+    media_summary,
+    open_input,
+    open_sink,
+)
 from stream_worker.metrics import serve_metrics
 from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
 from stream_worker.signals import STOP_SIGNALS
-from stream_worker.sink import RawSink, Sink, WavSink
-from stream_worker.source import (
-    BULK_CHUNK_MS,
-    REALTIME_CHUNK_MS,
-    InputStats,
-    RawPcmReader,
-    WavReader,
-    paced,
-)
+from stream_worker.sink import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +46,6 @@ PROG = "stream-worker"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-STDIO = "-"
 
 
 class UsageError(Exception):
@@ -94,7 +88,7 @@ def _argument(name: str, info: FieldInfo) -> tuple[Option, dict[str, Any]]:
     annotation = info.annotation
     if annotation is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
-    elif annotation is int:
+    elif annotation in (int, int | None):  # None (the default) is never typed on the line
         kwargs.update(type=int, metavar=cli.metavar or "N")
     elif get_origin(annotation) is Literal:
         kwargs["choices"] = get_args(annotation)
@@ -127,7 +121,9 @@ def _option_errors(given: dict[str, Any]) -> list[str]:
     """What is wrong with the values given on the command line, each named by its flag.
 
     Each value is validated alone against its field (constraints and validators), so the
-    message names the option rather than the environment variable it overrides.
+    message names the option rather than the environment variable it overrides. Checks that
+    span fields (no location) would judge the value against the defaults of the others: they
+    are left to `load_settings`, which sees every value.
     """
     scratch = WorkerSettings.model_construct()
     problems: list[str] = []
@@ -136,6 +132,8 @@ def _option_errors(given: dict[str, Any]) -> list[str]:
             WorkerSettings.__pydantic_validator__.validate_assignment(scratch, name, value)
         except ValidationError as exc:
             for error in exc.errors():
+                if not error["loc"]:  # a check across fields: see the docstring
+                    continue
                 problems.append(f"{_FLAG[name]}: {error['msg']} (got {error.get('input')!r})")
     return problems
 
@@ -162,92 +160,6 @@ def parse_settings(argv: Sequence[str]) -> WorkerSettings:
     return settings
 
 
-@dataclass
-class _Input:
-    chunks: Iterable[npt.NDArray[np.int16]]
-    fmt: AudioFormat
-    stats: InputStats
-    total_s: float | None
-    close: Callable[[], None] = lambda: None
-
-
-def _open_input(settings: WorkerSettings) -> _Input:
-    path = settings.input
-    assert path is not None  # checked by parse_settings
-    chunk_ms = REALTIME_CHUNK_MS if settings.realtime else BULK_CHUNK_MS
-    if path == STDIO:
-        stdin = _unbuffered_stdin()
-        fmt = AudioFormat(settings.sample_rate, settings.channels)
-        raw = RawPcmReader(stdin, fmt, chunk_ms=REALTIME_CHUNK_MS * 5)
-        if settings.realtime:
-            logger.info("--realtime has no effect on stdin: a pipe is paced by its source")
-        return _Input(raw, fmt, raw.stats, None)
-    try:
-        reader = WavReader(path, chunk_ms)
-    except AudioError as exc:
-        raise UsageError(f"input {exc}" if path in str(exc) else f"input {path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"input {path}: {exc.strerror or exc}") from None
-    total_s = _wav_duration(path, reader.format)
-    chunks: Iterable[npt.NDArray[np.int16]] = reader
-    if settings.realtime:
-        chunks = paced(iter(reader), reader.format)
-    return _Input(chunks, reader.format, reader.stats, total_s, reader.close)
-
-
-def _unbuffered_stdin() -> BinaryIO:
-    """Standard input for the reader thread, without the interpreter's buffered wrapper.
-
-    The reader thread is a daemon that may sit in a blocking read when the worker exits after
-    a signal. Reading through ``sys.stdin.buffer`` it would hold that object's lock, and the
-    interpreter, flushing the standard streams at exit, aborts with "_enter_buffered_busy"
-    (exit 134). A private unbuffered file on a duplicate of the descriptor has no such lock.
-    """
-    try:
-        fd = sys.stdin.fileno()
-    except (AttributeError, OSError, ValueError):  # replaced by an in-memory stream (tests)
-        return sys.stdin.buffer
-    return os.fdopen(os.dup(fd), "rb", buffering=0)
-
-
-def _wav_duration(path: str, fmt: AudioFormat) -> float | None:
-    """Declared duration of a WAV file (for the ETA), or None if it does not declare one."""
-    try:
-        with wave.open(path, "rb") as wav:
-            frames = wav.getnframes()
-            if frames * wav.getsampwidth() * wav.getnchannels() >= WAV_UNKNOWN_LENGTH_BYTES:
-                return None
-            return fmt.duration_s(frames)
-    except (wave.Error, EOFError, OSError):  # pragma: no cover - the header was already read
-        return None
-
-
-def _check_output(settings: WorkerSettings) -> None:
-    output = settings.output
-    assert output is not None  # checked by parse_settings
-    if output == STDIO:
-        return
-    parent = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(parent):
-        raise UsageError(f"output {output}: directory {parent} does not exist")
-    if os.path.isdir(output):
-        raise UsageError(f"output {output}: is a directory")
-    if settings.input not in (None, STDIO) and os.path.exists(output):
-        if os.path.samefile(settings.input, output):
-            raise UsageError(f"output {output} is the input file; choose another path")
-
-
-def _open_sink(settings: WorkerSettings, fmt: AudioFormat) -> Sink:
-    output = settings.output
-    assert output is not None  # checked by parse_settings
-    if output == STDIO:
-        return RawSink(sys.stdout.buffer, fmt)
-    try:
-        return WavSink(output, fmt)
-    except OSError as exc:
-        raise UsageError(f"output {output}: {exc.strerror or exc}") from None
-
-
 async def _check_sts(client: StsClient, require: bool) -> None:
     try:
         health = await client.health()
@@ -272,7 +184,7 @@ async def _check_sts(client: StsClient, require: bool) -> None:
 
 
 async def _run(
-    settings: WorkerSettings, source: _Input, stderr: TextIO
+    settings: WorkerSettings, source: Input, stderr: TextIO
 ) -> tuple[PipelineOutcome, Sink]:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
@@ -303,7 +215,7 @@ async def _run(
             token=settings.sts_token.get_secret_value() if settings.sts_token else None,
         ) as client:
             await _unless_stopped(_check_sts(client, settings.require_sts), stopped)
-            sink = _open_sink(settings, source.fmt)
+            sink = open_sink(settings, source)
             show = settings.progress == "always" or (
                 settings.progress == "auto" and stderr.isatty()
             )
@@ -317,6 +229,7 @@ async def _run(
                     max_inflight=settings.max_inflight,
                     timeout_ms=settings.timeout_ms,
                     shutdown_grace_ms=settings.shutdown_grace_ms,
+                    max_delay_ms=settings.live_delay_ms if _is_live(source) else None,
                 ),
                 progress_stream=stderr,
                 progress=show,
@@ -368,6 +281,10 @@ async def _unless_stopped(work: Coroutine[Any, Any, None], stopped: asyncio.Even
     task.result()
 
 
+def _is_live(source: Input) -> bool:
+    return source.media is not None and source.media.media.live
+
+
 def _install_signal_handlers(
     loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
 ) -> list[int]:
@@ -383,9 +300,9 @@ def _install_signal_handlers(
 
 def build_summary(
     settings: WorkerSettings,
-    source: _Input,
+    source: Input,
     outcome: PipelineOutcome,
-    frames_out: int,
+    sink: Sink,
     cpu_s: float,
 ) -> dict[str, object]:
     """The JSON summary of a run."""
@@ -400,7 +317,7 @@ def build_summary(
             "segment_ms": settings.segment_ms,
             "input_frames": outcome.input_frames,
             "read_not_used_frames": source.stats.frames - outcome.input_frames,
-            "output_frames": frames_out,
+            "output_frames": sink.frames_written,
             "audio_s": round(audio_s, 3),
             "wall_s": round(outcome.wall_s, 3),
             "cpu_s": round(cpu_s, 3),
@@ -409,6 +326,7 @@ def build_summary(
             "input_error": outcome.input_error,
             "trailing_bytes_dropped": source.stats.trailing_bytes_dropped,
             "late_dropped": outcome.late_dropped,
+            **media_summary(source, sink),
         }
     )
 
@@ -431,22 +349,20 @@ def _main(argv: Sequence[str]) -> int:
         # httpx logs every request at INFO: one line per segment is noise, not news.
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-        source = _open_input(settings)  # first: a missing input is an input problem
+        source = open_input(settings)  # first: a missing input is an input problem
         try:
-            _check_output(settings)
+            check_output(settings)
             cpu_start = time.process_time()
             outcome, sink = asyncio.run(_run(settings, source, stderr))
         finally:
             source.close()
-    except UsageError as exc:
+    except (UsageError, EndpointError) as exc:
         stderr.write(f"{PROG}: error: {' '.join(str(exc).split())}\n")
         return EXIT_USAGE
     except OSError as exc:
         stderr.write(f"{PROG}: error: writing the output failed: {exc}\n")
         return EXIT_FAILURE
-    summary = build_summary(
-        settings, source, outcome, sink.frames_written, time.process_time() - cpu_start
-    )
+    summary = build_summary(settings, source, outcome, sink, time.process_time() - cpu_start)
     line = json.dumps(summary, separators=(",", ":"))
     stderr.write(line + "\n")
     stderr.flush()

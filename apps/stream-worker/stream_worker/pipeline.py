@@ -45,12 +45,15 @@ class PipelineOptions:
         max_inflight: Requests in flight at most (backpressure on the reader beyond it).
         timeout_ms: Per-segment deadline.
         shutdown_grace_ms: On stop, how long in-flight segments may still finish.
+        max_delay_ms: Live output: a segment must be written this long after its first
+            sample arrived (the output's fixed delay), dubbed or not; None for no limit.
     """
 
     segment_ms: int
     max_inflight: int
     timeout_ms: int
     shutdown_grace_ms: int = 2000
+    max_delay_ms: int | None = None
 
 
 @dataclass
@@ -237,10 +240,12 @@ class StreamDubber:
             )
             self._wakeup.set()
             return
-        timeout_s = self._options.timeout_ms / 1000
-        self._buffer.add(
-            seq, samples, ready_at=ready_at, deadline=self._clock() + timeout_s + DEADLINE_GRACE_S
-        )
+        deadline = self._clock() + self._options.timeout_ms / 1000 + DEADLINE_GRACE_S
+        if self._options.max_delay_ms is not None:  # its live output slot comes first
+            first_sample_at = ready_at - self._fmt.duration_s(int(samples.shape[0]))
+            slot = first_sample_at + self._options.max_delay_ms / 1000 - DEADLINE_GRACE_S
+            deadline = min(deadline, slot)
+        self._buffer.add(seq, samples, ready_at=ready_at, deadline=deadline)
         self._wakeup.set()  # the emitter must learn the new deadline
         task = asyncio.create_task(self._dub(seq, samples))
         self._tasks.add(task)

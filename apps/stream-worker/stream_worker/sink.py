@@ -1,13 +1,25 @@
-"""Audio output: a WAV file (header valid even after an interruption) or raw PCM on stdout."""
+"""Audio-only output: WAV files (header valid even after an interruption) or raw PCM on stdout.
+
+Container outputs (video + dubbed audio) are in :mod:`stream_worker.mux`.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import BinaryIO, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
 
 from shared_audio import AudioFormat, WavStreamWriter, array_to_pcm
+
+logger = logging.getLogger(__name__)
+
+#: The most PCM data one RIFF WAV file can hold: its size fields are 32-bit.
+WAV_MAX_DATA_BYTES = 0xFFFFFFFF - 36
 
 
 class Sink(Protocol):
@@ -22,25 +34,112 @@ class Sink(Protocol):
         """Finish the output (idempotent)."""
 
 
+class FormatConverter:
+    """Resamples int16 chunks from one rate/channel count to another (identity if equal).
+
+    The resampler is FFmpeg's (swresample, through PyAV), which keeps its state across
+    chunks, so chunk boundaries leave no clicks; :meth:`flush` returns what it holds back.
+    """
+
+    def __init__(self, source: AudioFormat, target: AudioFormat) -> None:
+        self.source = source
+        self.target = target
+        self._resampler: AudioResampler | None = None
+        if source != target:
+            self._resampler = AudioResampler(
+                format="s16", layout=_layout(target.channels), rate=target.sample_rate
+            )
+
+    def convert(self, samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
+        """The samples in the target format (possibly split, possibly held back in part)."""
+        if self._resampler is None:
+            return [samples]
+        frame = AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples).reshape(1, -1),
+            format="s16",
+            layout=_layout(self.source.channels),
+        )
+        frame.sample_rate = self.source.sample_rate
+        return [self._array(out) for out in self._resampler.resample(frame)]
+
+    def flush(self) -> list[npt.NDArray[np.int16]]:
+        """What the resampler still holds."""
+        if self._resampler is None:
+            return []
+        return [self._array(out) for out in self._resampler.resample(None)]
+
+    def _array(self, frame: AudioFrame) -> npt.NDArray[np.int16]:
+        return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1, self.target.channels)
+
+
+def _layout(channels: int) -> str:
+    return "mono" if channels == 1 else "stereo"
+
+
 class WavSink:
-    """Writes a 16-bit WAV file through `shared_audio.WavStreamWriter`.
+    """Writes 16-bit WAV through `shared_audio.WavStreamWriter`, at the source's format.
+
+    A RIFF WAV file cannot hold more than 4 GiB of data (about 6.2 h of 48 kHz stereo).
+    **Decision:** past that the output rolls over to a next file, ``name.001.wav``,
+    ``name.002.wav`` and so on: every file stays a valid WAV that any tool reads, no sample is
+    lost, and the header of each stays valid after every write (a crash loses nothing
+    written). RF64 would keep one file, but many tools cannot read it and FFmpeg's writer
+    only fixes its header at the end. `paths` lists the files written.
 
     Args:
         path: The output file (created or overwritten).
-        fmt: The stream's format.
+        fmt: The format written to the sink (the service's).
+        output_fmt: The format of the file (the source's); ``fmt`` if None.
+        max_data_bytes: Data bytes per file before rolling over.
     """
 
-    def __init__(self, path: str, fmt: AudioFormat) -> None:
-        self._writer = WavStreamWriter(path, fmt)
+    def __init__(
+        self,
+        path: str,
+        fmt: AudioFormat,
+        output_fmt: AudioFormat | None = None,
+        *,
+        max_data_bytes: int = WAV_MAX_DATA_BYTES,
+    ) -> None:
+        self._fmt = output_fmt or fmt
+        self._convert = FormatConverter(fmt, self._fmt)
+        self._base = path
+        self._max_frames = max(1, max_data_bytes // self._fmt.frame_bytes)
+        self.paths: list[str] = [path]
+        self._writer = WavStreamWriter(path, self._fmt)
+        self._in_file = 0
         self.frames_written = 0
 
     def write(self, samples: npt.NDArray[np.int16]) -> None:
         """Append samples."""
-        self._writer.write(samples)
         self.frames_written += int(samples.shape[0])
+        for part in self._convert.convert(samples):
+            self._write(part)
+
+    def _write(self, samples: npt.NDArray[np.int16]) -> None:
+        while samples.shape[0]:
+            room = self._max_frames - self._in_file
+            if room == 0:
+                self._roll()
+                continue
+            head, samples = samples[:room], samples[room:]
+            self._writer.write(head)
+            self._in_file += int(head.shape[0])
+
+    def _roll(self) -> None:
+        self._writer.close()
+        stem, ext = os.path.splitext(self._base)
+        path = f"{stem}.{len(self.paths):03d}{ext or '.wav'}"
+        logger.warning("WAV output reached the 4 GiB RIFF limit: continuing in %s", path)
+        self._writer = WavStreamWriter(path, self._fmt)
+        self.paths.append(path)
+        self._in_file = 0
 
     def close(self) -> None:
-        """Finalise the header and close the file."""
+        """Write what the resampler holds, finalise the header and close the file."""
+        if not self._writer.closed:
+            for part in self._convert.flush():
+                self._write(part)
         self._writer.close()
 
 

@@ -1,4 +1,6 @@
-"""Audio input: WAV files and raw PCM on stdin, read in chunks, optionally paced at real time.
+"""Audio input: raw PCM on stdin, pacing at real time, and the reader thread.
+
+Files and live URLs are read by :class:`stream_worker.demux.MediaSource` (FFmpeg).
 
 Readers are plain (blocking) iterators of ``int16`` ``(frames, channels)`` chunks. The pipeline
 runs them on a daemon thread (:class:`ThreadedChunks`) so a blocking read on a live pipe never
@@ -19,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioFormat, iter_wav_chunks, pcm_to_array
+from shared_audio import AudioFormat, pcm_to_array
 
 logger = logging.getLogger(__name__)
 
@@ -92,48 +94,6 @@ class RawPcmReader:
                 frame,
                 extra={"trailing_bytes_dropped": len(carry)},
             )
-
-
-class WavReader:
-    """Read a WAV file in chunks (the header is checked on construction).
-
-    Args:
-        path: The WAV file.
-        chunk_ms: Chunk length in milliseconds of audio.
-
-    Raises:
-        WavError: if the file is not a supported WAV file.
-        OSError: if it cannot be opened.
-    """
-
-    def __init__(self, path: str, chunk_ms: int = BULK_CHUNK_MS) -> None:
-        self.path = path
-        self.stats = InputStats()
-        self._file: BinaryIO | None = open(path, "rb")  # closed by close()
-        try:
-            # First pass reads and checks the header, to size chunks in milliseconds.
-            fmt, _ = iter_wav_chunks(self._file, 1)
-            self._file.seek(0)
-            self.format: AudioFormat = fmt
-            frames = max(1, fmt.frames_for_ms(chunk_ms))
-            _, self._chunks = iter_wav_chunks(self._file, frames)
-        except BaseException:
-            self.close()
-            raise
-
-    def __iter__(self) -> Iterator[Chunk]:
-        try:
-            for chunk in self._chunks:
-                self.stats.frames += chunk.shape[0]
-                yield chunk
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Close the file (idempotent)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 def paced(

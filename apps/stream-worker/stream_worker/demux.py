@@ -1,0 +1,428 @@
+"""Media input through PyAV (FFmpeg): any file or live URL FFmpeg demuxes.
+
+:class:`MediaSource` opens the input once (its header is parsed once), picks one audio track,
+decodes it and resamples it to the format sts-service gets (e.g. 16 kHz mono S16). It is a
+plain blocking iterator of ``int16`` ``(frames, channels)`` chunks, like the other readers, so
+the pipeline runs it on its reader thread unchanged. Every other packet the output keeps
+(video, and the original audio when it is kept) is handed, untouched, to a
+:class:`PacketQueue` that the media sink empties as the dubbed audio catches up.
+
+Timestamps: the output keeps the input's. A stream that starts late (e.g. MPEG-TS at 1.4 s)
+keeps its start. A discontinuity (a source reconnecting and starting again at 0, or jumping
+ahead) is removed by shifting every later packet by the same offset, so the output timeline
+stays continuous and audio and video move together. (An MPEG-TS 33-bit wrap is unwrapped by
+FFmpeg's demuxer itself.) A gap in the audio alone is filled with silence, so the samples
+sent to the service always line up with the timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.container import InputContainer
+from av.packet import Packet
+from av.stream import Stream
+
+from shared_audio import AudioError, AudioFormat
+from stream_worker.source import InputStats
+
+logger = logging.getLogger(__name__)
+
+Chunk = npt.NDArray[np.int16]
+
+#: Schemes read as live sources (paced by the sender, run with a fixed output delay).
+LIVE_SCHEMES = ("rtmp", "rtmps", "srt", "rtsp", "udp", "tcp", "http", "https", "rtp")
+#: A jump of a stream's timestamps larger than this (forwards) is a discontinuity, not a gap.
+DISCONTINUITY_S = 5.0
+#: A jump backwards larger than this is a discontinuity (smaller ones are B-frame reordering).
+BACKWARDS_S = 0.5
+#: An audio gap longer than this is filled with silence (shorter ones are rounding).
+AUDIO_GAP_S = 0.05
+#: A file whose audio ends this much before its declared duration was cut short.
+TRUNCATION_SLACK_S = 0.5
+#: Open timeout, and how long a live source may stay silent before it counts as dropped.
+OPEN_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 5.0
+
+
+class MediaError(AudioError):
+    """The input cannot be opened or decoded (named, with FFmpeg's reason)."""
+
+
+def is_live_url(target: str) -> bool:
+    """Whether ``target`` is a network URL (a live source or destination)."""
+    scheme, sep, _ = target.partition("://")
+    return bool(sep) and scheme.lower() in LIVE_SCHEMES
+
+
+@dataclass
+class QueuedPacket:
+    """A packet to pass through, with its (discontinuity-corrected) time in seconds."""
+
+    time_s: float
+    packet: Packet[Any]
+
+
+class PacketQueue:
+    """Packets demuxed on the reader thread, waiting for the sink (thread safe, FIFO).
+
+    The sink takes a packet once the dubbed audio has reached its time (or, live, once its
+    output slot is due), so video leaves in step with the audio written beside it.
+    """
+
+    def __init__(self) -> None:
+        self._packets: deque[QueuedPacket] = deque()
+        self.first_wall: float | None = None
+        self.first_time_s: float | None = None
+
+    def put(self, item: QueuedPacket) -> None:
+        """Append a packet (reader thread)."""
+        self._packets.append(item)
+
+    def take_until(self, time_s: float) -> list[Packet[Any]]:
+        """Remove and return, in order, the packets whose time is at most ``time_s``."""
+        taken: list[Packet[Any]] = []
+        packets = self._packets
+        while packets and packets[0].time_s <= time_s:
+            taken.append(packets.popleft().packet)
+        return taken
+
+    def take_all(self) -> list[Packet[Any]]:
+        """Remove and return every packet still queued."""
+        return self.take_until(float("inf"))
+
+
+@dataclass
+class MediaInfo:
+    """What the sink needs to know about the input.
+
+    The stream objects are only valid while the input is open: the sink uses them as
+    templates when it is created (before reading starts) and the plain values after, because
+    the reader thread closes the input as soon as it reaches the end.
+
+    Attributes:
+        audio: The chosen audio stream (template for the original track).
+        video: Video streams, passed through without re-encoding (templates).
+        audio_index: The chosen audio stream's index (its packets' ``stream_index``).
+        audio_codec: Its decoder's name.
+        source_rate: Its sample rate (the output's).
+        source_channels: Its channel count.
+        source_layout: Its channel layout name (e.g. ``stereo``).
+        audio_start_s: Time of the first audio sample (the dubbed track starts there).
+        live: Whether the source is live (network URL or paced file).
+        packets: Where pass-through packets wait for the sink.
+        ended: How the input ended (None while it is being read).
+    """
+
+    audio: AudioStream
+    video: list[Stream]
+    audio_index: int
+    audio_codec: str
+    source_rate: int
+    source_channels: int
+    source_layout: str
+    audio_start_s: float | None
+    live: bool
+    packets: PacketQueue = field(default_factory=PacketQueue)
+    ended: str | None = None
+
+
+class _Timeline:
+    """Removes timestamp discontinuities with one offset per epoch, shared by every stream.
+
+    Streams are interleaved with some skew, so after a jump the other streams still deliver
+    a few packets from before it. Each stream therefore moves to the new epoch at its own
+    jump: the first stream to jump opens the epoch (continuing where the output left off),
+    the others join it when they jump too.
+    """
+
+    def __init__(self) -> None:
+        self.offsets = [0.0]
+        self._last_raw: dict[int, float] = {}
+        self._epoch: dict[int, int] = {}
+        self._end_s = float("-inf")
+
+    @property
+    def discontinuities(self) -> int:
+        """Discontinuities removed so far."""
+        return len(self.offsets) - 1
+
+    def correct(self, packet: Packet[Any]) -> float | None:
+        """Shift ``packet``'s timestamps in place; returns its corrected time in seconds."""
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or packet.time_base is None:
+            return None
+        tb = packet.time_base
+        raw_s = float(stamp * tb)
+        index = packet.stream_index
+        epoch = self._epoch.get(index, len(self.offsets) - 1)
+        last = self._last_raw.get(index)
+        if last is not None and (raw_s < last - BACKWARDS_S or raw_s > last + DISCONTINUITY_S):
+            if epoch < len(self.offsets) - 1:  # another stream already jumped: join it
+                epoch = len(self.offsets) - 1
+            else:  # the first to jump: continue right where the output left off
+                self.offsets.append(self._end_s - raw_s)
+                epoch += 1
+                logger.warning(
+                    "input timestamps jump from %.3f s to %.3f s: treated as a "
+                    "discontinuity, the output continues at %.3f s",
+                    last,
+                    raw_s,
+                    self._end_s,
+                )
+        self._epoch[index] = epoch
+        self._last_raw[index] = raw_s
+        offset_s = self.offsets[epoch]
+        if offset_s:
+            shift = round(offset_s / tb)
+            if packet.pts is not None:
+                packet.pts += shift
+            if packet.dts is not None:
+                packet.dts += shift
+        time_s = raw_s + offset_s
+        duration_s = float(packet.duration * tb) if packet.duration else 0.0
+        self._end_s = max(self._end_s, time_s + duration_s)
+        return time_s
+
+
+class MediaSource:
+    """Reads one audio track of a media file or live URL, as service-format chunks.
+
+    Args:
+        target: A path or URL FFmpeg can open.
+        service_fmt: The rate and channels sts-service gets.
+        audio_track: Which audio track (0 = the first).
+        keep_video: Queue video packets for the sink.
+        keep_original_audio: Queue the original audio packets for the sink too.
+        live: Treat the input as live (defaults to whether ``target`` is a network URL).
+        read_timeout_s: How long a live source may stay silent before it counts as dropped.
+        chunk_ms: Chunks handed on are gathered up to this length (fewer hand-overs).
+
+    Raises:
+        MediaError: the input cannot be opened, has no audio, or no such track.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        service_fmt: AudioFormat,
+        *,
+        audio_track: int = 0,
+        keep_video: bool = True,
+        keep_original_audio: bool = False,
+        live: bool | None = None,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        chunk_ms: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target = target
+        self.format = service_fmt
+        self.stats = InputStats()
+        self._chunk_frames = max(1, service_fmt.frames_for_ms(chunk_ms))
+        self._clock = clock
+        self._closed = threading.Event()
+        self._read_timeout_s = read_timeout_s
+        self._timeline = _Timeline()
+        try:
+            self._container: InputContainer = av.open(
+                target, mode="r", timeout=(OPEN_TIMEOUT_S, read_timeout_s)
+            )
+        except OSError as exc:  # FFmpeg's file errors are OSErrors too: name the cause only
+            raise MediaError(f"{target}: {_reason(exc)}") from None
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"{target}: cannot open: {_reason(exc)}") from None
+        try:
+            audio = self._pick_audio(audio_track)
+        except BaseException:
+            self._container.close()
+            raise
+        self._audio = audio
+        audio.codec_context.thread_type = "AUTO"
+        self.media = MediaInfo(
+            audio=audio,
+            video=list(self._container.streams.video) if keep_video else [],
+            audio_index=audio.index,
+            audio_codec=audio.codec_context.name,
+            source_rate=int(audio.rate),
+            source_channels=int(audio.channels),
+            source_layout=str(audio.layout.name),
+            audio_start_s=None,
+            live=is_live_url(target) if live is None else live,
+        )
+        self._keep_original = keep_original_audio
+        self._resampler = self._new_resampler()
+        self.duration_s = self._declared_duration()
+
+    @property
+    def ended(self) -> str | None:
+        """How the input ended (None while it is being read), for the summary."""
+        return self.media.ended
+
+    @property
+    def discontinuities(self) -> int:
+        """Timestamp discontinuities removed so far."""
+        return self._timeline.discontinuities
+
+    def _pick_audio(self, track: int) -> AudioStream:
+        streams = list(self._container.streams.audio)
+        if not streams:
+            kinds = ", ".join(s.type for s in self._container.streams) or "no streams"
+            raise MediaError(f"{self.target}: has no audio track ({kinds})")
+        if not 0 <= track < len(streams):
+            raise MediaError(
+                f"{self.target}: has {len(streams)} audio track(s); --audio-track {track} "
+                f"does not exist (0 is the first)"
+            )
+        stream = streams[track]
+        if stream.codec_context is None or not stream.rate:
+            raise MediaError(f"{self.target}: audio track {track} has no decoder or no rate")
+        return stream
+
+    def _new_resampler(self) -> AudioResampler:
+        layout = "mono" if self.format.channels == 1 else "stereo"
+        return AudioResampler(format="s16", layout=layout, rate=self.format.sample_rate)
+
+    def _declared_duration(self) -> float | None:
+        if self.media.live:
+            return None
+        stream = self._audio
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if self._container.duration is not None:
+            return self._container.duration / av.time_base
+        return None
+
+    def close(self) -> None:
+        """Stop reading (any thread) and close the input (idempotent)."""
+        self._closed.set()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        pending: list[Chunk] = []
+        frames = 0
+        try:
+            for chunk in self._read():
+                pending.append(chunk)
+                frames += chunk.shape[0]
+                if frames >= self._chunk_frames:
+                    yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                    pending, frames = [], 0
+        except MediaError:
+            if pending:  # what was read before the error is still written
+                yield np.concatenate(pending)
+            raise
+        finally:
+            self._container.close()
+        if pending:
+            yield np.concatenate(pending)
+
+    def _read(self) -> Iterator[Chunk]:
+        streams: list[Stream] = [self._audio, *self.media.video]
+        wanted = {s.index for s in streams}
+        queue = self.media.packets
+        covered = 0  # service frames yielded
+        try:
+            for packet in self._container.demux(streams):
+                if self._closed.is_set():
+                    return
+                if packet.stream_index not in wanted:
+                    continue
+                time_s = self._timeline.correct(packet)
+                if queue.first_wall is None and time_s is not None:
+                    queue.first_wall, queue.first_time_s = self._clock(), time_s
+                if packet.stream_index != self._audio.index:
+                    if time_s is not None:
+                        queue.put(QueuedPacket(time_s, packet))
+                    continue
+                if self._keep_original and time_s is not None and packet.size:
+                    queue.put(QueuedPacket(time_s, packet))
+                for frame in self._decode(packet):
+                    for chunk in self._to_service(frame, covered):
+                        covered += chunk.shape[0]
+                        self.stats.frames += chunk.shape[0]
+                        yield chunk
+            for chunk in self._flush():
+                covered += chunk.shape[0]
+                self.stats.frames += chunk.shape[0]
+                yield chunk
+        except av.error.ExitError:  # FFmpeg's read timeout fired: nothing came for that long
+            self.media.ended = f"dropped: no data for {self._read_timeout_s:g} s"
+            raise MediaError(
+                f"{self.target}: the source stopped sending (no data for "
+                f"{self._read_timeout_s:g} s); the output was finalised here"
+            ) from None
+        except av.error.FFmpegError as exc:
+            self.media.ended = f"error: {_reason(exc)}"
+            raise MediaError(f"{self.target}: {_reason(exc)} (input ended here)") from None
+        self.media.ended = "end of stream"
+        if self.stats.frames == 0:
+            raise MediaError(f"{self.target}: the audio track has no decodable samples")
+        self._check_complete(covered)
+
+    def _decode(self, packet: Packet[Any]) -> list[AudioFrame]:
+        try:
+            return self._audio.codec_context.decode(packet)
+        except av.error.InvalidDataError as exc:  # one damaged packet: skip it, keep going
+            logger.warning("%s: skipped an undecodable audio packet: %s", self.target, exc)
+            return []
+
+    def _to_service(self, frame: AudioFrame, covered: int) -> Iterator[Chunk]:
+        if frame.pts is not None and frame.time_base is not None:
+            start_s = float(frame.pts * frame.time_base)
+            if self.media.audio_start_s is None:
+                self.media.audio_start_s = start_s
+            gap_s = start_s - self.media.audio_start_s - covered / self.format.sample_rate
+            if gap_s > AUDIO_GAP_S:
+                yield from self._flush()  # what the resampler holds belongs before the gap
+                self._resampler = self._new_resampler()
+                frames = round(gap_s * self.format.sample_rate)
+                logger.warning(
+                    "%s: %.3f s gap in the audio filled with silence", self.target, gap_s
+                )
+                yield np.zeros((frames, self.format.channels), dtype=np.int16)
+            elif gap_s < -DISCONTINUITY_S:
+                return  # audio from before what was already read: drop, do not shift time
+        frame.pts = None  # the resampler keeps its own count; the timeline is kept above
+        for out in self._resampler.resample(frame):
+            yield self._array(out)
+
+    def _flush(self) -> Iterator[Chunk]:
+        for out in self._resampler.resample(None):
+            yield self._array(out)
+
+    def _array(self, frame: AudioFrame) -> Chunk:
+        return _int16(frame, self.format.channels)
+
+    def _check_complete(self, covered: int) -> None:
+        declared = self.duration_s
+        if declared is None:
+            return
+        got = covered / self.format.sample_rate
+        if got < declared - TRUNCATION_SLACK_S:
+            raise MediaError(
+                f"{self.target}: truncated: declares {declared:.3f} s of audio, "
+                f"only {got:.3f} s could be read"
+            )
+
+
+def _int16(frame: AudioFrame, channels: int) -> Chunk:
+    """An s16 frame's samples as ``(frames, channels)``."""
+    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1, channels)
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's message without the errno noise."""
+    strerror: Any = getattr(exc, "strerror", None)
+    return str(strerror or exc)

@@ -1,0 +1,235 @@
+"""Choosing the input reader and the output sink from the settings.
+
+Input: ``-`` is raw PCM on stdin (sent to sts-service as it is); anything else is opened once
+by FFmpeg (:class:`~stream_worker.demux.MediaSource`), whose audio is resampled to the
+service's format. Output: ``-`` is raw PCM at the service's format unless ``--output-format``
+names a container; ``.wav`` (or ``--output-format wav``) is audio only, at the source's
+format; any other name or URL is a container with the input's video and the dubbed audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from shared_audio import (
+    SUPPORTED_CHANNELS,
+    SUPPORTED_SAMPLE_RATES,
+    AudioFormat,
+    WavError,
+    iter_wav_chunks,
+)
+from stream_worker.config import WorkerSettings
+from stream_worker.demux import MediaError, MediaSource, is_live_url
+from stream_worker.mux import MediaSink, MuxError, output_format
+from stream_worker.sink import RawSink, Sink, WavSink
+from stream_worker.source import BULK_CHUNK_MS, REALTIME_CHUNK_MS, InputStats, RawPcmReader, paced
+
+logger = logging.getLogger(__name__)
+
+STDIO = "-"
+
+
+class EndpointError(ValueError):
+    """The input or output cannot be used (one line for stderr, exit 2)."""
+
+
+@dataclass
+class Input:
+    """An opened input.
+
+    Attributes:
+        chunks: ``int16`` chunks in the service's format.
+        fmt: That format.
+        stats: Frames read (and bytes dropped).
+        total_s: Declared duration (for the progress bar's ETA), None if live or unknown.
+        close: Stops and closes the input.
+        media: The FFmpeg source, None for raw stdin.
+    """
+
+    chunks: Iterable[npt.NDArray[np.int16]]
+    fmt: AudioFormat
+    stats: InputStats
+    total_s: float | None
+    close: Callable[[], None] = lambda: None
+    media: MediaSource | None = field(default=None)
+
+
+def is_audio_only(settings: WorkerSettings) -> bool:
+    """Whether the output is a WAV file or raw PCM (no container, no video)."""
+    output = settings.output or STDIO
+    fmt = output_format(output, settings.output_format)
+    if fmt is None:
+        return output == STDIO or output.lower().endswith((".wav", ".wave"))
+    return fmt == "wav"
+
+
+def open_input(settings: WorkerSettings) -> Input:
+    """Open the input named by the settings.
+
+    Raises:
+        EndpointError: it cannot be opened, has no audio, or no such track.
+    """
+    path = settings.input
+    assert path is not None  # checked by parse_settings
+    if path == STDIO:
+        stdin = _unbuffered_stdin()
+        fmt = AudioFormat(settings.sample_rate, settings.channels)
+        raw = RawPcmReader(stdin, fmt, chunk_ms=REALTIME_CHUNK_MS * 5)
+        if settings.realtime:
+            logger.info("--realtime has no effect on stdin: a pipe is paced by its source")
+        return Input(raw, fmt, raw.stats, None)
+    live = is_live_url(path) or settings.realtime
+    audio_only = is_audio_only(settings)
+    try:
+        source = MediaSource(
+            path,
+            AudioFormat(settings.sts_sample_rate, settings.sts_channels),
+            audio_track=settings.audio_track,
+            keep_video=not audio_only,
+            keep_original_audio=settings.keep_original_audio and not audio_only,
+            live=live,
+            read_timeout_s=settings.read_timeout_ms / 1000,
+            chunk_ms=REALTIME_CHUNK_MS if live else BULK_CHUNK_MS,
+        )
+    except MediaError as exc:
+        raise EndpointError(f"input {_wav_problem(path) or exc}") from None
+    chunks: Iterable[npt.NDArray[np.int16]] = source
+    if settings.realtime and not is_live_url(path):
+        chunks = paced(iter(source), source.format)
+    return Input(chunks, source.format, source.stats, source.duration_s, source.close, source)
+
+
+def _wav_problem(path: str) -> str | None:
+    """What shared-audio's WAV reader finds wrong with a WAV file FFmpeg could not open.
+
+    FFmpeg only says "Invalid data" when a chunk's size does not fit the file; the WAV reader
+    names the chunk and where it goes wrong. None when the file is not a RIFF/WAVE file, or
+    the reader finds nothing wrong (then FFmpeg's message stands).
+    """
+    try:
+        with open(path, "rb") as file:
+            if file.read(12)[8:] != b"WAVE":
+                return None
+            file.seek(0)
+            iter_wav_chunks(file, 1)  # reads and checks the header and the chunks before data
+    except WavError as exc:
+        return str(exc)
+    except OSError:  # a URL, or unreadable: FFmpeg's message says why
+        return None
+    return None
+
+
+def _unbuffered_stdin() -> BinaryIO:
+    """Standard input for the reader thread, without the interpreter's buffered wrapper.
+
+    The reader thread is a daemon that may sit in a blocking read when the worker exits after
+    a signal. Reading through ``sys.stdin.buffer`` it would hold that object's lock, and the
+    interpreter, flushing the standard streams at exit, aborts with "_enter_buffered_busy"
+    (exit 134). A private unbuffered file on a duplicate of the descriptor has no such lock.
+    """
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an in-memory stream (tests)
+        return sys.stdin.buffer
+    return os.fdopen(os.dup(fd), "rb", buffering=0)
+
+
+def check_output(settings: WorkerSettings) -> None:
+    """Fail early on an output path that cannot be written.
+
+    Raises:
+        EndpointError: naming the problem.
+    """
+    output = settings.output
+    assert output is not None  # checked by parse_settings
+    if output == STDIO or is_live_url(output):
+        return
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise EndpointError(f"output {output}: directory {parent} does not exist")
+    if os.path.isdir(output):
+        raise EndpointError(f"output {output}: is a directory")
+    if settings.input not in (None, STDIO) and os.path.exists(output):
+        if os.path.exists(settings.input) and os.path.samefile(settings.input, output):
+            raise EndpointError(f"output {output} is the input file; choose another path")
+
+
+def open_sink(settings: WorkerSettings, source: Input) -> Sink:
+    """Open the output for ``source``.
+
+    Raises:
+        EndpointError: it cannot be opened or cannot carry the input.
+    """
+    output = settings.output
+    assert output is not None  # checked by parse_settings
+    if is_audio_only(settings):
+        if output == STDIO:
+            return RawSink(sys.stdout.buffer, source.fmt)
+        try:
+            return WavSink(output, source.fmt, _wav_format(source))
+        except OSError as exc:
+            raise EndpointError(f"output {output}: {exc.strerror or exc}") from None
+    if source.media is None:
+        raise EndpointError(
+            f"output {output}: raw PCM from stdin has no container to copy; write a .wav "
+            "file or - (raw PCM), or give the stream itself as --input"
+        )
+    try:
+        return MediaSink(
+            output,
+            source.fmt,
+            source.media.media,
+            container_format=settings.output_format,
+            keep_original_audio=settings.keep_original_audio,
+            dub_language=settings.target_lang,
+            original_language=settings.source_lang,
+            live_delay_s=settings.live_delay_ms / 1000,
+            stdout=sys.stdout.buffer,
+        )
+    except MuxError as exc:
+        raise EndpointError(str(exc)) from None
+
+
+def _wav_format(source: Input) -> AudioFormat:
+    """The WAV output's format: the source's, when a 16-bit WAV can hold it."""
+    if source.media is None:
+        return source.fmt
+    info = source.media.media
+    if info.source_rate in SUPPORTED_SAMPLE_RATES and info.source_channels in SUPPORTED_CHANNELS:
+        return AudioFormat(info.source_rate, info.source_channels)
+    logger.warning(
+        "the source's %d Hz / %d channels cannot be written as WAV here; writing %s",
+        info.source_rate,
+        info.source_channels,
+        source.fmt,
+    )
+    return source.fmt
+
+
+def media_summary(source: Input, sink: Sink) -> dict[str, Any]:
+    """The media part of the run summary (empty for raw PCM in and out)."""
+    summary: dict[str, Any] = {}
+    if source.media is not None:
+        info = source.media.media
+        summary["source"] = {
+            "audio_codec": info.audio_codec,
+            "sample_rate": info.source_rate,
+            "channels": info.source_channels,
+            "video_streams": len(info.video),
+            "live": info.live,
+            "discontinuities": source.media.discontinuities,
+            "ended": source.media.ended,
+        }
+    if isinstance(sink, MediaSink):
+        summary["output"] = sink.summary()
+    elif isinstance(sink, WavSink) and len(sink.paths) > 1:
+        summary["output"] = {"files": sink.paths}
+    return summary

@@ -1,0 +1,412 @@
+"""Media output through PyAV: the input's video, untouched, beside the dubbed audio.
+
+:class:`MediaSink` is a :class:`~stream_worker.sink.Sink`: the pipeline writes the dubbed audio
+to it, in order, in the service's format. It converts that back to the source's rate and
+layout, encodes it for the container (AAC for MP4/FLV/MPEG-TS, Opus for Matroska/WebM) and
+muxes it with the video packets the :class:`~stream_worker.demux.MediaSource` queued, which
+are never re-encoded. Audio timestamps count samples from the source's first audio sample, so
+the dubbed track starts with the video and stays within one audio frame of it: every segment
+(dubbed or original) has exactly its input's length.
+
+File output: a video packet is written once the audio has reached its time. Live output: a
+writer thread releases everything at a fixed delay behind the input's clock, whether or not
+the dub has come: the pipeline's deadlines make a late segment fall back to the original
+audio before its slot, so the output never stalls.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
+from av.packet import Packet
+from av.stream import Stream
+
+from shared_audio import AudioFormat
+from stream_worker.demux import MediaInfo, is_live_url
+from stream_worker.languages import iso639_2
+
+logger = logging.getLogger(__name__)
+
+#: The audio codec each container gets (FFmpeg muxer name -> encoder).
+AUDIO_CODECS = {
+    "mp4": "aac",
+    "mov": "aac",
+    "flv": "aac",
+    "mpegts": "aac",
+    "matroska": "libopus",
+    "webm": "libopus",
+}
+#: Muxers for network destinations: RTMP carries FLV; SRT, UDP and TCP carry MPEG-TS.
+LIVE_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts"}
+#: Opus only runs at these rates; other sources are encoded at 48 kHz.
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+AAC_BITRATE = 128_000
+#: FFmpeg's "fast" AAC coder: about twice the speed of the default (two-loop search), and
+#: transparent enough for speech at 128 kb/s; encoding is most of the worker's CPU time.
+AAC_OPTIONS = {"aac_coder": "fast"}
+#: Samples an encoder puts before the first real one (FFmpeg's AAC encoder: one frame).
+PRIMING_SAMPLES = {"aac": 1024}
+#: Muxers that cannot say "skip the priming" (no edit list / codec delay field): a decoder
+#: plays it, so the dubbed track would start that much late and the muxer would shift every
+#: stream to keep the encoder's negative first timestamp. For them the dubbed audio starts
+#: that many samples in, at its own time, and the priming takes the place of what was cut.
+NO_PRIMING_SKIP = ("flv", "mpegts")
+#: Chunks waiting for the writer thread at most (then the pipeline waits).
+WRITE_QUEUE = 8
+#: How often the live writer thread looks for due packets.
+LIVE_TICK_S = 0.01
+
+
+class MuxError(OSError):
+    """The output cannot be opened or written (an OSError: the run stops, exit 1)."""
+
+
+def output_format(target: str, explicit: str | None) -> str | None:
+    """The FFmpeg muxer for ``target``: explicit, by URL scheme, or None (by extension)."""
+    if explicit:
+        return explicit
+    if is_live_url(target):
+        return LIVE_FORMATS.get(target.partition("://")[0].lower())
+    return None
+
+
+@dataclass
+class MuxStats:
+    """What the sink wrote.
+
+    Attributes:
+        container: The muxer's name.
+        audio_codec: The dubbed track's encoder.
+        video_packets: Video packets passed through.
+        audio_packets: Encoded dubbed-audio packets written.
+        original_packets: Original audio packets passed through (``--keep-original-audio``).
+        audio_behind_s: Live: the most the dubbed audio was behind its output slot (0 when
+            every segment, dubbed or original, was there in time).
+    """
+
+    container: str
+    audio_codec: str
+    video_packets: int = 0
+    audio_packets: int = 0
+    original_packets: int = 0
+    audio_behind_s: float = 0.0
+    tracks: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Timed:
+    time_s: float
+    packet: Packet[Any]
+
+
+class MediaSink:
+    """Writes the dubbed audio (and the input's video) into a container.
+
+    Args:
+        target: A path, ``-`` (stdout, needs ``container_format``) or a live URL.
+        service_fmt: The format the pipeline writes (the service's).
+        media: The input's streams and the queue of pass-through packets.
+        container_format: FFmpeg muxer name; by default guessed from ``target``.
+        keep_original_audio: Keep the source's audio as a second track.
+        dub_language: Language of the dubbed track (BCP 47).
+        original_language: Language of the original track (BCP 47).
+        live_delay_s: Live only: how far behind the input the output runs.
+        stdout: The stream ``-`` writes to.
+
+    Raises:
+        MuxError: the output cannot be opened or the codec is missing.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        service_fmt: AudioFormat,
+        media: MediaInfo,
+        *,
+        container_format: str | None = None,
+        keep_original_audio: bool = False,
+        dub_language: str = "und",
+        original_language: str = "und",
+        live_delay_s: float | None = None,
+        stdout: BinaryIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.frames_written = 0
+        self._service_fmt = service_fmt
+        self._media = media
+        self._clock = clock
+        self._closed = False
+        fmt = output_format(target, container_format)
+        try:
+            if target == "-":
+                if stdout is None:
+                    raise MuxError("output -: stdout is not available")
+                self._out: OutputContainer = av.open(stdout, mode="w", format=fmt)
+            else:
+                self._out = av.open(target, mode="w", format=fmt, timeout=10.0)
+        except av.error.FFmpegError as exc:
+            raise MuxError(f"output {target}: cannot open: {exc}") from None
+        try:
+            self._setup(keep_original_audio, dub_language, original_language)
+        except BaseException:
+            self._out.close()
+            raise
+        self._audio_out: deque[_Timed] = deque()
+        self._audio_end_s = media.audio_start_s or 0.0
+        self._samples_out = 0
+        self._delay_s = live_delay_s if media.live else None
+        self._error: MuxError | None = None
+        # Encoding and muxing run on their own thread: FFmpeg releases the GIL while it
+        # works, so the dub is encoded on the second core while the event loop talks to
+        # sts-service. The bounded queue pushes back on the pipeline if encoding falls behind.
+        self._inbox: queue.Queue[npt.NDArray[np.int16] | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._thread = threading.Thread(target=self._run, name="mux", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _setup(self, keep_original: bool, dub_lang: str, original_lang: str) -> None:
+        media = self._media
+        name = self._out.format.name.split(",")[0]
+        codec = AUDIO_CODECS.get(name, self._out.default_audio_codec)
+        rate = media.source_rate
+        if codec == "libopus" and rate not in OPUS_RATES:
+            rate = 48000
+        self.rate = rate
+        self._video_map: dict[int, Stream] = {}
+        for stream in media.video:  # templates: the input is still open here
+            try:
+                self._video_map[stream.index] = self._out.add_stream_from_template(stream)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MuxError(
+                    f"output: {name} cannot carry the input's {stream.codec_context.name} "
+                    f"video without re-encoding ({exc})"
+                ) from None
+        try:
+            options = AAC_OPTIONS if codec == "aac" else None
+            audio = self._out.add_stream(
+                codec, rate=rate, layout=media.source_layout, options=options
+            )
+            assert isinstance(audio, AudioStream)  # an audio codec gives an audio stream
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise MuxError(f"output: no {codec} encoder for {name}: {exc}") from None
+        if codec == "aac":
+            audio.bit_rate = AAC_BITRATE
+        audio.metadata["language"] = iso639_2(dub_lang)
+        audio.metadata["title"] = f"dubbed ({dub_lang})"
+        self._audio: AudioStream = audio
+        self._priming = PRIMING_SAMPLES.get(codec, 0) if name in NO_PRIMING_SKIP else 0
+        self._skip = self._priming
+        self._start = 0
+        self.stats = MuxStats(container=name, audio_codec=codec)
+        self.stats.tracks.append({"kind": "dubbed", "language": iso639_2(dub_lang)})
+        self._original: Stream | None = None
+        if keep_original:
+            try:
+                original = self._out.add_stream_from_template(media.audio)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MuxError(
+                    f"output: {name} cannot carry the original {media.audio_codec}"
+                    f" audio as a second track ({exc})"
+                ) from None
+            original.metadata["language"] = iso639_2(original_lang)
+            original.metadata["title"] = f"original ({original_lang})"
+            self._original = original
+            self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
+        layout = "mono" if self._service_fmt.channels == 1 else "stereo"
+        self._in_layout = layout
+        # Straight to the encoder's own sample format (fltp for AAC and Opus): one conversion.
+        self._resampler = AudioResampler(
+            format=audio.codec_context.format.name, layout=media.source_layout, rate=rate
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, samples: npt.NDArray[np.int16]) -> None:
+        """Hand the samples to the writer thread (encoded and muxed there, in order).
+
+        Raises:
+            MuxError: if writing has failed (e.g. the destination went away).
+        """
+        if self._error is not None:
+            raise self._error
+        self.frames_written += int(samples.shape[0])
+        self._inbox.put(samples)
+
+    def _convert(self, samples: npt.NDArray[np.int16]) -> None:
+        frame = AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=self._in_layout
+        )
+        frame.sample_rate = self._service_fmt.sample_rate
+        self._encode(self._resampler.resample(frame))
+
+    def _encode(self, frames: list[AudioFrame]) -> None:
+        if self._samples_out == 0:  # the source's first timestamp is known by now
+            self._start = round((self._media.audio_start_s or 0.0) * self.rate) + self._priming
+        start = self._start
+        packets: list[Packet[Any]] = []
+        for frame in self._skip_priming(frames):
+            frame.pts = start + self._samples_out
+            frame.time_base = Fraction(1, self.rate)
+            self._samples_out += frame.samples
+            packets.extend(self._audio.encode(frame))
+        self._queue_audio(packets)
+        self._audio_end_s = (start + self._samples_out) / self.rate
+
+    def _skip_priming(self, frames: list[AudioFrame]) -> list[AudioFrame]:
+        if self._skip <= 0:
+            return frames
+        kept: list[AudioFrame] = []
+        for frame in frames:
+            drop = min(self._skip, frame.samples)
+            self._skip -= drop
+            if drop == frame.samples:
+                continue
+            planar = frame.format.is_planar
+            cut = drop if planar else drop * self._media.source_channels
+            rest = AudioFrame.from_ndarray(
+                np.ascontiguousarray(frame.to_ndarray()[:, cut:]),  # type: ignore[arg-type]  # same dtype as it came
+                format=frame.format.name,
+                layout=self._media.source_layout,
+            )
+            rest.sample_rate = self.rate
+            kept.append(rest)
+        return kept
+
+    def _queue_audio(self, packets: list[Packet[Any]]) -> None:
+        for packet in packets:
+            if packet.pts is None or packet.time_base is None:
+                continue
+            self._audio_out.append(_Timed(float(packet.pts * packet.time_base), packet))
+
+    def _release(self, until_s: float) -> None:
+        """Mux every queued packet (audio and pass-through) up to ``until_s``."""
+        audio = self._audio_out
+        while audio and audio[0].time_s <= until_s:
+            self._mux(audio.popleft().packet, self._audio)
+            self.stats.audio_packets += 1
+        for packet in self._media.packets.take_until(until_s):
+            self._pass_through(packet)
+
+    def _pass_through(self, packet: Packet[Any]) -> None:
+        if packet.stream_index == self._media.audio_index:
+            if self._original is not None:
+                self._mux(packet, self._original)
+                self.stats.original_packets += 1
+            return
+        stream = self._video_map.get(packet.stream_index)
+        if stream is not None:
+            self._mux(packet, stream)
+            self.stats.video_packets += 1
+
+    def _mux(self, packet: Packet[Any], stream: Stream) -> None:
+        packet.stream = stream
+        try:
+            self._out.mux(packet)
+        except av.error.FFmpegError as exc:
+            raise MuxError(f"writing the output failed: {exc}") from None
+
+    # ------------------------------------------------------------------ live
+
+    def _due_s(self) -> float | None:
+        queue = self._media.packets
+        if queue.first_wall is None or queue.first_time_s is None or self._delay_s is None:
+            return None
+        return queue.first_time_s + (self._clock() - queue.first_wall) - self._delay_s
+
+    def _source_done(self) -> bool:
+        return self._media.ended is not None
+
+    def _run(self) -> None:
+        """The writer thread: encode what comes in; live, release what is due."""
+        tick = LIVE_TICK_S if self._delay_s is not None else None
+        try:
+            while True:
+                try:
+                    item = self._inbox.get(timeout=tick)
+                except queue.Empty:
+                    item = np.empty((0, 0), dtype=np.int16)  # nothing new: just release
+                if item is None:
+                    return
+                if item.size:
+                    self._convert(item)
+                self._release_due()
+        except MuxError as exc:  # a dropped destination: the run goes on, write()/close() say so
+            logger.error("%s", exc)
+            self._error = exc
+            self._drain()
+        except Exception as exc:  # a bug must not leave the pipeline blocked on a full queue
+            logger.exception("the output writer failed")
+            self._error = MuxError(f"writing the output failed: {exc!r}")
+            self._drain()
+
+    def _drain(self) -> None:
+        """After an error: keep taking samples so the pipeline never blocks on a full queue."""
+        while self._inbox.get() is not None:
+            pass
+
+    def _release_due(self) -> None:
+        if self._delay_s is None:
+            self._release(self._audio_end_s)
+            return
+        due = self._due_s()
+        if due is None:
+            return
+        behind = due - self._audio_end_s
+        self._release(due)
+        if behind > self.stats.audio_behind_s and not self._source_done():
+            self.stats.audio_behind_s = behind
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Flush the encoder, write what is left in time order, finalise the container."""
+        if self._closed:
+            return
+        self._closed = True
+        self._inbox.put(None)
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            self._encode(self._resampler.resample(None))
+            self._queue_audio(list(self._audio.encode(None)))
+            self._release(float("inf"))
+        finally:
+            try:
+                self._out.close()
+            except av.error.FFmpegError as exc:
+                raise MuxError(f"finalising the output failed: {exc}") from None
+
+    def summary(self) -> dict[str, Any]:
+        """What was written, for the run summary."""
+        return {
+            "container": self.stats.container,
+            "audio_codec": self.stats.audio_codec,
+            "audio_rate": self.rate,
+            "video_packets": self.stats.video_packets,
+            "audio_packets": self.stats.audio_packets,
+            "original_packets": self.stats.original_packets,
+            "tracks": self.stats.tracks,
+            **(
+                {"delay_s": self._delay_s, "audio_behind_s": round(self.stats.audio_behind_s, 3)}
+                if self._delay_s is not None
+                else {}
+            ),
+        }
