@@ -5,7 +5,7 @@ hold on a noisy shared machine):
 * `make install`, cold (every package venv from its lock), and with nothing changed;
 * uv: `uv pip install` of the same locked set into fresh venvs (a reference only: uv is put in
   a throwaway venv for the benchmark and is not a dependency of the repo);
-* the researched serial loop: per package `python -m venv` with pip, `pip install --upgrade pip
+* the naive serial loop: per package `python -m venv` with pip, `pip install --upgrade pip
   setuptools wheel`, then the package with build isolation and free resolution (its local
   libraries named by path in the same call, without which it cannot install at all);
 * the test loop: root `make test` (fast scaffold tests) beside `make test-all` (SLOW=1).
@@ -63,8 +63,8 @@ def package_venvs(root: Path) -> None:
         shutil.rmtree(package.path / ".venv", ignore_errors=True)
 
 
-def researched_loop(root: Path, python: str) -> float:
-    """The research's serial loop, with the local libraries named so that it can succeed."""
+def naive_loop(root: Path, python: str) -> float:
+    """The usual hand-written install loop, with the local libraries named so it can succeed."""
     packages = discover(root)
     started = time.perf_counter()
     for package in packages.values():
@@ -112,7 +112,7 @@ def main() -> int:
     make = ["make", f"PYTHON={args.python}"]
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
-        ours, theirs = Path(tmp) / "ours", Path(tmp) / "researched"
+        ours, theirs = Path(tmp) / "ours", Path(tmp) / "naive"
         copy_repo(ours)
         copy_repo(theirs)
         timed([*make, "tools"], ours)  # the tools env is not part of the comparison
@@ -122,7 +122,7 @@ def main() -> int:
         uv = uv_locked(ours, args.python, Path(tmp))
         if uv is not None:
             rows.append(("uv pip install, same locked set (reference)", uv))
-        rows.append(("researched serial loop (reference)", researched_loop(theirs, args.python)))
+        rows.append(("naive serial loop (reference)", naive_loop(theirs, args.python)))
         if not args.skip_tests:
             timed([*make, "install"], ours)
             rows.append(("make test (fast loop)", timed([*make, "test"], ours)))
@@ -135,8 +135,8 @@ def main() -> int:
     cold = figures["make install, cold (packages, locked)"]
     if uv is not None:
         print(f"  cold make install / uv: {cold / uv:.2f}x (goal: <= 2x)")
-    serial = figures["researched serial loop (reference)"]
-    print(f"  researched loop / cold make install: {serial / cold:.2f}x")
+    serial = figures["naive serial loop (reference)"]
+    print(f"  naive loop / cold make install: {serial / cold:.2f}x")
     noop = figures["make install, nothing changed"]
     print(f"  no-op goal <= 0.1 s: {'met' if noop <= 0.1 else 'NOT MET'} ({noop:.3f} s)")
     return 0

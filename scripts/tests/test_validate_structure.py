@@ -554,11 +554,11 @@ def test_cli_missing_schema_exits_2(structure_copy: Path) -> None:
 
 
 def test_cli_invalid_schema_exits_2(tmp_path: Path) -> None:
-    schema = tmp_path / "researched.yaml"
-    schema.write_text("title: x\ndirs:\n  - name: specs\n")  # research section 6's format
+    schema = tmp_path / "dirs-style.yaml"
+    schema.write_text("title: x\ndirs:\n  - name: specs\n")  # `dirs:` style, not dirschema rules
     result = _cli("--schema", str(schema))
     assert result.returncode == 2
-    assert "researched.yaml: not a valid dirschema schema" in result.stderr
+    assert "dirs-style.yaml: not a valid dirschema schema" in result.stderr
 
 
 def test_cli_repo_not_a_directory_exits_2(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Reorder buffer: emit segments strictly in sequence, never waiting past a segment's deadline.
 
 Every segment is added *before* it is sent, with its original audio and a deadline, so a
-segment whose request is rejected, lost or never answered is still in the buffer (the field
-notes' gap bug: a rejected fragment never reached the buffer and blocked every later one).
+segment whose request is rejected, lost or never answered is still in the buffer (an earlier
+implementation's gap bug: a rejected fragment never reached the buffer and blocked every later
+one; docs/decisions/0008-fallback-is-the-original-audio.md).
 The head segment is emitted as soon as its result is in; once its deadline passes it is
 emitted as its original audio (reason ``late``) and the segments behind it follow at once.
 A result that arrives after its segment was emitted is dropped and counted.

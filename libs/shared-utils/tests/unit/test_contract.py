@@ -92,7 +92,7 @@ def test_routes_and_defaults() -> None:
     assert (MIN_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS) == (1000, 8000, 30000)
 
 
-def test_retryable_codes_follow_the_field_notes() -> None:
+def test_only_transient_failures_are_retryable() -> None:
     assert {c.value for c in RETRYABLE_CODES} == {
         "TIMEOUT",
         "MODEL_ERROR",
