@@ -1,8 +1,8 @@
 """The packages of the repo and their local-dependency graph, read from the pyproject files.
 
 Local dependencies are declared once, by name, in each package's pyproject.toml
-(``dependencies = ["shared-audio>=0.1.0"]``); see docs/decisions/0001-local-packages-from-paths-only.md
-for why they are always installed from their paths.
+(``dependencies = ["shared-audio>=0.1.0"]``); why they are always installed from their paths:
+docs/decisions/0001-local-packages-from-paths-only.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The Makefiles decide *whether* a venv must be (re)built (stamp files, scripts/mk/common.mk);
 this module builds it. Each install names every local library as an editable path in one pip
-call, so pip never asks an index for a local name (docs/decisions/0001-local-packages-from-paths-only.md).
+call, so pip never asks an index for a local name
+(docs/decisions/0001-local-packages-from-paths-only.md).
 
 With a lock (the default, see monorepo/locks.py) a venv gets exactly the locked versions:
 ``pip install --no-deps --require-hashes -r <lock>``, then the local packages with --no-deps.
