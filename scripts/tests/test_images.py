@@ -119,6 +119,9 @@ def _engine_problem() -> str | None:
         return "docker is not installed"
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         return "no Docker engine is reachable (docker info failed)"
+    # The Dockerfiles use `RUN --mount=type=cache`, which the legacy builder refuses.
+    if subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
+        return "the engine has no BuildKit (docker buildx is not installed)"
     return None
 
 

@@ -27,11 +27,12 @@ from shared_utils.logging import configure_logging
 from shared_utils.settings import load_settings
 from sts_service.auth import BearerAuthMiddleware
 from sts_service.backends import build_pipeline
+from sts_service.backends.base import AudioClip, Fragment
 from sts_service.config import StsSettings
 from sts_service.errors import install_error_handlers
 from sts_service.metrics import METRICS_PATH, MetricsMiddleware, StsMetrics
 from sts_service.middleware import BodyLimitMiddleware, InflightLimitMiddleware
-from sts_service.pipeline import AudioClip, Fragment, LoadState, Pipeline
+from sts_service.pipeline import LoadState, Pipeline
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from pydantic_settings import SettingsConfigDict
 from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, ErrorCode
 from shared_utils.logging import LogFormat, LogLevel
 from shared_utils.settings import ServiceSettings
-from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKENDS, FaultConfig
+from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKENDS
 from sts_service.backends.base import EngineOptions
+from sts_service.backends.fault_injection import FaultConfig
 
 #: The engines' defaults, declared once in `EngineOptions`.
 _ENGINE_DEFAULTS = EngineOptions()

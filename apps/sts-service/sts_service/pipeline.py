@@ -2,7 +2,7 @@
 
 `Pipeline.run` calls the three stages in order, times each one, enforces the deadline and turns
 every outcome into a `PipelineResult` (it never raises for a backend's failure). The stage
-interfaces live in `sts_service.backends.base` and are re-exported here.
+interfaces live in `sts_service.backends.base`.
 """
 
 from __future__ import annotations
@@ -34,31 +34,11 @@ from sts_service.backends.base import (
     BackendState,
     Fragment,
     StageName,
-    SyncASRBackend,
-    SyncTranslationBackend,
-    SyncTTSBackend,
     TranslationBackend,
     TTSBackend,
 )
 
-__all__ = [
-    "ASRBackend",
-    "AudioClip",
-    "Backend",
-    "BackendError",
-    "BackendState",
-    "Fragment",
-    "LoadState",
-    "Pipeline",
-    "PipelineResult",
-    "StageLoad",
-    "StageName",
-    "SyncASRBackend",
-    "SyncTTSBackend",
-    "SyncTranslationBackend",
-    "TTSBackend",
-    "TranslationBackend",
-]
+__all__ = ["LoadState", "Pipeline", "PipelineResult", "StageLoad"]
 
 logger = logging.getLogger(__name__)
 

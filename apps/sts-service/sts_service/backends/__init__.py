@@ -12,7 +12,7 @@ plus one line in the matching registry in `registry`, e.g. ``"whisper": WhisperA
 """
 
 from sts_service.backends.echo import EchoASR, EchoTranslator, EchoTTS
-from sts_service.backends.fault_injection import FaultConfig, FaultyASR, FaultyTTS, faulty
+from sts_service.backends.fault_injection import FaultyASR, FaultyTTS, faulty
 from sts_service.backends.registry import (
     ASR_BACKENDS,
     TRANSLATION_BACKENDS,
@@ -29,7 +29,6 @@ __all__ = [
     "EchoASR",
     "EchoTTS",
     "EchoTranslator",
-    "FaultConfig",
     "FaultyASR",
     "FaultyTTS",
     "build_pipeline",

@@ -24,15 +24,9 @@ from shared_utils.contract import (
     ProcessStatus,
 )
 from sts_service.backends import EchoASR, EchoTranslator, EchoTTS
+from sts_service.backends.base import AudioClip, BackendState, Fragment, TTSBackend
 from sts_service.config import StsSettings
-from sts_service.pipeline import (
-    AudioClip,
-    BackendState,
-    Fragment,
-    Pipeline,
-    PipelineResult,
-    TTSBackend,
-)
+from sts_service.pipeline import Pipeline, PipelineResult
 
 
 class SilentTTS(TTSBackend):

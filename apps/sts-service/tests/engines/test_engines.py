@@ -13,10 +13,9 @@ import pytest
 from shared_audio import AudioFormat, is_silent
 from shared_utils.contract import ErrorCode
 from sts_service.backends.apertium import ApertiumTranslator
-from sts_service.backends.base import BackendError, EngineOptions
+from sts_service.backends.base import AudioClip, BackendError, EngineOptions, Fragment
 from sts_service.backends.espeak import EspeakTTS
 from sts_service.backends.whisper import WhisperASR, packaged_model_dir
-from sts_service.pipeline import AudioClip, Fragment
 
 # Twelve news-style sentences, read by espeak-ng's English voice.
 SENTENCES = [

@@ -16,13 +16,13 @@ from sts_service.backends import (
     EchoASR,
     EchoTranslator,
     EchoTTS,
-    FaultConfig,
     FaultyASR,
     FaultyTTS,
     build_pipeline,
     faulty,
 )
-from sts_service.pipeline import ASRBackend, AudioClip, BackendError, BackendState, Fragment
+from sts_service.backends.base import ASRBackend, AudioClip, BackendError, BackendState, Fragment
+from sts_service.backends.fault_injection import FaultConfig
 
 FMT = AudioFormat(16000, 1)
 

@@ -28,7 +28,13 @@ from sts_service.backends.apertium import (
     mode_commands,
     pair_name,
 )
-from sts_service.backends.base import BackendError, EngineOptions, SyncASRBackend
+from sts_service.backends.base import (
+    AudioClip,
+    BackendError,
+    EngineOptions,
+    Fragment,
+    SyncASRBackend,
+)
 from sts_service.backends.espeak import EspeakTTS, voice_candidates
 from sts_service.backends.fitting import (
     MAX_WPM,
@@ -39,7 +45,7 @@ from sts_service.backends.fitting import (
 )
 from sts_service.backends.whisper import ModelCheckError, WhisperASR, packaged_model_dir
 from sts_service.config import StsSettings
-from sts_service.pipeline import AudioClip, Fragment, LoadState, Pipeline
+from sts_service.pipeline import LoadState, Pipeline
 
 FMT = AudioFormat(16000, 1)
 FRAGMENT = Fragment("f-1", "s", 0, "en", "es")

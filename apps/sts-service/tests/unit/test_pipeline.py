@@ -11,19 +11,19 @@ import pytest
 from shared_audio import AudioFormat
 from shared_utils.contract import AudioPayload, ErrorCode, ProcessRequest, ProcessStatus
 from sts_service.backends import EchoASR, EchoTranslator, EchoTTS
-from sts_service.pipeline import (
+from sts_service.backends.base import (
     ASRBackend,
     AudioClip,
     BackendError,
     BackendState,
     Fragment,
-    Pipeline,
     SyncASRBackend,
     SyncTranslationBackend,
     SyncTTSBackend,
     TranslationBackend,
     TTSBackend,
 )
+from sts_service.pipeline import Pipeline
 
 FMT = AudioFormat(16000, 1)
 FRAGMENT = Fragment("f-1", "s", 3, "en", "es")
