@@ -241,7 +241,9 @@ async def _run(
             stop_metrics: Callable[[], None] | None = None
             try:
                 if settings.metrics_port is not None:
-                    stop_metrics = _serve_metrics(settings, dubber, client.stream_id)
+                    stop_metrics = _serve_metrics(
+                        settings.metrics_port, settings.metrics_host, dubber, client.stream_id
+                    )
                 outcome = await dubber.run()
             finally:
                 if stop_metrics is not None:
@@ -255,16 +257,13 @@ async def _run(
 
 
 def _serve_metrics(
-    settings: WorkerSettings, dubber: StreamDubber, stream_id: str
+    port: int, host: str, dubber: StreamDubber, stream_id: str
 ) -> Callable[[], None]:
     """Serve this run's Prometheus metrics on --metrics-port; a taken port is a usage error."""
     try:
-        return serve_metrics(
-            settings.metrics_port or 0, settings.metrics_host, lambda: dubber.stats, stream_id
-        )
+        return serve_metrics(port, host, lambda: dubber.stats, stream_id)
     except OSError as exc:
-        where = f"{settings.metrics_host}:{settings.metrics_port}"
-        raise UsageError(f"--metrics-port: cannot listen on {where}: {exc}") from exc
+        raise UsageError(f"--metrics-port: cannot listen on {host}:{port}: {exc}") from exc
 
 
 async def _unless_stopped(work: Coroutine[Any, Any, None], stopped: asyncio.Event) -> None:
