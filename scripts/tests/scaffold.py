@@ -37,6 +37,12 @@ _OUTER_MAKE_VARIABLES = (
     "PYTHON",
     "PYTHON_ID_FRESH",
     "VERBOSE",
+    # The build's own switches: `make test-coverage SLOW=1` exports SLOW to its recipes, and a
+    # make a test starts in a copy of the repo must not run the slow round trips again.
+    "SLOW",
+    "SINCE",
+    "LOCKED",
+    "ENGINES",
 )
 
 
