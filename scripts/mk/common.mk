@@ -30,17 +30,26 @@ WORKSPACE := $(TOOLS_PY) $(ROOT)/scripts/workspace.py $(WORKSPACE_ARGS)
 
 # $(call remember,FILE,VALUE): FILE holds VALUE, rewritten only when it changes (its mtime is a
 # make prerequisite of the venv stamps, so a changed option reinstalls and nothing else does).
-remember = mkdir -p $(dir $(1)) && { [ "$$(cat $(1) 2>/dev/null)" = "$(2)" ] || echo "$(2)" > $(1); }
-$(ROOT)/.make/locked: FORCE ; @$(call remember,$@,$(LOCKED))
-$(ROOT)/.make/engines: FORCE ; @$(call remember,$@,$(ENGINES))
+# Done with make's own file functions while the makefile is read: no process, which keeps a
+# no-op `make install` fast.
+remember = $(if $(filter $(2),$(file <$(1))),,$(shell mkdir -p $(dir $(1)))$(file >$(1),$(2)))
+$(call remember,$(ROOT)/.make/locked,$(LOCKED))
+$(call remember,$(ROOT)/.make/engines,$(ENGINES))
 
 .PHONY: FORCE
 FORCE:
 
-# Re-checked on every install (~20 ms), rewritten only when the interpreter changes: its mtime
-# is a prerequisite of every venv stamp, so `PYTHON=...` rebuilds the venvs and nothing else does.
+# The interpreter is checked (scripts/mk/check_python.py) and its identity rewritten only on
+# change: the identity's mtime is a prerequisite of every venv stamp, so `PYTHON=...` rebuilds
+# the venvs and nothing else does. Skipped, with no process started, when
+#   * a parent make (the root loop) checked it moments ago: PYTHON_ID_FRESH=1;
+#   * PYTHON was not given and the recorded interpreter still exists: venvs link to that same
+#     binary, so there is nothing to rebuild (pass PYTHON= to force the check).
+PYTHON_RECORDED := $(firstword $(file <$(PYTHON_ID)))
 ifeq ($(PYTHON_ID_FRESH),1)
-$(PYTHON_ID): ;  # a parent make checked it moments ago, in this same run
+$(PYTHON_ID): ;
+else ifeq ($(origin PYTHON) $(realpath $(PYTHON)),file $(PYTHON_RECORDED))
+$(PYTHON_ID): ;
 else
 $(PYTHON_ID): FORCE
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \

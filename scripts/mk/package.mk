@@ -24,7 +24,9 @@ help: ## Show this help
 	@echo "$(PACKAGE) ($(IMPORT_NAME)): make <target>"
 	$(print_help)
 
+# The recipe `@:` says nothing and starts no process; without it make prints "Nothing to be done".
 install: $(STAMP) ## Create .venv and install this package [dev] + its local libraries (incremental)
+	@:
 
 # Rebuilt when this pyproject, a local library's pyproject or the lock (both listed in
 # .installed.d, written by the installer), the interpreter or LOCKED/ENGINES change.
