@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devproc import ENV_EXAMPLE, HEALTH_PATH, REPO, free_port, health
+from devproc import ENV_EXAMPLE, HEALTH_PATH, REPO, free_port, health, say
 
 COMPOSE_FILE = REPO / "infra" / "docker-compose.local.yml"
 #: A file of sts-service the compose file mounts into the container (the reload check edits it).
@@ -30,17 +30,13 @@ SERVICES = ("sts-service", "stream-worker")
 HEALTH_FORMAT = "{{.State.Health.Status}}"
 #: Terminal control sequences compose writes even with --no-color (e.g. erase-line, ESC[2K).
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+NAME = "dev-smoke"
 EXIT_FAILED = 1
 EXIT_NO_ENGINE = 2
 
 
 class SmokeError(Exception):
     """A check of the smoke test failed; the message says which."""
-
-
-def say(message: str) -> None:
-    """Print one progress line."""
-    print(f"dev-smoke: {message}", flush=True)
 
 
 def _output(*command: str) -> subprocess.CompletedProcess[str]:
@@ -143,10 +139,8 @@ def check_dubbed(stack: Stack, timeout_s: float) -> None:
     segments = summary.get("segments") or {}
     if int(segments.get("dubbed", 0)) < 1:
         raise SmokeError(f"the worker's first pass dubbed no segment: {json.dumps(summary)}")
-    say(
-        f"worker pass done: {segments.get('total')} segment(s), {segments.get('dubbed')} dubbed, "
-        f"{segments.get('fallback')} fallback(s)"
-    )
+    counts = ", ".join(f"{segments.get(key)} {key}" for key in ("total", "dubbed", "fallback"))
+    say(NAME, f"worker pass done: {counts} segment(s)")
 
 
 def check_reload(stack: Stack, timeout_s: float) -> None:
@@ -165,7 +159,7 @@ def check_reload(stack: Stack, timeout_s: float) -> None:
         wait_for("sts-service to reload after an edit of a mounted source", restarted, timeout_s)
     finally:
         RELOAD_PROBE.write_bytes(original)
-    say(f"reload: editing {RELOAD_PROBE.relative_to(REPO)} restarted sts-service (uptime reset)")
+    say(NAME, f"reload: editing {RELOAD_PROBE.relative_to(REPO)} restarted sts-service")
 
 
 def run(timeout_s: float) -> int:
@@ -175,13 +169,13 @@ def run(timeout_s: float) -> int:
         print(f"dev-smoke: {compose}; cannot run the container smoke test", file=sys.stderr)
         return EXIT_NO_ENGINE
     stack = Stack(compose, f"live-dubbing-smoke-{os.getpid()}", free_port())
-    say(f"project {stack.project}, sts-service on {stack.url}")
+    say(NAME, f"project {stack.project}, sts-service on {stack.url}")
     failed = False
     try:
-        say("building and starting the stack")
+        say(NAME, "building and starting the stack")
         stack.compose("up", "--build", "--detach")
         wait_for("both services to be healthy", stack.both_healthy, timeout_s)
-        say("both services are healthy")
+        say(NAME, "both services are healthy")
         check_dubbed(stack, timeout_s)
         check_reload(stack, timeout_s)
     except SmokeError as exc:
@@ -194,10 +188,10 @@ def run(timeout_s: float) -> int:
     if left:
         print(f"dev-smoke: FAILED: teardown left {left}", file=sys.stderr)
         return EXIT_FAILED
-    say("torn down: no container, network or volume left")
+    say(NAME, "torn down: no container, network or volume left")
     if failed:
         return EXIT_FAILED
-    say("passed")
+    say(NAME, "passed")
     return 0
 
 

@@ -199,8 +199,8 @@ class Service:
         """Wait for the process to exit and its output to be relayed; returns its status."""
         assert self.process is not None
         status = await self.process.wait()
-        if self._pump is not None:
-            await self._pump
+        if self._pump is not None:  # shielded: a cancelled wait must not cut the relay short
+            await asyncio.shield(self._pump)
         return status
 
     def _signal(self, signum: int, *, group: bool) -> None:

@@ -61,12 +61,6 @@ def _assert_stopped_quietly(output: str, port: int, workdir: Path) -> None:
     assert not _processes_with("cmdline", str(workdir)), "stream-worker was left running"
 
 
-def _default_sigint() -> None:
-    # A process started in the background by a non-interactive shell inherits SIGINT as
-    # ignored; a terminal's Ctrl-C reaches a process whose SIGINT is at its default.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _signal_when(
     command: list[str], env: dict[str, str], ready: Callable[[list[str]], bool], signum: int
 ) -> tuple[int, str]:
@@ -75,7 +69,10 @@ def _signal_when(
     """
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True, preexec_fn=_default_sigint,
+        start_new_session=True,
+        # In the background of a non-interactive shell SIGINT starts ignored; a terminal's
+        # Ctrl-C reaches a process whose SIGINT is at its default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     lines: list[str] = []
     stdout = process.stdout
