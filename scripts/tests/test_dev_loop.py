@@ -77,7 +77,12 @@ def _signal_when(
     lines: list[str] = []
     stdout = process.stdout
     assert stdout is not None
-    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
+
+    def read() -> None:
+        with stdout:
+            lines.extend(stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + 90
