@@ -56,7 +56,7 @@ def cli(
     Exits 1 naming the failed step; a signal exits 0 when `stopped_ok` (the normal end of a
     loop), else 128 + its number, the shell's convention for "killed by this signal".
     """
-    parser = argparse.ArgumentParser(prog=f"{name}.py", description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
         "--workdir", type=Path, default=REPO / ".make" / name, help="where the files go"
     )
