@@ -16,7 +16,6 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from demo import check_summary, dub
 from devproc import (
@@ -26,6 +25,7 @@ from devproc import (
     cli,
     free_port,
     health,
+    json_records,
     running,
     say,
     sts_service,
@@ -81,19 +81,6 @@ if missing:
 INSTALL_HINT = "make install ENGINES=1, then as root: make install-engines-system"
 
 
-def fragments(log: Path) -> dict[int, dict[str, Any]]:
-    """What sts-service logged per fragment (transcript, translation), by sequence number."""
-    found: dict[int, dict[str, Any]] = {}
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "translated_text" in record:
-            found[int(record["sequence_number"])] = record
-    return found
-
-
 async def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 on success."""
     started = time.monotonic()
@@ -134,7 +121,9 @@ async def run(args: argparse.Namespace) -> int:
     if problems:
         raise DevError("; ".join(problems) + f" (sts-service log: {log})")
     print()
-    for seq, record in sorted(fragments(log).items()):
+    logged = json_records(log.read_text(encoding="utf-8", errors="replace"))
+    fragments = {int(r["sequence_number"]): r for r in logged if "translated_text" in r}
+    for seq, record in sorted(fragments.items()):
         print(f"segment {seq}  en: {record.get('transcript')}")
         print(f"{'':>9}  es: {record.get('translated_text')}")
     print(f"""

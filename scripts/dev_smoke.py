@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devproc import ENV_EXAMPLE, HEALTH_PATH, REPO, free_port, health, say
+from devproc import ENV_EXAMPLE, HEALTH_PATH, REPO, free_port, health, json_records, say
 
 COMPOSE_FILE = REPO / "infra" / "docker-compose.local.yml"
 #: A file of sts-service the compose file mounts into the container (the reload check edits it).
@@ -101,17 +101,9 @@ class Stack:
 
     def worker_summaries(self) -> list[dict[str, Any]]:
         """The JSON summary lines the worker printed so far (one per finished pass)."""
-        summaries = []
         logs = self.compose("logs", "--no-color", "--no-log-prefix", "stream-worker")
-        for line in logs.splitlines():
-            text = ANSI_ESCAPE.sub("", line).strip()
-            try:
-                record = json.loads(text) if text.startswith("{") else None
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("event") == "summary":
-                summaries.append(record)
-        return summaries
+        records = json_records(ANSI_ESCAPE.sub("", logs))
+        return [record for record in records if record.get("event") == "summary"]
 
     def uptime(self) -> float | None:
         """sts-service's uptime, or None while it does not answer (restarting)."""

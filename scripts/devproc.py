@@ -160,6 +160,19 @@ def health(url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
         return None
 
 
+def json_records(text: str) -> list[dict[str, Any]]:
+    """The JSON objects logged among the lines of `text` (after a prefix like ``name | ``)."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line[line.index("{") :])
+        except ValueError:  # no "{" in the line, or not JSON
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 @dataclass
 class Service:
     """A child process in a session of its own, its output relayed with a prefix or in `log`.

@@ -26,7 +26,7 @@ from scaffold import REPO, outside_make_env, package_venv_python, run
 sys.path.insert(0, str(REPO / "scripts"))  # the dev scripts are plain modules (stdlib only)
 
 from dev_sample import write_sample
-from devproc import free_port, health, port_is_free, read_env_file
+from devproc import free_port, health, json_records, port_is_free, read_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -104,12 +104,7 @@ def _signal_when(
 
 
 def _summaries(lines: list[str]) -> list[dict[str, Any]]:
-    found = []
-    for line in lines:
-        _, sep, rest = line.partition("| ")
-        if sep and rest.startswith('{"event":"summary"'):
-            found.append(json.loads(rest))
-    return found
+    return [r for r in json_records("".join(lines)) if r.get("event") == "summary"]
 
 
 def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
@@ -130,7 +125,7 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
         first_pass_done,
         signal.SIGINT,
     )
-    summary = _summaries(output.splitlines())[0]
+    summary = _summaries([output])[0]
     assert summary["segments"]["dubbed"] == summary["segments"]["total"] > 0, summary
     assert summary["sts_url"] == f"http://127.0.0.1:{port}"
     prefixes = {line.split("|", 1)[0].strip() for line in output.splitlines() if "|" in line}
