@@ -1,20 +1,14 @@
-"""Write a short speech-like WAV sample (16-bit PCM) with the standard library only.
+"""The repository's one speech-like audio generator (16-bit WAV, standard library only).
 
-The one generator of speech-like audio: the dev loop and the demo dub its output, and the test
-fixture `.specify/test-fixtures/audio/make_sample.py` is a front end to it, so no binary audio
-is committed. The signal repeats a 1 s pattern: 0.75 s of "speech" (a 140 Hz voiced tone with
-harmonics and a syllable-rate envelope, about -6 dBFS peak) then 0.25 s of digital silence, so
-a speech detector sees speech and silence alternate, and `speech_regions()` says where. The
-output is bit-identical on every run and every platform.
-
-Runs on any Python >= 3.10 (the tools env, a package venv or a container)::
-
-    python scripts/dev_sample.py --seconds 10 sample.wav
+The dev loop and the demos dub its output, and `.specify/test-fixtures/audio/make_sample.py`
+is its command line, so no binary audio is committed. A 1 s pattern repeats: 0.75 s of
+"speech" (a 140 Hz voiced tone with harmonics and a syllable-rate envelope, about -6 dBFS
+peak), then 0.25 s of digital silence, so a speech detector sees both; `speech_regions()` says
+where. The output is bit-identical on every run and platform, on any Python >= 3.10.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import wave
@@ -85,23 +79,3 @@ def write_sample(
         wav.setframerate(rate)
         wav.writeframes(samples.tobytes())
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``dev_sample.py [--seconds S] [--rate HZ] OUTPUT.wav``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", type=Path, help="WAV file to write")
-    parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="duration")
-    parser.add_argument("--rate", type=int, default=DEFAULT_RATE, help="sample rate (Hz)")
-    args = parser.parse_args(argv)
-    try:
-        write_sample(args.output, args.seconds, args.rate)
-    except (ValueError, OSError) as exc:
-        print(f"dev_sample: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"dev_sample: wrote {args.seconds:g} s at {args.rate} Hz to {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

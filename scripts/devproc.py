@@ -1,14 +1,16 @@
-"""Helpers shared by the dev loop scripts (dev_local.py, demo.py): standard library only.
+"""The one way the dev-loop scripts start, watch and stop the services: standard library only.
 
-They run from the root tools env, which must not import the services: each service is started
-with its own venv's interpreter, in its own process group, so that stopping it also stops
-whatever it spawned (uvicorn's reloader, the worker loop's stream-worker).
+They run from the root tools env, which must not import the services: each service runs with
+its own venv's interpreter, in a session of its own, so that stopping it also stops whatever
+it spawned (uvicorn's reloader, the worker loop's stream-worker).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,8 +18,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = REPO / ".env.example"
 #: sts-service's health route: shared_utils.contract.HEALTH_PATH (the drift test checks it).
 HEALTH_PATH = "/v1/health"
-STS_SERVICE = "apps/sts-service"
-STREAM_WORKER = "apps/stream-worker"
-
-
 #: What stops a dev-loop script: Ctrl-C, `kill`, and a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -37,66 +35,88 @@ class DevError(Exception):
     """A step of the dev loop failed; the message is one line for the user."""
 
 
-def run_supervised(main: Callable[[], Coroutine[Any, Any, int]]) -> int | signal.Signals:
-    """Run `main` in an event loop until it returns or a stop signal arrives.
+def say(name: str, message: str) -> None:
+    """One progress line, prefixed like the services' own output."""
+    print(f"{name:<14}| {message}", flush=True)
 
-    The services run in sessions of their own (so that stopping one stops its whole process
-    group), so no signal reaches them from the terminal or from a `kill` of this script: this
-    script must stop them itself. The first stop signal cancels `main`, whose ``finally``
-    blocks stop what it started; further signals are ignored, so they cannot interrupt that
-    clean-up. A signal ignored when the script started (``&`` in a non-interactive shell
-    ignores SIGINT) stays ignored.
 
-    Returns:
-        `main`'s exit status, or the signal that stopped it.
+def cli(
+    name: str,
+    doc: str,
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+    argv: list[str] | None,
+    *,
+    stopped_ok: bool = False,
+    env_file: bool = False,
+) -> int:
+    """Parse ``[--workdir DIR] [--env-file FILE]``, run `run` until it returns or a signal.
+
+    No signal reaches the services (they run in sessions of their own): the first one cancels
+    `run`, whose clean-up stops them, and later ones are ignored so as not to interrupt it.
+    Exits 1 naming the failed step; a signal exits 0 when `stopped_ok` (the normal end of a
+    loop), else 128 + its number, the shell's convention for "killed by this signal".
     """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "--workdir", type=Path, default=REPO / ".make" / name, help="where the files go"
+    )
+    if env_file:
+        parser.add_argument("--env-file", type=Path, default=ENV_EXAMPLE, help="settings file")
+    args = parser.parse_args(argv)
+    args.workdir = args.workdir.resolve()
     received: list[signal.Signals] = []
 
-    async def supervised() -> int | signal.Signals:
-        loop = asyncio.get_running_loop()
+    async def supervised() -> int:
         task = asyncio.current_task()
         assert task is not None
 
         def stop(signum: signal.Signals) -> None:
             if not received:
                 received.append(signum)
+                say(name, f"stopping ({signum.name})")
                 task.cancel()
 
-        for signum in STOP_SIGNALS:
+        for signum in STOP_SIGNALS:  # one ignored at start (``&`` in a script) stays ignored
             if signal.getsignal(signum) is not signal.SIG_IGN:
-                loop.add_signal_handler(signum, stop, signum)
+                asyncio.get_running_loop().add_signal_handler(signum, stop, signum)
         try:
-            return await main()
+            return await run(args)
         except asyncio.CancelledError:
             if not received:
                 raise
-            return received[0]
+            return 0
 
     try:
-        return asyncio.run(supervised())
+        status = asyncio.run(supervised())
     except KeyboardInterrupt:  # Ctrl-C before the loop took over SIGINT: nothing started yet
-        return signal.SIGINT
+        received.append(signal.SIGINT)
+    except (DevError, OSError, ValueError) as exc:
+        print(f"{name}: FAILED: {exc}", file=sys.stderr)
+        return 1
+    if received:
+        print(f"{name}: stopped by {received[0].name}; nothing it started is left running")
+        return 0 if stopped_ok else 128 + received[0].value
+    return status
 
 
-def venv_python(package: str) -> Path:
-    """The interpreter of a package's venv.
-
-    Raises:
-        DevError: if the venv is missing (naming the fix: `make install`).
-    """
+def venv_python(package: str) -> str:
+    """The interpreter of a package's venv (DevError naming the fix when it is missing)."""
     python = REPO / package / ".venv" / "bin" / "python"
     if not python.exists():
         raise DevError(f"{package}/.venv is missing: run `make install` at the repo root first")
-    return python
+    return str(python)
+
+
+def clean_env() -> dict[str, str]:
+    """The caller's environment without any STS_* or WORKER_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(("STS_", "WORKER_"))}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Read a docker-compose style env file: ``KEY=VALUE`` lines, ``#`` comments, blank lines.
-
-    Values may be wrapped in single or double quotes (removed). No interpolation.
+    """Read a docker-compose style env file (no interpolation; values may be quoted).
 
     Raises:
-        DevError: naming the file and line of a malformed line.
+        DevError: naming the file and line of a line that is not ``KEY=VALUE``.
     """
     values: dict[str, str] = {}
     try:
@@ -107,11 +127,9 @@ def read_env_file(path: Path) -> dict[str, str]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        key, sep, value = line.partition("=")
-        key = key.strip()
+        key, sep, value = (part.strip() for part in line.partition("="))
         if not sep or not key.isidentifier():
             raise DevError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
-        value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         values[key] = value
@@ -132,107 +150,141 @@ def port_is_free(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) != 0
 
 
-def check_health(url: str, timeout_s: float = 1.0) -> bool:
-    """Whether GET `url` answers 2xx."""
+def health(url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    """The JSON answer of GET `url` + HEALTH_PATH, or None unless it answers 2xx."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return 200 <= int(response.status) < 300
+        with urllib.request.urlopen(url + HEALTH_PATH, timeout=timeout_s) as response:
+            answer = json.loads(response.read())
+            return answer if isinstance(answer, dict) else {}
     except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return None
+
+
+def json_records(text: str) -> list[dict[str, Any]]:
+    """The JSON objects logged among the lines of `text` (after a prefix like ``name | ``)."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line[line.index("{") :])
+        except ValueError:  # no "{" in the line, or not JSON
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 @dataclass
 class Service:
-    """A child process in its own process group, its output relayed with a name prefix."""
+    """A child process in a session of its own, its output relayed with a prefix or in `log`.
+
+    Stopped with SIGTERM (to its process group if `stop_group`), its group killed `grace_s` later.
+    """
 
     name: str
     command: list[str]
-    env: Mapping[str, str]
-    width: int = 14
+    env: dict[str, str]
+    grace_s: float = 10.0
+    stop_group: bool = True
+    log: Path | None = None
     process: asyncio.subprocess.Process | None = None
-    lines: list[str] = field(default_factory=list)
     _pump: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start the process (new session = new process group), relaying its output."""
-        self.process = await asyncio.create_subprocess_exec(
-            *self.command,
-            cwd=REPO,
-            env={**self.env, "PYTHONUNBUFFERED": "1"},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._pump = asyncio.create_task(self._relay())
+        """Start the process."""
+        with open(self.log, "wb") if self.log else contextlib.nullcontext() as sink:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command,
+                cwd=REPO,
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=sink or asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if self.process.stdout is not None:
+            self._pump = asyncio.create_task(self._relay(self.process.stdout))
 
-    async def _relay(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        prefix = f"{self.name:<{self.width}}| "
-        while True:
-            raw = await self.process.stdout.readline()
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.lines.append(line)
-            del self.lines[:-200]  # keep the tail only: the loop runs for hours
-            sys.stdout.write(prefix + line + "\n")
-            sys.stdout.flush()
-
-    @property
-    def running(self) -> bool:
-        """Whether the process was started and has not exited."""
-        return self.process is not None and self.process.returncode is None
+    async def _relay(self, stdout: asyncio.StreamReader) -> None:
+        while raw := await stdout.readline():
+            say(self.name, raw.decode("utf-8", "replace").rstrip("\r\n"))
 
     async def wait(self) -> int:
         """Wait for the process to exit and its output to be relayed; returns its status."""
         assert self.process is not None
         status = await self.process.wait()
-        if self._pump is not None:
-            await self._pump
+        if self._pump is not None:  # shielded: a cancelled wait must not cut the relay short
+            await asyncio.shield(self._pump)
         return status
 
-    def signal(self, signum: int, *, group: bool) -> None:
-        """Send `signum` to the process (or its whole process group); gone is fine."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+    def _signal(self, signum: int, *, group: bool) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
             if group:
                 os.killpg(self.process.pid, signum)
             elif self.process.returncode is None:
                 self.process.send_signal(signum)
 
-    async def stop(self, signum: int, grace_s: float, *, group: bool = True) -> int | None:
-        """Send `signum`, wait up to `grace_s`, then SIGKILL the whole group.
-
-        The group is always killed at the end, so nothing the service spawned survives it.
-        Returns the exit status, or None if it had not been started.
-        """
+    async def stop(self) -> None:
+        """Stop it (see the class); the group is always killed, so nothing it spawned stays."""
         if self.process is None:
-            return None
+            return
         if self.process.returncode is None:
-            self.signal(signum, group=group)
+            self._signal(signal.SIGTERM, group=self.stop_group)
             try:
-                await asyncio.wait_for(asyncio.shield(self.process.wait()), grace_s)
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), self.grace_s)
             except asyncio.TimeoutError:
-                prefix = f"{self.name:<{self.width}}| "
-                sys.stdout.write(f"{prefix}did not stop in {grace_s:g} s: killed\n")
-        self.signal(signal.SIGKILL, group=True)
-        return await self.wait()
+                say(self.name, f"did not stop in {self.grace_s:g} s: killed")
+        self._signal(signal.SIGKILL, group=True)
+        await self.wait()
+
+    async def finish(self, timeout_s: float) -> None:
+        """Wait for it to exit 0 within `timeout_s` (DevError otherwise)."""
+        try:
+            status = await asyncio.wait_for(self.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            raise DevError(f"{self.name} did not finish within {timeout_s:g} s") from None
+        if status != 0:
+            raise DevError(f"{self.name} exited with status {status} (its log is above)")
 
 
-async def wait_healthy(service: Service, url: str, timeout_s: float) -> None:
-    """Poll `url` until it answers 2xx.
+@contextlib.asynccontextmanager
+async def running(service: Service) -> AsyncIterator[Service]:
+    """`service`, started; stopped whatever ends the block (success, failure, a signal)."""
+    try:
+        await service.start()
+        yield service
+    finally:
+        await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def sts_service(
+    url: str, env: dict[str, str], timeout_s: float, log: Path | None = None
+) -> AsyncIterator[Service]:
+    """sts-service from its venv, once it answers at `url` with its backends loaded.
 
     Raises:
-        DevError: if the service exits first or `timeout_s` passes.
+        DevError: if it exits or does not answer within `timeout_s`.
     """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not service.running:
-            status = await service.wait()
-            raise DevError(f"{service.name} exited with status {status} before it was healthy")
-        if await asyncio.to_thread(check_health, url, 0.5):
-            return
-        await asyncio.sleep(0.1)
-    raise DevError(f"{service.name} was not healthy at {url} within {timeout_s:g} s")
+    command = [venv_python("apps/sts-service"), "-m", "sts_service"]
+    async with running(Service("sts-service", command, env, log=log)) as sts:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if sts.process and sts.process.returncode is not None:
+                raise DevError(f"sts-service exited with status {await sts.wait()} while starting")
+            answer = await asyncio.to_thread(health, url, 0.5)
+            if answer is not None and answer.get("status") != "loading":
+                yield sts
+                return
+            await asyncio.sleep(0.1)
+        raise DevError(f"sts-service was not healthy at {url} within {timeout_s:g} s")
+
+
+def stream_worker(*args: str, env: dict[str, str], grace_s: float = 5.0) -> Service:
+    """stream-worker's venv interpreter running `args`.
+
+    Stopped with SIGTERM, not SIGINT: it stops gracefully on either, but one still starting
+    up dies quietly of SIGTERM, where SIGINT prints a traceback.
+    """
+    command = [venv_python("apps/stream-worker"), *args]
+    return Service("stream-worker", command, env, grace_s, stop_group=False)

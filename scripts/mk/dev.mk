@@ -44,12 +44,8 @@ images: $(TOOLS_STAMP) ## Build the production images (infra/*.prod.Dockerfile),
 	$(dev_require_engine)
 	@$(TOOLS_PY) scripts/images.py $(IMAGES_ARGS)
 
-# Extra arguments, e.g. DEV_LOCAL_ARGS="--workdir /tmp/dev" (see the scripts' --help).
-DEV_LOCAL_ARGS ?=
-DEMO_ARGS ?=
-DEV_SMOKE_ARGS ?=
-# e.g. IMAGES_ARGS="--extras engines --service sts-service"
-IMAGES_ARGS ?=
+# Extra arguments of the scripts (see their --help): DEV_LOCAL_ARGS="--workdir /tmp/dev",
+# DEMO_ARGS, DEMO_DUB_ARGS, DEV_SMOKE_ARGS, IMAGES_ARGS="--extras engines --service sts-service".
 
 dev-local: $(TOOLS_STAMP) ## The same stack without containers, from the venvs (Ctrl-C stops it)
 	@$(TOOLS_PY) scripts/dev_local.py $(DEV_LOCAL_ARGS)
@@ -66,8 +62,6 @@ install-engines-system: ## (needs root) apt-get install Apertium + its English-S
 	  echo "make $@: needs root (it runs apt-get install apertium apertium-eng-spa); try: sudo make $@" >&2; exit 1; fi
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apertium apertium-eng-spa
-
-DEMO_DUB_ARGS ?=
 
 demo-dub: $(TOOLS_STAMP) ## Dub an English bulletin into Spanish speech with the real engines (needs ENGINES=1 install)
 	@$(TOOLS_PY) scripts/demo_dub.py $(DEMO_DUB_ARGS)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import wave
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scaffold import REPO, outside_make_env, package_venv_python, run
@@ -25,66 +26,57 @@ from scaffold import REPO, outside_make_env, package_venv_python, run
 sys.path.insert(0, str(REPO / "scripts"))  # the dev scripts are plain modules (stdlib only)
 
 from dev_sample import write_sample
-from devproc import HEALTH_PATH, free_port, read_env_file
+from devproc import free_port, health, json_records, port_is_free, read_env_file
 
 pytestmark = pytest.mark.slow
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _healthy(port: int) -> bool:
-    try:
-        url = f"http://127.0.0.1:{port}{HEALTH_PATH}"
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return int(response.status) == 200
-    except OSError:
-        return False
+def _venvs() -> None:
+    for package in ("apps/sts-service", "apps/stream-worker"):
+        package_venv_python(package)
 
 
 def _make_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in outside_make_env().items() if not k.startswith(("STS_", "WORKER_", "DEV_"))
-    }
-    return {**env, **extra}
+    env = outside_make_env()
+    return {k: v for k, v in env.items() if not k.startswith(("STS_", "WORKER_", "DEV_"))} | extra
 
 
-def _processes_mentioning(marker: str) -> list[str]:
+def _processes_with(proc_file: str, needle: str) -> list[str]:
+    """Processes whose /proc/PID/`proc_file` (``cmdline``, ``environ``) holds `needle`."""
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for path in Path("/proc").glob(f"[0-9]*/{proc_file}"):
         try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if needle.encode() in b"\0" + path.read_bytes():
+                found.append(path.parent.name)
         except OSError:
             continue
-        if marker in text:
-            found.append(f"{cmdline.parent.name}: {text}")
     return found
 
 
-def _start_reading(
-    command: list[str],
-    env: dict[str, str],
-    *,
-    start_new_session: bool = False,
-    preexec_fn: Callable[[], None] | None = None,
-) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
-    """Start `command` in the repo; a thread collects its output lines until it ends."""
+def _assert_stopped_quietly(output: str, port: int, workdir: Path) -> None:
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "killed" not in output, f"a service had to be killed:\n{output}"
+    assert port_is_free("127.0.0.1", port), f"something still listens on {port}"
+    assert not _processes_with("environ", f"\0STS_PORT={port}\0"), "sts-service was left running"
+    assert not _processes_with("cmdline", str(workdir)), "stream-worker was left running"
+
+
+def _signal_when(
+    command: list[str], env: dict[str, str], ready: Callable[[list[str]], bool], signum: int
+) -> tuple[int, str]:
+    """Start `command` in a process group of its own (a SIGINT to it is a Ctrl-C), send `signum`
+    to the group once `ready(output lines)`, or on a failure; (exit status, output).
+    """
     process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=start_new_session,
-        preexec_fn=preexec_fn,
-    )
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+        # In the background of a non-interactive shell SIGINT starts ignored; a terminal's
+        # Ctrl-C reaches a process whose SIGINT is at its default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     lines: list[str] = []
-    assert process.stdout is not None
     stdout = process.stdout
+    assert stdout is not None
 
     def read() -> None:
         with stdout:
@@ -92,69 +84,57 @@ def _start_reading(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    return process, lines, reader
-
-
-def _summaries(lines: list[str]) -> list[dict[str, object]]:
-    found = []
-    for line in lines:
-        _, sep, rest = line.partition("| ")
-        if sep and rest.startswith('{"event":"summary"'):
-            found.append(json.loads(rest))
-    return found
-
-
-def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    package_venv_python("apps/sts-service")
-    package_venv_python("apps/stream-worker")
-    port = free_port()
-    workdir = tmp_path / "dev-local-work"
-    env = _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2", WORKER_SEGMENT_MS="1000")
-    process, lines, reader = _start_reading(
-        ["make", "--no-print-directory", "dev-local", f"DEV_LOCAL_ARGS=--workdir {workdir}"],
-        env,
-        start_new_session=True,  # a process group of its own: SIGINT to it is a Ctrl-C
-    )
     try:
         deadline = time.monotonic() + 90
-        healthy = False
-        summaries: list[dict[str, object]] = []
-        while time.monotonic() < deadline and process.poll() is None:
-            healthy = healthy or _healthy(port)
-            summaries = _summaries(list(lines))
-            if healthy and summaries:
-                break
-            time.sleep(0.2)
-        output = "\n".join(lines)
-        assert process.poll() is None, f"make dev-local exited early:\n{output}"
-        assert healthy, f"sts-service never answered {HEALTH_PATH} on {port}:\n{output}"
-        assert summaries, f"stream-worker finished no pass:\n{output}"
-        segments = summaries[0]["segments"]
-        assert isinstance(segments, dict)
-        assert segments["dubbed"] == segments["total"] > 0, summaries[0]
-        assert summaries[0]["sts_url"] == f"http://127.0.0.1:{port}"
-        with wave.open(str(workdir / "dubbed.wav"), "rb") as dubbed:
-            assert dubbed.getnframes() == 2 * 16000
-        prefixes = {line.split("|", 1)[0].strip() for line in lines if "|" in line}
-        assert {"sts-service", "stream-worker", "dev-local"} <= prefixes, prefixes
+        while not ready(list(lines)):
+            assert process.poll() is None, f"exited early:\n{''.join(lines)}"
+            assert time.monotonic() < deadline, f"not ready within 90 s:\n{''.join(lines)}"
+            time.sleep(0.1)
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
+            os.killpg(process.pid, signum)
         try:
-            status = process.wait(timeout=60)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
-        reader.join(timeout=5)
-    output = "\n".join(lines)
+        finally:
+            reader.join(timeout=5)
+    return process.returncode, "".join(lines)
+
+
+def _summaries(lines: list[str]) -> list[dict[str, Any]]:
+    return [r for r in json_records("".join(lines)) if r.get("event") == "summary"]
+
+
+def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    _venvs()
+    port = free_port()
+    workdir = tmp_path / "dev-local-work"
+
+    def first_pass_done(lines: list[str]) -> bool:
+        if not _summaries(lines) or health(f"http://127.0.0.1:{port}") is None:
+            return False
+        with wave.open(str(workdir / "dubbed.wav"), "rb") as dubbed:
+            assert dubbed.getnframes() == 2 * 16000
+        return True
+
+    status, output = _signal_when(
+        ["make", "--no-print-directory", "dev-local", f"DEV_LOCAL_ARGS=--workdir {workdir}"],
+        _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2", WORKER_SEGMENT_MS="1000"),
+        first_pass_done,
+        signal.SIGINT,
+    )
+    summary = _summaries([output])[0]
+    assert summary["segments"]["dubbed"] == summary["segments"]["total"] > 0, summary
+    assert summary["sts_url"] == f"http://127.0.0.1:{port}"
+    prefixes = {line.split("|", 1)[0].strip() for line in output.splitlines() if "|" in line}
+    assert {"sts-service", "stream-worker", "dev-local"} <= prefixes, prefixes
     # make itself always dies of the SIGINT it was sent (as after a terminal Ctrl-C), even
-    # when its recipe exits 0; the supervisor's own clean stop is its last line.
+    # when its recipe exits 0; the supervisor's own clean stop is in its output.
     assert status in (0, -signal.SIGINT), f"exit {status}:\n{output}"
     assert "stopped: sts-service and stream-worker are down" in output, output
-    assert "Traceback" not in output, output
-    assert "killed" not in output, f"a service had to be killed:\n{output}"
-    assert not _listening(port), f"something still listens on {port}"
-    assert not _processes_mentioning(str(workdir)), "a worker process was left behind"
+    _assert_stopped_quietly(output, port, workdir)
 
 
 def test_dev_local_refuses_a_taken_port(tmp_path: Path) -> None:
@@ -174,8 +154,7 @@ def test_dev_local_refuses_a_taken_port(tmp_path: Path) -> None:
 
 
 def test_make_demo_dubs_a_sample_and_stops(tmp_path: Path) -> None:
-    package_venv_python("apps/sts-service")
-    package_venv_python("apps/stream-worker")
+    _venvs()
     result = run(
         ["make", "demo", f"DEMO_ARGS=--workdir {tmp_path}"],
         cwd=REPO,
@@ -190,7 +169,7 @@ def test_make_demo_dubs_a_sample_and_stops(tmp_path: Path) -> None:
     with wave.open(str(tmp_path / "dubbed.wav"), "rb") as dubbed:
         assert dubbed.getnframes() == summary["input_frames"] == 10 * 16000
     port = int(str(summary["sts_url"]).rsplit(":", 1)[1])
-    assert not _listening(port), "sts-service was left running"
+    assert port_is_free("127.0.0.1", port), "sts-service was left running"
 
 
 @pytest.mark.parametrize("target", ["dev", "stop", "logs"])
@@ -224,93 +203,31 @@ def test_env_example_parses_like_compose_env_files() -> None:
     assert all(key.isupper() for key in env)
 
 
-def _processes_with_env(entry: str) -> list[str]:
-    """Processes whose environment holds `entry` (e.g. ``STS_PORT=40123``)."""
-    found = []
-    needle = b"\0" + entry.encode() + b"\0"
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if needle in b"\0" + environ.read_bytes():
-                found.append(environ.parent.name)
-        except OSError:
-            continue
-    return found
-
-
-def _default_sigint() -> None:
-    # A process started in the background by a non-interactive shell inherits SIGINT as
-    # ignored; a terminal's Ctrl-C reaches a process whose SIGINT is at its default.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _signal_when(
-    command: list[str], marker: str, signum: signal.Signals, env: dict[str, str]
-) -> tuple[int, str]:
-    """Start `command`, send `signum` once `marker` is printed; (exit status, output)."""
-    process, lines, reader = _start_reading(command, env, preexec_fn=_default_sigint)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(marker in line for line in lines):
-            assert process.poll() is None, "".join(lines)
-            time.sleep(0.05)
-        assert any(marker in line for line in lines), "".join(lines)
-        process.send_signal(signum)
-        status = process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        reader.join(timeout=5)
-    return status, "".join(lines)
-
-
 @pytest.mark.parametrize(
-    ("signum", "marker"),
+    ("script", "signum", "marker"),
     [
-        (signal.SIGTERM, "3/4 dubbing"),  # both services running
-        (signal.SIGINT, "1/4 starting"),  # Ctrl-C while sts-service starts
-        (signal.SIGHUP, "3/4 dubbing"),  # the terminal was closed
+        ("demo", signal.SIGTERM, "3/4 dubbing"),  # both services running
+        ("demo", signal.SIGINT, "1/4 starting"),  # Ctrl-C while sts-service starts
+        ("demo", signal.SIGHUP, "3/4 dubbing"),  # the terminal was closed
+        ("dev-local", signal.SIGTERM, "starting stream-worker"),  # both services running
+        ("dev-local", signal.SIGINT, "sts-service   |"),  # Ctrl-C before stream-worker starts
     ],
-    ids=["SIGTERM-while-dubbing", "SIGINT-while-starting", "SIGHUP-while-dubbing"],
+    ids=lambda value: getattr(value, "name", None),
 )
-def test_a_signal_stops_the_demo_and_everything_it_started_quietly(
-    tmp_path: Path, signum: signal.Signals, marker: str
+def test_a_signal_stops_everything_the_script_started_quietly(
+    tmp_path: Path, script: str, signum: signal.Signals, marker: str
 ) -> None:
-    package_venv_python("apps/sts-service")
-    package_venv_python("apps/stream-worker")
-    command = [sys.executable, "scripts/demo.py", "--workdir", str(tmp_path)]
-    status, output = _signal_when(command, marker, signum, _make_env())
-    assert status == 128 + signum, output
-    assert f"demo: stopped by {signum.name}" in output, output
-    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
-    assert "killed" not in output, f"a service had to be killed:\n{output}"
-    port = output.split("starting sts-service on http://127.0.0.1:", 1)[1].split()[0]
-    assert not _listening(int(port)), "sts-service was left running"
-    assert not _processes_with_env(f"STS_PORT={port}"), "sts-service was left running"
-    assert not _processes_mentioning(str(tmp_path)), "stream-worker was left running"
-
-
-@pytest.mark.parametrize(
-    ("signum", "marker"),
-    [
-        (signal.SIGTERM, "starting stream-worker"),  # both services running
-        (signal.SIGINT, "sts-service   |"),  # Ctrl-C before stream-worker starts
-    ],
-    ids=["SIGTERM-both-running", "SIGINT-while-starting"],
-)
-def test_a_signal_stops_dev_local_and_everything_it_started_quietly(
-    tmp_path: Path, signum: signal.Signals, marker: str
-) -> None:
-    package_venv_python("apps/sts-service")
-    package_venv_python("apps/stream-worker")
-    port = free_port()
-    env = _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2")
-    command = [sys.executable, "scripts/dev_local.py", "--workdir", str(tmp_path)]
-    status, output = _signal_when(command, marker, signum, env)
-    assert status == 0, output
-    assert "stopped: sts-service and stream-worker are down" in output, output
-    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
-    assert "killed" not in output, f"a service had to be killed:\n{output}"
-    assert not _listening(port), f"something still listens on {port}"
-    assert not _processes_with_env(f"STS_PORT={port}"), "sts-service was left running"
-    assert not _processes_mentioning(str(tmp_path)), "stream-worker was left running"
+    _venvs()
+    env = _make_env(STS_PORT=str(free_port()), DEV_SAMPLE_SECONDS="2")  # the demo ignores them
+    command = [sys.executable, f"scripts/{script.replace('-', '_')}.py", "--workdir", str(tmp_path)]
+    status, output = _signal_when(
+        command, env, lambda lines: any(marker in x for x in lines), signum
+    )
+    # Stopping is the normal end of the dev-local loop; the demo dies of the signal.
+    assert status == (0 if script == "dev-local" else 128 + signum), output
+    assert f"{script}: stopped by {signum.name}" in output, output
+    if script == "dev-local":
+        assert "stopped: sts-service and stream-worker are down" in output, output
+    port = re.search(r"starting sts-service on http://127\.0\.0\.1:(\d+)", output)
+    assert port, output
+    _assert_stopped_quietly(output, int(port[1]), tmp_path)

@@ -1,8 +1,4 @@
-"""make dev-smoke without an engine: one clear line and exit status 2, nothing started.
-
-The smoke test itself needs a Docker engine; .ci/run runs it where one can be started. Here,
-offline, only its refusal is checked, with a PATH that has no docker.
-"""
+"""make dev-smoke without Docker (the smoke test itself needs an engine, as in .ci/run)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import av
 import numpy as np
-from bench_worker import run_worker, start_sts, verdict
+from bench_worker import run_worker, sts_in_tempdir, verdict
 
 LONG_S = 600
 CLIP_S = 30
@@ -111,18 +110,12 @@ def main() -> None:
     long_src = generate(cache_dir() / f"bench-720p30-{LONG_S}s.mp4", LONG_S)
     clip = generate(cache_dir() / f"bench-720p30-{CLIP_S}s.mp4", CLIP_S)
     made_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="sw-media-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        proc, url = start_sts(tmp / "sts.log")
-        try:
-            remux_wall, remux_cpu = remux(long_src, tmp / "remux.mp4")
-            summary, wall, cpu = run_worker(long_src, tmp / "dubbed.mp4", url)
-            live, live_wall, live_cpu = run_worker(
-                clip, tmp / "live.ts", url, "--realtime", "--segment-ms", "2000"
-            )
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with sts_in_tempdir("sw-media-bench-") as (tmp, url):
+        remux_wall, remux_cpu = remux(long_src, tmp / "remux.mp4")
+        summary, wall, cpu = run_worker(long_src, tmp / "dubbed.mp4", url)
+        live, live_wall, live_cpu = run_worker(
+            clip, tmp / "live.ts", url, "--realtime", "--segment-ms", "2000"
+        )
     speed = LONG_S / wall
     cost = wall / remux_wall
     share = live_cpu / live_wall

@@ -12,6 +12,7 @@ Run: `cd apps/stream-worker && make bench` (sts-service's venv must exist: `make
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,19 @@ def start_sts(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     sys.exit("bench: sts-service did not start")
 
 
+@contextlib.contextmanager
+def sts_in_tempdir(prefix: str) -> Iterator[tuple[Path, str]]:
+    """A temporary directory and the URL of an sts-service started there, both for the block."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
+        tmp = Path(tmp_name)
+        proc, url = start_sts(tmp / "sts.log")
+        try:
+            yield tmp, url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def baseline(src: Path, dst: Path) -> tuple[float, float]:
     """Read and write the same audio with no service: (wall s, cpu s), in this process."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -111,21 +126,13 @@ def verdict(ok: bool) -> str:
 
 def main() -> None:
     """Run both measurements and print a report."""
-    with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp_name:
-        tmp = Path(tmp_name)
+    with sts_in_tempdir("sw-bench-") as (tmp, url):
         long_wav, short_wav = tmp / "long.wav", tmp / "short.wav"
         write_tone(long_wav, LONG_S)
         write_tone(short_wav, REALTIME_S)
-        proc, url = start_sts(tmp / "sts.log")
-        try:
-            base_wall, base_cpu = baseline(long_wav, tmp / "copy.wav")
-            summary, wall, cpu = run_worker(long_wav, tmp / "out.wav", url)
-            rt, _, _ = run_worker(
-                short_wav, tmp / "rt.wav", url, "--realtime", "--segment-ms", "1000"
-            )
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        base_wall, base_cpu = baseline(long_wav, tmp / "copy.wav")
+        summary, wall, cpu = run_worker(long_wav, tmp / "out.wav", url)
+        rt, _, _ = run_worker(short_wav, tmp / "rt.wav", url, "--realtime", "--segment-ms", "1000")
 
     segments = summary["segments"]["total"]
     lat = summary["latency_ms"]

@@ -128,14 +128,17 @@ class _Connection:
     targets are driven by it, so the comparison stays fair.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, port: int) -> None:
+        self.port = port
 
     @classmethod
-    async def open(cls, host: str, port: int) -> _Connection:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
+    async def open(cls, port: int) -> _Connection:
+        connection = cls(port)
+        await connection.connect()
+        return connection
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         self.writer.write(raw)
@@ -149,6 +152,14 @@ class _Connection:
                 length = int(value)
         body = await self.reader.readexactly(length)
         return status, body
+
+    async def status(self, raw: bytes) -> int:
+        """The status of one request; 0, and a new connection, when the server closed this one."""
+        try:
+            return (await self.request(raw))[0]
+        except (OSError, asyncio.IncompleteReadError):
+            await self.connect()
+            return 0
 
     async def close(self) -> None:
         self.writer.close()
@@ -165,7 +176,7 @@ def _raw_request(port: int, body: bytes) -> bytes:
 
 async def _drive(port: int, body: bytes, concurrency: int, total: int) -> Result:
     raw = _raw_request(port, body)
-    connections = [await _Connection.open("127.0.0.1", port) for _ in range(concurrency)]
+    connections = [await _Connection.open(port) for _ in range(concurrency)]
     latencies: list[float] = []
     remaining = WARMUP + total
 
@@ -210,7 +221,7 @@ class LoadResult:
 
 async def _measure_load(port: int, body: bytes) -> LoadResult:
     """Poll health from one connection while normal clients send fragments."""
-    health = await _Connection.open("127.0.0.1", port)
+    health = await _Connection.open(port)
     raw_health = f"GET {HEALTH_PATH} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()
     raw_process = _raw_request(port, body)
     latencies: list[float] = []
@@ -220,31 +231,21 @@ async def _measure_load(port: int, body: bytes) -> LoadResult:
     done = asyncio.Event()
 
     async def poll_health() -> None:
-        nonlocal health, health_failures
+        nonlocal health_failures
         for _ in range(ATTACK_HEALTH_REQUESTS):
             t0 = time.perf_counter()
-            try:
-                status, _ = await health.request(raw_health)
-            except (OSError, asyncio.IncompleteReadError):
-                status = 0
-                health = await _Connection.open("127.0.0.1", port)
-            if status == 200:
+            if await health.status(raw_health) == 200:
                 latencies.append(time.perf_counter() - t0)
             else:
                 health_failures += 1
         done.set()
 
     async def send_fragments() -> None:
-        connection = await _Connection.open("127.0.0.1", port)
+        connection = await _Connection.open(port)
         while not done.is_set():
             t0 = time.perf_counter()
-            try:
-                status, _ = await connection.request(raw_process)
-            except (OSError, asyncio.IncompleteReadError):
-                status = 0
-                connection = await _Connection.open("127.0.0.1", port)
+            statuses.append(await connection.status(raw_process))
             elapsed = time.perf_counter() - t0
-            statuses.append(status)
             process_latencies.append(elapsed)
             await asyncio.sleep(max(0.0, ATTACK_PROCESS_EVERY_S - elapsed))
         await connection.close()
