@@ -14,10 +14,12 @@ implements the ``*_sync`` method, which the pipeline runs in a worker thread
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -33,6 +35,18 @@ _T = TypeVar("_T")
 
 #: How to install the optional engines; named by every error about a missing one.
 ENGINES_INSTALL_HINT = "make install ENGINES=1 (or pip install 'sts-service[engines]')"
+
+
+def import_engine(module: str, distribution: str) -> ModuleType:
+    """The optional engine module `module`, imported when a backend loads.
+
+    Raises:
+        RuntimeError: naming `distribution` and how to install the engines, if it is missing.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise RuntimeError(f"{distribution} is not installed: {ENGINES_INSTALL_HINT}") from None
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ import numpy.typing as npt
 from shared_audio import float32_to_int16, int16_to_float32, resample
 from shared_utils.contract import ErrorCode
 from sts_service.backends.base import (
-    ENGINES_INSTALL_HINT,
     AudioClip,
     BackendError,
     BackendState,
     EngineOptions,
     Fragment,
     SyncTTSBackend,
+    import_engine,
 )
 from sts_service.backends.fitting import (
     BASE_WPM,
@@ -144,12 +144,7 @@ class EspeakTTS(SyncTTSBackend):
 
     def load(self) -> None:
         """Load and initialise libespeak-ng."""
-        try:
-            importlib.import_module("espeakng_loader")
-        except ImportError:
-            raise RuntimeError(
-                f"espeakng-loader is not installed: {ENGINES_INSTALL_HINT}"
-            ) from None
+        import_engine("espeakng_loader", "espeakng-loader")
         with _Espeak.lock:
             self._engine = _Espeak.get()
 

@@ -35,6 +35,7 @@ from sts_service.backends.base import (
     EngineOptions,
     Fragment,
     SyncASRBackend,
+    import_engine,
 )
 
 logger = logging.getLogger(__name__)
@@ -113,10 +114,7 @@ class WhisperASR(SyncASRBackend):
 
     def load(self) -> None:
         """Resolve the model (checking the packaged one's sha256), then load it."""
-        try:
-            faster_whisper = importlib.import_module("faster_whisper")
-        except ImportError:
-            raise RuntimeError(f"faster-whisper is not installed: {ENGINES_INSTALL_HINT}") from None
+        faster_whisper = import_engine("faster_whisper", "faster-whisper")
         options = self.options
         if not options.whisper_model:
             source: str = str(packaged_model_dir())
