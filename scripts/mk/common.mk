@@ -28,6 +28,12 @@ WORKSPACE_ARGS := --python $(PYTHON) $(if $(VERBOSE),--verbose) $(if $(filter 0,
 # From the tools env: on Python 3.10 the installer reads TOML with the tools env's tomli.
 WORKSPACE := $(TOOLS_PY) $(ROOT)/scripts/workspace.py $(WORKSPACE_ARGS)
 
+# SLOW=1 (`make test-all`, CI) adds the tests marked `slow`: round trips that take seconds of
+# real time each (live streams, restarts, installs in copies of the repo). The everyday
+# `make test` skips them.
+SLOW ?= 0
+SLOW_FILTER := $(if $(filter 1,$(SLOW)),,-m "not slow")
+
 # $(call remember,FILE,VALUE): FILE holds VALUE, rewritten only when it changes (its mtime is a
 # make prerequisite of the venv stamps, so a changed option reinstalls and nothing else does).
 # Done with make's own file functions while the makefile is read: no process, which keeps a

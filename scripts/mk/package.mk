@@ -48,11 +48,11 @@ type-check: install ## mypy --strict with the root configuration
 
 check: lint type-check ## lint + type-check
 
-test: install ## Run the tests
-	$(PYTEST) tests
+test: install ## Run the tests; SLOW=1 adds the slow ones
+	$(PYTEST) tests $(SLOW_FILTER)
 
 test-coverage: install ## Run the tests with the 80% coverage floor on the import name
-	$(PYTEST) tests --cov=$(IMPORT_NAME) --cov-config=$(CONFIG) --cov-branch \
+	$(PYTEST) tests $(SLOW_FILTER) --cov=$(IMPORT_NAME) --cov-config=$(CONFIG) --cov-branch \
 	  --cov-report=term-missing:skip-covered --cov-report=html:htmlcov \
 	  --cov-fail-under=$(COVERAGE_FLOOR)
 

@@ -80,6 +80,7 @@ def test_echo_output_equals_input_bit_for_bit(
     }
 
 
+@pytest.mark.slow
 def test_console_script_against_failing_segments(
     wav30: tuple[Path, npt.NDArray[np.int16]], start_sts: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -126,6 +127,7 @@ def test_console_script_against_failing_segments(
     assert np.array_equal(samples, audio)
 
 
+@pytest.mark.slow
 def test_latency_beyond_the_deadline_falls_back_everywhere(
     wav30: tuple[Path, npt.NDArray[np.int16]],
     start_sts: Callable[..., Any],
@@ -161,6 +163,7 @@ def test_wrong_length_audio_is_fitted(
     assert summary["segments"]["fallback"] == 0
 
 
+@pytest.mark.slow
 def test_service_killed_halfway_and_restarted(
     start_sts: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -228,6 +231,7 @@ def test_service_killed_halfway_and_restarted(
     assert min(summary["fallback_sequences"]) >= 3  # nothing failed before the kill
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_cleanly_with_a_complete_valid_output(
     signum: signal.Signals, start_sts: Callable[..., Any], tmp_path: Path

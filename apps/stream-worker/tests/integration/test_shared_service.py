@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from worker_support import parse_summary, write_tone
 
 from shared_audio import read_wav
@@ -16,6 +17,7 @@ from shared_audio import read_wav
 WORKERS = 3
 
 
+@pytest.mark.slow
 def test_workers_sharing_a_saturated_service_fall_back_only_past_deadlines(
     start_sts: Callable[..., Any], tmp_path: Path
 ) -> None:

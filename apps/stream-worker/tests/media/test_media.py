@@ -403,6 +403,7 @@ def test_an_mpegts_clock_wrap_is_unwrapped(
 # ------------------------------------------------------------------ live
 
 
+@pytest.mark.slow
 def test_live_mpegts_over_tcp_stays_in_sync_and_survives_the_source_dropping(
     echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -538,6 +539,7 @@ def test_live_destinations_get_their_muxer(
     assert is_live_url(target) == ("://" in target)
 
 
+@pytest.mark.slow
 def test_live_output_over_udp_reaches_a_receiver(echo: Service, tmp_path: Path) -> None:
     src = make_media(tmp_path / "in.ts", 3.0)
     port = _root_conftest().free_port()
