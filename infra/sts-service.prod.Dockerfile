@@ -6,22 +6,24 @@
 # declares that extra), pinned by that extra's lock, locks/py3.X/sts-service.engines.txt.
 ARG PYTHON_VERSION=3.12
 
-# --- builder: every wheel the service needs, at the versions of its lock (`make lock`) ---
+# --- builder: every wheel the service needs, at the versions of its lock (`make lock`) ----
 FROM python:${PYTHON_VERSION}-slim AS builder
-ARG PYTHON_VERSION
 ARG EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY locks/py${PYTHON_VERSION}/sts-service${EXTRAS:+.}${EXTRAS}.txt /src/lock.txt
+COPY locks /src/locks
 COPY libs/shared-audio /src/libs/shared-audio
 COPY libs/shared-utils /src/libs/shared-utils
 COPY apps/sts-service /src/apps/sts-service
 # The local packages are built from their paths, never looked up on an index by name. The
-# lock's versions constrain the rest (its dev tools are never asked for); its hashes are
-# dropped, as pip's hash mode would refuse the local packages, which are folders.
+# lock of the image's own Python minor constrains the rest (its dev tools are never asked
+# for; no lock for that minor fails the build); its hashes are dropped, as pip's hash mode
+# would refuse the local packages, which are folders.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    grep -o '^[A-Za-z0-9._-]*==[^ ]*' /src/lock.txt > /src/constraints.txt \
+    minor=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+    && grep -o '^[A-Za-z0-9._-]*==[^ ]*' "/src/locks/py$minor/sts-service${EXTRAS:+.$EXTRAS}.txt" \
+      > /src/constraints.txt \
     && python -m pip wheel --wheel-dir /wheels --constraint /src/constraints.txt \
       /src/libs/shared-audio \
       /src/libs/shared-utils \

@@ -76,7 +76,7 @@ def test_production_dockerfile_policy(service: str) -> None:
     assert all(image == "python:${PYTHON_VERSION}-slim" for image, _ in stages), "slim bases"
     builder, runtime = text.split("\nFROM python:${PYTHON_VERSION}-slim\n", 1)
     assert "--constraint /src/constraints.txt" in builder
-    assert f"COPY locks/py${{PYTHON_VERSION}}/{service}" in builder, "the wheels of the lock"
+    assert "COPY locks /src/locks" in builder and f"/src/locks/py$minor/{service}" in builder
     assert "COPY " not in runtime, "the runtime stage copies no source: it installs wheels only"
     assert "--no-index --no-deps /wheels/*.whl" in runtime and "--no-cache-dir" in runtime
     assert "pip check" in runtime
