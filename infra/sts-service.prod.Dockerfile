@@ -3,22 +3,28 @@
 #   docker build -f infra/sts-service.prod.Dockerfile -t live-dubbing/sts-service:0.1.0 \
 #     --build-arg VERSION=0.1.0 --build-arg GIT_REVISION=$(git rev-parse --short HEAD) .
 # EXTRAS=engines builds the variant with the offline speech engines (when the package
-# declares that extra); its wheels are resolved with the same pins plus whatever the extra adds.
+# declares that extra), pinned by that extra's lock, locks/py3.X/sts-service.engines.txt.
 ARG PYTHON_VERSION=3.12
 
-# --- builder: every wheel the service needs, from the exact pins in infra/constraints ------
+# --- builder: every wheel the service needs, at the versions of its lock (`make lock`) ----
 FROM python:${PYTHON_VERSION}-slim AS builder
 ARG EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY infra/constraints/sts-service.txt /src/constraints.txt
+COPY locks /src/locks
 COPY libs/shared-audio /src/libs/shared-audio
 COPY libs/shared-utils /src/libs/shared-utils
 COPY apps/sts-service /src/apps/sts-service
-# The local packages are built from their paths, never looked up on an index by name.
+# The local packages are built from their paths, never looked up on an index by name. The
+# lock of the image's own Python minor constrains the rest (its dev tools are never asked
+# for; no lock for that minor fails the build); its hashes are dropped, as pip's hash mode
+# would refuse the local packages, which are folders.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python -m pip wheel --wheel-dir /wheels --constraint /src/constraints.txt \
+    minor=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+    && grep -o '^[A-Za-z0-9._-]*==[^ ]*' "/src/locks/py$minor/sts-service${EXTRAS:+.$EXTRAS}.txt" \
+      > /src/constraints.txt \
+    && python -m pip wheel --wheel-dir /wheels --constraint /src/constraints.txt \
       /src/libs/shared-audio \
       /src/libs/shared-utils \
       "/src/apps/sts-service${EXTRAS:+[${EXTRAS}]}"

@@ -1,9 +1,8 @@
-"""Build the production images (`make images`) with their version and git revision.
+"""Build the production images (`make images`) and print each one's size over the base image.
 
-Each image is built from infra/<service>.prod.Dockerfile with the repo root as context, the
-package's version (its pyproject.toml) and the short git revision as build arguments, so the
-image's labels and its /v1/health answer name the same code. It prints each image's tag and
-its size over the base image.
+Each is infra/<service>.prod.Dockerfile built from the repo root with the package's version
+and the short git revision as build arguments, so its labels and its /v1/health answer name
+the same code. Its wheels are pinned by the lock of its Python minor (`make lock`).
 
     python scripts/images.py [--service sts-service] [--extras engines] [--tag-suffix -x]
 """
@@ -11,15 +10,15 @@ its size over the base image.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from monorepo.packages import ROOT, load_toml
+
 SERVICES = {"sts-service": "apps/sts-service", "stream-worker": "apps/stream-worker"}
-BASE_IMAGE = "python:3.12-slim"
+BASE_IMAGE = "python:3.12-slim"  # the Dockerfiles' default PYTHON_VERSION (a test compares)
 #: What `make images` may add on top of the base image for the echo variant, in bytes.
 SIZE_BUDGET_BYTES = 100_000_000
 
@@ -35,60 +34,48 @@ class Built:
     added_bytes: int
 
 
-def package_version(service: str) -> str:
-    """The version in the service's pyproject.toml (what its installed metadata reports)."""
-    found = re.search(r'^version = "([^"]+)"$', _pyproject(service), re.M)
-    if found is None:
-        raise ValueError(f"{SERVICES[service]}/pyproject.toml has no static `version = ...`")
-    return found.group(1)
+def project(service: str) -> dict[str, Any]:
+    """The [project] table of the service's pyproject.toml."""
+    table: dict[str, Any] = load_toml(ROOT / SERVICES[service] / "pyproject.toml")["project"]
+    return table
 
 
 def has_extra(service: str, extra: str) -> bool:
-    """Whether the service's pyproject.toml declares the optional dependency group `extra`."""
-    text = _pyproject(service)
-    start = text.find("[project.optional-dependencies]")
-    if start < 0:
-        return False
-    section = text[start:].split("\n[", 1)[0]
-    return re.search(rf"^{re.escape(extra)}\s*=", section, re.M) is not None
+    """Whether the service declares the optional dependency group `extra`."""
+    return extra in project(service).get("optional-dependencies", {})
 
 
-def _pyproject(service: str) -> str:
-    # Parsed with two regular expressions: tomllib is 3.11+, and the tools env may be 3.10.
-    return (REPO / SERVICES[service] / "pyproject.toml").read_text("utf-8")
-
-
-def git_revision() -> str:
-    """The short revision of HEAD, the same form shared_utils.buildinfo reports."""
-    result = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    )
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def image_size(tag: str) -> int:
-    """Size of a local image in bytes."""
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Size}}", tag],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(result.stdout.strip())
+def _out(*command: str) -> str:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
 def build(service: str, *, sts_extras: str = "", tag_suffix: str = "") -> Built:
     """Build one production image; raises CalledProcessError with docker's output on failure."""
-    version, revision = package_version(service), git_revision()
+    version = str(project(service)["version"])
+    try:  # the short revision, the same form shared_utils.buildinfo reports
+        revision = _out("git", "rev-parse", "--short", "HEAD").strip()
+    except subprocess.CalledProcessError:
+        revision = "unknown"
     tag = f"live-dubbing/{service}:{version}{'-' + sts_extras if sts_extras else ''}{tag_suffix}"
-    command = ["docker", "build", "--quiet", "-f", f"infra/{service}.prod.Dockerfile"]
-    command += ["-t", tag, "--build-arg", f"VERSION={version}"]
-    command += ["--build-arg", f"GIT_REVISION={revision}"]
-    if sts_extras:
-        command += ["--build-arg", f"EXTRAS={sts_extras}"]
-    subprocess.run([*command, "."], cwd=REPO, check=True, capture_output=True, text=True)
-    added = image_size(tag) - image_size(BASE_IMAGE)
-    return Built(service, tag, version, revision, added)
+    args = [f"VERSION={version}", f"GIT_REVISION={revision}"]
+    args += [f"EXTRAS={sts_extras}"] if sts_extras else []
+    build_args = [part for arg in args for part in ("--build-arg", arg)]
+    _out(
+        "docker",
+        "build",
+        "--quiet",
+        "-f",
+        f"infra/{service}.prod.Dockerfile",
+        "-t",
+        tag,
+        *build_args,
+        ".",
+    )
+    tag_size, base_size = (
+        int(_out("docker", "image", "inspect", "--format", "{{.Size}}", image))
+        for image in (tag, BASE_IMAGE)
+    )
+    return Built(service, tag, version, revision, tag_size - base_size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             built = build(service, sts_extras=extras, tag_suffix=args.tag_suffix)
         except subprocess.CalledProcessError as exc:
-            print(
-                f"images: {service}: docker build failed:\n{exc.stdout}{exc.stderr}",
-                file=sys.stderr,
-            )
+            print(f"images: {service}: failed:\n{exc.stdout}{exc.stderr}", file=sys.stderr)
             return 1
         budget = "" if extras else f" (budget {SIZE_BUDGET_BYTES / 1e6:.0f} MB)"
         print(

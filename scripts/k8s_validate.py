@@ -34,18 +34,8 @@ def overlays() -> list[Path]:
 
 def render(kustomization: Path) -> list[dict[str, Any]]:
     """The objects `kubectl kustomize` renders from a kustomization folder."""
-    result = subprocess.run(
-        [
-            str(KUBECTL),
-            "kustomize",
-            "--load-restrictor",
-            "LoadRestrictionsNone",
-            str(kustomization),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [str(KUBECTL), "kustomize", "--load-restrictor", "LoadRestrictionsNone"]
+    result = subprocess.run([*command, str(kustomization)], capture_output=True, text=True)
     if result.returncode != 0:
         where = kustomization.relative_to(REPO)
         raise ValueError(f"{where}: kubectl kustomize failed: {result.stderr.strip()}")
@@ -80,18 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         where = overlay.relative_to(REPO)
         try:
             objects = render(overlay)
+            found = [
+                f"{where}: {problem}" for problem in problems(objects, args.kubernetes_version)
+            ]
         except ValueError as exc:
-            print(f"k8s: {exc}", file=sys.stderr)
-            failed = True
-            continue
-        found = problems(objects, args.kubernetes_version)
+            objects, found = [], [str(exc)]
         for problem in found:
-            print(f"k8s: {where}: {problem}", file=sys.stderr)
-        failed = failed or bool(found)
+            print(f"k8s: {problem}", file=sys.stderr)
         if not found:
             print(
                 f"k8s: {where}: {len(objects)} objects valid (Kubernetes {args.kubernetes_version})"
             )
+        failed = failed or bool(found)
     return 1 if failed else 0
 
 

@@ -1,29 +1,16 @@
 #!/usr/bin/env python3
 """Create a new package from .specify/templates/package: ``make new-service NAME=foo-bar``.
 
-Usage (from the root tools environment, which `make install` builds)::
-
     make new-service NAME=foo-bar [DESCRIPTION="..."]     # apps/foo-bar, import name foo_bar
     make new-lib NAME=foo-bar [DESCRIPTION="..."]         # libs/foo-bar
     .venv/bin/python scripts/new_package.py {service,lib} NAME [--description TEXT] [--port N]
 
-What it writes:
-
-* ``pyproject.toml``: PEP 621 metadata; ``[build-system]`` and the ``dev`` extra are copied from
-  the root pyproject.toml (so they cannot drift); the flat layout that mypy can
-  follow (``package-dir``, an explicit ``packages`` list, ``py.typed`` as package data); a service
-  depends on ``shared-audio`` and ``shared-utils`` by name (``make install`` wires their paths);
-* ``Makefile`` (one include of scripts/mk/package.mk or app.mk), ``README.md``;
-* the import package with ``__init__.py`` and ``py.typed``; a service also gets ``main.py``
-  (a ``GET /v1/health`` endpoint on the standard library's HTTP server) and ``__main__.py``
-  (what ``make dev`` runs);
-* ``tests/unit`` (services also ``tests/contract`` and ``tests/integration``), each with a
-  first real test.
-
-The name must be kebab-case (the rule of .schemas/monorepo-structure.yaml) and not taken by a
-folder or a project name. When PyPI already serves the name, a warning explains the
-dependency-confusion risk (docs/decisions/0001-local-packages-from-paths-only.md); offline, the
-output says the check was skipped.
+The pyproject.toml copies [build-system] and the dev extra from the root's (`make lint` fails
+when they drift) and uses the flat layout mypy can follow; a service depends on shared-audio
+and shared-utils by name and gets a `GET /v1/health` endpoint. Every package gets its tests,
+each with a first real test. The name must be kebab-case (the rule of
+.schemas/monorepo-structure.yaml) and free; when PyPI already serves it, a warning explains
+the dependency-confusion risk (docs/decisions/0001-local-packages-from-paths-only.md).
 """
 
 from __future__ import annotations
@@ -42,9 +29,7 @@ from pathlib import Path
 from monorepo.packages import ROOT, WorkspaceError, canonical_name, discover, load_toml
 
 TEMPLATES = ROOT / ".specify" / "templates" / "package"
-#: Same rule as the package-folder rule of .schemas/monorepo-structure.yaml (a test compares
-#: the two): lowercase words of letters and digits joined by '-', starting with a letter, at
-#: most 4 words.
+#: The package-folder rule of .schemas/monorepo-structure.yaml (a test compares the two).
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+){0,3}$")
 PYPI_JSON_URL = "https://pypi.org/pypi"
 PYPI_TIMEOUT_S = 3.0
@@ -227,16 +212,9 @@ def generate(spec: Spec) -> list[Path]:
         spec.folder / "pyproject.toml": pyproject_text(spec, spec.root)
     }
     for source, relative in template_files(spec.kind):
-        target = spec.folder / Path(
-            *(
-                values["import_name"] if part == "__import_name__" else part
-                for part in relative.parts
-            )
-        )
-        if source.suffix == ".tmpl":
-            outputs[target] = render(source.read_text(), values)
-        else:
-            outputs[target] = source.read_bytes()
+        target = spec.folder / str(relative).replace("__import_name__", spec.import_name)
+        is_template = source.suffix == ".tmpl"
+        outputs[target] = render(source.read_text(), values) if is_template else source.read_bytes()
     try:
         for target, content in outputs.items():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -253,18 +231,14 @@ def generate(spec: Spec) -> list[Path]:
 def tidy(folder: Path) -> str:
     """Sort imports and format the new code as the package's own `make lint` will check it.
 
-    ruff decides which imports are first-party from where it runs, so it runs in the package
-    folder, with the root configuration, exactly as scripts/mk/package.mk runs it.
+    ruff runs in the package folder, as package.mk runs it: that decides what is first-party.
     """
     ruff = ROOT / ".venv" / "bin" / "ruff"
     if not ruff.exists():
         return "ruff not found in .venv: run `make install`, then `make format` to tidy it"
     config = str(ROOT / "pyproject.toml")
-    for command in (
-        [str(ruff), "check", "--quiet", "--fix", "--select", "I", "--config", config, "."],
-        [str(ruff), "format", "--quiet", "--config", config, "."],
-    ):
-        subprocess.run(command, cwd=folder, check=False)
+    for command in (["check", "--fix", "--select", "I"], ["format"]):
+        subprocess.run([str(ruff), *command, "--quiet", "--config", config, "."], cwd=folder)
     return "formatted with ruff (root configuration)"
 
 

@@ -1,35 +1,24 @@
 #!/usr/bin/env python3
-"""Check the monorepo layout against .schemas/monorepo-structure.yaml with dirschema.
+"""Check the layout against .schemas/monorepo-structure.yaml: `make validate-structure`.
 
-Usage (from the root tools environment, which `make install` builds)::
-
-    make validate-structure
     .venv/bin/python scripts/validate-structure.py [--repo PATH] [--schema PATH]
 
-Prints one ``<path>: <what to fix>`` line per violation and exits 1; prints
-``structure OK: ...`` and exits 0 when the layout is right; exits 2 (saying what to do) when
-dirschema cannot run on this interpreter. See docs/structure-validation.md.
+Exit 0: layout OK; 1: one `<path>: <what to fix>` line per violation; 2: cannot run.
 """
 
 from __future__ import annotations
 
 import sys
 
-
-def _run() -> int:
-    try:
-        # Python puts this script's folder first on sys.path, so the helper module is found.
+if __name__ == "__main__":
+    try:  # this script's folder is first on sys.path: the module beside it is found
         from structure_validation import main
-    except ImportError as exc:
+    except ImportError as exc:  # outside the tools env (no pathspec, no dirschema)
         print(
             f"validate-structure: the structure validator's dependencies are not installed for "
             f"{sys.executable} ({exc}): run `make install` at the repo root, then "
-            f"`make validate-structure`",
+            "`make validate-structure`",
             file=sys.stderr,
         )
-        return 2
-    return main()
-
-
-if __name__ == "__main__":
-    sys.exit(_run())
+        sys.exit(2)
+    sys.exit(main())

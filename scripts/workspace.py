@@ -20,53 +20,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from monorepo import venvs
 from monorepo.affected import affected
 from monorepo.checks import check
 from monorepo.contracts import lint_imports
-from monorepo.locks import (
-    LockSpec,
-    all_specs,
-    compile_lock,
-    diff_lines,
-    docs_spec,
-    lock_env,
-    lock_path,
-    locked_pins_current,
-    package_spec,
-    pythons,
-    tools_spec,
-)
+from monorepo.locks import docs_spec, lock_all, package_spec, tools_spec
 from monorepo.packages import WorkspaceError, discover, find_package, local_deps
-
-
-def lock(upgrade: list[str] | None) -> None:
-    """Compile every venv's lock for every supported Python minor found on this machine."""
-    packages = discover()
-    found = pythons()
-    print(f"locking for Python {', '.join(found)} (other supported minors: not on this machine)")
-    # Without --upgrade, a lock whose inputs have not changed would come out the same: skip it.
-    jobs = [
-        (spec, minor, python)
-        for minor, python in found.items()
-        for spec in all_specs(packages)
-        if upgrade is not None
-        or not lock_path(spec.lock_name, minor).exists()
-        or not locked_pins_current(spec, lock_path(spec.lock_name, minor))
-    ]
-    print(f"lock: {len(jobs)} lock(s) to compile" + ("" if jobs else ": every lock is current"))
-    envs = {minor: lock_env(python, minor) for minor, python in found.items()}
-
-    def one(job: tuple[LockSpec, str, str]) -> list[str]:
-        spec, minor, _ = job
-        old, new = compile_lock(spec, envs[minor], minor, upgrade)
-        return diff_lines(f"py{minor}/{spec.lock_name}", old, new)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        changes = [line for lines in pool.map(one, jobs) for line in lines]
-    print("\n".join(changes) if changes else "lock: no version changed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,17 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "install-docs":
             venvs.install(docs_spec(packages), options)
         elif args.command == "lock":
-            lock(None if args.upgrade is None else [args.upgrade] if args.upgrade else [])
+            lock_all(None if args.upgrade is None else [args.upgrade] if args.upgrade else [])
         elif args.command == "affected":
             chosen = affected(args.since, packages)
             for member, reason in chosen.items():
                 print(f"SINCE={args.since}: {member} ({reason})", file=sys.stderr)
-            print(" ".join(chosen) if chosen else "")
+            print(" ".join(chosen))
             if not chosen:
-                print(
-                    f"SINCE={args.since}: nothing changed that a package loop covers",
-                    file=sys.stderr,
-                )
+                print(f"SINCE={args.since}: no package loop covers the change", file=sys.stderr)
         else:
             problems = check(packages)
             for problem in problems:

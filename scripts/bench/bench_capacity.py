@@ -1,13 +1,10 @@
 """Capacity: how many live streams one machine carries, one stream-worker process per stream.
 
-Starts one sts-service (echo backends, from its venv) on a free loopback port, then N
-stream-workers at once (from theirs), each dubbing its own copy of a speech-like sample paced
-at real time (`--realtime`, 6 s segments, as a live stream). For each N of the sweep it
-reports the fallbacks (any fallback means the machine did not keep up), the p95 round trip,
-the CPU each stream costs in its worker and in the service (seconds of CPU per second of
-audio, i.e. the fraction of one core), and the memory of one worker. The sweep stops at the
-first N with a fallback. The machine is shared and noisy: read the figures side by side, within
-one run, and note the load average printed first.
+One sts-service (echo) on a free loopback port, then N stream-workers at once, each dubbing a
+speech-like sample paced at real time (6 s segments). For each N: the fallbacks (any means the
+machine did not keep up; the sweep stops there), the p95 round trip, the CPU per stream in its
+worker and in the service (fraction of one core), a worker's memory. The machine is shared:
+compare figures within one run, and note the load average printed first.
 
 Usage: .venv/bin/python scripts/bench/bench_capacity.py [--streams 1,8,16,32] [--seconds 30]
 """
@@ -15,6 +12,7 @@ Usage: .venv/bin/python scripts/bench/bench_capacity.py [--streams 1,8,16,32] [-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -23,7 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +33,8 @@ STS_PYTHON = REPO / "apps" / "sts-service" / ".venv" / "bin" / "python"
 WORKER_PYTHON = REPO / "apps" / "stream-worker" / ".venv" / "bin" / "python"
 SEGMENT_MS = 6000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# One report line: the fields of Round, in order.
+ROW = "capacity: {:7d} | {:9d} | {:6d} | {:17.1f} | {:17.4f} | {:18.4f} | {:13.0f} | {:6.1f}"
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ def run_round(streams: int, port: int, service_pid: int, sample: Path, work: Pat
     workers = []
     for index in range(streams):
         summary = work / f"summary-{streams}-{index}.json"
-        command = [str(WORKER_PYTHON), "-m", "stream_worker", "--input", str(sample)]
-        command += ["--output", str(work / f"out-{index}.wav"), "--realtime", "--progress", "never"]
+        command = [str(WORKER_PYTHON), "-m", "stream_worker", "--realtime", "--progress", "never"]
+        command += ["--input", str(sample), "--output", str(work / f"out-{index}.wav")]
         command += ["--sts-url", f"http://127.0.0.1:{port}", "--segment-ms", str(SEGMENT_MS)]
         command += ["--stream-id", f"capacity-{index}", "--summary-json", str(summary)]
         # The summary line and any error go to a log per worker, not over the report.
@@ -111,11 +111,9 @@ def run_round(streams: int, port: int, service_pid: int, sample: Path, work: Pat
     peak_rss = 0.0
     while any(worker.poll() is None for worker, _ in workers):
         for worker, _ in workers:
-            if worker.poll() is None:
-                try:
+            with contextlib.suppress(OSError):  # it may end between poll() and the read
+                if worker.poll() is None:
                     peak_rss = max(peak_rss, rss_mb(worker.pid))
-                except OSError:
-                    pass
         time.sleep(1.0)
     wall = time.monotonic() - started
     service_cpu = cpu_seconds(service_pid) - service_cpu_before
@@ -171,14 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             sample = write_sample(work / "sample.wav", args.seconds)
             for streams in sweep:
                 result = run_round(streams, port, service.pid, sample, work)
-                print(
-                    f"capacity: {result.streams:7d} | {result.fallbacks:9d} | "
-                    f"{result.failed_workers:6d} | {result.round_trip_p95_ms:17.1f} | "
-                    f"{result.worker_cpu_per_stream:17.4f} | "
-                    f"{result.service_cpu_per_stream:18.4f} | "
-                    f"{result.worker_rss_mb:13.0f} | {result.wall_s:6.1f}",
-                    flush=True,
-                )
+                print(ROW.format(*astuple(result)), flush=True)
                 if result.fallbacks or result.failed_workers:
                     print(f"capacity: {streams} streams did not keep up; the sweep stops here")
                     break

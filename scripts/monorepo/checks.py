@@ -9,17 +9,9 @@ from monorepo.packages import ROOT, Package, WorkspaceError, load_toml, local_de
 # package's table with the root's, they replace it (and with it `strict = true`), and pytest
 # takes its rootdir config from the repo root. Any of these in a package would silently win.
 FORBIDDEN_TOOL_TABLES = ("ruff", "mypy", "pytest", "coverage", "pydantic-mypy")
-FORBIDDEN_CONFIG_FILES = (
-    "setup.cfg",
-    "setup.py",
-    "tox.ini",
-    "pytest.ini",
-    "mypy.ini",
-    ".mypy.ini",
-    ".coveragerc",
-    "ruff.toml",
-    ".ruff.toml",
-    "requirements.txt",
+FORBIDDEN_CONFIG_FILES = tuple(
+    "setup.cfg setup.py tox.ini pytest.ini mypy.ini .mypy.ini .coveragerc ruff.toml .ruff.toml"
+    " requirements.txt".split()
 )
 
 
@@ -32,17 +24,17 @@ def check_package(package: Package, packages: dict[str, Package], root_dev: list
     except WorkspaceError as exc:
         problems.append(str(exc))
     data = load_toml(package.path / "pyproject.toml")
-    for table in FORBIDDEN_TOOL_TABLES:
-        if table in data.get("tool", {}):
-            problems.append(
-                f"{where}: [tool.{table}] would replace the root configuration; "
-                "move the setting to the root pyproject.toml"
-            )
-    for name in FORBIDDEN_CONFIG_FILES:
-        if (package.path / name).exists():
-            problems.append(
-                f"{package.rel}/{name}: tool configuration belongs in the root pyproject.toml"
-            )
+    problems += [
+        f"{where}: [tool.{table}] would replace the root configuration; "
+        "move the setting to the root pyproject.toml"
+        for table in FORBIDDEN_TOOL_TABLES
+        if table in data.get("tool", {})
+    ]
+    problems += [
+        f"{package.rel}/{name}: tool configuration belongs in the root pyproject.toml"
+        for name in FORBIDDEN_CONFIG_FILES
+        if (package.path / name).exists()
+    ]
     project = data.get("project", {})
     if project.get("requires-python") != ">=3.10":
         problems.append(f'{where}: requires-python must be ">=3.10"')
@@ -85,9 +77,11 @@ def check(packages: dict[str, Package]) -> list[str]:
     problems: list[str] = []
     for package in packages.values():
         problems += check_package(package, packages, root_dev)
-    for name in FORBIDDEN_CONFIG_FILES:
-        if (ROOT / name).exists():
-            problems.append(f"{name}: tool configuration belongs in pyproject.toml")
+    problems += [
+        f"{name}: tool configuration belongs in pyproject.toml"
+        for name in FORBIDDEN_CONFIG_FILES
+        if (ROOT / name).exists()
+    ]
     errors, notes = drift(packages)
     for note in notes:
         print(f"note: {note}")

@@ -27,7 +27,6 @@ from typing import IO, Protocol, cast
 from monorepo.tracked import git_files, walk_files
 
 INSTALL_HINT = "run `make install` at the repo root, then `make validate-structure`"
-"""What to do when dirschema cannot run: build the root tools environment and use it."""
 
 
 class DirschemaUnavailableError(RuntimeError):
@@ -41,29 +40,23 @@ class ValidationError(Protocol):
     err: str | Mapping[str, Sequence[str]]
 
 
-Errors = Mapping[str, Mapping[tuple[str | int, ...], ValidationError]]
-
-
 class Validator(Protocol):
     """The part of ``dirschema.validate.DSValidator`` this module uses."""
 
-    def validate(self, root_path: object) -> Errors:
-        """Return the errors found under ``root_path`` (empty when valid)."""
+    def validate(
+        self, root_path: object
+    ) -> Mapping[str, Mapping[tuple[str | int, ...], ValidationError]]:
+        """The errors found under ``root_path`` (empty when valid)."""
 
 
 def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
-    """Import ``dirschema.adapters`` and ``dirschema.validate``.
+    """``dirschema.adapters`` and ``dirschema.validate``, or DirschemaUnavailableError.
 
-    dirschema 0.1.0 evaluates the annotation ``h5py.File`` when ``dirschema.adapters`` is
-    imported, so the import raises ``NameError`` unless h5py (its ``[h5]`` extra: h5py and
-    numpy, ~55 MB) is installed. HDF5 files are never validated here, so when h5py is absent a
-    placeholder module stands in for it during the import only, and dirschema's HDF5 support
-    stays switched off.
-
-    Raises:
-        DirschemaUnavailableError: dirschema is missing or cannot run on this interpreter.
+    The annotation ``h5py.File`` is evaluated at import: without h5py (its ``[h5]`` extra,
+    ~55 MB; no HDF5 file is validated here) a placeholder stands in during the import only,
+    and dirschema's HDF5 support stays off.
     """
-    placeholder = "dirschema.adapters" not in sys.modules and not _h5py_installed()
+    placeholder = "dirschema.adapters" not in sys.modules and not importlib.util.find_spec("h5py")
     if placeholder:
         stub = types.ModuleType("h5py", "Placeholder for dirschema's import-time annotation.")
         stub.__dict__["File"] = type("File", (), {})  # what the annotation looks up
@@ -76,7 +69,16 @@ def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
             f"dirschema is not installed for {sys.executable} ({exc}): {INSTALL_HINT}"
         ) from exc
     except Exception as exc:  # pydantic 2, a broken install: any import-time failure
-        raise DirschemaUnavailableError(_cannot_run_message(exc)) from exc
+        try:
+            pydantic = importlib.metadata.version("pydantic")
+        except importlib.metadata.PackageNotFoundError:
+            pydantic = "none"
+        raise DirschemaUnavailableError(
+            f"dirschema 0.1.0 cannot run on {sys.executable} (Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}, pydantic {pydantic}): "
+            f"{type(exc).__name__}: {exc}. It needs pydantic<2, typer<0.10 and click<8.2, "
+            f"which only the root tools environment (.venv) pins: {INSTALL_HINT}"
+        ) from exc
     finally:
         if placeholder:
             sys.modules.pop("h5py", None)
@@ -85,41 +87,16 @@ def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
     return adapters, validate
 
 
-def _h5py_installed() -> bool:
-    return importlib.util.find_spec("h5py") is not None
-
-
-def _cannot_run_message(exc: BaseException) -> str:
-    try:
-        pydantic_version = importlib.metadata.version("pydantic")
-    except importlib.metadata.PackageNotFoundError:
-        pydantic_version = "none"
-    return (
-        f"dirschema 0.1.0 cannot run on {sys.executable} (Python "
-        f"{sys.version_info.major}.{sys.version_info.minor}, pydantic {pydantic_version}): "
-        f"{type(exc).__name__}: {exc}. It needs pydantic<2, typer<0.10 and click<8.2, which "
-        f"only the root tools environment (.venv) pins: {INSTALL_HINT}"
-    )
-
-
 class TrackedTree:
-    """A dirschema directory adapter over an explicit list of files below ``root``.
+    """dirschema's ``IDirectory`` over an explicit list of files below ``root``.
 
-    It implements dirschema's ``IDirectory`` interface (and is registered as a virtual
-    subclass of it once dirschema is imported). Folders are the parents of the listed files,
-    as in git, which tracks no empty folder. Existence checks are set lookups: nothing outside
-    the list exists for the schema, whatever lies on disk.
-
-    Args:
-        root: The directory the relative paths are below.
-        files: Relative POSIX paths of the files to validate.
-        source: How the list was made (``"git"`` or ``"walk"``), for reports.
+    Folders are the parents of the listed files (git tracks no empty folder); nothing outside
+    the list exists for the schema, whatever lies on disk. ``source`` says how the list was
+    made (``"git"`` or ``"walk"``).
     """
 
     def __init__(self, root: Path, files: Iterable[str], source: str) -> None:
-        self.root = root
-        self.source = source
-        self.files = frozenset(files)
+        self.root, self.source, self.files = root, source, frozenset(files)
         dirs: set[str] = {""}
         for name in self.files:
             parent = name.rpartition("/")[0]
@@ -130,73 +107,49 @@ class TrackedTree:
 
     @classmethod
     def for_path(cls, path: Path) -> TrackedTree:
-        """Build the adapter for ``path``: git's view in a checkout, else a filtered walk.
-
-        Args:
-            path: The repository (or any directory) to validate.
-        """
+        """The files of ``path`` as git lists them in a checkout, else as a walk mimics it."""
         files = git_files(path)
-        if files is not None:
-            return cls(path, files, "git")
-        return cls(path, walk_files(path), "walk")
+        return cls(path, walk_files(path), "walk") if files is None else cls(path, files, "git")
 
     def get_paths(self) -> list[str]:
-        """Return every path to check: the root (``""``), each folder and each file, sorted."""
+        """Every path to check: the root (``""``), each folder and each file, sorted."""
         return sorted(self.dirs | self.files)
 
     def is_dir(self, path: str) -> bool:
-        """Return whether ``path`` is a folder holding at least one listed file (or the root)."""
+        """Whether ``path`` is a folder holding at least one listed file (or the root)."""
         return path.rstrip("/") in self.dirs
 
     def is_file(self, path: str) -> bool:
-        """Return whether ``path`` is a listed file."""
+        """Whether ``path`` is a listed file."""
         return path in self.files
 
     def open_file(self, path: str) -> IO[bytes] | None:
-        """Return a listed file's bytes for ``valid``/``validMeta`` rules (None if unlisted).
-
-        The bytes are read into memory: dirschema never closes the handles it opens.
-        """
-        if path not in self.files:
-            return None
+        """A listed file's bytes, read into memory: dirschema never closes what it opens."""
         try:
-            return io.BytesIO((self.root / path).read_bytes())
+            return io.BytesIO((self.root / path).read_bytes()) if path in self.files else None
         except OSError:
             return None
 
     def decode_json(self, data: IO[bytes], path: str) -> object:
-        """Parse a file's bytes as JSON, then YAML, as dirschema's own adapters do.
-
-        Args:
-            data: The open file.
-            path: Its path (unused, part of dirschema's interface).
-        """
+        """A file's bytes as JSON, else YAML, as dirschema's own adapters do (None if neither)."""
         raw = data.read()
         try:
             return cast(object, json.loads(raw))
         except ValueError:
-            yaml_module = importlib.import_module("ruamel.yaml")
+            yaml = importlib.import_module("ruamel.yaml")
             try:
-                return cast(object, yaml_module.YAML(typ="safe").load(io.BytesIO(raw)))
+                return cast(object, yaml.YAML(typ="safe").load(io.BytesIO(raw)))
             except Exception:  # ruamel's parser errors share no public base class
                 return None
 
     def load_meta(self, path: str) -> object:
-        """Load a listed file as JSON/YAML metadata (None if unlisted or unparsable)."""
+        """A listed file as JSON/YAML metadata (None if unlisted or unparsable)."""
         handle = self.open_file(path)
         return None if handle is None else self.decode_json(handle, path)
 
 
 def load_validator(schema: Path) -> Validator:
-    """Load a dirschema schema file into a validator.
-
-    Args:
-        schema: The YAML (or JSON) schema in dirschema's rule language.
-
-    Raises:
-        DirschemaUnavailableError: dirschema cannot be imported on this interpreter.
-        ValueError: The schema is missing or is not a valid dirschema schema.
-    """
+    """A validator for a dirschema schema file; ValueError if it is missing or invalid."""
     adapters, validate = _import_dirschema()
     adapters.IDirectory.register(TrackedTree)
     if not schema.is_file():

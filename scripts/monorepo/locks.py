@@ -17,10 +17,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monorepo.packages import ROOT, Package, load_toml, local_deps
+from monorepo.packages import ROOT, Package, discover, load_toml, local_deps
 
 LOCKS = ROOT / "locks"
 SUPPORTED_MINORS = ("3.10", "3.11", "3.12", "3.13")
@@ -69,17 +70,9 @@ def lock_path(lock_name: str, minor: str) -> Path:
     return LOCKS / f"py{minor}" / f"{lock_name}.txt"
 
 
-def recorded_digest(lock: Path) -> str:
-    """The inputs digest written on the lock's first line ('' when there is none)."""
-    first = lock.read_text().splitlines()[:1]
-    return (
-        first[0].removeprefix(DIGEST_PREFIX) if first and first[0].startswith(DIGEST_PREFIX) else ""
-    )
-
-
 def locked_pins_current(spec: LockSpec, lock: Path) -> bool:
-    """Whether the lock was compiled from the pyprojects as they are now."""
-    return recorded_digest(lock) == spec.digest()
+    """Whether the lock was compiled from the pyprojects as they are now (its first line)."""
+    return lock.read_text().startswith(DIGEST_PREFIX + spec.digest() + "\n")
 
 
 def package_spec(
@@ -123,9 +116,6 @@ def all_specs(packages: dict[str, Package]) -> list[LockSpec]:
     return specs
 
 
-# ---- checking ---------------------------------------------------------------------------------
-
-
 def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
     """(errors, notes): locks compiled from other dependency lists; venvs not locked yet.
 
@@ -157,9 +147,6 @@ def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
     return errors, notes
 
 
-# ---- compiling ----------------------------------------------------------------------------------
-
-
 def pins(text: str) -> dict[str, str]:
     """{name: version} of a lock's text."""
     return dict(re.findall(r"^([A-Za-z0-9._-]+)==([^ \\\n]+)", text, re.MULTILINE))
@@ -170,27 +157,19 @@ def lock_env(python: str, minor: str) -> Path:
     env = ROOT / ".make" / f"lock-env-py{minor}"
     if not (env / "bin" / "pip-compile").exists():
         subprocess.run([python, "-m", "venv", "--clear", str(env)], check=True)
-        subprocess.run(
-            [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "pip>=25", PIP_TOOLS],
-            check=True,
-        )
+        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "pip>=25", PIP_TOOLS], check=True)
     return env
 
 
 def _without_local_projects(text: str) -> str:
     """pip-tools' output minus the local editables (absolute paths) and its warnings."""
     kept: list[str] = []
-    skipping = False
+    skipping = False  # the "# via" lines below an "-e" line
     for line in text.splitlines():
-        if line.startswith("-e "):
-            skipping = True
-            continue
-        if skipping and line.startswith("    #"):
-            continue
-        skipping = False
-        if not line.startswith(
-            ("# WARNING: pip install will require", "# Consider using a hashable")
-        ):
+        skipping = line.startswith("-e ") or (skipping and line.startswith("    #"))
+        warning = ("# WARNING: pip install will require", "# Consider using a hashable")
+        if not skipping and not line.startswith(warning):
             kept.append(line)
     # The input file lives in a temporary folder: keep only its name, so locks diff cleanly.
     return re.sub(r"-r \S*/([^/\s]+\.in)", r"-r \1", "\n".join(kept)).strip() + "\n"
@@ -201,17 +180,10 @@ def _unresolvable_lines(env: Path, requirements: tuple[str, ...]) -> list[str]:
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
         for requirement in requirements:
-            cmd = [
-                str(env / "bin" / "pip"),
-                "download",
-                "-q",
-                "--no-deps",
-                "--ignore-requires-python",
-                "-d",
-                folder,
-                requirement,
-            ]
-            subprocess.run(cmd, check=True)
+            download = [str(env / "bin" / "pip"), "download", "-q", "--no-deps"]
+            subprocess.run(
+                [*download, "--ignore-requires-python", "-d", folder, requirement], check=True
+            )
         for wheel in sorted(Path(folder).iterdir()):
             digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
             name, version = wheel.name.split("-")[:2]
@@ -234,42 +206,26 @@ def compile_lock(
     old = lock.read_text() if lock.exists() else ""
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / f"{spec.lock_name}.in"
-        source.write_text(
-            "\n".join(["pip", *spec.build_requires, *(f"-e {p}{e}" for p, e in spec.editables)])
-            + "\n"
-        )
+        lines = ["pip", *spec.build_requires, *(f"-e {p}{e}" for p, e in spec.editables)]
+        source.write_text("\n".join(lines) + "\n")
         output = Path(folder) / f"{spec.lock_name}.txt"
         output.write_text(old)
-        command = [
-            str(env / "bin" / "pip-compile"),
-            "--quiet",
-            "--generate-hashes",
-            "--allow-unsafe",
-            "--strip-extras",
-            "--no-header",
-            "--no-emit-index-url",
-            "--no-emit-find-links",
-            "--no-emit-trusted-host",
-            "--output-file",
-            str(output),
-            str(source),
-        ]
-        if upgrade == []:
-            command.append("--upgrade")
-        for name in upgrade or []:
-            command += ["--upgrade-package", name]
+        command = [str(env / "bin" / "pip-compile"), "--quiet", "--generate-hashes"]
+        command += ["--allow-unsafe", "--strip-extras", "--no-header", "--no-emit-index-url"]
+        command += ["--no-emit-find-links", "--no-emit-trusted-host", "--output-file", str(output)]
+        command += [str(source), *(["--upgrade"] if upgrade == [] else [])]
+        command += [arg for name in upgrade or [] for arg in ("--upgrade-package", name)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)
             raise RuntimeError(f"pip-compile failed for {spec.name} on Python {minor}")
         body = _without_local_projects(output.read_text())
     extra = _unresolvable_lines(env, spec.unresolvable)
-    header = [
-        DIGEST_PREFIX + spec.digest(),
-        f"# {spec.name} on Python {minor}: written by `make lock`, do not edit.",
-    ]
+    header = f"# {spec.name} on Python {minor}: written by `make lock`, do not edit."
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text("\n".join([*header, body.rstrip(), *extra]) + "\n")
+    lock.write_text(
+        "\n".join([DIGEST_PREFIX + spec.digest(), header, body.rstrip(), *extra]) + "\n"
+    )
     return pins(old), pins(lock.read_text())
 
 
@@ -294,11 +250,32 @@ def pythons() -> dict[str, str]:
     return found
 
 
-def diff_lines(name: str, old: dict[str, str], new: dict[str, str]) -> list[str]:
-    """One line per moved, added or removed pin."""
-    lines = []
-    for package in sorted(old.keys() | new.keys()):
-        before, after = old.get(package), new.get(package)
-        if before != after:
-            lines.append(f"  {name}: {package} {before or '(new)'} -> {after or '(removed)'}")
-    return lines
+def lock_all(upgrade: list[str] | None) -> None:
+    """Compile every venv's lock for every supported Python minor found on this machine."""
+    packages, found = discover(), pythons()
+    print(f"locking for Python {', '.join(found)} (other supported minors: not on this machine)")
+    # Without --upgrade, a lock whose inputs have not changed would come out the same: skip it.
+    jobs = [
+        (spec, minor)
+        for minor in found
+        for spec in all_specs(packages)
+        if upgrade is not None
+        or not lock_path(spec.lock_name, minor).exists()
+        or not locked_pins_current(spec, lock_path(spec.lock_name, minor))
+    ]
+    print(f"lock: {len(jobs)} lock(s) to compile" + ("" if jobs else ": every lock is current"))
+    envs = {minor: lock_env(python, minor) for minor, python in found.items()}
+
+    def one(job: tuple[LockSpec, str]) -> list[str]:
+        spec, minor = job
+        old, new = compile_lock(spec, envs[minor], minor, upgrade)
+        return [
+            f"  py{minor}/{spec.lock_name}: {name} {old.get(name) or '(new)'} -> "
+            f"{new.get(name) or '(removed)'}"
+            for name in sorted(old.keys() | new.keys())
+            if old.get(name) != new.get(name)
+        ]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        changes = [line for lines in pool.map(one, jobs) for line in lines]
+    print("\n".join(changes) if changes else "lock: no version changed")

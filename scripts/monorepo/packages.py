@@ -39,12 +39,9 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
 def requirement_name(requirement: str) -> str:
     """Canonical project name of a PEP 508 requirement string."""
-    match = _REQUIREMENT_NAME.match(requirement)
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
     if not match:
         raise WorkspaceError(f"cannot read a project name from requirement {requirement!r}")
     return canonical_name(match.group(1))
@@ -80,15 +77,15 @@ def read_package(pyproject: Path, root: Path = ROOT) -> Package:
     if not isinstance(project, dict) or "name" not in project:
         raise WorkspaceError(f"{pyproject}: no [project] name")
     optional = project.get("optional-dependencies", {})
-    requirements = list(project.get("dependencies", []))
-    for group in optional.values():
-        requirements += group
     return Package(
         path=pyproject.parent.resolve(),
         root=root.resolve(),
         name=canonical_name(str(project["name"])),
         kind=pyproject.parent.parent.name,
-        requirements=tuple(requirements),
+        requirements=(
+            *project.get("dependencies", []),
+            *(r for group in optional.values() for r in group),
+        ),
         extras=tuple(sorted(name for name in optional if name != "dev")),
         build_requires=tuple(data.get("build-system", {}).get("requires", [])),
     )
@@ -160,11 +157,8 @@ def dependents(package: Package, packages: dict[str, Package]) -> list[Package]:
 
 def find_package(folder: str, packages: dict[str, Package], root: Path = ROOT) -> Package:
     """The package whose folder is `folder` (absolute, or relative to the repo root or cwd)."""
-    target = Path(folder)
-    candidates = [target] if target.is_absolute() else [Path.cwd() / target, root / target]
-    for candidate in candidates:
-        resolved = candidate.resolve()
+    for candidate in (Path.cwd() / folder, root / folder):  # an absolute folder: both the same
         for package in packages.values():
-            if package.path == resolved:
+            if package.path == candidate.resolve():
                 return package
     raise WorkspaceError(f"{folder}: not a package folder (apps/* or libs/* with a pyproject.toml)")

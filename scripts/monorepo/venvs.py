@@ -1,14 +1,10 @@
 """Building venvs: one per package, the root tools env, docs/.venv.
 
-The Makefiles decide *whether* a venv must be (re)built (stamp files, scripts/mk/common.mk);
-this module builds it. Each install names every local library as an editable path in one pip
-call, so pip never asks an index for a local name
-(docs/decisions/0001-local-packages-from-paths-only.md).
-
-With a lock (the default, see monorepo/locks.py) a venv gets exactly the locked versions:
-``pip install --no-deps --require-hashes -r <lock>``, then the local packages with --no-deps.
-pip makes no resolver decision. With ``LOCKED=0`` pip resolves freely within the pyproject
-ranges, as it would for a new release.
+The Makefiles decide *whether* a venv must be (re)built (stamp files); this module builds it.
+Local libraries are always named by path, so pip never asks an index for a local name
+(docs/decisions/0001-local-packages-from-paths-only.md). With a lock (the default) a venv
+gets exactly the locked versions, by hash; with ``LOCKED=0`` pip resolves freely within the
+pyproject ranges, as it would for a new release.
 """
 
 from __future__ import annotations
@@ -59,13 +55,9 @@ def run(command: list[str], *, quiet: bool = False) -> None:
 
 
 def make_venv(venv: Path, python: str, prompt: str) -> str:
-    """Create `venv` with `python`, unless it already exists with that same interpreter.
+    """Create `venv` unless it exists with that same interpreter; return its identity.
 
-    The venv is made without pip: creating it *with* pip costs ~3.5 s (ensurepip), while pip
-    arrives in ~0.5 s as an ordinary requirement of the first pip call.
-
-    Returns:
-        The interpreter's identity (see `interpreter_identity`), for the stamp.
+    Without pip: ensurepip costs ~3.5 s, pip as a requirement of the first pip call ~0.5 s.
     """
     wanted = interpreter_identity(python)
     if venv_python(venv).exists():
@@ -111,20 +103,17 @@ def pip_install(pip: list[str], venv: Path, args: list[str], *, quiet: bool) -> 
     run([*pip, "--python", str(venv_python(venv)), "install", "--no-compile", *flags, *args])
 
 
-def editable_args(editables: list[tuple[Path, str]]) -> list[str]:
-    """`--editable path[extras]` for each local project."""
-    return [arg for path, extras in editables for arg in ("--editable", f"{path}{extras}")]
-
-
 def build_venv(spec: LockSpec, pip: list[str], options: Options, identity: str) -> Path | None:
     """Install `spec`'s requirements into its (existing) venv; returns the lock used, if any.
 
-    Locked: the lock's exact versions by hash, then the local projects with --no-deps.
-    Floating: pip and the build backend first, so that the second call can skip build
-    isolation (isolation would build a throwaway setuptools env per editable: ~1.5 s each),
-    then one resolver run with every local project named by path.
+    Locked: the lock by hash, then the local projects with --no-deps. Floating: pip and the
+    build backend first, so the second call can skip build isolation (a throwaway setuptools
+    env per editable: ~1.5 s each), then one resolver run with every local project by path.
     """
     venv, quiet = spec.venv, options.quiet
+    editables = [
+        arg for path, extras in spec.editables for arg in ("--editable", f"{path}{extras}")
+    ]
     lock = lock_path(spec.lock_name, minor_of(identity))
     if options.locked and lock.exists():
         warn_if_stale(spec, lock)
@@ -134,18 +123,13 @@ def build_venv(spec: LockSpec, pip: list[str], options: Options, identity: str) 
         pip_install(
             pip, venv, ["--no-deps", "--require-hashes", *flags, "-r", str(lock)], quiet=quiet
         )
-        args = ["--no-deps", "--no-build-isolation", *editable_args(spec.editables)]
-        pip_install(pip, venv, args, quiet=quiet)
+        pip_install(pip, venv, ["--no-deps", "--no-build-isolation", *editables], quiet=quiet)
         return lock
     if options.locked:
-        print(
-            f"{spec.name}: no lock for Python {minor_of(identity)} yet: resolving freely "
-            "(`make lock` pins it)",
-            flush=True,
-        )
+        unlocked = f"{spec.name}: no lock for Python {minor_of(identity)} yet: resolving freely"
+        print(unlocked + " (`make lock` pins it)", flush=True)
     pip_install(pip, venv, ["pip", *spec.build_requires], quiet=quiet)
-    args = ["--no-build-isolation", *editable_args(spec.editables)]
-    pip_install(pip, venv, args, quiet=quiet)
+    pip_install(pip, venv, ["--no-build-isolation", *editables], quiet=quiet)
     if spec.unresolvable:
         args = ["--no-deps", "--ignore-requires-python", *spec.unresolvable]
         pip_install(pip, venv, args, quiet=quiet)
@@ -165,8 +149,7 @@ def warn_if_stale(spec: LockSpec, lock: Path) -> None:
 def write_stamp(venv: Path, identity: str, inputs: list[Path]) -> None:
     """Record a successful install: the stamp, and the make fragment listing its inputs.
 
-    Paths are relative to the venv's folder (where its Makefile runs), so a copy of the repo
-    keeps working.
+    Paths are relative to the venv's folder (where its Makefile runs): a repo copy still works.
     """
     rel = [os.path.relpath(path, venv.parent).replace(os.sep, "/") for path in inputs]
     lines = [f"{VENV}/{STAMP}: {' '.join(rel)}".rstrip(), ""]

@@ -1,8 +1,8 @@
-"""The production images: exact pins, Dockerfile policy, and (on an engine) build and run.
+"""The production images: pinned by the lock, Dockerfile policy, and (on an engine) build and run.
 
-Offline, always: every runtime dependency of a service and of the two libraries is pinned with
-``==`` in infra/constraints/<service>.txt, and each production Dockerfile keeps its policy
-(multi-stage, wheels from the pins, nothing from an index in the runtime stage, non-root,
+Offline, always: each image's wheels are pinned by the lock of its Python minor, which must be
+current and pin every runtime dependency; each production Dockerfile keeps its policy
+(multi-stage, wheels from the lock, nothing from an index in the runtime stage, non-root,
 HEALTHCHECK, version and revision labels).
 
 With a Docker engine: builds each image with scripts/images.py, runs it, and checks that
@@ -27,67 +27,56 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from monorepo.locks import lock_path, locked_pins_current, package_spec, pins
+from monorepo.packages import canonical_name, discover, load_toml, local_deps, requirement_name
 from scaffold import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 import images
 
 SERVICES = tuple(images.SERVICES)
-LIBRARIES = ("libs/shared-audio", "libs/shared-utils")
-LOCAL = {"shared-audio", "shared-utils", *SERVICES}
-REQUIREMENT_NAME = re.compile(r'^\s*"([A-Za-z0-9][A-Za-z0-9._-]*)')
+VARIANTS = [(service, "") for service in SERVICES]
+if images.has_extra("sts-service", "engines"):
+    VARIANTS.append(("sts-service", "engines"))
 
 
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _runtime_dependencies(package: str) -> set[str]:
-    text = (REPO / package / "pyproject.toml").read_text(encoding="utf-8")
-    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
-    names = {
-        _normalize(m.group(1)) for line in block.splitlines() if (m := REQUIREMENT_NAME.match(line))
-    }
-    return names - LOCAL
-
-
-def _pins(service: str) -> dict[str, str]:
-    pins = {}
-    for raw in (REPO / "infra" / "constraints" / f"{service}.txt").read_text("utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            name, sep, version = line.partition("==")
-            assert sep and version, f"infra/constraints/{service}.txt: {raw!r} is not name==version"
-            pins[_normalize(name)] = version
-    return pins
+def _dockerfile(service: str) -> str:
+    return (REPO / "infra" / f"{service}.prod.Dockerfile").read_text(encoding="utf-8")
 
 
 # --- offline ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_every_runtime_dependency_is_pinned(service: str) -> None:
-    wanted = set().union(
-        *(_runtime_dependencies(p) for p in (*LIBRARIES, images.SERVICES[service]))
-    )
-    missing = wanted - set(_pins(service))
-    assert not missing, (
-        f"infra/constraints/{service}.txt does not pin {sorted(missing)}: "
-        "run `python scripts/pin_images.py` after changing a dependency"
-    )
+@pytest.mark.parametrize(("service", "extra"), VARIANTS)
+def test_the_image_lock_is_current_and_pins_every_runtime_dependency(
+    service: str, extra: str
+) -> None:
+    minor = re.findall(r"^ARG PYTHON_VERSION=(\S+)$", _dockerfile(service), re.M)
+    assert minor and images.BASE_IMAGE == f"python:{minor[0]}-slim", "one Python minor"
+    packages = discover()
+    spec = package_spec(packages[service], packages, (extra,) if extra else ())
+    lock = lock_path(spec.lock_name, minor[0])
+    assert lock.exists() and locked_pins_current(spec, lock), f"{lock}: run `make lock`"
+    wanted = set()
+    for package in [*local_deps(packages[service], packages), packages[service]]:
+        project = load_toml(package.path / "pyproject.toml")["project"]
+        groups = project.get("optional-dependencies", {})
+        for requirement in [*project.get("dependencies", []), *groups.get(extra, [])]:
+            wanted.add(requirement_name(requirement))
+    missing = wanted - set(packages) - {canonical_name(name) for name in pins(lock.read_text())}
+    assert not missing, f"{lock} does not pin {sorted(missing)}: run `make lock`"
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_production_dockerfile_policy(service: str) -> None:
-    path = REPO / "infra" / f"{service}.prod.Dockerfile"
-    text = path.read_text(encoding="utf-8")
+    text = _dockerfile(service)
     assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I), "no `# syntax=` line (offline)"
     stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.M)
     assert len(stages) == 2 and stages[0][1] == "builder", "a builder stage, then the runtime"
     assert all(image == "python:${PYTHON_VERSION}-slim" for image, _ in stages), "slim bases"
     builder, runtime = text.split("\nFROM python:${PYTHON_VERSION}-slim\n", 1)
     assert "--constraint /src/constraints.txt" in builder
-    assert f"COPY infra/constraints/{service}.txt /src/constraints.txt" in builder
+    assert "COPY locks /src/locks" in builder and f"/src/locks/py$minor/{service}" in builder
     assert "COPY " not in runtime, "the runtime stage copies no source: it installs wheels only"
     assert "--no-index --no-deps /wheels/*.whl" in runtime and "--no-cache-dir" in runtime
     assert "pip check" in runtime

@@ -59,6 +59,15 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
+def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in _container(deployment).get("env", [])}
+
+
+def _workers(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    deployments = _objects(objects, "Deployment")
+    return [d for d in deployments if d["metadata"]["name"].startswith("stream-worker-")]
+
+
 def test_there_are_dev_and_prod_overlays() -> None:
     assert {"dev", "prod"} <= set(OVERLAY_NAMES)
 
@@ -96,7 +105,7 @@ def test_sts_service_probes_and_termination(rendered: tuple[str, list[dict[str, 
         assert container[probe]["httpGet"]["path"] == HEALTH_PATH, probe
     ready = " ".join(container["readinessProbe"]["exec"]["command"])
     assert HEALTH_PATH in ready and "['status']" in ready, "readiness keys on the health status"
-    env = {item["name"]: item.get("value") for item in container.get("env", [])}
+    env = {name: item.get("value") for name, item in _env(deployment).items()}
     assert env["STS_HOST"] == "0.0.0.0" and env["STS_RELOAD"] == "false"
     assert env["STS_PORT"] == _env_example()["STS_PORT"]
     assert str(container["ports"][0]["containerPort"]) == _env_example()["STS_PORT"]
@@ -147,11 +156,7 @@ def test_each_stream_is_one_single_replica_worker(
     rendered: tuple[str, list[dict[str, Any]]],
 ) -> None:
     _, objects = rendered
-    workers = [
-        d
-        for d in _objects(objects, "Deployment")
-        if d["metadata"]["name"].startswith("stream-worker-")
-    ]
+    workers = _workers(objects)
     assert workers, "no stream-worker workload"
     stream_ids = set()
     for worker in workers:
@@ -159,31 +164,21 @@ def test_each_stream_is_one_single_replica_worker(
         refs = [e["configMapRef"]["name"] for e in _container(worker)["envFrom"]]
         stream_config = _one(objects, "ConfigMap", refs[-1].rsplit("-", 1)[0])
         stream_ids.add(stream_config["data"]["WORKER_STREAM_ID"])
-        env = {item["name"]: item.get("value") for item in _container(worker).get("env", [])}
-        assert env["WORKER_STS_URL"] == f"http://sts-service:{_env_example()['STS_PORT']}"
+        url = _env(worker)["WORKER_STS_URL"].get("value")
+        assert url == f"http://sts-service:{_env_example()['STS_PORT']}"
     assert len(stream_ids) == len(workers), "two workloads dub the same stream"
 
 
-def test_prod_requires_tokens_and_dev_does_not() -> None:
-    for name in OVERLAY_NAMES:
-        objects = k8s_validate.render(k8s_validate.OVERLAYS / name)
-        sts = {
-            e["name"]: e
-            for e in _container(_one(objects, "Deployment", "sts-service")).get("env", [])
-        }
-        workers = [
-            d
-            for d in _objects(objects, "Deployment")
-            if d["metadata"]["name"].startswith("stream-worker-")
-        ]
-        if name == "prod":
-            ref = sts["STS_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
-            assert ref.get("optional", False) is False, "prod must not start without its tokens"
-            for worker in workers:
-                env = {e["name"]: e for e in _container(worker)["env"]}
-                assert "secretKeyRef" in env["WORKER_STS_TOKEN"]["valueFrom"]
-        elif name == "dev":
-            assert "STS_AUTH_TOKENS" not in sts
+def test_prod_requires_tokens_and_dev_does_not(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    name, objects = rendered
+    sts = _env(_one(objects, "Deployment", "sts-service"))
+    if name == "prod":
+        ref = sts["STS_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
+        assert ref.get("optional", False) is False, "prod must not start without its tokens"
+        for worker in _workers(objects):
+            assert "secretKeyRef" in _env(worker)["WORKER_STS_TOKEN"]["valueFrom"]
+    elif name == "dev":
+        assert "STS_AUTH_TOKENS" not in sts
 
 
 def test_no_manifest_holds_a_secret_value() -> None:
