@@ -33,19 +33,10 @@ class Result:
 # on its command line (.ci/run passes PYTHON=; the root loops pass PYTHON_ID_FRESH=1 to packages).
 # A make the tests start must not inherit them: it would skip its own interpreter check.
 _OUTER_MAKE_VARIABLES = (
-    "MAKEFLAGS",
-    "MFLAGS",
-    "MAKELEVEL",
-    "MAKEOVERRIDES",
-    "PYTHON",
-    "PYTHON_ID_FRESH",
-    "VERBOSE",
+    *("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTHON", "PYTHON_ID_FRESH", "VERBOSE"),
     # The build's own switches: `make test-coverage SLOW=1` exports SLOW to its recipes, and a
     # make a test starts in a copy of the repo must not run the slow round trips again.
-    "SLOW",
-    "SINCE",
-    "LOCKED",
-    "ENGINES",
+    *("SLOW", "SINCE", "LOCKED", "ENGINES"),
 )
 
 

@@ -143,9 +143,15 @@ def unknown_tokens(text: str, known: set[str]) -> set[str]:
 # --- variables --------------------------------------------------------------------------------
 
 
-def test_settings_classes_list_variables(sts: dict[str, Any], worker: dict[str, Any]) -> None:
+def test_settings_classes_list_variables_and_load_env_example(
+    sts: dict[str, Any], worker: dict[str, Any]
+) -> None:
     assert "STS_PORT" in sts["vars"] and "STS_HOST" in sts["vars"]
     assert "WORKER_STS_URL" in worker["vars"]
+    for cls, facts in (("StsSettings", sts), ("WorkerSettings", worker)):
+        assert facts["load_error"] is None, (
+            f".env.example is rejected by {cls}: {facts['load_error']}"
+        )
 
 
 #: Settings that hold secrets: never given a value in a committed file.
@@ -193,13 +199,6 @@ def test_env_example_holds_only_service_and_dev_loop_variables(known_vars: set[s
                 f".env.example sets {key}: both scripts/dev_local.py and the compose file must "
                 "use it (the two paths must run the same way)"
             )
-
-
-def test_env_example_values_load(sts: dict[str, Any], worker: dict[str, Any]) -> None:
-    assert sts["load_error"] is None, (
-        f".env.example is rejected by StsSettings: {sts['load_error']}"
-    )
-    assert worker["load_error"] is None, f".env.example is rejected: {worker['load_error']}"
 
 
 # --- health route -----------------------------------------------------------------------------
