@@ -69,14 +69,14 @@ def readme_quick_start() -> dict[str, list[str]]:
 
 
 def test_workflows_are_valid_and_a_broken_one_is_rejected(tmp_path: Path) -> None:
-    returncode, output = check_workflows(CI, VALIDATE)
-    assert returncode == 0, output
-
     broken = tmp_path / "ci.yml"
     broken.write_text(CI.read_text().replace("runs-on:", "run-on:"))
-    returncode, output = check_workflows(broken)
+
+    returncode, output = check_workflows(CI, VALIDATE, broken)
+
     assert returncode == 1
-    assert "runs-on" in output or "run-on" in output
+    assert f"{broken}::" in output and ("runs-on" in output or "run-on" in output), output
+    assert f"{CI}::" not in output and f"{VALIDATE}::" not in output, output
 
 
 def test_ci_runs_on_push_and_pull_request_over_every_supported_python() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,23 @@ def _facts(package: str, module: str, cls: str, prefix: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sts() -> dict[str, Any]:
-    return _facts("apps/sts-service", "sts_service.config", "StsSettings", "STS_")
+def both() -> list[dict[str, Any]]:
+    services = [
+        ("apps/sts-service", "sts_service.config", "StsSettings", "STS_"),
+        ("apps/stream-worker", "stream_worker.config", "WorkerSettings", "WORKER_"),
+    ]
+    with ThreadPoolExecutor() as pool:  # the two interpreters start at the same time
+        return list(pool.map(lambda service: _facts(*service), services))
 
 
 @pytest.fixture(scope="module")
-def worker() -> dict[str, Any]:
-    return _facts("apps/stream-worker", "stream_worker.config", "WorkerSettings", "WORKER_")
+def sts(both: list[dict[str, Any]]) -> dict[str, Any]:
+    return both[0]
+
+
+@pytest.fixture(scope="module")
+def worker(both: list[dict[str, Any]]) -> dict[str, Any]:
+    return both[1]
 
 
 @pytest.fixture(scope="module")
