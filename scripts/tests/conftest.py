@@ -51,6 +51,12 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def shared_mini_repo(mini_repo_template: Path) -> MiniRepo:
+    """The installed mini repo itself, for tests that install nothing: each leaves it as found."""
+    return MiniRepo(mini_repo_template)
+
+
+@pytest.fixture
 def mini_repo(mini_repo_template: Path, tmp_path: Path) -> Iterator[MiniRepo]:
     """A fresh copy of the installed mini repo (venvs included, symlinks kept)."""
     root = tmp_path / "repo"

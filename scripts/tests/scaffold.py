@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 TOOLS_VENV = REPO / ".venv"
 sys.path.insert(0, str(REPO / "scripts"))  # the build machinery under test: not installed
 
+from monorepo.packages import discover  # noqa: E402  (needs the path above)
 from monorepo.tracked import git_files  # noqa: E402  (needs the path above)
 
 
@@ -30,19 +33,10 @@ class Result:
 # on its command line (.ci/run passes PYTHON=; the root loops pass PYTHON_ID_FRESH=1 to packages).
 # A make the tests start must not inherit them: it would skip its own interpreter check.
 _OUTER_MAKE_VARIABLES = (
-    "MAKEFLAGS",
-    "MFLAGS",
-    "MAKELEVEL",
-    "MAKEOVERRIDES",
-    "PYTHON",
-    "PYTHON_ID_FRESH",
-    "VERBOSE",
+    *("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTHON", "PYTHON_ID_FRESH", "VERBOSE"),
     # The build's own switches: `make test-coverage SLOW=1` exports SLOW to its recipes, and a
     # make a test starts in a copy of the repo must not run the slow round trips again.
-    "SLOW",
-    "SINCE",
-    "LOCKED",
-    "ENGINES",
+    *("SLOW", "SINCE", "LOCKED", "ENGINES"),
 )
 
 
@@ -69,11 +63,42 @@ def run(
     return Result(done.returncode, done.stdout)
 
 
-def copy_tracked_tree(target: Path, source: Path = REPO) -> None:
-    """Copy what git would track in `source` (no venvs, caches or build outputs) to `target`."""
+def git(repo: Path, *args: str) -> Result:
+    """Run git in `repo` as a test author (no global configuration needed)."""
+    config = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
+    return run(["git", *config, "-c", "init.defaultBranch=main", *args], cwd=repo)
+
+
+def copy_tracked_tree(target: Path, source: Path = REPO, *, commit: bool = False) -> None:
+    """Copy what git would track in `source` (no venvs, caches or build outputs) to `target`,
+    as a git repository with every file added (and committed, with `commit`)."""
     for name in git_files(source) or []:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, target / name)
+    steps = [["init", "-q", "--template="], ["add", "-A"]]  # no sample hooks: faster copies
+    for step in steps + ([["commit", "-q", "--no-verify", "-m", "copy"]] if commit else []):
+        done = git(target, *step)
+        assert done.returncode == 0, done.output
+
+
+@functools.cache
+def make_help_targets(folder: Path) -> frozenset[str]:
+    """The targets `make help` lists in `folder`."""
+    result = run(["make", "help"], cwd=folder)
+    assert result.returncode == 0, result.output
+    return frozenset(re.findall(r"^  ([a-zA-Z0-9_.-]+) ", result.output, re.MULTILINE))
+
+
+def api_page_gaps(root: Path = REPO) -> list[str]:
+    """The anchors the built API page (docs/_build/html/api.html) lacks: one per package, one
+    per public module (a new library may have none yet: only its __init__.py)."""
+    api = (root / "docs" / "_build" / "html" / "api.html").read_text()
+    anchors = []
+    for package in discover(root).values():
+        modules = sorted((package.path / package.import_name).glob("*.py"))
+        anchors.append(package.name)
+        anchors += [f"module-{package.import_name}.{m.stem}" for m in modules if m.name[0] != "_"]
+    return [anchor for anchor in anchors if f'id="{anchor}"' not in api]
 
 
 def package_venv_python(package: str) -> Path:

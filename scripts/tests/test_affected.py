@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, run
+from scaffold import REPO, git, run
 
 # folder: local dependencies
 PACKAGES = {"libs/base": [], "libs/mid": ["base"], "apps/front": ["mid"], "apps/solo": []}
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -32,39 +27,40 @@ def history(tmp_path: Path) -> Path:
         (root / folder / "pyproject.toml").write_text(
             f'[project]\nname = "{name}"\nversion = "0.1.0"\ndependencies = {deps}\n'
         )
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
-    git(root, "tag", "start")
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "start"], ["tag", "start"]):
+        assert git(root, *step).returncode == 0
     return root
 
 
-def affected(root: Path) -> tuple[list[str], str]:
-    command = [sys.executable, str(root / "scripts/workspace.py"), "affected", "start"]
-    result = run(command, root)
+@pytest.mark.parametrize(
+    ("changed", "members", "reasons"),
+    [
+        (
+            "libs/base/src/code.py",  # a library: it and its dependents
+            ["apps/front", "libs/base", "libs/mid"],
+            ["apps/front (depends on libs/base)", "libs/base (changed)"],
+        ),
+        ("apps/solo/src/new.py", ["apps/solo"], []),  # an app alone; untracked files count too
+        (
+            "pyproject.toml",  # a shared build file: everything
+            ["apps/front", "apps/solo", "libs/base", "libs/mid", "scripts"],
+            ["shared build file changed: pyproject.toml"],
+        ),
+    ],
+)
+def test_a_change_selects_what_it_reaches(
+    history: Path, changed: str, members: list[str], reasons: list[str]
+) -> None:
+    with (history / changed).open("a") as file:
+        file.write("y = 2\n" if changed.endswith(".py") else "\n")
+
+    command = [sys.executable, str(history / "scripts/workspace.py"), "affected", "start"]
+    result = run(command, history)
+
     assert result.returncode == 0, result.output
-    members = result.output.splitlines()[-1].split()
-    return members, result.output
-
-
-def test_a_library_change_selects_it_and_its_dependents(history: Path) -> None:
-    (history / "libs/base/src/code.py").write_text("x = 2\n")
-    members, output = affected(history)
-    assert members == ["apps/front", "libs/base", "libs/mid"]
-    assert "apps/front (depends on libs/base)" in output
-    assert "libs/base (changed)" in output
-
-
-def test_an_app_change_selects_only_that_app(history: Path) -> None:
-    (history / "apps/solo/src/new.py").write_text("y = 1\n")  # untracked counts too
-    assert affected(history)[0] == ["apps/solo"]
-
-
-def test_a_root_change_selects_everything(history: Path) -> None:
-    (history / "pyproject.toml").write_text((history / "pyproject.toml").read_text() + "\n")
-    members, output = affected(history)
-    assert members == ["apps/front", "apps/solo", "libs/base", "libs/mid", "scripts"]
-    assert "shared build file changed: pyproject.toml" in output
+    assert result.output.splitlines()[-1].split() == members
+    for reason in reasons:
+        assert reason in result.output
 
 
 def test_the_root_loops_visit_only_the_selection() -> None:

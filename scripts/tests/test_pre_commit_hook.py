@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, TOOLS_VENV, Result, copy_tracked_tree, run
+from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, git, run
 
 # Each test commits in a copy of the repo through the real hook: `make test-all` and CI.
 pytestmark = pytest.mark.slow
@@ -16,44 +16,37 @@ UNFORMATTED = 'def double(value: int) -> int:\n    """Twice `value`."""\n    ret
 LINT_ERROR = (
     'import os\n\n\ndef double(value: int) -> int:\n    """Twice."""\n    return 2 * value\n'
 )
-
-
-def git(repo: Path, *args: str) -> Result:
-    return run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=repo
-    )
+HELPER = "scripts/helper.py"
+PACKAGE_FILE = "libs/shared-audio/shared_audio/extra.py"
 
 
 @pytest.fixture(scope="module")
-def scratch_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repo's files (no venvs) as a fresh git repo with one commit."""
+def scratch_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repo's files as a git repo with one commit (tag `copy`), the hook installed
+    by `make install-hooks` and the real tools env reachable as .venv (excluded from git, as
+    .gitignore does for a real one)."""
     root = tmp_path_factory.mktemp("hook") / "repo"
-    copy_tracked_tree(root)
-    assert git(root, "init", "-q").returncode == 0
-    assert git(root, "add", "-A").returncode == 0
-    assert git(root, "commit", "-q", "--no-verify", "-m", "copy").returncode == 0
-    return root
-
-
-@pytest.fixture
-def scratch(scratch_template: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the scratch repo, with the hook installed by `make install-hooks` and
-    the real tools env reachable as .venv (excluded from git, as .gitignore does for a real one).
-    """
-    root = tmp_path / "repo"
-    shutil.copytree(scratch_template, root, symlinks=True)
+    copy_tracked_tree(root, commit=True)
+    assert git(root, "tag", "copy").returncode == 0
     (root / ".venv").symlink_to(TOOLS_VENV)
-    with (root / ".git" / "info" / "exclude").open("a") as exclude:
-        exclude.write(".venv\n")
+    (root / ".git" / "info").mkdir(exist_ok=True)
+    (root / ".git" / "info" / "exclude").write_text(".venv\n")
     result = run(["make", "install-hooks"], cwd=root)
     assert result.returncode == 0, result.output
     assert "git commit --no-verify" in result.output
     return root
 
 
-def commit(repo: Path, *paths: str) -> Result:
-    assert git(repo, "add", *paths).returncode == 0
-    return git(repo, "commit", "-m", "change")
+@pytest.fixture
+def scratch(scratch_repo: Path) -> Iterator[Path]:
+    """The scratch repo, put back to its one commit after each test."""
+    yield scratch_repo
+    assert git(scratch_repo, "reset", "-q", "--hard", "copy").returncode == 0
+    assert git(scratch_repo, "clean", "-fdq").returncode == 0
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").output
 
 
 def test_make_install_hooks_installs_the_hook_executable(scratch: Path) -> None:
@@ -63,75 +56,62 @@ def test_make_install_hooks_installs_the_hook_executable(scratch: Path) -> None:
     assert hook.stat().st_mode & 0o111
 
 
-def test_good_staged_file_is_accepted(scratch: Path) -> None:
-    (scratch / "scripts" / "helper.py").write_text(GOOD)
-
-    result = commit(scratch, "scripts/helper.py")
-
-    assert result.returncode == 0, result.output
-    assert "pre-commit: OK (1 staged .py file(s) checked with ruff; structure: OK)" in result.output
-
-
-@pytest.mark.parametrize(
-    ("content", "problem"),
-    [(UNFORMATTED, "not formatted"), (LINT_ERROR, "ruff check found problems")],
-)
-def test_bad_staged_file_is_refused_and_named(scratch: Path, content: str, problem: str) -> None:
-    (scratch / "scripts" / "helper.py").write_text(content)
-
-    result = commit(scratch, "scripts/helper.py")
-
-    assert result.returncode != 0
-    assert f"pre-commit: scripts/helper.py: {problem}" in result.output
-    assert "git commit --no-verify" in result.output
-    assert git(scratch, "log", "--oneline").output.count("\n") == 1  # nothing committed
-
-
-def test_package_file_is_checked_from_its_package_folder(scratch: Path) -> None:
-    path = scratch / "libs" / "shared-audio" / "shared_audio" / "extra.py"
-    path.write_text(LINT_ERROR)
-
-    result = commit(scratch, "libs/shared-audio/shared_audio/extra.py")
-
-    assert result.returncode != 0
-    assert "pre-commit: libs/shared-audio/shared_audio/extra.py: ruff check" in result.output
-    assert "F401" in result.output  # ruff's own finding is shown
+# (staged files, files then written to the working tree only, expected in the output);
+# no expected text means the commit is accepted.
+CASES: dict[str, tuple[dict[str, str], dict[str, str], list[str]]] = {
+    "good-file": ({HELPER: GOOD}, {}, []),
+    "unformatted": ({HELPER: UNFORMATTED}, {}, [f"pre-commit: {HELPER}: not formatted"]),
+    "lint-error": ({HELPER: LINT_ERROR}, {}, [f"pre-commit: {HELPER}: ruff check found problems"]),
+    # Checked from its package folder, and ruff's own finding is shown.
+    "package-file": (
+        {PACKAGE_FILE: LINT_ERROR},
+        {},
+        [f"pre-commit: {PACKAGE_FILE}: ruff check", "F401"],
+    ),
+    "staged-content-not-worktree": (
+        {HELPER: UNFORMATTED},
+        {HELPER: GOOD},
+        [f"{HELPER}: not formatted"],
+    ),
+    "unstaged-files-ignored": ({HELPER: GOOD}, {"scripts/broken.py": LINT_ERROR}, []),
+    "structure": (
+        {"specs/notes.md": "# not numbered\n"},
+        {},
+        ["specs/notes.md", "failing: structure"],
+    ),
+}
 
 
-def test_the_staged_content_is_checked_not_the_working_tree(scratch: Path) -> None:
-    path = scratch / "scripts" / "helper.py"
-    path.write_text(UNFORMATTED)
-    assert git(scratch, "add", "scripts/helper.py").returncode == 0
-    path.write_text(GOOD)  # fixed on disk, but not staged
+@pytest.mark.parametrize(("staged", "unstaged", "refusal"), CASES.values(), ids=CASES.keys())
+def test_the_hook_checks_what_is_staged(
+    scratch: Path, staged: dict[str, str], unstaged: dict[str, str], refusal: list[str]
+) -> None:
+    for path, text in staged.items():
+        (scratch / path).write_text(text)
+    assert git(scratch, "add", *staged).returncode == 0
+    for path, text in unstaged.items():
+        (scratch / path).write_text(text)
+    before = head(scratch)
 
     result = git(scratch, "commit", "-m", "change")
 
+    if not refusal:
+        assert result.returncode == 0, result.output
+        assert head(scratch) != before
+        assert (
+            "pre-commit: OK (1 staged .py file(s) checked with ruff; structure: OK)"
+            in result.output
+        )
+        return
     assert result.returncode != 0
-    assert "scripts/helper.py: not formatted" in result.output
-
-
-def test_unstaged_files_do_not_block_a_commit(scratch: Path) -> None:
-    (scratch / "scripts" / "broken.py").write_text(LINT_ERROR)  # never staged
-    (scratch / "scripts" / "helper.py").write_text(GOOD)
-
-    result = commit(scratch, "scripts/helper.py")
-
-    assert result.returncode == 0, result.output
-
-
-def test_structure_violation_is_refused(scratch: Path) -> None:
-    (scratch / "specs" / "notes.md").write_text("# not a numbered spec\n")
-
-    result = commit(scratch, "specs/notes.md")
-
-    assert result.returncode != 0
-    assert "specs/notes.md" in result.output
-    assert "failing: structure" in result.output
+    for expected in [*refusal, "git commit --no-verify"]:
+        assert expected in result.output, result.output
+    assert head(scratch) == before  # nothing committed
 
 
 def test_no_verify_bypasses_the_hook(scratch: Path) -> None:
-    (scratch / "scripts" / "helper.py").write_text(UNFORMATTED)
-    assert git(scratch, "add", "scripts/helper.py").returncode == 0
+    (scratch / HELPER).write_text(UNFORMATTED)
+    assert git(scratch, "add", HELPER).returncode == 0
 
     result = git(scratch, "commit", "--no-verify", "-m", "anyway")
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from scaffold import MiniRepo, run
 
-# Each test runs make in a copy of an installed mini repo: part of `make test-all` and CI.
+# Each test runs make in the installed mini repo: part of `make test-all` and CI.
 pytestmark = pytest.mark.slow
 
 FAILING_TEST = """\
@@ -19,26 +20,29 @@ def test_fails_on_purpose():
 """
 
 
-def test_failure_in_first_package_fails_root_and_later_packages_still_run(
-    mini_repo: MiniRepo,
+@pytest.fixture
+def broken_tests(shared_mini_repo: MiniRepo) -> Iterator[MiniRepo]:
+    """The shared mini repo; the failing tests a test writes into it are removed afterwards."""
+    yield shared_mini_repo
+    for path in shared_mini_repo.root.glob("libs/*/tests/unit/test_broken.py"):
+        path.unlink()
+
+
+def test_failures_are_named_later_packages_still_run_and_output_stays_in_blocks(
+    broken_tests: MiniRepo,
 ) -> None:
     # libs/alpha sorts first; the loop must not stop there, nor end with beta's success.
-    mini_repo.write_test("libs/alpha", "test_broken.py", FAILING_TEST)
+    broken_tests.write_test("libs/alpha", "test_broken.py", FAILING_TEST)
 
-    result = mini_repo.make("test")
+    result = broken_tests.make("test")
 
     assert result.returncode != 0, result.output
     assert "==> test: FAILED in libs/alpha" in result.output
     assert "test: FAILED in: libs/alpha" in result.output
-    beta_block = result.output.split("==> test: libs/beta", 1)[1]
-    assert "1 passed" in beta_block  # beta ran after alpha failed
+    assert "1 passed" in result.output.split("==> test: libs/beta", 1)[1]  # beta ran after alpha
 
-
-def test_every_failing_package_is_named_and_output_stays_in_blocks(mini_repo: MiniRepo) -> None:
-    mini_repo.write_test("libs/alpha", "test_broken.py", FAILING_TEST)
-    mini_repo.write_test("libs/beta", "test_broken.py", FAILING_TEST)
-
-    result = mini_repo.make("-j3", "test")  # -j must not interleave the members' output
+    broken_tests.write_test("libs/beta", "test_broken.py", FAILING_TEST)
+    result = broken_tests.make("-j3", "test")  # -j must not interleave the members' output
 
     assert result.returncode != 0
     assert "test: FAILED in: libs/alpha libs/beta" in result.output
@@ -48,18 +52,18 @@ def test_every_failing_package_is_named_and_output_stays_in_blocks(mini_repo: Mi
         assert block.count("test session starts") == 1, block
 
 
-def test_green_run_passes_and_counts_packages(mini_repo: MiniRepo) -> None:
-    result = mini_repo.make("test")
+def test_green_run_passes_and_counts_packages(shared_mini_repo: MiniRepo) -> None:
+    result = shared_mini_repo.make("test")
 
     assert result.returncode == 0, result.output
     assert "test: OK in all 3: libs/alpha libs/beta scripts" in result.output
 
 
-def test_noop_install_does_no_pip_work(mini_repo: MiniRepo) -> None:
-    stamps = sorted(mini_repo.root.glob("libs/*/.venv/.installed"))
+def test_noop_install_does_no_pip_work(shared_mini_repo: MiniRepo) -> None:
+    stamps = sorted(shared_mini_repo.root.glob("libs/*/.venv/.installed"))
     before = [stamp.stat().st_mtime_ns for stamp in stamps]
 
-    result = mini_repo.make("install")
+    result = shared_mini_repo.make("install")
 
     assert result.returncode == 0, result.output
     assert "pip" not in result.output, result.output
@@ -67,9 +71,20 @@ def test_noop_install_does_no_pip_work(mini_repo: MiniRepo) -> None:
     assert [stamp.stat().st_mtime_ns for stamp in stamps] == before
 
 
-def test_changed_library_pyproject_reinstalls_it_and_its_dependents(mini_repo: MiniRepo) -> None:
-    pyproject = mini_repo.root / "libs" / "beta" / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+def test_a_changed_pyproject_reinstalls_the_package_and_its_dependents_only(
+    mini_repo: MiniRepo,
+) -> None:
+    alpha = mini_repo.root / "libs" / "alpha" / "pyproject.toml"
+    alpha.write_text(alpha.read_text() + "\n")
+
+    result = mini_repo.make("install")
+
+    assert result.returncode == 0, result.output
+    assert "installed libs/alpha" in result.output
+    assert "installed libs/beta" not in result.output  # a dependent leaves its library alone
+
+    beta = mini_repo.root / "libs" / "beta" / "pyproject.toml"
+    beta.write_text(beta.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
 
     result = mini_repo.make("install")
 
@@ -78,19 +93,8 @@ def test_changed_library_pyproject_reinstalls_it_and_its_dependents(mini_repo: M
     assert "installed libs/alpha" in result.output  # alpha depends on beta
 
 
-def test_changed_dependent_pyproject_does_not_reinstall_its_library(mini_repo: MiniRepo) -> None:
-    pyproject = mini_repo.root / "libs" / "alpha" / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + "\n")
-
-    result = mini_repo.make("install")
-
-    assert result.returncode == 0, result.output
-    assert "installed libs/alpha" in result.output
-    assert "installed libs/beta" not in result.output
-
-
 def test_too_old_interpreter_is_refused_with_a_clear_message(
-    mini_repo: MiniRepo, tmp_path: Path
+    shared_mini_repo: MiniRepo, tmp_path: Path
 ) -> None:
     fake = tmp_path / "python3.9"
     fake.write_text(
@@ -99,32 +103,32 @@ def test_too_old_interpreter_is_refused_with_a_clear_message(
     )
     fake.chmod(0o755)
 
-    result = mini_repo.make(f"PYTHON={fake}", "install")
+    result = shared_mini_repo.make(f"PYTHON={fake}", "install")
 
     assert result.returncode != 0
     assert "this repo needs Python >= 3.10" in result.output
     assert "make install PYTHON=" in result.output
 
 
-def test_missing_interpreter_is_named(mini_repo: MiniRepo) -> None:
-    result = mini_repo.make("PYTHON=python3.999", "install")
+def test_missing_interpreter_is_named(shared_mini_repo: MiniRepo) -> None:
+    result = shared_mini_repo.make("PYTHON=python3.999", "install")
 
     assert result.returncode != 0
     assert "PYTHON=python3.999 was not found" in result.output
 
 
-def test_package_make_targets_run_alone(mini_repo: MiniRepo) -> None:
-    result = mini_repo.make("-C", "libs/beta", "test")
+def test_a_package_runs_alone_with_the_interpreter_chosen_at_the_root(
+    shared_mini_repo: MiniRepo,
+) -> None:
+    result = shared_mini_repo.make("-C", "libs/beta", "test")
 
     assert result.returncode == 0, result.output
     assert "1 passed" in result.output
 
-
-def test_package_make_keeps_the_interpreter_chosen_at_the_root(mini_repo: MiniRepo) -> None:
     # The venvs were built with PYTHON=<this interpreter>; a later command without PYTHON
     # must reuse it (recorded in .make/python-id), not rebuild with the default python3.
     env = {key: value for key, value in os.environ.items() if key != "PYTHON"}
-    result = run(["make", "-C", "libs/beta", "install"], cwd=mini_repo.root, env=env)
+    result = run(["make", "-C", "libs/beta", "install"], cwd=shared_mini_repo.root, env=env)
 
     assert result.returncode == 0, result.output
     assert "installed" not in result.output
