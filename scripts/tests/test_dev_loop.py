@@ -26,7 +26,7 @@ from scaffold import REPO, outside_make_env, package_venv_python, run
 sys.path.insert(0, str(REPO / "scripts"))  # the dev scripts are plain modules (stdlib only)
 
 from dev_sample import write_sample
-from devproc import free_port, health, json_records, port_is_free, read_env_file
+from devproc import STOP_SIGNALS, free_port, health, json_records, port_is_free, read_env_file
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +61,14 @@ def _assert_stopped_quietly(output: str, port: int, workdir: Path) -> None:
     assert not _processes_with("cmdline", str(workdir)), "stream-worker was left running"
 
 
+def _stop_signals_at_default() -> None:
+    """In the background of a non-interactive shell SIGINT starts ignored, and under nohup SIGHUP
+    does; a terminal's Ctrl-C or hang-up reaches a process whose handlers are at their default.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _signal_when(
     command: list[str], env: dict[str, str], ready: Callable[[list[str]], bool], signum: int
 ) -> tuple[int, str]:
@@ -70,9 +78,7 @@ def _signal_when(
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
-        # In the background of a non-interactive shell SIGINT starts ignored; a terminal's
-        # Ctrl-C reaches a process whose SIGINT is at its default.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=_stop_signals_at_default,
     )  # fmt: skip
     lines: list[str] = []
     stdout = process.stdout
