@@ -251,4 +251,7 @@ def test_generated_packages_pass_every_root_loop_in_a_copy_of_the_repo(tmp_path:
     for loop in ("lint", "type-check", "test", "test-coverage"):
         assert f"\n{loop}: OK in all 2: {new}\n" in output, loop
     assert re.search(r"^install: OK in all \d+: .*apps/audio-mixer.*libs/audio-tools", output, re.M)
+    # The scaffold's own tests (the root `make test`'s last member) check every package of the
+    # copy, the new ones included: an API page or README they miss fails here.
+    assert " passed" in make("-C", "scripts", "test")
     assert TOOLS_VENV.exists()  # the real repo's tools env was not touched

@@ -70,6 +70,14 @@ def test_noop_install_does_no_pip_work(shared_mini_repo: MiniRepo) -> None:
     assert "workspace.py" not in result.output
     assert [stamp.stat().st_mtime_ns for stamp in stamps] == before
 
+    # Nor any interpreter (what keeps it near 50 ms): a dry run lists every command it would
+    # start. Without PYTHON the recorded interpreter is trusted; PYTHON= re-checks it.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHON"}
+    dry = run(["make", "-n", "install"], cwd=shared_mini_repo.root, env=env)
+    assert dry.returncode == 0, dry.output
+    assert not re.search(r"check_python|workspace\.py|bin/python", dry.output), dry.output
+    assert "check_python.py" in shared_mini_repo.make("-n", "install").output
+
 
 def test_a_changed_pyproject_reinstalls_the_package_and_its_dependents_only(
     mini_repo: MiniRepo,
