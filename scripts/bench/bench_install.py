@@ -32,7 +32,8 @@ from monorepo.packages import discover, local_deps  # noqa: E402
 from monorepo.tracked import git_files  # noqa: E402
 from monorepo.venvs import interpreter_identity  # noqa: E402
 
-CLEAN_ENV = {"MAKEFLAGS": "", "MAKELEVEL": "", "PYTHON": "", "SLOW": "", "SINCE": ""}
+# An outer make's variables (and the options of a make started by hand) must not leak in.
+OUTER_MAKE = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PYTHON", "SLOW", "SINCE", "LOCKED", "ENGINES"}
 
 
 def copy_repo(target: Path) -> None:
@@ -49,7 +50,8 @@ def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
     """Seconds a command took; raises if it fails."""
     started = time.perf_counter()
     done = subprocess.run(
-        command, cwd=cwd, env={**os.environ, **CLEAN_ENV, **(env or {})}, check=False,
+        command, cwd=cwd, check=False,
+        env={**{k: v for k, v in os.environ.items() if k not in OUTER_MAKE}, **(env or {})},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     if done.returncode != 0:

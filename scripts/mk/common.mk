@@ -13,7 +13,10 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 # .make/python-id, and later commands (package Makefiles too) keep using it until PYTHON is
 # given again, so `cd apps/sts-service && make test` never rebuilds a venv with another Python.
 PYTHON_ID := $(ROOT)/.make/python-id
-PYTHON ?= $(or $(firstword $(file <$(PYTHON_ID))),python3)
+# An empty PYTHON (say, `PYTHON=` in the environment) counts as not given.
+ifeq ($(strip $(PYTHON)),)
+PYTHON := $(or $(firstword $(file <$(PYTHON_ID))),python3)
+endif
 TOOLS_VENV := $(ROOT)/.venv
 TOOLS_PY := $(TOOLS_VENV)/bin/python
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
