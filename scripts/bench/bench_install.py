@@ -29,7 +29,6 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from monorepo.locks import lock_path, minor_of, package_spec  # noqa: E402  (beside this script)
 from monorepo.packages import discover, local_deps  # noqa: E402
-from monorepo.tracked import git_files  # noqa: E402
 from monorepo.venvs import interpreter_identity  # noqa: E402
 
 # An outer make's variables (and the options of a make started by hand) must not leak in.
@@ -37,13 +36,8 @@ OUTER_MAKE = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PYTHON", "SLOW", "SINCE", "LO
 
 
 def copy_repo(target: Path) -> None:
-    """Copy what git would track (tracked + untracked-not-ignored files): no venvs."""
-    files = git_files(REPO)
-    if files is None:
-        raise SystemExit("the benchmark copies the repo's git-tracked files: run it in a clone")
-    for rel in files:
-        (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, target / rel)
+    """Clone the repo's last commit: no venvs, and the history the scaffold's tests need."""
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True)
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -52,10 +46,10 @@ def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
     done = subprocess.run(
         command, cwd=cwd, check=False,
         env={**{k: v for k, v in os.environ.items() if k not in OUTER_MAKE}, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{done.stderr[-2000:]}")
+        raise SystemExit(f"failed: {' '.join(command)}\n{done.stdout[-4000:]}")
     return time.perf_counter() - started
 
 
