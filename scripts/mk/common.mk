@@ -13,9 +13,12 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 # .make/python-id, and later commands (package Makefiles too) keep using it until PYTHON is
 # given again, so `cd apps/sts-service && make test` never rebuilds a venv with another Python.
 PYTHON_ID := $(ROOT)/.make/python-id
+# Read once: "<interpreter path> <version>", e.g. "/usr/bin/python3.11 3.11.7".
+PYTHON_IDENTITY := $(file <$(PYTHON_ID))
+PYTHON_RECORDED := $(firstword $(PYTHON_IDENTITY))
 # An empty PYTHON (say, `PYTHON=` in the environment) counts as not given.
 ifeq ($(strip $(PYTHON)),)
-PYTHON := $(or $(firstword $(file <$(PYTHON_ID))),python3)
+PYTHON := $(or $(PYTHON_RECORDED),python3)
 endif
 TOOLS_VENV := $(ROOT)/.venv
 TOOLS_PY := $(TOOLS_VENV)/bin/python
@@ -54,7 +57,6 @@ FORCE:
 #   * a parent make (the root loop) checked it moments ago: PYTHON_ID_FRESH=1;
 #   * PYTHON was not given and the recorded interpreter still exists: venvs link to that same
 #     binary, so there is nothing to rebuild (pass PYTHON= to force the check).
-PYTHON_RECORDED := $(firstword $(file <$(PYTHON_ID)))
 ifeq ($(PYTHON_ID_FRESH),1)
 $(PYTHON_ID): ;
 else ifeq ($(origin PYTHON) $(realpath $(PYTHON)),file $(PYTHON_RECORDED))
@@ -68,8 +70,8 @@ $(PYTHON_ID): FORCE
 	@$(PYTHON) $(ROOT)/scripts/mk/check_python.py $@
 endif
 
-# The tools env's lock for the recorded interpreter's minor (.make/python-id: "<path> 3.11.7").
-TOOLS_LOCK := $(ROOT)/locks/py3.$(word 2,$(subst ., ,$(lastword $(file <$(PYTHON_ID)))))/tools.txt
+# The tools env's lock for the recorded interpreter's minor.
+TOOLS_LOCK := $(ROOT)/locks/py3.$(word 2,$(subst ., ,$(lastword $(PYTHON_IDENTITY))))/tools.txt
 $(TOOLS_STAMP): $(ROOT)/pyproject.toml $(wildcard $(TOOLS_LOCK)) $(PYTHON_ID) $(ROOT)/.make/locked
 	@$(PYTHON) $(ROOT)/scripts/workspace.py $(WORKSPACE_ARGS) install-tools
 

@@ -24,7 +24,7 @@ help: ## Show this help
 	@echo "$(PACKAGE) ($(IMPORT_NAME)): make <target>"
 	$(print_help)
 
-# The recipe `@:` says nothing and starts no process; without it make prints "Nothing to be done".
+# The recipe `@:` (one silent shell no-op) keeps make from printing "Nothing to be done".
 install: $(STAMP) ## Create .venv and install this package [dev] + its local libraries (incremental)
 	@:
 
