@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -23,11 +24,14 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mini") / "repo"
     (root / "scripts" / "mk").mkdir(parents=True)
     shutil.copy2(REPO / "Makefile", root / "Makefile")
-    # The real root configuration, with a tools env of what scripts/Makefile's `test` runs
-    # (pytest, on every core): the mini repo's tests run make loops, not linters, and a full
-    # tools env would triple the cost of this fixture.
+    # The real root configuration, with a tools env of the root's pytest requirements only
+    # (scripts/Makefile's `test` runs pytest on every core): the mini repo's tests run make
+    # loops, not linters, and a full tools env would triple the cost of this fixture.
     pyproject = (REPO / "pyproject.toml").read_text()
-    tools = 'tools = ["pytest>=8.0", "pytest-asyncio>=1.0", "pytest-xdist>=3.5"]'
+    from monorepo.packages import load_toml  # here: importing scaffold put scripts/ on sys.path
+
+    root_tools = load_toml(REPO / "pyproject.toml")["project"]["optional-dependencies"]["tools"]
+    tools = "tools = " + json.dumps([r for r in root_tools if r.startswith("pytest")])
     mini = re.sub(r"^tools = \[.*?^\]", tools, pyproject, count=1, flags=re.S | re.M)
     (root / "pyproject.toml").write_text(mini)
     for name in ("workspace.py", "Makefile"):
