@@ -57,9 +57,12 @@ FORCE:
 #   * a parent make (the root loop) checked it moments ago: PYTHON_ID_FRESH=1;
 #   * PYTHON was not given and the recorded interpreter still exists: venvs link to that same
 #     binary, so there is nothing to rebuild (pass PYTHON= to force the check).
+# Never skipped while nothing is recorded (a fresh clone, however the interpreter is named): a
+# missing identity with an empty recipe would count as remade on every run, and rebuild every
+# venv each time.
 ifeq ($(PYTHON_ID_FRESH),1)
 $(PYTHON_ID): ;
-else ifeq ($(origin PYTHON) $(realpath $(PYTHON)),file $(PYTHON_RECORDED))
+else ifneq ($(and $(filter file,$(origin PYTHON)),$(wildcard $(PYTHON_RECORDED))),)
 $(PYTHON_ID): ;
 else
 $(PYTHON_ID): FORCE
