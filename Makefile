@@ -9,8 +9,10 @@ include scripts/mk/repo.mk
 PACKAGES := $(patsubst %/pyproject.toml,%,$(sort $(wildcard apps/*/pyproject.toml libs/*/pyproject.toml)))
 # SINCE=<git ref>: the loops visit only the members a change since that ref reaches (the
 # installer's dependency graph decides; the reasons are printed). Unset: every member.
+# The list is asked for in the recipe (as a shell command substitution), not while make reads
+# this file: only then does the tools env that answers exist, on a fresh clone too.
 ifdef SINCE
-MEMBERS := $(shell $(TOOLS_PY) scripts/workspace.py affected $(SINCE))
+MEMBERS = $$($(TOOLS_PY) scripts/workspace.py affected $(SINCE))
 else
 MEMBERS := $(PACKAGES) scripts
 endif
@@ -31,17 +33,37 @@ tools: $(TOOLS_STAMP) ## Build only the root tools environment (.venv)
 # member never stops the loop; the summary names every failing member and the loop exits 1.
 # PYTHON_ID_FRESH=1 tells the member that this make has just checked the interpreter.
 define loop
-	@failed=""; \
-	for member in $(2); do \
+	@members="$(strip $(2))"; failed=""; \
+	for member in $$members; do \
 	  echo "==> $(1): $$member"; \
 	  $(MAKE) -C $$member $(1) PYTHON_ID_FRESH=1 || { failed="$$failed $$member"; echo "==> $(1): FAILED in $$member"; }; \
 	done; \
-	if [ -n "$$failed" ]; then echo "$(1): FAILED in:$$failed"; exit 1; fi; \
-	echo "$(1): OK in all $(words $(2)): $(strip $(2))"
+	$(loop_summary)
 endef
 
-install: $(TOOLS_STAMP) ## Build .venv for the tools and every package (incremental; PYTHON=...)
-	$(call loop,install,$(PACKAGES))
+# $(call parallel_loop,TARGET,MEMBERS): the same, JOBS members at a time (default: every core).
+# For members that do not compete for what they measure: installs, whose time is pip unpacking
+# wheels, one core per venv. Each member's output is held, then printed as one block, in order.
+define parallel_loop
+	@members="$(strip $(2))"; failed=""; held=$$(mktemp -d); trap 'rm -rf "$$held"' EXIT; \
+	printf '%s\n' $$members | xargs -P "$${JOBS:-$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}" -I{} \
+	  sh -c 'log="$$1/$${2%%/*}-$${2##*/}"; $(MAKE) -C "$$2" $(1) PYTHON_ID_FRESH=1 >"$$log" 2>&1 || touch "$$log.failed"' \
+	  sh "$$held" {} || true; \
+	for member in $$members; do \
+	  log="$$held/$${member%%/*}-$${member##*/}"; \
+	  echo "==> $(1): $$member"; cat "$$log"; \
+	  if [ -e "$$log.failed" ]; then failed="$$failed $$member"; echo "==> $(1): FAILED in $$member"; fi; \
+	done; \
+	$(loop_summary)
+endef
+
+define loop_summary
+if [ -n "$$failed" ]; then echo "$(1): FAILED in:$$failed"; exit 1; fi; \
+	set -- $$members; echo "$(1): OK in all $$#: $$members"
+endef
+
+install: $(TOOLS_STAMP) ## Build .venv for the tools and every package (incremental, in parallel; PYTHON=...)
+	$(call parallel_loop,install,$(PACKAGES))
 lint: $(TOOLS_STAMP) ## ruff lint + format check of every package and scripts/
 	$(call loop,lint,$(MEMBERS))
 format: $(TOOLS_STAMP) ## Apply ruff formatting and safe lint fixes everywhere
@@ -66,7 +88,7 @@ lock-upgrade: $(TOOLS_STAMP) ## Move locked versions to the newest allowed (PACK
 	@$(TOOLS_PY) scripts/workspace.py lock --upgrade $(PACKAGE)
 affected: $(TOOLS_STAMP) ## List the members a change since SINCE=<git ref> reaches, and why
 	@test -n "$(SINCE)" || { echo "error: give a git ref: make affected SINCE=origin/main" >&2; exit 1; }
-	@echo $(MEMBERS)
+	@members="$(MEMBERS)"; echo $$members
 
 validate-structure: $(TOOLS_STAMP) ## Check the layout against .schemas/monorepo-structure.yaml
 	@$(TOOLS_PY) scripts/validate-structure.py --repo .

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import MiniRepo, run
+from scaffold import MiniRepo, git, run
 
 # Each test runs make in the installed mini repo: part of `make test-all` and CI.
 pytestmark = pytest.mark.slow
@@ -140,3 +142,86 @@ def test_a_package_runs_alone_with_the_interpreter_chosen_at_the_root(
 
     assert result.returncode == 0, result.output
     assert "installed" not in result.output
+
+
+def _fresh_copy(template: Path, target: Path, *, tools_env: bool = True) -> MiniRepo:
+    """The installed mini repo as a new clone would leave it: no recorded interpreter (and,
+    without `tools_env`, no tools env either), committed, so that SINCE= has a history."""
+    shutil.copytree(template, target, symlinks=True)
+    shutil.rmtree(target / ".make")
+    if not tools_env:
+        shutil.rmtree(target / ".venv")
+    for step in (["init", "-q", "--template="], ["add", "-A"], ["commit", "-qm", "clone"]):
+        assert git(target, *step).returncode == 0
+    return MiniRepo(target)
+
+
+def _python_on_path(folder: Path, name: str, *, shim: bool) -> dict[str, str]:
+    """PATH with `name` first: a pyenv-like shim script that execs this interpreter, or a
+    symlink to it (as /usr/bin/python3 is). Returns the environment to run make with."""
+    folder.mkdir()
+    real = os.path.realpath(sys.executable)
+    if shim:
+        (folder / name).write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
+        (folder / name).chmod(0o755)
+    else:
+        (folder / name).symlink_to(real)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _make(repo: MiniRepo, *args: str, env: dict[str, str]) -> str:
+    """make in the mini repo exactly as typed (no PYTHON unless in `args`); fails on error."""
+    result = run(["make", *args], cwd=repo.root, env=env)
+    assert result.returncode == 0, result.output
+    return result.output
+
+
+MINOR = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+@pytest.mark.parametrize(
+    ("named_as", "make_args", "shim"),
+    [
+        ("nothing; python3 is a pyenv-like shim", [], True),
+        ("nothing; python3 is a symlink, as /usr/bin/python3", [], False),
+        (f"PYTHON={MINOR}", [f"PYTHON={MINOR}"], False),
+        ("PYTHON=<absolute path>", [f"PYTHON={os.path.realpath(sys.executable)}"], False),
+        ("PYTHON=<a venv's python>", [f"PYTHON={sys.executable}"], False),
+    ],
+)
+def test_every_way_of_naming_the_interpreter_is_recorded_and_then_incremental(
+    mini_repo_template: Path, tmp_path: Path, named_as: str, make_args: list[str], shim: bool
+) -> None:
+    repo = _fresh_copy(mini_repo_template, tmp_path / "repo")
+    name = MINOR if make_args == [f"PYTHON={MINOR}"] else "python3"
+    env = _python_on_path(tmp_path / "bin", name, shim=shim)
+
+    first = _make(repo, "install", *make_args, env=env)
+    assert "check_python" not in first  # the check is silent when it passes
+    recorded = (repo.root / ".make" / "python-id").read_text().split()[0]
+    assert recorded == os.path.realpath(sys.executable), named_as
+
+    stamps = sorted(repo.root.glob("**/.venv/.installed"))
+    before = [stamp.stat().st_mtime_ns for stamp in stamps]
+    # Then, as typed later by the same user: nothing is rebuilt, by any of these commands.
+    for command in (["install"], ["test"], ["affected", "SINCE=HEAD"], ["install"]):
+        output = _make(repo, *command, env=env)
+        assert "installed" not in output, f"{named_as}: make {' '.join(command)}:\n{output}"
+    assert [stamp.stat().st_mtime_ns for stamp in stamps] == before, named_as
+
+
+def test_affected_is_right_on_its_first_call_in_a_fresh_clone(
+    mini_repo_template: Path, tmp_path: Path
+) -> None:
+    repo = _fresh_copy(mini_repo_template, tmp_path / "repo", tools_env=False)
+    (repo.root / "libs" / "beta" / "beta" / "extra.py").write_text("X = 1\n")
+
+    result = run(["make", "affected", "SINCE=HEAD"], cwd=repo.root)
+
+    assert result.returncode == 0, result.output
+    assert result.output.splitlines()[-1] == "libs/alpha libs/beta", result.output
+    assert "installed tools" in result.output  # the tools env came first, then the answer
+    # A ref that does not exist is an error, not an empty selection.
+    result = run(["make", "lint", "SINCE=no-such-ref"], cwd=repo.root)
+    assert result.returncode != 0
+    assert "no-such-ref" in result.output
