@@ -2,7 +2,10 @@
 
 Rows (pip's download cache is warm for all; every figure comes from this one run, so the ratios
 hold on a noisy shared machine):
-* `make install`, cold (every package venv from its lock), and with nothing changed;
+* `make install`, cold (every package venv from its lock, in parallel), and with nothing
+  changed; the interpreter named as a newcomer does (none given: `python3`), unless --python;
+* where the cold install's time goes: each package's steps (venv, lock, editables), read from
+  the installer's own "installed NAME in ..." lines;
 * uv: `uv pip install` of the same locked set into fresh venvs (a reference only: uv is put in
   a throwaway venv for the benchmark and is not a dependency of the repo);
 * the naive serial loop: per package `python -m venv` with pip, `pip install --upgrade pip
@@ -10,13 +13,14 @@ hold on a noisy shared machine):
   libraries named by path in the same call, without which it cannot install at all);
 * the test loop: root `make test` (no test marked slow) beside `make test-all` (SLOW=1).
 
-Usage: .venv/bin/python scripts/bench/bench_install.py [--python python3] [--skip-tests]
+Usage: .venv/bin/python scripts/bench/bench_install.py [--python python3.12] [--skip-tests]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +46,13 @@ def copy_repo(target: Path) -> None:
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Seconds a command took; raises if it fails."""
+    return timed_output(command, cwd, env)[0]
+
+
+def timed_output(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, str]:
+    """Seconds a command took, and its output; raises if it fails."""
     started = time.perf_counter()
     done = subprocess.run(
         command, cwd=cwd, check=False,
@@ -50,7 +61,17 @@ def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{done.stdout[-4000:]}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, done.stdout
+
+
+# The installer's summary line: "installed NAME in 12.3 s: venv 0.1 s, lock 10.2 s, ..."
+INSTALLED = re.compile(r"^installed (\S+) in ([\d.]+) s: (.*?) \(", re.MULTILINE)
+
+
+def where_time_goes(output: str) -> list[str]:
+    """One line per venv a make install built: its total and its steps."""
+    return [f"{name:<20} {float(total):6.1f} s  ({steps})" for name, total, steps in
+            INSTALLED.findall(output)]  # fmt: skip
 
 
 def package_venvs(root: Path) -> None:
@@ -102,33 +123,40 @@ def uv_locked(root: Path, python: str, scratch: Path) -> float | None:
 def main() -> int:
     """Run the measurements and print them with their ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--python", default="python3")
+    parser.add_argument("--python", help="interpreter to pass as PYTHON= (default: none)")
     parser.add_argument("--skip-tests", action="store_true", help="installs only")
     args = parser.parse_args()
-    make = ["make", f"PYTHON={args.python}"]
+    make = ["make", *([f"PYTHON={args.python}"] if args.python else [])]
+    python = args.python or "python3"
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
         ours, theirs = Path(tmp) / "ours", Path(tmp) / "naive"
         copy_repo(ours)
         copy_repo(theirs)
         timed([*make, "tools"], ours)  # the tools env is not part of the comparison
-        rows.append(("make install, cold (packages, locked)", timed([*make, "install"], ours)))
+        cold, output = timed_output([*make, "install"], ours)
+        rows.append(("make install, cold (packages, locked)", cold))
+        breakdown = where_time_goes(output)
         # The median of five: one run of a ~50 ms command is mostly the machine's noise.
         noops = sorted(timed(["make", "install"], ours) for _ in range(5))
         rows.append(("make install, nothing changed (median of 5)", noops[2]))
         package_venvs(ours)
-        uv = uv_locked(ours, args.python, Path(tmp))
+        uv = uv_locked(ours, python, Path(tmp))
         if uv is not None:
             rows.append(("uv pip install, same locked set (reference)", uv))
-        rows.append(("naive serial loop (reference)", naive_loop(theirs, args.python)))
+        rows.append(("naive serial loop (reference)", naive_loop(theirs, python)))
         if not args.skip_tests:
             timed([*make, "install"], ours)
             rows.append(("make test (fast loop)", timed([*make, "test"], ours)))
             rows.append(("make test-all (SLOW=1, what CI adds)", timed([*make, "test-all"], ours)))
     width = max(len(name) for name, _ in rows)
-    print(f"install and test-loop benchmark (python: {args.python}; warm pip cache; one run)")
+    print(f"install and test-loop benchmark (PYTHON={args.python or ''}; warm pip cache; one run)")
     for name, seconds in rows:
         print(f"  {name:<{width}}  {seconds:8.2f} s")
+    jobs = os.environ.get("JOBS") or os.cpu_count()
+    print(f"  where the cold install's time goes (package venvs side by side, JOBS={jobs}):")
+    for line in breakdown:
+        print(f"    {line}")
     figures = dict(rows)
     cold = figures["make install, cold (packages, locked)"]
     if uv is not None:

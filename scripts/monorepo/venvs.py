@@ -25,6 +25,25 @@ STAMP = ".installed"  # inside the venv: written last, only after a successful i
 STAMP_DEPS = ".installed.d"  # make fragment: which files the stamp depends on
 
 
+class Laps:
+    """Wall time of each step of one install, for its summary line and the install bench."""
+
+    def __init__(self) -> None:
+        self.started = self._last = time.perf_counter()
+        self.steps: list[tuple[str, float]] = []
+
+    def lap(self, step: str) -> None:
+        """Close `step` now: its time runs from the previous lap (or the start)."""
+        now = time.perf_counter()
+        self.steps.append((step, now - self._last))
+        self._last = now
+
+    def summary(self) -> str:
+        """`12.3 s: venv 0.1 s, lock 10.2 s, editables 2.0 s`."""
+        parts = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in self.steps)
+        return f"{time.perf_counter() - self.started:.1f} s: {parts}"
+
+
 @dataclass(frozen=True)
 class Options:
     """How to install: the interpreter, pip's verbosity, locked or floating versions."""
@@ -103,7 +122,9 @@ def pip_install(pip: list[str], venv: Path, args: list[str], *, quiet: bool) -> 
     run([*pip, "--python", str(venv_python(venv)), "install", "--no-compile", *flags, *args])
 
 
-def build_venv(spec: LockSpec, pip: list[str], options: Options, identity: str) -> Path | None:
+def build_venv(
+    spec: LockSpec, pip: list[str], options: Options, identity: str, laps: Laps
+) -> Path | None:
     """Install `spec`'s requirements into its (existing) venv; returns the lock used, if any.
 
     Locked: the lock by hash, then the local projects with --no-deps. Floating: pip and the
@@ -123,16 +144,20 @@ def build_venv(spec: LockSpec, pip: list[str], options: Options, identity: str) 
         pip_install(
             pip, venv, ["--no-deps", "--require-hashes", *flags, "-r", str(lock)], quiet=quiet
         )
+        laps.lap("lock")
         pip_install(pip, venv, ["--no-deps", "--no-build-isolation", *editables], quiet=quiet)
+        laps.lap("editables")
         return lock
     if options.locked:
         unlocked = f"{spec.name}: no lock for Python {minor_of(identity)} yet: resolving freely"
         print(unlocked + " (`make lock` pins it)", flush=True)
     pip_install(pip, venv, ["pip", *spec.build_requires], quiet=quiet)
+    laps.lap("build backend")
     pip_install(pip, venv, ["--no-build-isolation", *editables], quiet=quiet)
     if spec.unresolvable:
         args = ["--no-deps", "--ignore-requires-python", *spec.unresolvable]
         pip_install(pip, venv, args, quiet=quiet)
+    laps.lap("resolve + install")
     return None
 
 
@@ -161,14 +186,16 @@ def write_stamp(venv: Path, identity: str, inputs: list[Path]) -> None:
 
 def install(spec: LockSpec, options: Options, *, pip: list[str] | None = None) -> None:
     """Create or refresh one venv from its spec and stamp it."""
-    started = time.perf_counter()
+    laps = Laps()
     (spec.venv / STAMP).unlink(missing_ok=True)  # a failed install must not look fresh
     identity = make_venv(spec.venv, options.python, spec.venv.parent.name)
-    lock = build_venv(spec, pip or tools_pip(options.python), options, identity)
+    laps.lap("venv")
+    lock = build_venv(spec, pip or tools_pip(options.python), options, identity, laps)
     inputs = [path / "pyproject.toml" for path, _ in spec.editables if path != spec.venv.parent]
     write_stamp(spec.venv, identity, [*inputs, *([lock] if lock else [])])
     mode = f"locked by {lock.relative_to(ROOT)}" if lock else "resolved freely"
-    print(f"installed {spec.name} in {time.perf_counter() - started:.1f} s ({mode})", flush=True)
+    # The bench (scripts/bench/bench_install.py) reads this line: "installed NAME in SECONDS s: ..."
+    print(f"installed {spec.name} in {laps.summary()} ({mode})", flush=True)
 
 
 def install_tools(spec: LockSpec, options: Options) -> None:
