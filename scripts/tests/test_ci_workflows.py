@@ -57,15 +57,33 @@ def ci_run_targets() -> list[str]:
     return targets_in((REPO / ".ci" / "run").read_text().splitlines())
 
 
-def readme_quick_start() -> dict[str, list[str]]:
-    """README's quick-start commands: {comment: targets}, from the first ```bash block."""
-    text = (REPO / "README.md").read_text()
+def readme_quick_start_lines(readme: str | None = None) -> list[str]:
+    """README's quick-start command lines, as printed, from the first ```bash block."""
+    text = (REPO / "README.md").read_text() if readme is None else readme
     block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.strip().splitlines()]
+
+
+def readme_quick_start() -> dict[str, list[str]]:
+    """README's quick-start commands: {comment: targets}."""
     commands: dict[str, list[str]] = {}
-    for line in block.strip().splitlines():
+    for line in readme_quick_start_lines():
         command, _, comment = line.partition("#")
         commands[comment.strip()] = make_targets(command)
     return commands
+
+
+def set_up_commands_missing_from_ci(readme: str, ci_run: str) -> list[str]:
+    """README's two set-up commands ("run the main job", "pass the tests") that .ci/run does
+    not run exactly as printed: the whole line, spacing and comment included, and no PYTHON=."""
+    wanted = [
+        line
+        for line in readme_quick_start_lines(readme)
+        if "main job" in line or "pass the tests" in line
+    ]
+    assert len(wanted) == 2, f"README's quick start lost a set-up command: {wanted}"
+    ran = {line.strip() for line in ci_run.splitlines()}
+    return [line for line in wanted if line not in ran or "PYTHON=" in line]
 
 
 def test_workflows_are_valid_and_a_broken_one_is_rejected(tmp_path: Path) -> None:
@@ -128,6 +146,32 @@ def test_ci_ci_run_readme_and_the_root_makefile_agree_on_the_targets() -> None:
     assert "validate-structure" in validate
     missing = set(ci + validate) - make_help_targets(REPO)
     assert not missing, f"the workflows call targets the root Makefile lacks: {sorted(missing)}"
+
+
+def test_ci_run_runs_the_readme_set_up_commands_exactly_as_printed() -> None:
+    readme, ci_run = (REPO / "README.md").read_text(), (REPO / ".ci" / "run").read_text()
+
+    assert set_up_commands_missing_from_ci(readme, ci_run) == []
+
+
+def test_a_readme_edit_that_ci_run_does_not_follow_is_caught() -> None:
+    readme, ci_run = (REPO / "README.md").read_text(), (REPO / ".ci" / "run").read_text()
+    edited = readme.replace("make install && make demo ", "make install && make demo-dub ", 1)
+
+    assert edited != readme
+    assert set_up_commands_missing_from_ci(edited, ci_run) == [
+        next(line for line in readme_quick_start_lines(edited) if "main job" in line)
+    ]
+    with_python = ci_run.replace("SLOW=1 #", "SLOW=1 PYTHON=python3 #", 1)
+    assert len(set_up_commands_missing_from_ci(readme, with_python)) == 1
+
+
+def test_ci_names_no_interpreter_as_the_readme_names_none() -> None:
+    job = load_yaml(CI)["jobs"]["test"]
+    runs = [str(step.get("run", "")) for step in job["steps"]]
+
+    assert "PYTHON" not in job["env"]
+    assert not [run for run in runs if "PYTHON=" in run]
 
 
 def test_make_targets_parser() -> None:
