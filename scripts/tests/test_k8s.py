@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,6 +96,30 @@ def test_settings_config_map_is_env_example(rendered: tuple[str, list[dict[str, 
     _, objects = rendered
     settings = _one(objects, "ConfigMap", "live-dubbing-settings")
     assert settings["data"] == _env_example(), "the ConfigMap must hold .env.example, unchanged"
+
+
+def test_the_generated_settings_file_is_current_and_a_stale_one_is_named(tmp_path: Path) -> None:
+    assert k8s_validate.settings_problem() is None, "run `make -C scripts k8s-settings`"
+
+    env_example, settings = tmp_path / ".env.example", tmp_path / "settings.env"
+    env_example.write_text("STS_PORT=8000\n")
+    settings.write_text(k8s_validate.settings_text(env_example))
+    assert k8s_validate.settings_problem(settings, env_example) is None
+    env_example.write_text("STS_PORT=8001\n")
+    stale = k8s_validate.settings_problem(settings, env_example)
+    assert stale is not None and "settings.env" in stale and "k8s-settings" in stale
+    settings.unlink()
+    missing = k8s_validate.settings_problem(settings, env_example)
+    assert missing is not None and "missing" in missing
+
+
+def test_no_kustomization_reaches_outside_infra_k8s() -> None:
+    """kubectl, Argo CD and Flux refuse it under their default load restrictor."""
+    for kustomization in (REPO / "infra" / "k8s").rglob("kustomization.yaml"):
+        for line in kustomization.read_text().splitlines():
+            for word in re.findall(r"(?:\.\./)+[\w./-]*", line):
+                target = (kustomization.parent / word).resolve()
+                assert target.is_relative_to(REPO / "infra" / "k8s"), f"{kustomization}: {line}"
 
 
 def test_sts_service_probes_and_termination(rendered: tuple[str, list[dict[str, Any]]]) -> None:
