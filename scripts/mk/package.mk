@@ -1,8 +1,10 @@
 # The one Makefile fragment shared by every package (apps/* and libs/*). A package Makefile
 # includes this file (apps include app.mk, which adds `make dev`).
-# Every tool runs from the package's own .venv with the ROOT configuration named explicitly,
-# so a stray config file in a package can never shadow it: mypy and ruff replace (not merge)
-# the root config when a package has its own, and pytest's rootdir is the repo root anyway.
+# Every tool runs with the ROOT configuration named explicitly, so a stray config file in a
+# package can never shadow it: mypy and ruff replace (not merge) the root config when a package
+# has its own, and pytest's rootdir is the repo root anyway. pytest runs in the package's own
+# .venv; ruff and mypy run from the root tools env (one copy, not one per venv), mypy reading
+# the package's installed dependencies through --python-executable.
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
@@ -35,16 +37,19 @@ $(STAMP): pyproject.toml $(PYTHON_ID) $(ROOT)/.make/locked $(ROOT)/.make/engines
 	@$(WORKSPACE) install $(CURDIR) $(if $(filter 1,$(ENGINES)),--extra engines)
 -include $(VENV)/.installed.d
 
+RUFF := $(TOOLS_VENV)/bin/ruff
+MYPY := $(TOOLS_VENV)/bin/mypy --python-executable $(BIN)/python
+
 lint: install ## ruff lint + format check (no changes)
-	$(BIN)/ruff check --config $(CONFIG) $(SOURCES)
-	$(BIN)/ruff format --check --config $(CONFIG) $(SOURCES)
+	$(RUFF) check --config $(CONFIG) $(SOURCES)
+	$(RUFF) format --check --config $(CONFIG) $(SOURCES)
 
 format: install ## Apply ruff formatting and safe lint fixes
-	$(BIN)/ruff format --config $(CONFIG) $(SOURCES)
-	$(BIN)/ruff check --fix --config $(CONFIG) $(SOURCES)
+	$(RUFF) format --config $(CONFIG) $(SOURCES)
+	$(RUFF) check --fix --config $(CONFIG) $(SOURCES)
 
 type-check: install ## mypy --strict with the root configuration
-	$(BIN)/mypy --config-file $(CONFIG) $(SOURCES)
+	$(MYPY) --config-file $(CONFIG) $(SOURCES)
 
 check: lint type-check ## lint + type-check
 

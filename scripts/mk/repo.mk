@@ -14,7 +14,7 @@ install-hooks: ## Install the pre-commit hook (.codex/hooks/pre-commit) into thi
 # ---- docs -----------------------------------------------------------------------------------
 # -E: re-read every source on each build; an incremental build would hide old warnings.
 # docs/.venv holds Sphinx (the root `docs` extra) and every package, editable: autodoc imports
-# them, and they need pydantic 2, which the tools env (pydantic 1, for dirschema) cannot hold.
+# them, which the tools env (linters and dirschema's old pins) does not hold.
 DOCS_SRC ?= docs
 DOCS_OUT ?= docs/_build/html
 DOCS_VENV := docs/.venv

@@ -1,9 +1,12 @@
 """Every workaround dirschema 0.1.0 needs, in one place.
 
 dirschema 0.1.0 (May 2023) is the only release, and it is unmaintained:
-* it declares Requires-Python <3.11 but runs on 3.10-3.13, needs pydantic<2, typer<0.10 and
-  click<8.2 (its CLI crashes on 8.2), so it lives in the root tools env only, installed with
-  --no-deps --ignore-requires-python (monorepo/locks.py);
+* it declares Requires-Python <3.11 but runs on 3.10-3.13, needs typer<0.10 and click<8.2
+  (its CLI crashes on 8.2), so it lives in the root tools env only, installed with --no-deps
+  --ignore-requires-python (monorepo/locks.py);
+* it is written for pydantic 1, while the tools env holds pydantic 2 (mypy's pydantic plugin
+  for every package runs there): during its import, ``pydantic`` names pydantic 2's bundled
+  ``pydantic.v1``, so dirschema's models are pydantic 1 models;
 * importing it raises NameError unless h5py is installed (a type hint): a placeholder module
   stands in during the import;
 * it walks a directory with ``rglob("*")``: we hand it ``TrackedTree``, an adapter of its
@@ -54,21 +57,27 @@ def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
 
     The annotation ``h5py.File`` is evaluated at import: without h5py (its ``[h5]`` extra,
     ~55 MB; no HDF5 file is validated here) a placeholder stands in during the import only,
-    and dirschema's HDF5 support stays off.
+    and dirschema's HDF5 support stays off. It imports ``pydantic`` for pydantic 1's API:
+    pydantic 2's ``pydantic.v1`` stands in for it during the import.
     """
-    placeholder = "dirschema.adapters" not in sys.modules and not importlib.util.find_spec("h5py")
+    first_import = "dirschema.adapters" not in sys.modules
+    placeholder = first_import and not importlib.util.find_spec("h5py")
+    pydantic_module = sys.modules.get("pydantic")
     if placeholder:
         stub = types.ModuleType("h5py", "Placeholder for dirschema's import-time annotation.")
         stub.__dict__["File"] = type("File", (), {})  # what the annotation looks up
         sys.modules["h5py"] = stub
     try:
+        if first_import and importlib.util.find_spec("pydantic.v1"):
+            pydantic_module = importlib.import_module("pydantic")
+            sys.modules["pydantic"] = importlib.import_module("pydantic.v1")
         adapters = importlib.import_module("dirschema.adapters")
         validate = importlib.import_module("dirschema.validate")
     except ImportError as exc:
         raise DirschemaUnavailableError(
             f"dirschema is not installed for {sys.executable} ({exc}): {INSTALL_HINT}"
         ) from exc
-    except Exception as exc:  # pydantic 2, a broken install: any import-time failure
+    except Exception as exc:  # a broken install or a missing pin: any import-time failure
         try:
             pydantic = importlib.metadata.version("pydantic")
         except importlib.metadata.PackageNotFoundError:
@@ -76,10 +85,13 @@ def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
         raise DirschemaUnavailableError(
             f"dirschema 0.1.0 cannot run on {sys.executable} (Python "
             f"{sys.version_info.major}.{sys.version_info.minor}, pydantic {pydantic}): "
-            f"{type(exc).__name__}: {exc}. It needs pydantic<2, typer<0.10 and click<8.2, "
+            f"{type(exc).__name__}: {exc}. It needs pydantic<2 (or pydantic 2's pydantic.v1), "
+            f"typer<0.10 and click<8.2, "
             f"which only the root tools environment (.venv) pins: {INSTALL_HINT}"
         ) from exc
     finally:
+        if pydantic_module is not None:
+            sys.modules["pydantic"] = pydantic_module
         if placeholder:
             sys.modules.pop("h5py", None)
     if placeholder:

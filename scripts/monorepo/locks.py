@@ -147,6 +147,32 @@ def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
     return errors, notes
 
 
+#: Run from the tools env against every package (mypy's pydantic plugin): the version that runs
+#: must be the version each package imports.
+SHARED_WITH_TOOLS = ("pydantic",)
+
+
+def tools_version_drift(packages: dict[str, Package]) -> list[str]:
+    """Locks pinning a SHARED_WITH_TOOLS distribution at another version than the tools lock."""
+    errors = []
+    for folder in sorted(LOCKS.glob("py3.*")):
+        tools_lock = lock_path(tools_spec().lock_name, folder.name.removeprefix("py"))
+        if not tools_lock.exists():
+            continue
+        tools_pins = pins(tools_lock.read_text())
+        for spec in all_specs(packages)[1:]:
+            lock = lock_path(spec.lock_name, folder.name.removeprefix("py"))
+            locked = pins(lock.read_text()) if lock.exists() else {}
+            for name in SHARED_WITH_TOOLS:
+                if name in locked and locked[name] != tools_pins.get(name):
+                    errors.append(
+                        f"{lock.relative_to(ROOT)}: {name} {locked[name]}, but the tools env "
+                        f"(whose mypy plugin checks this package) has {tools_pins.get(name)}: "
+                        "run `make lock-upgrade`"
+                    )
+    return errors
+
+
 def pins(text: str) -> dict[str, str]:
     """{name: version} of a lock's text."""
     return dict(re.findall(r"^([A-Za-z0-9._-]+)==([^ \\\n]+)", text, re.MULTILINE))

@@ -65,10 +65,24 @@ def test_a_change_selects_what_it_reaches(
 
 def test_the_root_loops_visit_only_the_selection() -> None:
     empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree: all changed
-    result = run(["make", "-n", "test", f"SINCE={empty_tree}"], REPO)
+    # The selection is asked for while the recipe runs (the tools env exists only then), so
+    # `make -n` shows the question and `make affected` shows the answer the loop gets.
+    dry = run(["make", "-n", "test", f"SINCE={empty_tree}"], REPO)
+    assert dry.returncode == 0, dry.output
+    assert f"scripts/workspace.py affected {empty_tree}" in dry.output
+
+    result = run(["make", "affected", f"SINCE={empty_tree}"], REPO)
     assert result.returncode == 0, result.output
     # Every package is chosen (all of them changed); a copy made by the generator test has more.
     packages = sorted(str(p.parent.relative_to(REPO)) for p in REPO.glob("*/*/pyproject.toml"))
     packages = [p for p in packages if p.startswith(("apps/", "libs/"))]
-    assert f"for member in {' '.join(packages)}" in result.output
-    assert f"SINCE={empty_tree}: scripts (shared build file changed: " in result.output
+    assert result.output.splitlines()[-1].split() == [*packages, "scripts"]
+    assert "scripts (shared build file changed: " in result.output
+
+
+@pytest.mark.parametrize("target", ["affected", "lint"])
+def test_a_selection_that_cannot_be_answered_fails_the_command(target: str) -> None:
+    result = run(["make", target, "SINCE=no-such-ref"], REPO)
+    assert result.returncode != 0, result.output
+    assert "no-such-ref" in result.output
+    assert "OK in all 0" not in result.output

@@ -1,8 +1,8 @@
 """The shared test fixtures (.specify/test-fixtures) are real: loaded, validated, generated.
 
 The contract fixtures are validated twice: by the pydantic models of shared_utils.contract (in
-libs/shared-utils/.venv, since the tools env holds pydantic 1) and by the JSON Schema published
-in specs/002-sts-contract.md (check-jsonschema, in the tools env).
+libs/shared-utils/.venv, where the package lives) and by the JSON Schema published in
+specs/002-sts-contract.md (check-jsonschema, in the tools env).
 """
 
 from __future__ import annotations

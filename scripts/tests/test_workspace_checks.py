@@ -74,8 +74,8 @@ BROKEN: dict[str, tuple[str, str, str, list[str]]] = {
     },
     "drifted-dev-extra": (
         WORKER,
-        '"mypy>=1.13",',
-        '"mypy>=1.0",',
+        '"pytest-cov>=5.0",',
+        '"pytest-cov>=4.0",',
         [f"{WORKER}: the dev extra must start with the root"],
     ),
     "library-depends-on-a-service": (
@@ -101,6 +101,12 @@ BROKEN: dict[str, tuple[str, str, str, list[str]]] = {
         "",
         "",
         ["packages is missing ['shared_audio.extra']"],
+    ),
+    "package-pydantic-unlike-the-tools-mypy-plugin": (
+        "locks/py3.11/stream-worker.txt",
+        "\npydantic==",
+        "\npydantic==2.0.0.dev0 \\\n    --hash=sha256:0\nunused==",
+        ["locks/py3.11/stream-worker.txt: pydantic 2.0.0.dev0, but the tools env"],
     ),
     "dependency-change-without-make-lock": (
         AUDIO,
