@@ -222,16 +222,34 @@ class StsClient:
         )
 
     async def send(
-        self, sequence_number: int, samples: npt.NDArray[np.int16]
+        self,
+        sequence_number: int,
+        samples: npt.NDArray[np.int16],
+        *,
+        deadline: float | None = None,
     ) -> StsAnswer | DubResult:
-        """Send one segment. Never raises (except cancellation): failures are fallbacks."""
+        """Send one segment. Never raises (except cancellation): failures are fallbacks.
+
+        Args:
+            sequence_number: The segment's position in the stream.
+            samples: Its audio.
+            deadline: Clock time by which the answer must be in (a live segment's output
+                slot); the client's `timeout_ms` applies when it comes later or is None.
+        """
         if not self.breaker.allow_request():
             return DubResult.fallback(
                 FallbackReason.CIRCUIT_OPEN,
                 f"circuit open; next probe in {self.breaker.retry_after_s():.1f} s",
             )
         start = self._clock()
-        deadline = start + self.timeout_ms / 1000
+        budget_s = self.timeout_ms / 1000
+        if deadline is not None:
+            budget_s = min(budget_s, deadline - start)
+        if budget_s <= 0:
+            return self._fallback(
+                FallbackReason.TIMEOUT, "no time left before the segment's slot", start, 0
+            )
+        deadline = start + budget_s
         attempts = 0
 
         async def attempt() -> ProcessResponse:
@@ -263,13 +281,13 @@ class StsClient:
                     max_delay_s=RETRY_MAX_DELAY_S,
                     retry_if=_is_retryable,
                 ),
-                self.timeout_ms / 1000,
+                budget_s,
             )
         except asyncio.TimeoutError:
             self.breaker.record_failure()
             return self._fallback(
                 FallbackReason.TIMEOUT,
-                f"no answer within {self.timeout_ms} ms",
+                f"no answer within {budget_s * 1000:.0f} ms",
                 start,
                 attempts,
             )
