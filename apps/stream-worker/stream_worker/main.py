@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
-from stream_worker.client import StsClient, StsUnavailableError
+from stream_worker.client import StsClient, StsUnavailableError, speaks_previous_text
 from stream_worker.config import Cli, WorkerSettings
 from stream_worker.endpoints import (
     EndpointError,
@@ -177,6 +177,7 @@ async def _check_sts(client: StsClient, require: bool) -> None:
         client.base_url,
         health.status.value,
     )
+    client.send_previous_text = speaks_previous_text(health.contract_version)
     if health.contract_version != CONTRACT_VERSION:
         logger.warning(
             "sts-service speaks contract %s, this worker %s",

@@ -130,6 +130,8 @@ class StreamDubber:
         # Run clock at which the input's frame 0 arrived: the earliest (arrival - position)
         # over all chunks, so a chunk that comes late does not move the live slots.
         self._origin: float | None = None
+        # The newest transcript so far (sequence number, text): context for the next request.
+        self._context: tuple[int, str] | None = None
         self._buffer = ReorderBuffer()
         self._stats = RunStats()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -293,8 +295,11 @@ class StreamDubber:
         self._slots.release()
 
     async def _dub(self, seq: int, samples: npt.NDArray[np.int16], deadline: float) -> None:
+        context = None if self._context is None else self._context[1]
         try:
-            result = await dub(self._client, seq, samples, deadline=deadline)
+            result = await dub(self._client, seq, samples, deadline=deadline, previous_text=context)
+            if result.transcript and (self._context is None or self._context[0] < seq):
+                self._context = (seq, result.transcript)
         except Exception as exc:  # a bug must not lose the segment: fall back and say so
             logger.exception("segment %d: unexpected error; writing original audio", seq)
             result = DubResult.fallback(FallbackReason.INTERNAL, repr(exc))

@@ -97,9 +97,12 @@ async def dub(
     samples: npt.NDArray[np.int16],
     *,
     deadline: float | None = None,
+    previous_text: str | None = None,
 ) -> DubResult:
     """Send one segment (answer due by `deadline`) and judge the answer. Never raises."""
-    reply = await client.send(sequence_number, samples, deadline=deadline)
+    reply = await client.send(
+        sequence_number, samples, deadline=deadline, previous_text=previous_text
+    )
     if isinstance(reply, DubResult):
         return reply
     return judge(reply, samples, client.format)

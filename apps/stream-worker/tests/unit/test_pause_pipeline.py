@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
+import httpx
 import numpy as np
-from worker_support import FMT, FakeSts, LevelDetector, make_client, speech
+from worker_support import FMT, FakeSts, LevelDetector, make_client, ok, speech
 
+from shared_utils.contract import ProcessRequest
 from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
 from stream_worker.segmenter import PauseRules, PauseSegmenter
 
@@ -106,3 +109,39 @@ async def test_live_offsets_are_the_delay_when_the_service_is_fast(fake_sts: Fak
     assert isinstance(latency, dict) and isinstance(segments, dict)
     assert latency["start_offset"]["p50"] is not None
     assert segments["non_speech"] == outcome.stats.non_speech
+
+
+def numbered(request: ProcessRequest) -> httpx.Response:
+    """An echo answer whose transcript names its segment."""
+    body = json.loads(ok(request).content)
+    body["transcript"] = f"words of segment {request.sequence_number}"
+    return httpx.Response(200, json=body)
+
+
+async def test_each_request_carries_the_previous_transcript_to_a_service_that_reads_it() -> None:
+    fake_sts = FakeSts(behaviour=numbered)
+    audio = speech(PLAN)
+    sink = MemorySink()
+    client = make_client(fake_sts)
+    client.send_previous_text = True  # what a 1.1 health answer sets
+    async with client:
+        dubber = StreamDubber(
+            client,
+            iter([audio]),
+            FMT,
+            sink,
+            options(max_inflight=1),  # one at a time: each answer is in before the next
+            cutter=PauseSegmenter(FMT, LevelDetector(), RULES),
+        )
+        await dubber.run()
+    sent = fake_sts.requests
+    assert len(sent) >= 2 and sent[0].previous_text is None
+    for before, after in itertools.pairwise(sent):
+        assert after.previous_text is not None
+        assert after.previous_text == f"words of segment {before.sequence_number}"
+
+
+async def test_no_previous_text_goes_to_a_service_that_would_reject_it(fake_sts: FakeSts) -> None:
+    _, _, records = await dub(fake_sts, speech(PLAN), max_inflight=1)
+    assert sum(r["speech"] for r in records) >= 2
+    assert all(request.previous_text is None for request in fake_sts.requests)

@@ -136,7 +136,10 @@ async def test_unexpected_client_error_falls_back_as_internal(
     real_send = client.send
 
     async def flaky(
-        seq: int, samples: npt.NDArray[np.int16], deadline: float | None = None
+        seq: int,
+        samples: npt.NDArray[np.int16],
+        deadline: float | None = None,
+        previous_text: str | None = None,
     ) -> StsAnswer | DubResult:
         nonlocal calls
         calls += 1
@@ -159,7 +162,10 @@ async def test_answer_after_the_reorder_deadline_is_dropped_and_counted(
     client = make_client(fake_sts)
 
     async def slow_first(
-        seq: int, samples: npt.NDArray[np.int16], deadline: float | None = None
+        seq: int,
+        samples: npt.NDArray[np.int16],
+        deadline: float | None = None,
+        previous_text: str | None = None,
     ) -> DubResult:
         if seq == 0:  # ignores the client deadline: only the reorder buffer's can save us
             await asyncio.sleep(1.4)
