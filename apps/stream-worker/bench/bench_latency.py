@@ -269,6 +269,59 @@ def report(name: str, summary: dict[str, Any], records: list[dict[str, Any]],
     }
 
 
+#: Segmenter settings compared offline (pause, min, max, lookback): the default, a longer
+#: lookback, and the longer maximum a 5.2 s budget would allow.
+SWEEP = [(250, 1000, 2800, 600), (250, 1000, 2800, 1400), (250, 1000, 4000, 1000)]
+
+
+def ask(url: str, seq: int, samples: np.ndarray[Any, Any], previous: str | None) -> str:
+    """Send one segment to sts-service at once (not paced); its transcript."""
+    body: dict[str, Any] = {
+        "fragment_id": f"sweep-{seq}",
+        "stream_id": "sweep",
+        "sequence_number": seq,
+        "audio": {"sample_rate_hz": RATE, "channels": 1,
+                  "data_base64": base64.b64encode(samples.astype("<i2").tobytes()).decode()},
+        "config": {"source_language": "en", "target_language": "es"},
+        "timeout_ms": 30000,
+    }  # fmt: skip
+    if previous:
+        body["previous_text"] = previous
+    answer = httpx.post(f"{url}/v1/process", json=body, timeout=60).json()
+    return str(answer.get("transcript") or "")
+
+
+def sweep(url: str, audio: np.ndarray[Any, Any], script: list[str]) -> None:
+    """WER of each SWEEP setting's speech segments, alone and with previous_text.
+
+    Sent one after the other, not paced: what the cut itself costs, without the live run's
+    timing (in which an answer can come after the next segment is sent).
+    """
+    from stream_worker.segmenter import PauseRules, PauseSegmenter
+    from stream_worker.vad import SileroVad
+
+    reference = normalise(" ".join(script))
+    print("offline, one segment at a time: pause min max lookback | WER alone | prompted")
+    for pause, low, high, lookback in SWEEP:
+        cutter = PauseSegmenter(
+            AudioFormat(RATE, 1), SileroVad(), PauseRules(pause, low, high, lookback)
+        )
+        spans = []
+        for start in range(0, audio.shape[0], 320):
+            spans += cutter.feed(audio[start : start + 320, None])
+        speech = [s.segment.samples for s in spans + cutter.flush() if s.speech]
+        scores = []
+        for prompted in (False, True):
+            previous: str | None = None
+            texts = []
+            for seq, samples in enumerate(speech):
+                text = ask(url, seq, samples, previous if prompted else None)
+                texts.append(text)
+                previous = text or previous
+            scores.append(100 * wer(reference, normalise(" ".join(texts))))
+        print(f"  {pause} {low} {high} {lookback} | {scores[0]:.1f}% | {scores[1]:.1f}%")
+
+
 def main() -> int:
     """Build the script, start sts-service with the engines, run both segmenters, report."""
     engines = (
@@ -297,6 +350,7 @@ def main() -> int:
             try:
                 wait_healthy(url)
                 whole = whole_transcripts(url, audio, spans)
+                sweep(url, audio, script)
                 rows = []
                 for seg_name, extra in (("fixed", ("--segmenter", "fixed")), ("vad", ())):
                     summary, records = run_worker(url, wav, tmp, seg_name, *extra)

@@ -31,16 +31,17 @@ DEFAULT_SEGMENT_MS = 6000
 #: Shortest and longest segment accepted (a 30 s 48 kHz stereo segment is ~7.7 MB of base64).
 MIN_SEGMENT_MS = 100
 MAX_SEGMENT_MS = 30000
-#: Pause cuts (the default). Chosen by measurement (bench/bench_latency.py, README "Live"):
-#: a pause of 250 ms is a phrase boundary in read and spontaneous English (gaps between
-#: words inside a phrase are mostly under 150 ms); segments under 1 s lose whisper's context;
-#: 2800 ms is the longest segment the 4 s delay budget leaves room for.
+#: Pause cuts (the default), chosen with bench/bench_vad.py and bench/bench_latency.py: of
+#: 150 / 250 / 400 ms, a 250 ms pause put the fewest cuts inside words; segments under 1 s
+#: give whisper too little context; 2800 ms is the longest segment the 4 s budget leaves
+#: room for.
 DEFAULT_PAUSE_MS = 250
 DEFAULT_MIN_SEGMENT_MS = 1000
 DEFAULT_MAX_SEGMENT_MS = 2800
 #: The delay budget: longest segment + expected service time + margin. The service time is
-#: what the real engines take for a 2.8 s segment on 2 cores (p95 about 0.8 s, measured by
-#: bench_latency.py); the margin covers the reorder buffer's grace, encoding and writing.
+#: what the real engines take for a segment of up to 2.8 s on 2 cores while streaming (p95
+#: 0.7 s, max 1.0 s in bench_latency.py); the margin covers the reorder buffer's grace,
+#: encoding and writing.
 DEFAULT_SERVICE_MS = 900
 DEFAULT_MARGIN_MS = 300
 #: Live output delay beyond the longest segment, at least (so some dub can make its slot).
