@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from worker_support import FakeSts, parse_summary, tone, write_tone
+from worker_support import FakeSts, parse_summary, speech, tone, write_tone
 
 from shared_audio import read_wav
 from shared_utils.contract import DEFAULT_STS_URL
@@ -385,6 +385,23 @@ def test_raw_stdin_to_stdout_cut_mid_frame(
     assert summary["trailing_bytes_dropped"] == 1
     assert summary["segments"]["dubbed"] == 4
     assert b"of audio" in captured.err  # the live status line
+
+
+def test_raw_stdin_to_stdout_with_the_default_pause_cuts(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    fake = FakeSts()
+    _with_fake(monkeypatch, fake)
+    audio = speech([("p", 1500.0), ("w", 1200.0), ("p", 800.0)])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(audio.tobytes())))
+    code = main(["-i", "-", "-o", "-", "--progress", "never"])
+    captured = capsysbinary.readouterr()
+    assert code == 0
+    assert captured.out == audio.tobytes()  # every sample, bit-exact where nothing is dubbed
+    summary = parse_summary(captured.err.decode())
+    assert summary["segmenter"] == "vad"
+    assert summary["segments"]["non_speech"] >= 1 and summary["segments"]["fallback"] == 0
+    assert len(fake.requests) == summary["segments"]["dubbed"]
 
 
 def test_empty_stdin_gives_empty_valid_output(
