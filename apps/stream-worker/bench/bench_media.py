@@ -114,7 +114,7 @@ def main() -> None:
         remux_wall, remux_cpu = remux(long_src, tmp / "remux.mp4")
         summary, wall, cpu = run_worker(long_src, tmp / "dubbed.mp4", url)
         live, live_wall, live_cpu = run_worker(
-            clip, tmp / "live.ts", url, "--realtime", "--segment-ms", "2000"
+            clip, tmp / "live.ts", url, "--realtime", "--segmenter", "fixed", "--segment-ms", "2000"
         )
     speed = LONG_S / wall
     cost = wall / remux_wall

@@ -132,7 +132,16 @@ def main() -> None:
         write_tone(short_wav, REALTIME_S)
         base_wall, base_cpu = baseline(long_wav, tmp / "copy.wav")
         summary, wall, cpu = run_worker(long_wav, tmp / "out.wav", url)
-        rt, _, _ = run_worker(short_wav, tmp / "rt.wav", url, "--realtime", "--segment-ms", "1000")
+        rt, _, _ = run_worker(
+            short_wav,
+            tmp / "rt.wav",
+            url,
+            "--realtime",
+            "--segmenter",
+            "fixed",
+            "--segment-ms",
+            "1000",
+        )
 
     segments = summary["segments"]["total"]
     lat = summary["latency_ms"]

@@ -37,6 +37,7 @@ from shared_audio import AudioFormat, array_to_pcm
 from shared_utils import CircuitBreaker, retry_async
 from shared_utils.contract import (
     HEALTH_PATH,
+    MAX_PREVIOUS_TEXT_CHARS,
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
     PROCESS_PATH,
@@ -158,6 +159,9 @@ class StsClient:
         self.format = fmt
         self.timeout_ms = timeout_ms
         self.breaker = breaker
+        #: Whether requests carry `previous_text`: set once the service's health says it
+        #: speaks contract 1.1 or later (`speaks_previous_text`).
+        self.send_previous_text = False
         self.stream_id = stream_id or f"stream-{uuid.uuid4().hex[:12]}"
         self._config = ProcessConfig(source_language=source_lang, target_language=target_lang)
         self._clock = clock
@@ -209,9 +213,21 @@ class StsClient:
             ) from None
 
     def build_request(
-        self, sequence_number: int, samples: npt.NDArray[np.int16], timeout_ms: int | None = None
+        self,
+        sequence_number: int,
+        samples: npt.NDArray[np.int16],
+        timeout_ms: int | None = None,
+        previous_text: str | None = None,
     ) -> ProcessRequest:
-        """The contract request for one segment (validated by the model itself)."""
+        """The contract request for one segment (validated by the model itself).
+
+        `previous_text` goes out only to a service that reads it (`send_previous_text`,
+        contract 1.1 or later): a 1.0 service rejects unknown fields. Its end is kept when
+        it is too long (the words nearest the cut matter).
+        """
+        context = None
+        if previous_text and self.send_previous_text:
+            context = previous_text[-MAX_PREVIOUS_TEXT_CHARS:]
         return ProcessRequest(
             fragment_id=f"{self.stream_id}-{sequence_number}",
             stream_id=self.stream_id,
@@ -219,19 +235,41 @@ class StsClient:
             audio=AudioPayload.from_pcm(array_to_pcm(samples, self.format), self.format),
             config=self._config,
             timeout_ms=self.timeout_ms if timeout_ms is None else timeout_ms,
+            previous_text=context,
         )
 
     async def send(
-        self, sequence_number: int, samples: npt.NDArray[np.int16]
+        self,
+        sequence_number: int,
+        samples: npt.NDArray[np.int16],
+        *,
+        deadline: float | None = None,
+        previous_text: str | None = None,
     ) -> StsAnswer | DubResult:
-        """Send one segment. Never raises (except cancellation): failures are fallbacks."""
+        """Send one segment. Never raises (except cancellation): failures are fallbacks.
+
+        Args:
+            sequence_number: The segment's position in the stream.
+            samples: Its audio.
+            deadline: Clock time by which the answer must be in (a live segment's output
+                slot); the client's `timeout_ms` applies when it comes later or is None.
+            previous_text: The transcript of the stream's previous speech segment, context
+                for ASR across the cut (see `build_request`).
+        """
         if not self.breaker.allow_request():
             return DubResult.fallback(
                 FallbackReason.CIRCUIT_OPEN,
                 f"circuit open; next probe in {self.breaker.retry_after_s():.1f} s",
             )
         start = self._clock()
-        deadline = start + self.timeout_ms / 1000
+        budget_s = self.timeout_ms / 1000
+        if deadline is not None:
+            budget_s = min(budget_s, deadline - start)
+        if budget_s <= 0:
+            return self._fallback(
+                FallbackReason.TIMEOUT, "no time left before the segment's slot", start, 0
+            )
+        deadline = start + budget_s
         attempts = 0
 
         async def attempt() -> ProcessResponse:
@@ -240,7 +278,7 @@ class StsClient:
                 attempts += 1
                 remaining_ms = int((deadline - self._clock()) * 1000)
                 timeout_ms = min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, remaining_ms))
-                request = self.build_request(sequence_number, samples, timeout_ms)
+                request = self.build_request(sequence_number, samples, timeout_ms, previous_text)
                 try:
                     return await self._send(request)
                 except _BusyError as busy:
@@ -263,13 +301,13 @@ class StsClient:
                     max_delay_s=RETRY_MAX_DELAY_S,
                     retry_if=_is_retryable,
                 ),
-                self.timeout_ms / 1000,
+                budget_s,
             )
         except asyncio.TimeoutError:
             self.breaker.record_failure()
             return self._fallback(
                 FallbackReason.TIMEOUT,
-                f"no answer within {self.timeout_ms} ms",
+                f"no answer within {budget_s * 1000:.0f} ms",
                 start,
                 attempts,
             )
@@ -363,6 +401,20 @@ class StsClient:
                 reason, detail, retryable=error.retryable if error is not None else False
             )
         return answer
+
+
+def speaks_previous_text(contract_version: str) -> bool:
+    """Whether a service of this contract version reads `previous_text` (1.1 and later).
+
+    Example:
+        >>> speaks_previous_text("1.0"), speaks_previous_text("1.1"), speaks_previous_text("2")
+        (False, True, True)
+    """
+    try:
+        parts = tuple(int(part) for part in contract_version.split("."))
+    except ValueError:
+        return False
+    return parts >= (1, 1)
 
 
 def _describe_http_error(response: httpx.Response) -> str:

@@ -20,22 +20,34 @@ from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
 from shared_utils import LogFormat, LogLevel, ServiceSettings
 from shared_utils.contract import (
     DEFAULT_STS_URL,
-    DEFAULT_TIMEOUT_MS,
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
     ProcessConfig,
     ProcessRequest,
 )
 
-#: Segment length the production platform settled on: 1 s segments were tried first and cut
-#: words and sentences apart for ASR and translation; 6 s were kept.
+#: Length of the fixed cut (`--segmenter fixed`), the production platform's choice.
 DEFAULT_SEGMENT_MS = 6000
 #: Shortest and longest segment accepted (a 30 s 48 kHz stereo segment is ~7.7 MB of base64).
 MIN_SEGMENT_MS = 100
 MAX_SEGMENT_MS = 30000
-#: Live output delay beyond one segment plus its deadline: the reorder buffer's grace
-#: (250 ms) and time to encode and send the segment.
+#: Pause cuts (the default), chosen with bench/bench_vad.py and bench/bench_latency.py: of
+#: 150 / 250 / 400 ms, a 250 ms pause put the fewest cuts inside words; segments under 1 s
+#: give whisper too little context; 2800 ms is the longest segment the 4 s budget leaves
+#: room for.
+DEFAULT_PAUSE_MS = 250
+DEFAULT_MIN_SEGMENT_MS = 1000
+DEFAULT_MAX_SEGMENT_MS = 2800
+#: The delay budget: longest segment + expected service time + margin. The service time is
+#: what the real engines take for a segment of up to 2.8 s on 2 cores while streaming (p95
+#: 0.7 s, max 1.0 s in bench_latency.py); the margin covers the reorder buffer's grace,
+#: encoding and writing.
+DEFAULT_SERVICE_MS = 900
+DEFAULT_MARGIN_MS = 300
+#: Live output delay beyond the longest segment, at least (so some dub can make its slot).
 LIVE_DELAY_SLACK_MS = 500
+
+Segmentation = Literal["vad", "fixed"]
 
 #: The contract's language-tag pattern, read from the contract itself (one source of truth).
 _LANGUAGE_RE = re.compile(
@@ -100,8 +112,8 @@ class WorkerSettings(ServiceSettings):
     output_delay_ms: int | None = Field(
         default=None,
         ge=MIN_SEGMENT_MS,
-        description="live: fixed delay of the output behind the input (default: segment + "
-        "timeout + 500)",
+        description="live: fixed delay of the output behind the input (default: the budget, "
+        "longest segment + service-ms + margin-ms)",
     )
     read_timeout_ms: int = Field(
         default=5000,
@@ -114,18 +126,53 @@ class WorkerSettings(ServiceSettings):
     target_lang: Annotated[str, Cli(metavar="LANG")] = Field(
         default="es", description="language to dub into"
     )
+    segmenter: Segmentation = Field(
+        default="vad",
+        description="vad: cut at pauses, send only speech; fixed: every segment-ms, all sent",
+    )
     segment_ms: int = Field(
         default=DEFAULT_SEGMENT_MS,
         ge=MIN_SEGMENT_MS,
         le=MAX_SEGMENT_MS,
-        description="segment length in ms",
+        description="--segmenter fixed: segment length in ms",
+    )
+    pause_ms: int = Field(
+        default=DEFAULT_PAUSE_MS,
+        ge=32,
+        le=5000,
+        description="vad: a pause this long closes a segment (ms)",
+    )
+    min_segment_ms: int = Field(
+        default=DEFAULT_MIN_SEGMENT_MS,
+        ge=MIN_SEGMENT_MS,
+        le=MAX_SEGMENT_MS,
+        description="vad: a segment holds at least this much before a pause closes it (ms)",
+    )
+    max_segment_ms: int = Field(
+        default=DEFAULT_MAX_SEGMENT_MS,
+        ge=200,
+        le=MAX_SEGMENT_MS,
+        description="vad: longest segment; cut at its quietest point (ms)",
+    )
+    service_ms: int = Field(
+        default=DEFAULT_SERVICE_MS,
+        ge=0,
+        le=MAX_TIMEOUT_MS,
+        description="delay budget: expected sts-service time for the longest segment (ms)",
+    )
+    margin_ms: int = Field(
+        default=DEFAULT_MARGIN_MS,
+        ge=0,
+        le=10000,
+        description="delay budget: margin for buffering, encoding and writing (ms)",
     )
     max_inflight: int = Field(default=3, ge=1, le=64, description="requests in flight at most")
-    timeout_ms: int = Field(
-        default=DEFAULT_TIMEOUT_MS,
+    timeout_ms: int | None = Field(
+        default=None,
         ge=MIN_TIMEOUT_MS,
         le=MAX_TIMEOUT_MS,
-        description="per-segment deadline in ms, retry included",
+        description="per-segment deadline in ms, retry included (default: the delay budget; "
+        "live: never past the segment's output slot)",
     )
     realtime: bool = Field(
         default=False, description="pace a file input at real time (simulate live)"
@@ -149,6 +196,10 @@ class WorkerSettings(ServiceSettings):
     )
     summary_json: Annotated[str | None, Cli(metavar="PATH")] = Field(
         default=None, description="also write the JSON summary to this file"
+    )
+    segments_json: Annotated[str | None, Cli(metavar="PATH")] = Field(
+        default=None,
+        description="write one JSON line per segment to this file (timing, outcome, text)",
     )
     progress: ProgressMode = Field(
         default="auto", description="progress on stderr (auto: when stderr is a terminal)"
@@ -179,7 +230,7 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
-    @field_validator("input", "output", "summary_json", "output_format")
+    @field_validator("input", "output", "summary_json", "segments_json", "output_format")
     @classmethod
     def _check_path(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -210,19 +261,41 @@ class WorkerSettings(ServiceSettings):
         return value
 
     @property
+    def longest_segment_ms(self) -> int:
+        """The longest segment the chosen segmenter makes."""
+        return self.max_segment_ms if self.segmenter == "vad" else self.segment_ms
+
+    @property
+    def budget_delay_ms(self) -> int:
+        """The delay budget: longest segment + expected service time + margin."""
+        return self.longest_segment_ms + self.service_ms + self.margin_ms
+
+    @property
     def live_delay_ms(self) -> int:
-        """The live output delay: the option, or one segment plus its deadline plus slack."""
+        """The live output delay: the option, or the delay budget."""
         if self.output_delay_ms is not None:
             return self.output_delay_ms
-        return self.segment_ms + self.timeout_ms + LIVE_DELAY_SLACK_MS
+        return self.budget_delay_ms
+
+    @property
+    def request_timeout_ms(self) -> int:
+        """Per-segment deadline: the option, or the delay budget (within the contract range)."""
+        if self.timeout_ms is not None:
+            return self.timeout_ms
+        return min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, self.budget_delay_ms))
 
     @model_validator(mode="after")
     def _check_delay(self) -> WorkerSettings:
-        least = self.segment_ms + LIVE_DELAY_SLACK_MS
+        least = self.longest_segment_ms + LIVE_DELAY_SLACK_MS
         if self.output_delay_ms is not None and self.output_delay_ms < least:
             raise ValueError(
-                f"output_delay_ms {self.output_delay_ms} is shorter than a segment plus "
-                f"{LIVE_DELAY_SLACK_MS} ms ({least}): no segment could be dubbed in time"
+                f"output_delay_ms {self.output_delay_ms} is shorter than the longest segment "
+                f"plus {LIVE_DELAY_SLACK_MS} ms ({least}): no segment could be dubbed in time"
+            )
+        if self.segmenter == "vad" and self.min_segment_ms >= self.max_segment_ms:
+            raise ValueError(
+                f"min_segment_ms {self.min_segment_ms} must be below max_segment_ms "
+                f"{self.max_segment_ms}"
             )
         return self
 

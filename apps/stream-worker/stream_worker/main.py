@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, TextIO, get_args, get_origin
 
@@ -25,7 +26,7 @@ from pydantic.fields import FieldInfo
 from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
-from stream_worker.client import StsClient, StsUnavailableError
+from stream_worker.client import StsClient, StsUnavailableError, speaks_previous_text
 from stream_worker.config import Cli, WorkerSettings
 from stream_worker.endpoints import (
     EndpointError,
@@ -37,6 +38,7 @@ from stream_worker.endpoints import (
 )
 from stream_worker.metrics import serve_metrics
 from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
+from stream_worker.segmenter import Cutter, FixedCutter, PauseRules, PauseSegmenter
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import Sink
 
@@ -175,6 +177,7 @@ async def _check_sts(client: StsClient, require: bool) -> None:
         client.base_url,
         health.status.value,
     )
+    client.send_previous_text = speaks_previous_text(health.contract_version)
     if health.contract_version != CONTRACT_VERSION:
         logger.warning(
             "sts-service speaks contract %s, this worker %s",
@@ -184,10 +187,14 @@ async def _check_sts(client: StsClient, require: bool) -> None:
 
 
 async def _run(
-    settings: WorkerSettings, source: Input, stderr: TextIO
+    settings: WorkerSettings,
+    source: Input,
+    stderr: TextIO,
+    segment_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[PipelineOutcome, Sink]:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
+    _announce_budget(settings, _is_live(source))
     dubbers: list[StreamDubber] = []
 
     def stop() -> None:
@@ -208,7 +215,7 @@ async def _run(
             source.fmt,
             source_lang=settings.source_lang,
             target_lang=settings.target_lang,
-            timeout_ms=settings.timeout_ms,
+            timeout_ms=settings.request_timeout_ms,
             breaker=breaker,
             stream_id=settings.stream_id,
             max_connections=settings.max_inflight,
@@ -227,13 +234,15 @@ async def _run(
                 PipelineOptions(
                     segment_ms=settings.segment_ms,
                     max_inflight=settings.max_inflight,
-                    timeout_ms=settings.timeout_ms,
+                    timeout_ms=settings.request_timeout_ms,
                     shutdown_grace_ms=settings.shutdown_grace_ms,
                     max_delay_ms=settings.live_delay_ms if _is_live(source) else None,
                 ),
                 progress_stream=stderr,
                 progress=show,
                 total_s=source.total_s,
+                cutter=make_cutter(settings, source),
+                segment_log=segment_log,
             )
             dubbers.append(dubber)
             if stopped.is_set():  # stopped before the first read: an empty, valid output
@@ -254,6 +263,41 @@ async def _run(
         for signum in installed:
             loop.remove_signal_handler(signum)
         STOP_SIGNALS.take_back()  # the summary is still to be written
+
+
+def make_cutter(settings: WorkerSettings, source: Input) -> Cutter:
+    """The cutter the settings ask for: pauses found by Silero VAD, or fixed lengths."""
+    if settings.segmenter == "fixed":
+        return FixedCutter(source.fmt, settings.segment_ms)
+    from stream_worker.vad import SileroVad  # onnxruntime: loaded only when used
+
+    rules = PauseRules(
+        pause_ms=settings.pause_ms,
+        min_segment_ms=settings.min_segment_ms,
+        max_segment_ms=settings.max_segment_ms,
+    )
+    return PauseSegmenter(source.fmt, SileroVad(), rules)
+
+
+def _announce_budget(settings: WorkerSettings, live: bool) -> None:
+    """Say at start what delay the output runs at and where it comes from."""
+    if settings.output_delay_ms is not None:
+        origin = "--output-delay-ms"
+    else:
+        origin = (
+            f"longest segment {settings.longest_segment_ms} + service {settings.service_ms} "
+            f"+ margin {settings.margin_ms} ms"
+        )
+    logger.info(
+        "delay budget: %d ms (%s); %s; per-request deadline %d ms%s",
+        settings.live_delay_ms,
+        origin,
+        "live: the output runs this far behind the input"
+        if live
+        else "file: not paced, the budget sets the per-request deadline only",
+        settings.request_timeout_ms,
+        ", and never past the segment's output slot" if live else "",
+    )
 
 
 def _serve_metrics(
@@ -313,7 +357,14 @@ def build_summary(
             "sts_url": settings.sts_url,
             "sample_rate": source.fmt.sample_rate,
             "channels": source.fmt.channels,
+            "segmenter": settings.segmenter,
             "segment_ms": settings.segment_ms,
+            "pause_ms": settings.pause_ms,
+            "min_segment_ms": settings.min_segment_ms,
+            "max_segment_ms": settings.max_segment_ms,
+            "output_delay_ms": settings.live_delay_ms if _is_live(source) else None,
+            "request_timeout_ms": settings.request_timeout_ms,
+            "non_speech_s": round(source.fmt.duration_s(outcome.stats.non_speech_frames), 3),
             "input_frames": outcome.input_frames,
             "read_not_used_frames": source.stats.frames - outcome.input_frames,
             "output_frames": sink.frames_written,
@@ -340,6 +391,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             STOP_SIGNALS.restore()
 
 
+@contextlib.contextmanager
+def _segments_file(
+    path: str | None,
+) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """The writer of --segments-json (None without the option).
+
+    One JSON line per segment, flushed at once, so a live run can be followed with tail -f.
+
+    Raises:
+        UsageError: if the file cannot be created.
+    """
+    if path is None:
+        yield None
+        return
+    try:
+        file = open(path, "w", encoding="utf-8")  # closed below, after the run
+    except OSError as exc:
+        raise UsageError(f"--segments-json: cannot write {path}: {exc.strerror}") from None
+
+    def write(record: dict[str, Any]) -> None:
+        file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        file.flush()
+
+    try:
+        yield write
+    finally:
+        file.close()
+
+
 def _main(argv: Sequence[str]) -> int:
     stderr = sys.stderr
     try:
@@ -351,8 +431,9 @@ def _main(argv: Sequence[str]) -> int:
         source = open_input(settings)  # first: a missing input is an input problem
         try:
             check_output(settings)
-            cpu_start = time.process_time()
-            outcome, sink = asyncio.run(_run(settings, source, stderr))
+            with _segments_file(settings.segments_json) as segment_log:
+                cpu_start = time.process_time()
+                outcome, sink = asyncio.run(_run(settings, source, stderr, segment_log))
         finally:
             source.close()
     except (UsageError, EndpointError) as exc:

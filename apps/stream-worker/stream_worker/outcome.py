@@ -37,6 +37,10 @@ class DubResult:
         retries: Attempts after the first.
         fitted: Whether the dubbed audio had the wrong length and was padded or trimmed.
         detail: A human-readable explanation for logs.
+        speech: False for a segment without speech: never sent, written as it came (not a
+            fallback: nothing went wrong).
+        transcript: What sts-service heard, when it said.
+        translation: Its translation, when it said.
     """
 
     audio: npt.NDArray[np.int16] | None
@@ -46,6 +50,21 @@ class DubResult:
     retries: int = 0
     fitted: bool = False
     detail: str = ""
+    speech: bool = True
+    transcript: str | None = None
+    translation: str | None = None
+
+    @classmethod
+    def not_speech(cls) -> DubResult:
+        """A segment without speech: its original audio goes out, it is not sent."""
+        return cls(audio=None, reason=None, detail="no speech", speech=False)
+
+    @property
+    def outcome(self) -> str:
+        """``dubbed``, ``not_speech``, or the fallback reason."""
+        if self.reason is not None:
+            return self.reason.value
+        return "dubbed" if self.speech else "not_speech"
 
     @classmethod
     def fallback(

@@ -14,17 +14,19 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioError, AudioFormat, Segment, Segmenter
+from shared_audio import AudioError, AudioFormat
 from stream_worker.client import StsClient
+from stream_worker.latency import Timing, segment_record
 from stream_worker.outcome import DubResult, FallbackReason
 from stream_worker.policy import dub
 from stream_worker.progress import Progress
 from stream_worker.reorder import Emitted, ReorderBuffer, run_emitter
+from stream_worker.segmenter import Cutter, FixedCutter, Span
 from stream_worker.sink import Sink
 from stream_worker.source import InputStats, ThreadedChunks
 from stream_worker.summary import RunStats
@@ -34,6 +36,10 @@ logger = logging.getLogger(__name__)
 #: Slack between the client's own deadline and the reorder buffer's: the client answers
 #: first in normal operation, the buffer's deadline is the safety net behind it.
 DEADLINE_GRACE_S = 0.25
+#: Live: the reorder buffer's deadline is this long before the segment's output slot (time
+#: to hand the audio to the sink), and the client's this long before the buffer's.
+SLOT_GRACE_S = 0.25
+CLIENT_GRACE_S = 0.05
 
 
 @dataclass
@@ -41,7 +47,7 @@ class PipelineOptions:
     """What the pipeline needs from the settings.
 
     Attributes:
-        segment_ms: Segment length in milliseconds.
+        segment_ms: Segment length of the default cutter (fixed cuts) in milliseconds.
         max_inflight: Requests in flight at most (backpressure on the reader beyond it).
         timeout_ms: Per-segment deadline.
         shutdown_grace_ms: On stop, how long in-flight segments may still finish.
@@ -93,6 +99,9 @@ class StreamDubber:
         progress: Whether to draw progress.
         total_s: Duration of a file input (for the progress bar's ETA), ``None`` if live.
         clock: Monotonic clock in seconds.
+        cutter: Where the stream is cut (default: fixed cuts of `options.segment_ms`).
+        segment_log: Called with one JSON-ready record per written segment, in order
+            (`stream_worker.latency.segment_record`).
     """
 
     def __init__(
@@ -107,13 +116,22 @@ class StreamDubber:
         progress: bool = False,
         total_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cutter: Cutter | None = None,
+        segment_log: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._client = client
         self._fmt = fmt
         self._sink = sink
         self._options = options
         self._clock = clock
-        self._segmenter = Segmenter(fmt.frames_for_ms(options.segment_ms), fmt.channels)
+        self._segmenter = cutter or FixedCutter(fmt, options.segment_ms)
+        self._segment_log = segment_log
+        self._written_frames = 0
+        # Run clock at which the input's frame 0 arrived: the earliest (arrival - position)
+        # over all chunks, so a chunk that comes late does not move the live slots.
+        self._origin: float | None = None
+        # The newest transcript so far (sequence number, text): context for the next request.
+        self._context: tuple[int, str] | None = None
         self._buffer = ReorderBuffer()
         self._stats = RunStats()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -200,15 +218,17 @@ class StreamDubber:
             if chunk is None:
                 break
             now = self._clock()
-            for segment in self._segmenter.feed(chunk):
-                await self._submit(segment, now)
+            spans = self._segmenter.feed(chunk)
+            origin = now - self._fmt.duration_s(self._segmenter.frames_fed)
+            self._origin = origin if self._origin is None else min(self._origin, origin)
+            for span in spans:
+                await self._submit(span, now)
         if self._stopping:  # keep what was already read: it falls back, it is not lost
             for chunk in await self._reader.drain():
-                for segment in self._segmenter.feed(chunk):
-                    await self._submit(segment, now)
-        last = self._segmenter.flush()
-        if last is not None:
-            await self._submit(last, now)
+                for span in self._segmenter.feed(chunk):
+                    await self._submit(span, now)
+        for span in self._segmenter.flush():
+            await self._submit(span, now)
         return input_error
 
     async def _acquire_slot(self) -> bool:
@@ -225,10 +245,27 @@ class StreamDubber:
         acquire.cancel()
         return False
 
-    async def _submit(self, segment: Segment, ready_at: float) -> None:
-        """Register the segment in the reorder buffer, then send it (or fall back at once)."""
+    def _slot(self, start_frame: int) -> float | None:
+        """Live: when the segment starting at `start_frame` must go out; None otherwise."""
+        if self._options.max_delay_ms is None:
+            return None
+        origin = self._started if self._origin is None else self._origin
+        return origin + self._fmt.duration_s(start_frame) + self._options.max_delay_ms / 1000
+
+    async def _submit(self, span: Span, ready_at: float) -> None:
+        """Register the segment in the reorder buffer, then send it (or fall back at once).
+
+        A segment without speech is not sent: it is written as it came, as soon as its turn
+        comes.
+        """
+        segment = span.segment
         seq = segment.sequence_number
         samples: npt.NDArray[np.int16] = segment.samples
+        if not span.speech:
+            self._buffer.add(seq, samples, ready_at=ready_at, deadline=ready_at)
+            self._buffer.resolve(seq, DubResult.not_speech())
+            self._wakeup.set()
+            return
         acquired = not self._stopping and await self._acquire_slot()
         if acquired and self._stopping:  # a stop came while we waited for the slot
             self._slots.release()
@@ -240,14 +277,16 @@ class StreamDubber:
             )
             self._wakeup.set()
             return
-        deadline = self._clock() + self._options.timeout_ms / 1000 + DEADLINE_GRACE_S
-        if self._options.max_delay_ms is not None:  # its live output slot comes first
-            first_sample_at = ready_at - self._fmt.duration_s(int(samples.shape[0]))
-            slot = first_sample_at + self._options.max_delay_ms / 1000 - DEADLINE_GRACE_S
-            deadline = min(deadline, slot)
+        now = self._clock()
+        deadline = now + self._options.timeout_ms / 1000 + DEADLINE_GRACE_S
+        request_deadline = deadline - DEADLINE_GRACE_S
+        slot = self._slot(segment.start_frame)
+        if slot is not None and slot - SLOT_GRACE_S < deadline:  # its live slot comes first
+            deadline = slot - SLOT_GRACE_S
+            request_deadline = deadline - CLIENT_GRACE_S
         self._buffer.add(seq, samples, ready_at=ready_at, deadline=deadline)
         self._wakeup.set()  # the emitter must learn the new deadline
-        task = asyncio.create_task(self._dub(seq, samples))
+        task = asyncio.create_task(self._dub(seq, samples, request_deadline))
         self._tasks.add(task)
         task.add_done_callback(self._on_task_done)
 
@@ -255,9 +294,12 @@ class StreamDubber:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _dub(self, seq: int, samples: npt.NDArray[np.int16]) -> None:
+    async def _dub(self, seq: int, samples: npt.NDArray[np.int16], deadline: float) -> None:
+        context = None if self._context is None else self._context[1]
         try:
-            result = await dub(self._client, seq, samples)
+            result = await dub(self._client, seq, samples, deadline=deadline, previous_text=context)
+            if result.transcript and (self._context is None or self._context[0] < seq):
+                self._context = (seq, result.transcript)
         except Exception as exc:  # a bug must not lose the segment: fall back and say so
             logger.exception("segment %d: unexpected error; writing original audio", seq)
             result = DubResult.fallback(FallbackReason.INTERNAL, repr(exc))
@@ -267,6 +309,20 @@ class StreamDubber:
     def _write(self, emitted: Emitted) -> None:
         self._sink.write(emitted.samples)
         self._stats.record(emitted)
+        start_frame = self._written_frames
+        self._written_frames += int(emitted.samples.shape[0])
+        if self._segment_log is not None or self._options.max_delay_ms is not None:
+            timing = Timing(
+                started=self._started,
+                input_origin_s=0.0 if self._origin is None else self._origin - self._started,
+                delay_s=None
+                if self._options.max_delay_ms is None
+                else self._options.max_delay_ms / 1000,
+            )
+            record, start_ms, end_ms = segment_record(emitted, start_frame, self._fmt, timing)
+            self._stats.record_offsets(start_ms, end_ms)
+            if self._segment_log is not None:
+                self._segment_log(record)
         result = emitted.result
         if result.reason is not None:
             logger.info(

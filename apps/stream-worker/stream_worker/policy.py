@@ -86,12 +86,23 @@ def judge(answer: StsAnswer, original: npt.NDArray[np.int16], fmt: AudioFormat) 
         processing_ms=response.processing_time_ms,
         retries=answer.retries,
         fitted=fitted,
+        transcript=response.transcript,
+        translation=response.translated_text,
     )
 
 
-async def dub(client: StsClient, sequence_number: int, samples: npt.NDArray[np.int16]) -> DubResult:
-    """Send one segment and judge the answer. Never raises (except cancellation)."""
-    reply = await client.send(sequence_number, samples)
+async def dub(
+    client: StsClient,
+    sequence_number: int,
+    samples: npt.NDArray[np.int16],
+    *,
+    deadline: float | None = None,
+    previous_text: str | None = None,
+) -> DubResult:
+    """Send one segment (answer due by `deadline`) and judge the answer. Never raises."""
+    reply = await client.send(
+        sequence_number, samples, deadline=deadline, previous_text=previous_text
+    )
     if isinstance(reply, DubResult):
         return reply
     return judge(reply, samples, client.format)

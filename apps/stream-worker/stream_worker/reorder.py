@@ -37,6 +37,7 @@ class Emitted:
         result: The dub result, or a fallback made by the buffer (late / shutdown).
         ready_at: When the segment's last input sample arrived (clock seconds).
         emitted_at: When it left the buffer.
+        original: The segment's own audio (the same array as `samples` when not dubbed).
     """
 
     sequence_number: int
@@ -44,6 +45,7 @@ class Emitted:
     result: DubResult
     ready_at: float
     emitted_at: float
+    original: npt.NDArray[np.int16] | None = None
 
     @property
     def dubbed(self) -> bool:
@@ -168,7 +170,9 @@ class ReorderBuffer:
                     entry.expiry_reason, "no answer by the segment's deadline"
                 )
             samples = entry.original if result.audio is None else result.audio
-            out.append(Emitted(self._next_emit, samples, result, entry.ready_at, now))
+            out.append(
+                Emitted(self._next_emit, samples, result, entry.ready_at, now, entry.original)
+            )
             del self._entries[self._next_emit]
             self._next_emit += 1
         return out

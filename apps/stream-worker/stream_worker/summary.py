@@ -42,7 +42,12 @@ class RunStats:
         service: sts-service's own ``processing_time_ms``;
         emit_delay: last input sample of the segment arrived -> segment written;
         added: emit_delay minus the service's processing time, for dubbed segments (what
-        the worker itself adds: encoding, HTTP, reordering, writing).
+        the worker itself adds: encoding, HTTP, reordering, writing);
+        start_offset / end_offset: SimulEval's StartOffset and EndOffset of dubbed speech
+        segments in a live run (`stream_worker.latency`).
+
+    Segments without speech (never sent, written as they came) are counted in `non_speech`,
+    not as fallbacks.
     """
 
     def __init__(self) -> None:
@@ -57,6 +62,10 @@ class RunStats:
         self.service_ms: list[float] = []
         self.emit_delay_ms: list[float] = []
         self.added_ms: list[float] = []
+        self.non_speech = 0
+        self.non_speech_frames = 0
+        self.start_offset_ms: list[float] = []
+        self.end_offset_ms: list[float] = []
 
     @property
     def fallback_total(self) -> int:
@@ -75,13 +84,22 @@ class RunStats:
             self.round_trip_ms.append(result.round_trip_ms)
         if result.processing_ms is not None:
             self.service_ms.append(result.processing_ms)
-        if result.reason is None:
+        if not result.speech:
+            self.non_speech += 1
+            self.non_speech_frames += int(emitted.samples.shape[0])
+        elif result.reason is None:
             self.dubbed += 1
             self.fitted += int(result.fitted)
             self.added_ms.append(delay_ms - (result.processing_ms or 0.0))
         else:
             self.fallbacks[result.reason] += 1
             self.fallback_sequences.append(emitted.sequence_number)
+
+    def record_offsets(self, start_ms: float | None, end_ms: float | None) -> None:
+        """Account for one dubbed segment's StartOffset and EndOffset (when known)."""
+        if start_ms is not None and end_ms is not None:
+            self.start_offset_ms.append(start_ms)
+            self.end_offset_ms.append(end_ms)
 
     def round_trip_p(self, q: float) -> float | None:
         """Percentile of the round trips so far."""
@@ -95,6 +113,7 @@ class RunStats:
             "segments": {
                 "total": self.segments,
                 "dubbed": self.dubbed,
+                "non_speech": self.non_speech,
                 "fallback": self.fallback_total,
                 "fitted": self.fitted,
                 "retries": self.retries,
@@ -106,5 +125,7 @@ class RunStats:
                 "service": _spread(self.service_ms),
                 "emit_delay": _spread(self.emit_delay_ms),
                 "added": _spread(self.added_ms),
+                "start_offset": _spread(self.start_offset_ms),
+                "end_offset": _spread(self.end_offset_ms),
             },
         }

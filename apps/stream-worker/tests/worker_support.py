@@ -38,6 +38,7 @@ from shared_utils.contract import (
     ProcessStatus,
 )
 from stream_worker.client import StsClient
+from stream_worker.vad import VAD_WINDOW_SAMPLES
 
 #: The default test format: 16 kHz mono S16LE.
 FMT = AudioFormat(16000, 1)
@@ -215,3 +216,35 @@ def read_summary(path: Path) -> dict[str, Any]:
     """A summary written with --summary-json."""
     summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return summary
+
+
+# ------------------------------------------------- synthetic speech with known pauses
+
+
+class LevelDetector:
+    """Speech = a window whose RMS is above about -40 dBFS; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def probability(self, window: npt.NDArray[np.float32]) -> float:
+        assert window.shape == (VAD_WINDOW_SAMPLES,)
+        self.calls += 1
+        return 0.9 if float(np.sqrt(np.mean(window * window))) > 0.01 else 0.05
+
+
+def ms(value: float, fmt: AudioFormat = FMT) -> int:
+    """Frames in `value` milliseconds."""
+    return round(value * fmt.sample_rate / 1000)
+
+
+def speech(plan: list[tuple[str, float]], fmt: AudioFormat = FMT) -> npt.NDArray[np.int16]:
+    """('w', ms) is a word (a loud tone), ('p', ms) a pause (silence), ('q', ms) a quiet dip."""
+    parts = []
+    for kind, length in plan:
+        n = ms(length, fmt)
+        t = np.arange(n) / fmt.sample_rate
+        level = {"w": 8000.0, "p": 0.0, "q": 30.0}[kind]
+        parts.append((level * np.sin(2 * np.pi * 220 * t)).astype(np.int16))
+    mono = np.concatenate(parts)
+    return np.repeat(mono[:, None], fmt.channels, axis=1)

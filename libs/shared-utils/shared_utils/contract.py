@@ -25,8 +25,12 @@ from pydantic import (
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES, AudioFormat, SampleEncoding
 
-#: Bumped on any incompatible change to the models below.
-CONTRACT_VERSION = "1.0"
+#: Bumped on any change to the models below: the minor for an optional addition an older
+#: peer may ignore (1.1: `ProcessRequest.previous_text`), the major for an incompatible one.
+CONTRACT_VERSION = "1.1"
+
+#: Longest `previous_text`: whisper reads at most 224 prompt tokens, about 1000 characters.
+MAX_PREVIOUS_TEXT_CHARS = 1000
 
 #: HTTP routes of the contract (the only place they are spelled).
 HEALTH_PATH = "/v1/health"
@@ -221,6 +225,12 @@ class ProcessRequest(_Model):
         le=MAX_TIMEOUT_MS,
         strict=True,
         description="Deadline for the whole pipeline; past it the answer is status=timeout.",
+    )
+    previous_text: str | None = Field(
+        default=None,
+        max_length=MAX_PREVIOUS_TEXT_CHARS,
+        description="Since 1.1: the transcript of the stream's previous speech fragment, as "
+        "context for ASR across a cut (whisper's initial prompt).",
     )
 
 

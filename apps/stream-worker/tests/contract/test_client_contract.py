@@ -340,3 +340,20 @@ def test_payload_is_standard_base64_of_s16le() -> None:
 
     data = asyncio.run(go())
     assert base64.b64decode(data) == AUDIO[:4].astype("<i2").tobytes()
+
+
+@pytest.mark.parametrize(("version", "sends"), [("1.0", False), ("1.1", True), ("2.0", True)])
+async def test_previous_text_is_sent_only_when_the_health_check_says_the_service_reads_it(
+    version: str, sends: bool
+) -> None:
+    from worker_support import healthy_body
+
+    from stream_worker.main import _check_sts
+
+    fake = FakeSts(health_body={**healthy_body(), "contract_version": version})
+    client = make_client(fake)
+    async with client:
+        await _check_sts(client, require=True)
+        assert client.send_previous_text is sends
+        await client.send(0, tone(0.5), previous_text="Good evening.")
+    assert fake.requests[0].previous_text == ("Good evening." if sends else None)

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from worker_support import parse_summary, read_summary, write_tone
+from worker_support import parse_summary, read_summary, speech, write_tone
 
-from shared_audio import read_wav
+from shared_audio import AudioFormat, read_wav, write_wav
 from stream_worker.main import main
 
 SECONDS = 30.0
@@ -39,8 +39,10 @@ def run_in_process(
     wav: Path, out: Path, url: str, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> dict[str, Any]:
     summary_path = out.with_suffix(".json")
+    # These runs pin the fixed 6 s cut (every segment sent), whose counts are known.
     argv = ["-i", str(wav), "-o", str(out), "--sts-url", url, "--require-sts",
-            "--summary-json", str(summary_path), "--progress", "never", *extra]  # fmt: skip
+            "--segmenter", "fixed", "--summary-json", str(summary_path), "--progress", "never",
+            *extra]  # fmt: skip
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 0, err[-2000:]
@@ -54,7 +56,7 @@ def assert_promise(out: Path, original: npt.NDArray[np.int16], summary: dict[str
     assert samples.shape == original.shape
     assert summary["input_frames"] == summary["output_frames"] == original.shape[0]
     segments = summary["segments"]
-    assert segments["dubbed"] + segments["fallback"] == segments["total"]
+    assert segments["dubbed"] + segments["fallback"] + segments["non_speech"] == segments["total"]
     assert sum(summary["fallbacks"].values()) == segments["fallback"]
     assert len(summary["fallback_sequences"]) == segments["fallback"]
 
@@ -74,6 +76,7 @@ def test_echo_output_equals_input_bit_for_bit(
     assert summary["segments"] == {
         "total": 5,
         "dubbed": 5,
+        "non_speech": 0,
         "fallback": 0,
         "fitted": 0,
         "retries": 0,
@@ -81,6 +84,29 @@ def test_echo_output_equals_input_bit_for_bit(
 
 
 @pytest.mark.slow
+def test_default_pause_cuts_keep_every_sample_and_pass_non_speech_through(
+    start_sts: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Tone "words" between silences; Silero decides what is speech. Whatever it decides, the
+    # output is the input (echo), sample for sample, and what was not sent is counted.
+    fmt = AudioFormat(16000, 1)
+    audio = speech([("p", 2000.0), ("w", 1500.0), ("p", 600.0), ("w", 1200.0), ("p", 2500.0)])
+    wav, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    write_wav(wav, audio, fmt)
+    summary_path = out.with_suffix(".json")
+    argv = ["-i", str(wav), "-o", str(out), "--sts-url", start_sts().url, "--require-sts",
+            "--summary-json", str(summary_path), "--progress", "never"]  # fmt: skip
+    assert main(argv) == 0
+    summary = parse_summary(capsys.readouterr().err)
+    assert summary["segmenter"] == "vad" and summary["output_delay_ms"] is None
+    assert np.array_equal(read_wav(out)[1], audio)
+    assert summary["input_frames"] == summary["output_frames"] == audio.shape[0]
+    segments = summary["segments"]
+    assert segments["non_speech"] >= 1 and summary["non_speech_s"] >= 2.0 - 0.2
+    assert segments["dubbed"] + segments["non_speech"] == segments["total"]
+    assert segments["fallback"] == 0
+
+
 def test_console_script_against_failing_segments(
     wav30: tuple[Path, npt.NDArray[np.int16]], start_sts: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -101,6 +127,8 @@ def test_console_script_against_failing_segments(
             str(out),
             "--sts-url",
             sts.url,
+            "--segmenter",
+            "fixed",
             "--segment-ms",
             "1000",
             "--timeout-ms",
@@ -184,6 +212,8 @@ def test_service_killed_halfway_and_restarted(
             str(out),
             "--sts-url",
             sts.url,
+            "--segmenter",
+            "fixed",
             "--segment-ms",
             "500",
             "--timeout-ms",
@@ -251,6 +281,8 @@ def test_signal_stops_cleanly_with_a_complete_valid_output(
             str(out),
             "--sts-url",
             sts.url,
+            "--segmenter",
+            "fixed",
             "--segment-ms",
             "500",
             "--timeout-ms",

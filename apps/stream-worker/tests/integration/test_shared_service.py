@@ -27,8 +27,8 @@ def test_workers_sharing_a_saturated_service_fall_back_only_past_deadlines(
     sts = start_sts(STS_MAX_INFLIGHT="2", STS_FAULT_ENABLED="true", STS_FAULT_LATENCY_MS="300")
     wav = tmp_path / "in.wav"
     audio = write_tone(wav, 10.0)
-    options = ["--sts-url", sts.url, "--segment-ms", "1000", "--timeout-ms", "8000",
-               "--max-inflight", "3", "--progress", "never"]  # fmt: skip
+    options = ["--sts-url", sts.url, "--segmenter", "fixed", "--segment-ms", "1000",
+               "--timeout-ms", "8000", "--max-inflight", "3", "--progress", "never"]  # fmt: skip
     workers = [
         subprocess.Popen(
             [

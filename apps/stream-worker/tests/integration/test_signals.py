@@ -94,7 +94,7 @@ def test_sigint_during_live_stdin_exits_0_with_a_valid_file(
     pcm = audio.tobytes()
     out = tmp_path / "out.wav"
     worker = start_worker(
-        "--input", "-", "--output", str(out), "--segment-ms", "1000",
+        "--input", "-", "--output", str(out), "--segmenter", "fixed", "--segment-ms", "1000",
         "--sts-url", closed_port_url,
         stdin=subprocess.PIPE,
     )  # fmt: skip

@@ -169,7 +169,8 @@ def dub(
 ) -> tuple[int, dict[str, Any], str]:
     summary_path = out.with_name(out.name + ".json")
     argv = ["-i", str(src), "-o", str(out), "--sts-url", url, "--progress", "never",
-            "--segment-ms", "1000", "--summary-json", str(summary_path), *extra]  # fmt: skip
+            "--segmenter", "fixed", "--segment-ms", "1000", "--summary-json", str(summary_path),
+            *extra]  # fmt: skip
     code = main(argv)
     err = capsys.readouterr().err
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -425,6 +426,8 @@ def test_live_mpegts_over_tcp_stays_in_sync_and_survives_the_source_dropping(
                 echo.url,
                 "--progress",
                 "never",
+                "--segmenter",
+                "fixed",
                 "--segment-ms",
                 "500",
                 "--timeout-ms",
@@ -493,7 +496,8 @@ def test_a_container_on_stdout_feeds_a_pipe(echo: Service, tmp_path: Path) -> No
     src = make_media(tmp_path / "in.mp4", 2.0)
     proc = subprocess.run(
         [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", "-", "--output-format",
-         "mpegts", "--sts-url", echo.url, "--segment-ms", "1000", "--progress", "never"],
+         "mpegts", "--sts-url", echo.url, "--segmenter", "fixed", "--segment-ms", "1000",
+         "--progress", "never"],
         capture_output=True, check=False, timeout=180,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -559,8 +563,8 @@ def test_live_output_over_udp_reaches_a_receiver(echo: Service, tmp_path: Path) 
     proc = subprocess.run(
         [sys.executable, "-m", "stream_worker", "-i", str(src), "-o",
          f"udp://127.0.0.1:{port}?pkt_size=1316", "--realtime", "--sts-url", echo.url,
-         "--segment-ms", "1000", "--timeout-ms", "1000", "--output-delay-ms", "2500",
-         "--progress", "never"],
+         "--segmenter", "fixed", "--segment-ms", "1000", "--timeout-ms", "1000",
+         "--output-delay-ms", "2500", "--progress", "never"],
         capture_output=True, text=True, check=False, timeout=180,
     )  # fmt: skip
     receiver.join(timeout=30)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from worker_support import FakeSts, parse_summary, tone, write_tone
+from worker_support import FakeSts, parse_summary, speech, tone, write_tone
 
 from shared_audio import read_wav
 from shared_utils.contract import DEFAULT_STS_URL
@@ -38,10 +38,25 @@ def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
 def test_defaults_follow_the_contract_and_the_production_platform() -> None:
     settings = parse_settings(["--input", "a.wav", "--output", "b.wav"])
     assert settings.sts_url == DEFAULT_STS_URL
+    assert settings.segmenter == "vad"
     assert settings.segment_ms == DEFAULT_SEGMENT_MS == 6000
     assert settings.max_inflight == 3
-    assert settings.timeout_ms == 8000
+    # The delay budget: longest segment + expected service time + margin = 4 s, and the
+    # per-request deadline is the same budget.
+    assert settings.budget_delay_ms == 2800 + 900 + 300 == 4000
+    assert settings.live_delay_ms == settings.request_timeout_ms == 4000
+    fixed = parse_settings(["-i", "a.wav", "-o", "b.wav", "--segmenter", "fixed"])
+    assert fixed.live_delay_ms == 6000 + 900 + 300
     assert settings.realtime is False and settings.require_sts is False
+
+
+def test_an_explicit_timeout_wins_over_the_budget_and_stays_in_the_contract_range() -> None:
+    argv = ["-i", "a.wav", "-o", "b.wav"]
+    assert parse_settings([*argv, "--timeout-ms", "2500"]).request_timeout_ms == 2500
+    short = parse_settings([*argv, "--max-segment-ms", "300", "--min-segment-ms", "200"])
+    assert short.request_timeout_ms == 1500  # 300 + 900 + 300
+    with pytest.raises(UsageError, match="min_segment_ms 3000 must be below max_segment_ms"):
+        parse_settings([*argv, "--min-segment-ms", "3000"])
 
 
 def test_every_option_has_a_setting_and_every_setting_an_option() -> None:
@@ -64,7 +79,20 @@ def test_a_bad_option_is_named_by_its_flag_even_when_its_variable_is_bad_too(
 ) -> None:
     monkeypatch.setenv("WORKER_SEGMENT_MS", "abc")
     with pytest.raises(UsageError) as info:
-        parse_settings(["-i", "a.wav", "-o", "b.wav", "--segment-ms", "50", "--max-inflight", "0"])
+        parse_settings(
+            [
+                "-i",
+                "a.wav",
+                "-o",
+                "b.wav",
+                "--segmenter",
+                "fixed",
+                "--segment-ms",
+                "50",
+                "--max-inflight",
+                "0",
+            ]
+        )
     assert str(info.value) == (
         "--segment-ms: Input should be greater than or equal to 100 (got 50); "
         "--max-inflight: Input should be greater than or equal to 1 (got 0)"
@@ -72,7 +100,8 @@ def test_a_bad_option_is_named_by_its_flag_even_when_its_variable_is_bad_too(
 
 
 def test_the_output_delay_is_judged_against_the_segment_given_with_it() -> None:
-    argv = ["-i", "a.ts", "-o", "b.ts", "--segment-ms", "1000"]
+    argv = ["-i", "a.ts", "-o", "b.ts", "--segmenter", "fixed", "--segment-ms", "1000"]
+    assert parse_settings(argv).live_delay_ms == 1000 + 900 + 300
     assert parse_settings([*argv, "--output-delay-ms", "1500"]).live_delay_ms == 1500
     with pytest.raises(UsageError, match=r"output_delay_ms 1499 is shorter .* \(1500\)"):
         parse_settings([*argv, "--output-delay-ms", "1499"])
@@ -83,7 +112,7 @@ def test_settings_come_from_env_and_the_command_line_wins(monkeypatch: pytest.Mo
     monkeypatch.setenv("WORKER_OUTPUT", "-")
     monkeypatch.setenv("WORKER_SEGMENT_MS", "2000")
     monkeypatch.setenv("WORKER_REALTIME", "true")
-    settings = parse_settings(["--segment-ms", "3000", "--no-realtime"])
+    settings = parse_settings(["--segmenter", "fixed", "--segment-ms", "3000", "--no-realtime"])
     assert settings.input == "env.wav" and settings.output == "-"
     assert settings.segment_ms == 3000 and settings.realtime is False
     assert parse_settings([]).segment_ms == 2000
@@ -92,8 +121,16 @@ def test_settings_come_from_env_and_the_command_line_wins(monkeypatch: pytest.Mo
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
-        (["--segment-ms", "abc"], {}, "argument --segment-ms: invalid int value: 'abc'"),
-        (["--segment-ms", "50"], {}, "--segment-ms: Input should be greater than or equal to 100"),
+        (
+            ["--segmenter", "fixed", "--segment-ms", "abc"],
+            {},
+            "argument --segment-ms: invalid int value: 'abc'",
+        ),
+        (
+            ["--segmenter", "fixed", "--segment-ms", "50"],
+            {},
+            "--segment-ms: Input should be greater than or equal to 100",
+        ),
         (
             ["--timeout-ms", "999"],
             {},
@@ -288,6 +325,8 @@ def test_without_require_sts_an_unreachable_service_means_all_fallback(
             str(out),
             "--sts-url",
             closed_port_url,
+            "--segmenter",
+            "fixed",
             "--segment-ms",
             "1000",
             "--summary-json",
@@ -330,6 +369,8 @@ def test_raw_stdin_to_stdout_cut_mid_frame(
             "16000",
             "--channels",
             "1",
+            "--segmenter",
+            "fixed",
             "--segment-ms",
             "500",
             "--progress",
@@ -344,6 +385,23 @@ def test_raw_stdin_to_stdout_cut_mid_frame(
     assert summary["trailing_bytes_dropped"] == 1
     assert summary["segments"]["dubbed"] == 4
     assert b"of audio" in captured.err  # the live status line
+
+
+def test_raw_stdin_to_stdout_with_the_default_pause_cuts(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    fake = FakeSts()
+    _with_fake(monkeypatch, fake)
+    audio = speech([("p", 1500.0), ("w", 1200.0), ("p", 800.0)])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(audio.tobytes())))
+    code = main(["-i", "-", "-o", "-", "--progress", "never"])
+    captured = capsysbinary.readouterr()
+    assert code == 0
+    assert captured.out == audio.tobytes()  # every sample, bit-exact where nothing is dubbed
+    summary = parse_summary(captured.err.decode())
+    assert summary["segmenter"] == "vad"
+    assert summary["segments"]["non_speech"] >= 1 and summary["segments"]["fallback"] == 0
+    assert len(fake.requests) == summary["segments"]["dubbed"]
 
 
 def test_empty_stdin_gives_empty_valid_output(
@@ -368,7 +426,9 @@ def test_truncated_wav_is_read_as_far_as_it_goes(
     audio = write_tone(src, 2.0)
     src.write_bytes(src.read_bytes()[: 44 + 2 * 24000])  # 1.5 s of the 2 s declared
     out = tmp_path / "o.wav"
-    code, err = run_main(["-i", str(src), "-o", str(out), "--segment-ms", "1000"], capsys)
+    code, err = run_main(
+        ["-i", str(src), "-o", str(out), "--segmenter", "fixed", "--segment-ms", "1000"], capsys
+    )
     # FFmpeg sizes a WAV's data by the file itself, so a cut WAV reads as a shorter one.
     assert code == 0
     summary = parse_summary(err)

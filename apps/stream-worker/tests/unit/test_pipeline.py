@@ -135,12 +135,17 @@ async def test_unexpected_client_error_falls_back_as_internal(
     calls = 0
     real_send = client.send
 
-    async def flaky(seq: int, samples: npt.NDArray[np.int16]) -> StsAnswer | DubResult:
+    async def flaky(
+        seq: int,
+        samples: npt.NDArray[np.int16],
+        deadline: float | None = None,
+        previous_text: str | None = None,
+    ) -> StsAnswer | DubResult:
         nonlocal calls
         calls += 1
         if seq == 1:
             raise RuntimeError("bug")
-        return await real_send(seq, samples)
+        return await real_send(seq, samples, deadline=deadline)
 
     monkeypatch.setattr(client, "send", flaky)
     audio = tone(3.0)
@@ -156,7 +161,12 @@ async def test_answer_after_the_reorder_deadline_is_dropped_and_counted(
 ) -> None:
     client = make_client(fake_sts)
 
-    async def slow_first(seq: int, samples: npt.NDArray[np.int16]) -> DubResult:
+    async def slow_first(
+        seq: int,
+        samples: npt.NDArray[np.int16],
+        deadline: float | None = None,
+        previous_text: str | None = None,
+    ) -> DubResult:
         if seq == 0:  # ignores the client deadline: only the reorder buffer's can save us
             await asyncio.sleep(1.4)
         else:

@@ -120,6 +120,7 @@ class Fragment:
     source_language: str
     target_language: str
     voice: str | None = None
+    previous_text: str | None = None
 
     @classmethod
     def from_request(cls, request: ProcessRequest) -> Fragment:
@@ -131,6 +132,7 @@ class Fragment:
             source_language=request.config.source_language,
             target_language=request.config.target_language,
             voice=request.config.voice,
+            previous_text=request.previous_text,
         )
 
 

@@ -157,9 +157,11 @@ class WhisperASR(SyncASRBackend):
             to_whisper_input(audio),
             language=language if model.model.is_multilingual else None,
             beam_size=self.options.whisper_beam_size,
-            # Each fragment stands alone: no text carried over, which also stops Whisper's
-            # habit of repeating the previous fragment's words on silence.
+            # No text carried over between the windows of one fragment, which stops Whisper's
+            # habit of repeating earlier words on silence; across a cut, the client's
+            # previous transcript is the prompt (it recovers words and casing at the seam).
             condition_on_previous_text=False,
+            initial_prompt=fragment.previous_text or None,
             vad_filter=False,
             without_timestamps=True,
         )

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -317,6 +318,25 @@ def test_missing_engines_name_the_install_command(monkeypatch: pytest.MonkeyPatc
         packaged_model_dir()
     with pytest.raises(RuntimeError, match=r"espeakng-loader is not installed"):
         EspeakTTS().load()
+
+
+def test_whisper_is_prompted_with_the_previous_fragment_s_transcript() -> None:
+    seen: list[dict[str, Any]] = []
+
+    class FakeWhisper:  # faster_whisper.WhisperModel's transcribe, as WhisperASR calls it
+        model = SimpleNamespace(is_multilingual=False)
+
+        def transcribe(self, audio: object, **kwargs: object) -> tuple[list[Any], None]:
+            seen.append(kwargs)
+            return [SimpleNamespace(text=" the news ")], None
+
+    asr = WhisperASR()
+    asr.model = FakeWhisper()
+    after_cut = Fragment("f-2", "s", 1, "en", "es", previous_text="Good evening and welcome to")
+    assert asr.transcribe_sync(tone_clip(), after_cut) == "the news"
+    assert asr.transcribe_sync(tone_clip(), FRAGMENT) == "the news"
+    assert [call["initial_prompt"] for call in seen] == ["Good evening and welcome to", None]
+    assert all(call["condition_on_previous_text"] is False for call in seen)
 
 
 def test_engines_refuse_to_serve_before_loading() -> None:

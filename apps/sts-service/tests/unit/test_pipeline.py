@@ -369,6 +369,9 @@ def test_fragment_from_request() -> None:
             "sequence_number": 9,
             "audio": payload.model_dump(),
             "config": {"source_language": "en", "target_language": "fr", "voice": "v1"},
+            "previous_text": "Good evening.",
         }
     )
-    assert Fragment.from_request(request) == Fragment("f", "s", 9, "en", "fr", "v1")
+    assert Fragment.from_request(request) == Fragment(
+        "f", "s", 9, "en", "fr", "v1", previous_text="Good evening."
+    )

@@ -112,6 +112,7 @@ def test_valid_request_parses_with_defaults() -> None:
     request = ProcessRequest.model_validate(request_dict())
     assert request.timeout_ms == DEFAULT_TIMEOUT_MS
     assert request.config.voice is None
+    assert request.previous_text is None  # 1.1's addition is optional: 1.0 requests still parse
     assert request.audio.pcm_bytes() == PCM
     assert request.audio.frame_count() == 4
 
@@ -147,6 +148,8 @@ def test_valid_request_parses_with_defaults() -> None:
         ({"config": {"source_language": "en"}}, ("config", "target_language")),
         ({"unexpected": 1}, ("unexpected",)),
         ({"audio": None}, ("audio",)),
+        ({"previous_text": "x" * 1001}, ("previous_text",)),
+        ({"previous_text": 3}, ("previous_text",)),
     ],
 )
 def test_invalid_request_fields_are_located(
@@ -155,6 +158,11 @@ def test_invalid_request_fields_are_located(
     with pytest.raises(ValidationError) as info:
         ProcessRequest.model_validate(request_dict(**overrides))
     assert loc in [e[0] for e in errors_of(info)]
+
+
+def test_previous_text_is_carried() -> None:
+    request = ProcessRequest.model_validate(request_dict(previous_text="Good evening."))
+    assert request.previous_text == "Good evening."
 
 
 @pytest.mark.parametrize("timeout_ms", [MIN_TIMEOUT_MS, MAX_TIMEOUT_MS])
@@ -442,7 +450,7 @@ def health_dict(**overrides: object) -> dict[str, Any]:
 
 def test_health_parses_with_contract_version_default() -> None:
     health = HealthResponse.model_validate(health_dict())
-    assert health.contract_version == "1.0"
+    assert health.contract_version == "1.1"
     assert health.backends[0].detail is None
 
 

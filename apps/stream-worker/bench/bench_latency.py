@@ -1,0 +1,372 @@
+"""Live latency and quality of the cuts: fixed 6 s cuts beside pause cuts, one run.
+
+Input: an English news script (about 2.5 minutes) spoken by espeak-ng with natural pauses
+between sentences; espeak-ng reports where each word starts (its WORD events), and the word
+ends where its sound ends. The WAV is streamed at real time (`--realtime`) through
+sts-service running the real engines (whisper tiny.en, Apertium, espeak-ng), once per
+segmenter, with default settings otherwise. Reported per segmenter:
+
+- the output delay used, late and fallback counts, StartOffset/EndOffset p50/p95;
+- the share of cuts that fall inside a word;
+- the WER of the transcripts against the script, and the WER of whole-utterance
+  transcription (each sentence sent alone) of the same audio against the script.
+
+Without the engines (sts-service's venv from `make install ENGINES=1`, and the system
+espeak-ng library) it says so and exits 0. BENCH_LATENCY_SECONDS shortens the script.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import ctypes.util
+import itertools
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from shared_audio import AudioFormat, resample, write_wav
+
+PACKAGE = Path(__file__).resolve().parents[1]
+STS_PYTHON = PACKAGE.parents[1] / "apps" / "sts-service" / ".venv" / "bin" / "python"
+RATE = 16000
+SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "150"))
+#: BENCH_TRANSLATION=echo skips Apertium (a few ms per sentence) where it cannot load.
+ENGINES = {
+    "STS_ASR_BACKEND": "whisper",
+    "STS_TRANSLATION_BACKEND": os.environ.get("BENCH_TRANSLATION", "apertium"),
+    "STS_TTS_BACKEND": "espeak",
+}
+PAUSES_S = (0.45, 0.7, 0.55, 0.9, 0.5, 1.2)
+SCRIPT = [
+    "Good evening and welcome to the news at six.",
+    "The city council approved a new budget for public schools on Tuesday.",
+    "Officials said the money will pay for new teachers and smaller classes.",
+    "Heavy rain is expected across the north of the country this weekend.",
+    "Drivers are asked to stay at home unless their journey is essential.",
+    "The central bank kept interest rates unchanged for the third month in a row.",
+    "Prices rose slowly in November, and wages grew faster than expected.",
+    "In sport, the national team won its first match of the season by two goals.",
+    "The coach praised the young players, who scored both goals in the second half.",
+    "Scientists have found a new species of frog in the mountains of the south.",
+    "The frog is smaller than a coin and sings at night.",
+    "A new bridge over the river will open to traffic next spring.",
+    "It will cut the journey between the two towns by half an hour.",
+    "The hospital on the hill is looking for volunteers to help with visits.",
+    "Anyone over eighteen can apply on the hospital website.",
+    "Farmers say the dry summer has reduced the harvest of wheat and barley.",
+    "Bread prices may rise in the coming months as a result.",
+    "The museum will stay open late on Fridays until the end of the year.",
+    "Entry is free for children and students with a valid card.",
+    "Tomorrow will be cold and windy, with some sunshine in the afternoon.",
+    "That is all from us tonight, thank you for watching.",
+    "The president will visit three countries in Asia next week.",
+    "She will meet business leaders and sign an agreement on trade.",
+    "A fire destroyed an old warehouse near the harbour early this morning.",
+    "Nobody was hurt, but the road was closed for several hours.",
+    "Train services between the capital and the coast will be reduced on Sunday.",
+    "Engineers need the time to repair a signal that failed last week.",
+    "The library has received a gift of two thousand old books from a local family.",
+    "Some of them are more than two hundred years old.",
+    "Our next bulletin is at ten o'clock.",
+]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
+_WORD_EVENT = 1
+
+
+def speak_with_words(text: str) -> tuple[np.ndarray[Any, Any], list[float], int]:
+    """`text` spoken by the system espeak-ng: samples, word start times (s), its rate."""
+    name = ctypes.util.find_library("espeak-ng")
+    if name is None:
+        raise RuntimeError("the espeak-ng library is not installed (apt-get install espeak-ng)")
+    lib = ctypes.CDLL(name)
+    rate = lib.espeak_Initialize(2, 0, None, 0)  # AUDIO_OUTPUT_SYNCHRONOUS
+    chunks: list[np.ndarray[Any, Any]] = []
+    starts: list[float] = []
+
+    def collect(
+        wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]
+    ) -> int:
+        if count > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+        i = 0
+        while events[i].type != 0:
+            if events[i].type == _WORD_EVENT:
+                starts.append(events[i].audio_position / 1000)
+            i += 1
+        return 0
+
+    callback = _CALLBACK(collect)
+    lib.espeak_SetSynthCallback(callback)
+    lib.espeak_SetVoiceByName(b"en")
+    data = text.encode() + b"\0"
+    lib.espeak_Synth(data, len(data), 0, 0, 0, 0x1, None, None)  # espeakCHARS_UTF8
+    return np.concatenate(chunks).astype(np.int16), starts, int(rate)
+
+
+Script = tuple[np.ndarray[Any, Any], list[tuple[float, float]], list[str], list[tuple[int, int]]]
+Records = tuple[dict[str, Any], list[dict[str, Any]]]
+
+
+def build_script(seconds: float) -> Script:
+    """The spoken script: samples at 16 kHz, word spans (s), sentences, sentence spans (frames)."""
+    parts: list[np.ndarray[Any, Any]] = []
+    words: list[tuple[float, float]] = []
+    sentences: list[str] = []
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for i, text in enumerate(SCRIPT * 3):
+        if at / RATE >= seconds:
+            break
+        raw, starts, native = speak_with_words(text)
+        audio = resample(raw, native, RATE)
+        loud = np.flatnonzero(np.abs(audio.astype(np.int32)) > 300)
+        first, last = int(loud[0]), int(loud[-1]) + 1
+        audio = audio[first:last]
+        level = np.abs(audio.astype(np.int32)) > 300
+        bounds = [max(0, int(s * RATE) - first) for s in starts] + [audio.shape[0]]
+        for begin, end in itertools.pairwise(bounds):
+            voiced = np.flatnonzero(level[begin:end])
+            if voiced.size:
+                words.append(((at + begin + voiced[0]) / RATE, (at + begin + voiced[-1]) / RATE))
+        spans.append((at, at + audio.shape[0]))
+        sentences.append(text)
+        pause = np.zeros(int(PAUSES_S[i % len(PAUSES_S)] * RATE), np.int16)
+        parts += [audio, pause]
+        at += audio.shape[0] + pause.shape[0]
+    return np.concatenate(parts), words, sentences, spans
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case words without punctuation."""
+    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+
+
+def wer(reference: list[str], hypothesis: list[str]) -> float:
+    """Word error rate: edit distance (substitutions, insertions, deletions) / reference."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        current = [i]
+        for j, hyp in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
+        previous = current
+    return previous[-1] / max(1, len(reference))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str) -> None:
+    """Wait until sts-service has loaded its engines."""
+    for _ in range(600):
+        try:
+            status = httpx.get(f"{url}/v1/health", timeout=2).json()["status"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            status = "starting"
+        if status == "healthy":
+            return
+        if status == "degraded":
+            raise SystemExit(
+                "sts-service is degraded (an engine failed to load; BENCH_TRANSLATION=echo "
+                "runs without Apertium)"
+            )
+        time.sleep(0.2)
+    raise SystemExit("sts-service did not become healthy")
+
+
+def whole_transcripts(
+    url: str, audio: np.ndarray[Any, Any], spans: list[tuple[int, int]]
+) -> list[str]:
+    """Each sentence sent alone (whole-utterance transcription), its transcript."""
+    out = []
+    for seq, (start, end) in enumerate(spans):
+        pcm = audio[start:end].astype("<i2").tobytes()
+        body = {
+            "fragment_id": f"whole-{seq}",
+            "stream_id": "whole",
+            "sequence_number": seq,
+            "audio": {"sample_rate_hz": RATE, "channels": 1,
+                      "data_base64": base64.b64encode(pcm).decode()},
+            "config": {"source_language": "en", "target_language": "es"},
+            "timeout_ms": 30000,
+        }  # fmt: skip
+        answer = httpx.post(f"{url}/v1/process", json=body, timeout=60).json()
+        out.append(answer.get("transcript") or "")
+    return out
+
+
+def run_worker(url: str, wav: Path, tmp: Path, name: str, *extra: str) -> Records:
+    """Stream `wav` at real time through stream-worker; its summary and segment records."""
+    summary, segments = tmp / f"{name}.json", tmp / f"{name}.jsonl"
+    argv = [sys.executable, "-m", "stream_worker", "-i", str(wav), "-o", str(tmp / f"{name}.wav"),
+            "--realtime", "--sts-url", url, "--progress", "never", "--log-level", "WARNING",
+            "--summary-json", str(summary), "--segments-json", str(segments), *extra]  # fmt: skip
+    subprocess.run(argv, check=True, stderr=subprocess.DEVNULL)
+    records = [json.loads(line) for line in segments.read_text().splitlines()]
+    return json.loads(summary.read_text()), records
+
+
+def report(name: str, summary: dict[str, Any], records: list[dict[str, Any]],
+           words: list[tuple[float, float]], script: list[str]) -> dict[str, Any]:  # fmt: skip
+    """The figures of one run."""
+    cuts = [r["source_end_s"] for r in records[:-1]]
+    inside = [c for c in cuts if any(a < c < b for a, b in words)]
+    speech_cuts = [
+        r["source_end_s"] for r in records[:-1] if r["speech"]
+    ]  # cuts that end a segment sent to the service
+    speech_inside = [c for c in speech_cuts if any(a < c < b for a, b in words)]
+    hypothesis = " ".join(r["transcript"] or "" for r in records if r["speech"])
+    reference = normalise(" ".join(script))
+    latency = summary["latency_ms"]
+    return {
+        "segmenter": name,
+        "output_delay_ms": summary["output_delay_ms"],
+        "segments": summary["segments"],
+        "late": summary["fallbacks"]["late"],
+        "fallbacks_on_speech": summary["segments"]["fallback"],
+        "fallbacks": {k: v for k, v in summary["fallbacks"].items() if v},
+        "start_offset_ms": latency["start_offset"],
+        "end_offset_ms": latency["end_offset"],
+        "service_ms": latency["service"],
+        "cuts": len(cuts),
+        "cuts_inside_words": len(inside),
+        "cuts_inside_words_pct": round(100 * len(inside) / max(1, len(cuts)), 1),
+        "speech_cuts_inside_words_pct": round(
+            100 * len(speech_inside) / max(1, len(speech_cuts)), 1
+        ),
+        "wer_pct": round(100 * wer(reference, normalise(hypothesis)), 1),
+    }
+
+
+#: Segmenter settings compared offline (pause, min, max, lookback): the default, a longer
+#: lookback, and the longer maximum a 5.2 s budget would allow.
+SWEEP = [(250, 1000, 2800, 600), (250, 1000, 2800, 1400), (250, 1000, 4000, 1000)]
+
+
+def ask(url: str, seq: int, samples: np.ndarray[Any, Any], previous: str | None) -> str:
+    """Send one segment to sts-service at once (not paced); its transcript."""
+    body: dict[str, Any] = {
+        "fragment_id": f"sweep-{seq}",
+        "stream_id": "sweep",
+        "sequence_number": seq,
+        "audio": {"sample_rate_hz": RATE, "channels": 1,
+                  "data_base64": base64.b64encode(samples.astype("<i2").tobytes()).decode()},
+        "config": {"source_language": "en", "target_language": "es"},
+        "timeout_ms": 30000,
+    }  # fmt: skip
+    if previous:
+        body["previous_text"] = previous
+    answer = httpx.post(f"{url}/v1/process", json=body, timeout=60).json()
+    return str(answer.get("transcript") or "")
+
+
+def sweep(url: str, audio: np.ndarray[Any, Any], script: list[str]) -> None:
+    """WER of each SWEEP setting's speech segments, alone and with previous_text.
+
+    Sent one after the other, not paced: what the cut itself costs, without the live run's
+    timing (in which an answer can come after the next segment is sent).
+    """
+    from stream_worker.segmenter import PauseRules, PauseSegmenter
+    from stream_worker.vad import SileroVad
+
+    reference = normalise(" ".join(script))
+    print("offline, one segment at a time: pause min max lookback | WER alone | prompted")
+    for pause, low, high, lookback in SWEEP:
+        cutter = PauseSegmenter(
+            AudioFormat(RATE, 1), SileroVad(), PauseRules(pause, low, high, lookback)
+        )
+        spans = []
+        for start in range(0, audio.shape[0], 320):
+            spans += cutter.feed(audio[start : start + 320, None])
+        speech = [s.segment.samples for s in spans + cutter.flush() if s.speech]
+        scores = []
+        for prompted in (False, True):
+            previous: str | None = None
+            texts = []
+            for seq, samples in enumerate(speech):
+                text = ask(url, seq, samples, previous if prompted else None)
+                texts.append(text)
+                previous = text or previous
+            scores.append(100 * wer(reference, normalise(" ".join(texts))))
+        print(f"  {pause} {low} {high} {lookback} | {scores[0]:.1f}% | {scores[1]:.1f}%")
+
+
+def main() -> int:
+    """Build the script, start sts-service with the engines, run both segmenters, report."""
+    engines = (
+        STS_PYTHON.exists()
+        and subprocess.run(
+            [str(STS_PYTHON), "-c", "import faster_whisper, espeakng_loader"], check=False
+        ).returncode
+        == 0
+    )
+    if not engines or ctypes.util.find_library("espeak-ng") is None:
+        print("bench_latency: skipped: needs `make install ENGINES=1` and the espeak-ng library")
+        return 0
+    audio, words, script, spans = build_script(SECONDS)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STS_", "WORKER_"))}
+    env.update(ENGINES, STS_PORT=str(port), HF_HUB_OFFLINE="1")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        wav = tmp / "script.wav"
+        write_wav(wav, audio[:, None], AudioFormat(RATE, 1))
+        with (tmp / "sts.log").open("wb") as log:
+            service = subprocess.Popen(
+                [str(STS_PYTHON), "-m", "sts_service"], env=env, stdout=log, stderr=log
+            )
+            try:
+                wait_healthy(url)
+                whole = whole_transcripts(url, audio, spans)
+                sweep(url, audio, script)
+                rows = []
+                for seg_name, extra in (("fixed", ("--segmenter", "fixed")), ("vad", ())):
+                    summary, records = run_worker(url, wav, tmp, seg_name, *extra)
+                    rows.append(report(seg_name, summary, records, words, script))
+            finally:
+                service.terminate()
+                service.wait(30)
+    whole_wer = 100 * wer(normalise(" ".join(script)), normalise(" ".join(whole)))
+    print(f"bench_latency: {audio.shape[0] / RATE:.1f} s of espeak-ng English, {len(words)} "
+          f"words, {len(script)} sentences, streamed at real time; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print(f"whole-utterance WER (each sentence alone): {whole_wer:.1f}%")
+    for row in rows:
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
