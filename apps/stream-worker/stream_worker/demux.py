@@ -149,8 +149,8 @@ class _Timeline:
     the others join it when they jump too.
     """
 
-    def __init__(self) -> None:
-        self.offsets = [0.0]
+    def __init__(self, start_offset_s: float = 0.0) -> None:
+        self.offsets = [start_offset_s]
         self._last_raw: dict[int, float] = {}
         self._epoch: dict[int, int] = {}
         self._end_s = float("-inf")
@@ -170,7 +170,11 @@ class _Timeline:
         index = packet.stream_index
         epoch = self._epoch.get(index, len(self.offsets) - 1)
         last = self._last_raw.get(index)
-        if last is not None and (raw_s < last - BACKWARDS_S or raw_s > last + DISCONTINUITY_S):
+        # A decode timestamp never goes back within one stream, so any step back in DTS is a
+        # discontinuity, however small (a muxer refuses non-monotonic DTS). Only a packet
+        # without DTS is judged by its PTS, which B-frame reordering moves back a little.
+        back_s = 0.0 if packet.dts is not None else BACKWARDS_S
+        if last is not None and (raw_s < last - back_s or raw_s > last + DISCONTINUITY_S):
             if epoch < len(self.offsets) - 1:  # another stream already jumped: join it
                 epoch = len(self.offsets) - 1
             else:  # the first to jump: continue right where the output left off
@@ -263,6 +267,7 @@ class MediaSource:
             live=is_live_url(target) if live is None else live,
         )
         self._keep_original = keep_original_audio
+        self._timeline = _Timeline(self._start_offset([audio, *self.media.video]))
         self._resampler = self._new_resampler()
         self.duration_s = self._declared_duration()
 
@@ -290,6 +295,29 @@ class MediaSource:
         if stream.codec_context is None or not stream.rate:
             raise MediaError(f"{self.target}: audio track {track} has no decoder or no rate")
         return stream
+
+    def _start_offset(self, streams: list[Stream]) -> float:
+        """The shift that keeps every timestamp at or after 0 (0 when none is negative).
+
+        FFmpeg unwraps an MPEG-TS that starts shortly before its 33-bit clock wraps by making
+        the timestamps before the wrap negative. MP4 hides media before 0 behind its edit
+        list (half of such a file became unplayable), so the whole timeline moves forward.
+        """
+        starts = [
+            float(s.start_time * s.time_base)
+            for s in streams
+            if s.start_time is not None and s.time_base is not None
+        ]
+        first = min(starts, default=0.0)
+        if first >= 0:
+            return 0.0
+        logger.warning(
+            "%s: the input's timestamps start at %.3f s (an MPEG-TS clock wrap unwrapped "
+            "backwards): the output is shifted to start at 0",
+            self.target,
+            first,
+        )
+        return -first
 
     def _new_resampler(self) -> AudioResampler:
         layout = "mono" if self.format.channels == 1 else "stereo"
@@ -337,6 +365,10 @@ class MediaSource:
             for packet in self._container.demux(streams):
                 if self._closed.is_set():
                     return
+                if packet.size == 0 and packet.dts is None:
+                    # End-of-stream marker: PyAV gives it stream_index 0 whatever its
+                    # stream, so it cannot be routed; the decoder is flushed below instead.
+                    continue
                 if packet.stream_index not in wanted:
                     continue
                 time_s = self._timeline.correct(packet)
@@ -353,6 +385,13 @@ class MediaSource:
                         covered += chunk.shape[0]
                         self.stats.frames += chunk.shape[0]
                         yield chunk
+            # Frames the decoder still holds (frame threading, lookahead): without this the
+            # last ~0.1-1 s of FLAC, ALAC or WavPack would be lost.
+            for frame in self._decode(None):
+                for chunk in self._to_service(frame, covered):
+                    covered += chunk.shape[0]
+                    self.stats.frames += chunk.shape[0]
+                    yield chunk
             for chunk in self._flush():
                 covered += chunk.shape[0]
                 self.stats.frames += chunk.shape[0]
@@ -371,7 +410,7 @@ class MediaSource:
             raise MediaError(f"{self.target}: the audio track has no decodable samples")
         self._check_complete(covered)
 
-    def _decode(self, packet: Packet[Any]) -> list[AudioFrame]:
+    def _decode(self, packet: Packet[Any] | None) -> list[AudioFrame]:
         try:
             return self._audio.codec_context.decode(packet)
         except av.error.InvalidDataError as exc:  # one damaged packet: skip it, keep going

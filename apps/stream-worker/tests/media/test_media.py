@@ -17,15 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
 import av
 import av.error
 import numpy as np
-import numpy.typing as npt
 import pytest
+from media_support import WRAP_S, decoded_seconds, make_media, packets, stream_span  # on sys.path
 
 from shared_audio import AudioFormat, read_wav
 from stream_worker.demux import is_live_url
@@ -33,105 +32,6 @@ from stream_worker.languages import iso639_2
 from stream_worker.main import main
 from stream_worker.mux import output_format
 from stream_worker.sink import WavSink
-
-#: The audio codec each test container gets.
-AUDIO_CODEC = {"mp4": "aac", "mkv": "libopus", "flv": "aac", "ts": "aac", "mov": "aac"}
-WIDTH, HEIGHT, FPS = 64, 48, 25
-
-
-def speech_like(seconds: float, rate: int, channels: int) -> npt.NDArray[np.int16]:
-    """Voiced 'syllables' (a 140 Hz harmonic stack, 4 per second) with short pauses."""
-    t = np.arange(int(seconds * rate)) / rate
-    voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 6))
-    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2
-    mono = (voice * envelope * 6000).astype(np.int16)
-    return np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono[:, None]
-
-
-def _pattern(index: int) -> npt.NDArray[np.uint8]:
-    x = (np.arange(WIDTH)[None, :] + index * 2) % 256
-    y = np.arange(HEIGHT)[:, None]
-    frame = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
-    frame[..., 0] = x
-    frame[..., 1] = y * 4
-    frame[..., 2] = (index * 10) % 256
-    return frame
-
-
-def make_media(
-    path: Path,
-    seconds: float = 3.0,
-    *,
-    rate: int = 48000,
-    channels: int = 2,
-    video: bool = True,
-    audio: bool = True,
-    audio_tracks: int = 1,
-    start_s: float = 0.0,
-    container_format: str | None = None,
-    audio_codec: str | None = None,
-    container_options: dict[str, str] | None = None,
-) -> Path:
-    """Write a file of ``seconds`` with video (25 fps) and/or audio starting at ``start_s``."""
-    ext = path.suffix.lstrip(".")
-    out: Any = av.open(str(path), "w", format=container_format, options=container_options or {})
-    streams: list[tuple[str, Any]] = []
-    if video:
-        vs = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "g": "25"})
-        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        streams.append(("video", vs))
-    codec = audio_codec or AUDIO_CODEC.get(ext, "aac")
-    layout = "mono" if channels == 1 else "stereo"
-    for _ in range(audio_tracks if audio else 0):
-        ar = 48000 if codec == "libopus" else rate
-        streams.append(("audio", out.add_stream(codec, rate=ar, layout=layout)))
-    samples = speech_like(seconds, rate, channels)
-    for kind, stream in streams:
-        if kind == "video":
-            tb = Fraction(1, FPS)
-            offset = round(start_s * FPS)
-            for i in range(round(seconds * FPS)):
-                frame = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24")
-                frame.pts, frame.time_base = offset + i, tb
-                out.mux(stream.encode(frame))
-        else:
-            step = 1024
-            offset = round(start_s * rate)
-            for i in range(0, samples.shape[0], step):
-                part = np.ascontiguousarray(samples[i : i + step]).reshape(1, -1)
-                aframe = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)
-                aframe.sample_rate = rate
-                aframe.pts, aframe.time_base = offset + i, Fraction(1, rate)
-                out.mux(stream.encode(aframe))
-        out.mux(stream.encode(None))
-    out.close()
-    return path
-
-
-def packets(path: Path, kind: str) -> list[tuple[bytes, int | None, Fraction | None]]:
-    """Every packet of the first stream of ``kind``: bytes, pts, time base."""
-    with av.open(str(path)) as container:
-        stream = next(s for s in container.streams if s.type == kind)
-        return [(bytes(p), p.pts, p.time_base) for p in container.demux(stream) if p.size]
-
-
-def stream_span(path: Path, kind: str, index: int = 0) -> tuple[float, float]:
-    """(start, end) in seconds of the decoded frames of the ``index``-th stream of ``kind``."""
-    container: Any
-    with av.open(str(path)) as container:
-        stream = [s for s in container.streams if s.type == kind][index]
-        start = end = None
-        for frame in container.decode(stream):
-            assert frame.pts is not None and frame.time_base is not None
-            t = float(frame.pts * frame.time_base)
-            if kind == "audio":
-                d = frame.samples / frame.sample_rate
-            else:
-                d = 1 / float(stream.average_rate or FPS)
-            start = t if start is None else min(start, t)
-            end = t + d if end is None else max(end, t + d)
-        assert start is not None and end is not None
-        return start, end
 
 
 class Service(Protocol):
@@ -567,3 +467,50 @@ def test_live_output_over_udp_reaches_a_receiver(echo: Service, tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert received["video"] == len(packets(src, "video"))
     assert received["audio"] >= 3.0 * 48000 / 1024
+
+
+# ------------------------------------------------------------------ hostile timestamps, codecs
+
+
+@pytest.mark.parametrize(
+    ("back_s", "ext"), [(0.3, "mp4"), (0.45, "mkv"), (0.04, "ts"), (2.0, "mp4")]
+)
+def test_a_backward_jump_of_any_size_is_spliced(
+    back_s: float, ext: str, echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = make_media(tmp_path / "one.ts", 3.0)
+    second = make_media(tmp_path / "two.ts", 3.0, start_s=3.0 - back_s)
+    src = tmp_path / "spliced.ts"
+    src.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / f"out.{ext}"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["source"]["discontinuities"] >= 1
+    assert decoded_seconds(out, "video") == pytest.approx(6.0, abs=0.05)
+    assert decoded_seconds(out, "audio") == pytest.approx(6.0, abs=0.1)
+    assert summary["output"]["video_packets"] == 150
+
+
+def test_an_mpegts_clock_wrap_into_mp4_loses_nothing(
+    echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.ts", 6.0, start_s=WRAP_S - 2.7)  # FFmpeg: starts at -2.7 s
+    out = tmp_path / "out.mp4"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert decoded_seconds(out, "video") == pytest.approx(6.0, abs=0.05)
+    assert decoded_seconds(out, "audio") == pytest.approx(6.0, abs=0.1)
+    assert stream_span(out, "video")[0] >= 0
+    assert summary["output"]["video_packets"] == 150
+
+
+@pytest.mark.parametrize("codec", ["flac", "alac", "wavpack"])
+def test_the_audio_decoder_is_flushed_at_the_end(
+    codec: str, echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 3.0, audio_codec=codec)  # audio is stream 1
+    out = tmp_path / "out.mkv"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["input_frames"] == 48000  # 3 s at the service's 16 kHz, to the sample
+    assert decoded_seconds(out, "audio") == pytest.approx(3.0, abs=0.01)
