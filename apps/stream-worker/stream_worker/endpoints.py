@@ -142,6 +142,32 @@ def _unbuffered_stdin() -> BinaryIO:
     return os.fdopen(os.dup(fd), "rb", buffering=0)
 
 
+#: FFmpeg protocols that wrap another URL (``async:cache:file:x.mp4`` is still x.mp4).
+_WRAPPING_PROTOCOLS = ("async", "cache")
+
+
+def local_path(target: str) -> str | None:
+    """The local file ``target`` names, in any form FFmpeg accepts, or None for a URL/stdio.
+
+    ``x.mp4``, ``file:x.mp4``, ``file:///abs/x.mp4`` and ``async:file:x.mp4`` all name
+    ``x.mp4``: every form must be compared, or an output can overwrite its own input.
+    """
+    rest = target
+    while True:
+        scheme, sep, tail = rest.partition(":")
+        name = scheme.lower()
+        if sep and name in _WRAPPING_PROTOCOLS:
+            rest = tail
+            continue
+        if sep and name == "file":
+            rest = tail[2:] if tail.startswith("//") else tail
+            break
+        if rest == STDIO or (sep and scheme.isalnum() and len(scheme) > 1) or "://" in rest:
+            return None  # another protocol (pipe:, udp://, ...): not a path on this machine
+        break
+    return os.path.abspath(rest)
+
+
 def check_output(settings: WorkerSettings) -> None:
     """Fail early on an output path that cannot be written.
 
@@ -150,16 +176,25 @@ def check_output(settings: WorkerSettings) -> None:
     """
     output = settings.output
     assert output is not None  # checked by parse_settings
-    if output == STDIO or is_live_url(output):
+    path = local_path(output)
+    if path is None:
         return
-    parent = os.path.dirname(os.path.abspath(output))
+    parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise EndpointError(f"output {output}: directory {parent} does not exist")
-    if os.path.isdir(output):
+    if os.path.isdir(path):
         raise EndpointError(f"output {output}: is a directory")
-    if settings.input not in (None, STDIO) and os.path.exists(output):
-        if os.path.exists(settings.input) and os.path.samefile(settings.input, output):
-            raise EndpointError(f"output {output} is the input file; choose another path")
+    source = local_path(settings.input or STDIO)
+    if source is not None and _same_file(source, path):
+        raise EndpointError(f"output {output} is the input file; choose another path")
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Whether two paths name one file (links and hard links included)."""
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one does not exist (yet): compare the resolved names
+        return os.path.realpath(one) == os.path.realpath(other)
 
 
 def open_sink(settings: WorkerSettings, source: Input) -> Sink:
@@ -174,7 +209,7 @@ def open_sink(settings: WorkerSettings, source: Input) -> Sink:
         if output == STDIO:
             return RawSink(sys.stdout.buffer, source.fmt)
         try:
-            return WavSink(output, source.fmt, _wav_format(source))
+            return WavSink(local_path(output) or output, source.fmt, _wav_format(source))
         except OSError as exc:
             raise EndpointError(f"output {output}: {exc.strerror or exc}") from None
     if source.media is None:

@@ -259,6 +259,43 @@ def test_output_problems_are_caught_before_any_work(
     assert code == 2 and "is a directory" in err
 
 
+@pytest.mark.parametrize(
+    ("given_in", "given_out"),
+    [
+        ("file:{src}", "{src}"),
+        ("{src}", "file:{src}"),
+        ("file://{src}", "async:file:{src}"),
+        ("{src}", "{link}"),
+        ("cache:{src}", "{dir}/./in.wav"),
+    ],
+)
+def test_the_input_is_never_the_output_in_any_url_form(
+    given_in: str, given_out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.wav"
+    write_tone(src, 0.1)
+    before = src.read_bytes()
+    (tmp_path / "link.wav").symlink_to(src)
+    names = {"src": str(src), "link": str(tmp_path / "link.wav"), "dir": str(tmp_path)}
+    argv = ["-i", given_in.format(**names), "-o", given_out.format(**names)]
+    code, err = run_main([*argv, "--sts-url", "http://127.0.0.1:9"], capsys)
+    assert code == 2 and "is the input file" in err, err
+    assert src.read_bytes() == before
+
+
+def test_a_file_url_output_is_written_where_it_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.wav"
+    write_tone(src, 0.1)
+    out = tmp_path / "out.wav"
+    code, err = run_main(
+        ["-i", f"file:{src}", "-o", f"file:{out}", "--sts-url", "http://127.0.0.1:9"], capsys
+    )
+    assert code == 0, err
+    assert read_wav(out)[1].shape[0] == read_wav(src)[1].shape[0]
+
+
 def test_require_sts_with_an_unreachable_url_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], closed_port_url: str
 ) -> None:
