@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -53,6 +54,9 @@ BACKWARDS_S = 0.5
 AUDIO_GAP_S = 0.05
 #: A file whose audio ends this much before its declared duration was cut short.
 TRUNCATION_SLACK_S = 0.5
+#: The MPEG-TS clock: 90 kHz, 33 bits.
+TS_TIME_BASE = Fraction(1, 90000)
+TS_WRAP = 2**33
 #: Open timeout, and how long a live source may stay silent before it counts as dropped.
 OPEN_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
@@ -149,11 +153,42 @@ class _Timeline:
     the others join it when they jump too.
     """
 
-    def __init__(self, start_offset_s: float = 0.0) -> None:
-        self.offsets = [start_offset_s]
+    def __init__(self, reference: int | None = None) -> None:
+        self.offsets = [0.0]
         self._last_raw: dict[int, float] = {}
         self._epoch: dict[int, int] = {}
         self._end_s = float("-inf")
+        self._reference = reference
+
+    def unwrap(self, stamp: int, time_base: Fraction) -> int:
+        """``stamp`` moved by whole 33-bit periods to the one nearest the last stamp seen.
+
+        An MPEG-TS clock (90 kHz) wraps every 2**33 ticks (26.5 h). FFmpeg unwraps it only
+        relative to where it started, so a stray early stamp (an AAC priming packet at
+        -21 ms becomes 26.5 h) or a wrap it judged the other way shows up as a 26.5 h jump;
+        a jump that size is the wrap, never a discontinuity.
+        """
+        if time_base != TS_TIME_BASE:
+            return stamp
+        if self._reference is not None:
+            stamp += round((self._reference - stamp) / TS_WRAP) * TS_WRAP
+        return stamp
+
+    def start_at_zero(self, starts_s: list[float]) -> None:
+        """Shift the first epoch so that none of ``starts_s`` (the streams' starts) is < 0.
+
+        FFmpeg unwraps an MPEG-TS that starts shortly before its clock wraps by making the
+        timestamps before the wrap negative, and MP4 hides media before 0 behind its edit
+        list (half of such a file became unplayable).
+        """
+        first = min(starts_s, default=0.0)
+        if first < 0:
+            self.offsets[0] = -first
+            logger.warning(
+                "input timestamps start at %.3f s (a clock wrap unwrapped backwards): "
+                "the output is shifted to start at 0",
+                first,
+            )
 
     @property
     def discontinuities(self) -> int:
@@ -162,10 +197,13 @@ class _Timeline:
 
     def correct(self, packet: Packet[Any]) -> float | None:
         """Shift ``packet``'s timestamps in place; returns its corrected time in seconds."""
-        stamp = packet.dts if packet.dts is not None else packet.pts
-        if stamp is None or packet.time_base is None:
+        given = packet.dts if packet.dts is not None else packet.pts
+        if given is None or packet.time_base is None:
             return None
         tb = packet.time_base
+        stamp = self.unwrap(given, tb)
+        self._reference = stamp
+        wrap_shift = stamp - given
         raw_s = float(stamp * tb)
         index = packet.stream_index
         epoch = self._epoch.get(index, len(self.offsets) - 1)
@@ -190,8 +228,8 @@ class _Timeline:
         self._epoch[index] = epoch
         self._last_raw[index] = raw_s
         offset_s = self.offsets[epoch]
-        if offset_s:
-            shift = round(offset_s / tb)
+        if offset_s or wrap_shift:
+            shift = round(offset_s / tb) + wrap_shift
             if packet.pts is not None:
                 packet.pts += shift
             if packet.dts is not None:
@@ -267,7 +305,7 @@ class MediaSource:
             live=is_live_url(target) if live is None else live,
         )
         self._keep_original = keep_original_audio
-        self._timeline = _Timeline(self._start_offset([audio, *self.media.video]))
+        self._timeline = self._new_timeline([*self.media.video, audio])
         self._resampler = self._new_resampler()
         self.duration_s = self._declared_duration()
 
@@ -296,28 +334,23 @@ class MediaSource:
             raise MediaError(f"{self.target}: audio track {track} has no decoder or no rate")
         return stream
 
-    def _start_offset(self, streams: list[Stream]) -> float:
-        """The shift that keeps every timestamp at or after 0 (0 when none is negative).
-
-        FFmpeg unwraps an MPEG-TS that starts shortly before its 33-bit clock wraps by making
-        the timestamps before the wrap negative. MP4 hides media before 0 behind its edit
-        list (half of such a file became unplayable), so the whole timeline moves forward.
-        """
-        starts = [
-            float(s.start_time * s.time_base)
-            for s in streams
-            if s.start_time is not None and s.time_base is not None
-        ]
-        first = min(starts, default=0.0)
-        if first >= 0:
-            return 0.0
-        logger.warning(
-            "%s: the input's timestamps start at %.3f s (an MPEG-TS clock wrap unwrapped "
-            "backwards): the output is shifted to start at 0",
-            self.target,
-            first,
+    def _new_timeline(self, streams: list[Stream]) -> _Timeline:
+        """A timeline referred to the first stream's start (video first: audio has priming)."""
+        known = [s for s in streams if s.start_time is not None and s.time_base is not None]
+        timeline = _Timeline()
+        if not known:
+            return timeline
+        first = known[0]
+        assert first.start_time is not None and first.time_base is not None  # filtered above
+        timeline = _Timeline(first.start_time if first.time_base == TS_TIME_BASE else None)
+        timeline.start_at_zero(
+            [
+                float(timeline.unwrap(s.start_time, s.time_base) * s.time_base)
+                for s in known
+                if s.start_time is not None and s.time_base is not None
+            ]
         )
-        return -first
+        return timeline
 
     def _new_resampler(self) -> AudioResampler:
         layout = "mono" if self.format.channels == 1 else "stereo"

@@ -228,6 +228,7 @@ def open_sink(settings: WorkerSettings, source: Input) -> Sink:
             original_language=settings.source_lang,
             live_delay_s=settings.live_delay_ms / 1000,
             stdout=sys.stdout.buffer,
+            flush_every_s=settings.segment_ms / 1000,
         )
     except MuxError as exc:
         raise EndpointError(str(exc)) from None

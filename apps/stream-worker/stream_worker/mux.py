@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Any, BinaryIO
 
 import av
+import av.codec
 import av.error
 import numpy as np
 import numpy.typing as npt
@@ -54,8 +55,6 @@ AUDIO_CODECS = {
 }
 #: Muxers for network destinations: RTMP carries FLV; SRT, UDP and TCP carry MPEG-TS.
 LIVE_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts"}
-#: Opus only runs at these rates; other sources are encoded at 48 kHz.
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 AAC_BITRATE = 128_000
 #: FFmpeg's "fast" AAC coder: about twice the speed of the default (two-loop search), and
 #: transparent enough for speech at 128 kb/s; encoding is most of the worker's CPU time.
@@ -67,6 +66,11 @@ PRIMING_SAMPLES = {"aac": 1024}
 #: stream to keep the encoder's negative first timestamp. For them the dubbed audio starts
 #: that many samples in, at its own time, and the priming takes the place of what was cut.
 NO_PRIMING_SKIP = ("flv", "mpegts")
+#: MP4/MOV are written fragmented: a plain MP4's index (moov) is written only when it is
+#: finalised, so a crash, a SIGKILL or a full disk left nothing playable. Fragments are
+#: cut at every video keyframe and at least every ``flush_every_s``.
+FRAGMENTED = ("mp4", "mov")
+FRAGMENT_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
 #: Chunks waiting for the writer thread at most (then the pipeline waits).
 WRITE_QUEUE = 8
 #: How often the live writer thread looks for due packets.
@@ -84,6 +88,41 @@ def output_format(target: str, explicit: str | None) -> str | None:
     if is_live_url(target):
         return LIVE_FORMATS.get(target.partition("://")[0].lower())
     return None
+
+
+def durable_options(muxer: str, flush_every_s: float) -> dict[str, str]:
+    """Muxer options that put what was written on disk at least every ``flush_every_s``.
+
+    FFmpeg buffers its output in 256 KiB blocks, Matroska in clusters and MP4 keeps its
+    index for the end: a killed run lost all of those. Every packet written now reaches the
+    destination at once (``flush_packets``), Matroska closes a cluster and MP4 a fragment at
+    least every ``flush_every_s``: a crash loses at most that much of any container.
+    """
+    name = muxer.split(",")[0]
+    options = {"flush_packets": "1"}
+    if name in FRAGMENTED:
+        options["movflags"] = FRAGMENT_FLAGS
+        options["frag_duration"] = str(max(1, round(flush_every_s * 1_000_000)))
+    elif name in ("matroska", "webm"):
+        options["cluster_time_limit"] = str(max(1, round(flush_every_s * 1000)))
+    return options
+
+
+def encoder_rate(codec: str, source_rate: int) -> int:
+    """The rate ``codec`` encodes a ``source_rate`` source at: its own when the encoder takes it.
+
+    Otherwise the lowest supported rate above it (nothing audible is lost), or the highest
+    one for a source faster than any (AAC stops at 96 kHz: 176.4/192 kHz become 96 kHz;
+    Opus runs at 8/12/16/24/48 kHz only). The dub is resampled to it.
+    """
+    try:
+        rates = av.codec.Codec(codec, "w").audio_rates
+    except (av.error.FFmpegError, ValueError):  # unknown encoder: add_stream names it
+        return source_rate
+    if not rates or source_rate in rates:
+        return source_rate
+    above = [r for r in rates if r > source_rate]
+    return min(above) if above else max(rates)
 
 
 @dataclass
@@ -128,6 +167,7 @@ class MediaSink:
         original_language: Language of the original track (BCP 47).
         live_delay_s: Live only: how far behind the input the output runs.
         stdout: The stream ``-`` writes to.
+        flush_every_s: What reaches the destination at least this often (one segment).
 
     Raises:
         MuxError: the output cannot be opened or the codec is missing.
@@ -145,6 +185,7 @@ class MediaSink:
         original_language: str = "und",
         live_delay_s: float | None = None,
         stdout: BinaryIO | None = None,
+        flush_every_s: float = 6.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.frames_written = 0
@@ -162,6 +203,8 @@ class MediaSink:
                 self._out = av.open(target, mode="w", format=fmt, timeout=10.0)
         except av.error.FFmpegError as exc:
             raise MuxError(f"output {target}: cannot open: {exc}") from None
+        # Read when the header is written (first packet): still in time here.
+        self._out.options.update(durable_options(self._out.format.name, flush_every_s))
         try:
             self._setup(keep_original_audio, dub_language, original_language)
         except BaseException:
@@ -185,9 +228,7 @@ class MediaSink:
         media = self._media
         name = self._out.format.name.split(",")[0]
         codec = AUDIO_CODECS.get(name, self._out.default_audio_codec)
-        rate = media.source_rate
-        if codec == "libopus" and rate not in OPUS_RATES:
-            rate = 48000
+        rate = encoder_rate(codec, media.source_rate)
         self.rate = rate
         self._video_map: dict[int, Stream] = {}
         for stream in media.video:  # templates: the input is still open here

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.error
 import numpy as np
 import numpy.typing as npt
 
@@ -148,3 +149,32 @@ def stream_span(path: Path, kind: str, index: int = 0) -> tuple[float, float]:
             end = t + d if end is None else max(end, t + d)
         assert start is not None and end is not None
         return start, end
+
+
+def playable_seconds(path: Path) -> float:
+    """Seconds of video a player gets from ``path`` (as far as it decodes; 0 if it cannot).
+
+    A file cut by SIGKILL may end mid-packet or lack its index: decoding stops at the first
+    error, and what came before counts.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return 0.0
+    first = last = None
+    container: Any
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            try:
+                for frame in container.decode(stream):
+                    if frame.pts is None or frame.time_base is None:
+                        continue
+                    t = float(frame.pts * frame.time_base)
+                    first = t if first is None else min(first, t)
+                    last = t if last is None else max(last, t)
+            except (av.error.FFmpegError, EOFError):
+                pass
+    except (av.error.FFmpegError, IndexError, EOFError):
+        return 0.0
+    if first is None or last is None:
+        return 0.0
+    return last - first
