@@ -52,6 +52,9 @@ DISCONTINUITY_S = 5.0
 BACKWARDS_S = 0.5
 #: An audio gap longer than this is filled with silence (shorter ones are rounding).
 AUDIO_GAP_S = 0.05
+#: Video may run this far ahead of the audio; beyond it the audio is filled with silence,
+#: so the video waiting for it stays bounded (30 s of a 8 Mb/s stream: 30 MB).
+MAX_AUDIO_LAG_S = 30.0
 #: A file whose audio ends this much before its declared duration was cut short.
 TRUNCATION_SLACK_S = 0.5
 #: The MPEG-TS clock: 90 kHz, 33 bits.
@@ -91,6 +94,9 @@ class PacketQueue:
         self._packets: deque[QueuedPacket] = deque()
         self.first_wall: float | None = None
         self.first_time_s: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._packets)
 
     def put(self, item: QueuedPacket) -> None:
         """Append a packet (reader thread)."""
@@ -158,7 +164,20 @@ class _Timeline:
         self._last_raw: dict[int, float] = {}
         self._epoch: dict[int, int] = {}
         self._end_s = float("-inf")
+        self._start_s = float("inf")
+        self._raw_end_s = float("-inf")
         self._reference = reference
+
+    def read_s(self) -> float:
+        """How much the packets read cover, in seconds, for the truncation check.
+
+        The larger of the span read (first to last time, splices removed) and the last
+        time as stamped: a header's duration is one or the other depending on the container
+        (Matroska declares where it ends, MPEG-TS and MP4 how long they last).
+        """
+        if self._end_s < self._start_s:
+            return 0.0
+        return max(self._end_s - self._start_s, self._raw_end_s)
 
     def unwrap(self, stamp: int, time_base: Fraction) -> int:
         """``stamp`` moved by whole 33-bit periods to the one nearest the last stamp seen.
@@ -237,6 +256,8 @@ class _Timeline:
         time_s = raw_s + offset_s
         duration_s = float(packet.duration * tb) if packet.duration else 0.0
         self._end_s = max(self._end_s, time_s + duration_s)
+        self._start_s = min(self._start_s, time_s)
+        self._raw_end_s = max(self._raw_end_s, raw_s + duration_s)
         return time_s
 
 
@@ -306,6 +327,7 @@ class MediaSource:
         )
         self._keep_original = keep_original_audio
         self._timeline = self._new_timeline([*self.media.video, audio])
+        self._covered = 0  # service frames handed on (the audio timeline read so far)
         self._resampler = self._new_resampler()
         self.duration_s = self._declared_duration()
 
@@ -393,7 +415,6 @@ class MediaSource:
         streams: list[Stream] = [self._audio, *self.media.video]
         wanted = {s.index for s in streams}
         queue = self.media.packets
-        covered = 0  # service frames yielded
         try:
             for packet in self._container.demux(streams):
                 if self._closed.is_set():
@@ -410,25 +431,17 @@ class MediaSource:
                 if packet.stream_index != self._audio.index:
                     if time_s is not None:
                         queue.put(QueuedPacket(time_s, packet))
+                        yield from self._counted(self._fill_behind(time_s))
                     continue
                 if self._keep_original and time_s is not None and packet.size:
                     queue.put(QueuedPacket(time_s, packet))
                 for frame in self._decode(packet):
-                    for chunk in self._to_service(frame, covered):
-                        covered += chunk.shape[0]
-                        self.stats.frames += chunk.shape[0]
-                        yield chunk
+                    yield from self._counted(self._to_service(frame))
             # Frames the decoder still holds (frame threading, lookahead): without this the
             # last ~0.1-1 s of FLAC, ALAC or WavPack would be lost.
             for frame in self._decode(None):
-                for chunk in self._to_service(frame, covered):
-                    covered += chunk.shape[0]
-                    self.stats.frames += chunk.shape[0]
-                    yield chunk
-            for chunk in self._flush():
-                covered += chunk.shape[0]
-                self.stats.frames += chunk.shape[0]
-                yield chunk
+                yield from self._counted(self._to_service(frame))
+            yield from self._counted(self._flush())
         except av.error.ExitError:  # FFmpeg's read timeout fired: nothing came for that long
             self.media.ended = f"dropped: no data for {self._read_timeout_s:g} s"
             raise MediaError(
@@ -441,7 +454,18 @@ class MediaSource:
         self.media.ended = "end of stream"
         if self.stats.frames == 0:
             raise MediaError(f"{self.target}: the audio track has no decodable samples")
-        self._check_complete(covered)
+        self._check_complete()
+
+    def _counted(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        """Pass ``chunks`` on, counting them as covered timeline (before each is handed on)."""
+        for chunk in chunks:
+            self._covered += chunk.shape[0]
+            self.stats.frames += chunk.shape[0]
+            yield chunk
+
+    def _audio_end_s(self) -> float | None:
+        start = self.media.audio_start_s
+        return None if start is None else start + self._covered / self.format.sample_rate
 
     def _decode(self, packet: Packet[Any] | None) -> list[AudioFrame]:
         try:
@@ -450,22 +474,50 @@ class MediaSource:
             logger.warning("%s: skipped an undecodable audio packet: %s", self.target, exc)
             return []
 
-    def _to_service(self, frame: AudioFrame, covered: int) -> Iterator[Chunk]:
+    def _fill_behind(self, video_s: float) -> Iterator[Chunk]:
+        """Silence for audio that lags the video by more than `MAX_AUDIO_LAG_S`.
+
+        Video waits in the queue until the audio reaches its time: without this, a long gap
+        in the audio (or audio that ends early) kept every video packet in memory until the
+        audio came back or the file ended. Audio that then comes for time already filled is
+        dropped (see `_to_service`).
+        """
+        end_s = self._audio_end_s()
+        if end_s is None or video_s - end_s <= MAX_AUDIO_LAG_S:
+            return
+        yield from self._flush()  # what the resampler holds belongs before the silence
+        self._resampler = self._new_resampler()
+        end_s = self._audio_end_s()
+        assert end_s is not None  # set above
+        frames = round((video_s - MAX_AUDIO_LAG_S / 2 - end_s) * self.format.sample_rate)
+        if frames > 0:
+            logger.warning(
+                "%s: no audio for %.3f s of video: filled with silence",
+                self.target,
+                frames / self.format.sample_rate,
+            )
+            yield np.zeros((frames, self.format.channels), dtype=np.int16)
+
+    def _to_service(self, frame: AudioFrame) -> Iterator[Chunk]:
         if frame.pts is not None and frame.time_base is not None:
             start_s = float(frame.pts * frame.time_base)
             if self.media.audio_start_s is None:
                 self.media.audio_start_s = start_s
-            gap_s = start_s - self.media.audio_start_s - covered / self.format.sample_rate
-            if gap_s > AUDIO_GAP_S:
+            end_s = self._audio_end_s()
+            assert end_s is not None  # set above
+            if start_s - end_s > AUDIO_GAP_S:
                 yield from self._flush()  # what the resampler holds belongs before the gap
                 self._resampler = self._new_resampler()
+                end_s = self._audio_end_s()
+                assert end_s is not None
+                gap_s = start_s - end_s
                 frames = round(gap_s * self.format.sample_rate)
                 logger.warning(
                     "%s: %.3f s gap in the audio filled with silence", self.target, gap_s
                 )
                 yield np.zeros((frames, self.format.channels), dtype=np.int16)
-            elif gap_s < -DISCONTINUITY_S:
-                return  # audio from before what was already read: drop, do not shift time
+            elif start_s + frame.samples / frame.sample_rate < end_s - AUDIO_GAP_S:
+                return  # wholly inside time already written (or filled): drop, keep time
         frame.pts = None  # the resampler keeps its own count; the timeline is kept above
         for out in self._resampler.resample(frame):
             yield self._array(out)
@@ -477,14 +529,20 @@ class MediaSource:
     def _array(self, frame: AudioFrame) -> Chunk:
         return _int16(frame, self.format.channels)
 
-    def _check_complete(self, covered: int) -> None:
+    def _check_complete(self) -> None:
+        """A file is truncated when what was read ends well before its declared duration.
+
+        Judged by the packets read (every stream, splices removed), never by the audio alone
+        or by where the timeline starts: a Matroska file starting at 10 s, a TS with a jump
+        or audio that ends early are complete.
+        """
         declared = self.duration_s
         if declared is None:
             return
-        got = covered / self.format.sample_rate
+        got = self._timeline.read_s()
         if got < declared - TRUNCATION_SLACK_S:
             raise MediaError(
-                f"{self.target}: truncated: declares {declared:.3f} s of audio, "
+                f"{self.target}: truncated: declares {declared:.3f} s, "
                 f"only {got:.3f} s could be read"
             )
 

@@ -5,6 +5,9 @@ Lives with the tests (tests/conftest.py puts this folder on ``sys.path``).
 
 from __future__ import annotations
 
+import heapq
+import itertools
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import av
 import av.error
 import numpy as np
 import numpy.typing as npt
+from av.stream import Stream
 
 WIDTH, HEIGHT, FPS = 64, 48, 25
 #: The MPEG-TS clock wraps after 2**33 ticks of 90 kHz.
@@ -88,8 +92,13 @@ def make_media(
     container_format: str | None = None,
     audio_codec: str | None = None,
     container_options: dict[str, str] | None = None,
+    audio_gap: tuple[float, float] | None = None,
+    interleaved: bool = False,
 ) -> Path:
-    """Write a file of ``seconds`` with video (25 fps) and/or audio starting at ``start_s``."""
+    """Write a file of ``seconds`` with video (25 fps) and/or audio starting at ``start_s``.
+
+    ``audio_gap`` (from, to) in seconds: no audio there (to past the end: the audio ends early).
+    """
     ext = path.suffix.lstrip(".")
     out: Any = av.open(str(path), "w", format=container_format, options=container_options or {})
     streams: list[tuple[str, Any]] = []
@@ -103,24 +112,33 @@ def make_media(
         ar = 48000 if codec == "libopus" else rate
         streams.append(("audio", out.add_stream(codec, rate=ar, layout=layout)))
     samples = speech_like(seconds, rate, channels)
-    for kind, stream in streams:
+
+    def frames(kind: str, stream: Stream) -> Iterator[tuple[float, int, Any]]:
+        order = id(stream)
         if kind == "video":
-            tb = Fraction(1, FPS)
             offset = round(start_s * FPS)
             for i in range(round(seconds * FPS)):
                 frame = av.VideoFrame.from_ndarray(pattern(i), format="rgb24")
-                frame.pts, frame.time_base = offset + i, tb
-                out.mux(stream.encode(frame))
+                frame.pts, frame.time_base = offset + i, Fraction(1, FPS)
+                yield i / FPS, order, (stream, frame)
         else:
             step = 1024
             offset = round(start_s * rate)
             for i in range(0, samples.shape[0], step):
+                if audio_gap is not None and audio_gap[0] <= i / rate < audio_gap[1]:
+                    continue  # no audio packets in the gap (the video goes on)
                 part = np.ascontiguousarray(samples[i : i + step]).reshape(1, -1)
                 aframe = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)
                 aframe.sample_rate = rate
                 aframe.pts, aframe.time_base = offset + i, Fraction(1, rate)
-                out.mux(stream.encode(aframe))
-        out.mux(stream.encode(None))
+                yield i / rate, order, (stream, aframe)
+        yield float("inf"), order, (stream, None)  # flush the encoder
+
+    per_stream = [frames(kind, stream) for kind, stream in streams]
+    # Interleaved by time, as a broadcast muxer writes; or one stream after the other.
+    ordered = heapq.merge(*per_stream) if interleaved else itertools.chain(*per_stream)
+    for _, _, (stream, frame) in ordered:
+        out.mux(stream.encode(frame))
     out.close()
     return path
 

@@ -34,7 +34,7 @@ from media_support import (  # tests/ is on sys.path
 )
 
 from shared_audio import AudioFormat, read_wav
-from stream_worker.demux import is_live_url
+from stream_worker.demux import MAX_AUDIO_LAG_S, MediaSource, is_live_url
 from stream_worker.languages import iso639_2
 from stream_worker.main import main
 from stream_worker.mux import encoder_rate, output_format
@@ -588,3 +588,49 @@ def test_an_audio_stamp_wrapped_below_zero_is_not_a_26_hour_jump(
     assert stream_span(out, "video")[0] < 0.1
     assert stream_span(out, "audio")[0] < 0.1
     assert decoded_seconds(out, "audio") == pytest.approx(decoded_seconds(src), abs=0.03)
+
+
+@pytest.mark.parametrize("gap", [(2.0, 75.0), (2.0, 1e9)])  # a long gap; audio ending early
+def test_video_waiting_for_missing_audio_stays_bounded(
+    gap: tuple[float, float], tmp_path: Path
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 80.0, audio_gap=gap, interleaved=True)
+    source = MediaSource(str(src), AudioFormat(16000, 1))
+    queue = source.media.packets
+    waiting_most = 0
+    read = 0
+    for chunk in source:  # a sink takes the video up to where the audio has reached
+        read += chunk.shape[0]
+        assert source.media.audio_start_s is not None
+        queue.take_until(source.media.audio_start_s + read / 16000)
+        waiting_most = max(waiting_most, len(queue))
+    # At most MAX_AUDIO_LAG_S of video waits (and a chunk's worth); never the whole gap.
+    assert waiting_most <= (MAX_AUDIO_LAG_S + 2) * 25
+    if gap[1] < 80:
+        assert read / 16000 == pytest.approx(80.0, abs=0.1)  # the gap is silence, in time
+
+
+@pytest.mark.parametrize("start_s", [10.0, 1e6])
+def test_a_matroska_starting_late_is_not_called_truncated(
+    start_s: float, echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 3.0, start_s=start_s)
+    out = tmp_path / "out.mkv"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["input_error"] is None
+    assert decoded_seconds(out, "video") == pytest.approx(3.0, abs=0.05)
+
+
+def test_a_ts_jumping_a_minute_ahead_is_not_called_truncated(
+    echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = make_media(tmp_path / "one.ts", 5.0)
+    second = make_media(tmp_path / "two.ts", 10.0, start_s=65.0)
+    src = tmp_path / "jump.ts"
+    src.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / "out.ts"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["source"]["discontinuities"] == 1
+    assert decoded_seconds(out, "video") == pytest.approx(15.0, abs=0.05)
