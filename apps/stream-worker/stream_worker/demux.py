@@ -303,6 +303,8 @@ class MediaSource:
             self._container: InputContainer = av.open(
                 target, mode="r", timeout=(OPEN_TIMEOUT_S, read_timeout_s)
             )
+        except av.error.ProtocolNotFoundError:
+            raise MediaError(unavailable_protocol(target)) from None
         except OSError as exc:  # FFmpeg's file errors are OSErrors too: name the cause only
             raise MediaError(f"{target}: {_reason(exc)}") from None
         except av.error.FFmpegError as exc:
@@ -550,6 +552,16 @@ class MediaSource:
 def _int16(frame: AudioFrame, channels: int) -> Chunk:
     """An s16 frame's samples as ``(frames, channels)``."""
     return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1, channels)
+
+
+def unavailable_protocol(target: str) -> str:
+    """Why ``target``'s protocol cannot be used (FFmpeg said "Protocol not found")."""
+    scheme = target.partition(":")[0]
+    return (
+        f"{target}: {scheme}:// is not available: the FFmpeg bundled in PyAV's wheel is "
+        f"built without it (srt:// needs libsrt); relay it through a tool that has it "
+        f"(ffmpeg, srt-live-transmit) over udp:// or tcp://"
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -39,7 +39,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioFormat
-from stream_worker.demux import MediaInfo, is_live_url
+from stream_worker.demux import MediaInfo, is_live_url, unavailable_protocol
 from stream_worker.languages import iso639_2
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,19 @@ LIVE_TICK_S = 0.01
 
 class MuxError(OSError):
     """The output cannot be opened or written (an OSError: the run stops, exit 1)."""
+
+
+#: Output names the worker knows a container for (FFmpeg knows more; any of its muxers works
+#: with --output-format).
+KNOWN_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".ts", ".flv", ".wav")
+
+
+def open_failure(what: str, target: str, exc: BaseException) -> str:
+    """One line saying why ``target`` cannot be opened; a missing protocol says why it is."""
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        return f"output {unavailable_protocol(target)}"
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return f"{what}: cannot open: {reason}"
 
 
 def output_format(target: str, explicit: str | None) -> str | None:
@@ -201,14 +214,30 @@ class MediaSink:
                 self._out: OutputContainer = av.open(stdout, mode="w", format=fmt)
             else:
                 self._out = av.open(target, mode="w", format=fmt, timeout=10.0)
-        except av.error.FFmpegError as exc:
-            raise MuxError(f"output {target}: cannot open: {exc}") from None
+        except ValueError:  # PyAV: no muxer of that name, or none for that file name
+            what = f"--output-format {fmt}" if fmt else f"the name {target!r}"
+            raise MuxError(
+                f"output {target}: no container format for {what}; use a name ending in "
+                f"{', '.join(KNOWN_EXTENSIONS)} or give --output-format (e.g. mp4, matroska, "
+                "mpegts)"
+            ) from None
+        except (av.error.FFmpegError, OSError) as exc:
+            raise MuxError(open_failure(f"output {target}", target, exc)) from None
         # Read when the header is written (first packet): still in time here.
         self._out.options.update(durable_options(self._out.format.name, flush_every_s))
         try:
             self._setup(keep_original_audio, dub_language, original_language)
+            # PyAV opens the destination only with the header; open it now, so a refused
+            # connection or an unwritable path is a start-up error (one line, exit 2)
+            # rather than a failure of the first write.
+            self._out.start_encoding()
+        except (av.error.FFmpegError, OSError) as exc:
+            self._close_quietly()
+            if isinstance(exc, MuxError):
+                raise
+            raise MuxError(open_failure(f"output {target}", target, exc)) from None
         except BaseException:
-            self._out.close()
+            self._close_quietly()
             raise
         self._audio_out: deque[_Timed] = deque()
         self._audio_end_s = media.audio_start_s or 0.0
@@ -223,6 +252,12 @@ class MediaSink:
         self._thread.start()
 
     # ------------------------------------------------------------------ set-up
+
+    def _close_quietly(self) -> None:
+        try:
+            self._out.close()
+        except (av.error.FFmpegError, OSError):  # it never opened: nothing to finalise
+            pass
 
     def _setup(self, keep_original: bool, dub_lang: str, original_lang: str) -> None:
         media = self._media

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_support import make_media
 from worker_support import FakeSts, parse_summary, tone, write_tone
 
 from shared_audio import read_wav
@@ -450,3 +451,44 @@ def test_readme_documents_exactly_the_settings_the_code_reads() -> None:
     for option in OPTIONS:
         assert option.flags[-1] in readme, option.flags[-1]
     assert DEFAULT_STS_URL in readme
+
+
+@pytest.mark.parametrize(
+    ("output", "extra", "says"),
+    [
+        ("out", (), "no container format for the name"),
+        ("out.mp4.part", (), "no container format for the name"),
+        ("x.mp4", ("--output-format", "nosuch"), "no container format for --output-format"),
+        ("/sys/dubbed.mp4", (), "Permission denied"),  # read-only even for root
+        ("/sys/dubbed.wav", (), "Permission denied"),
+        ("tcp://127.0.0.1:{port}", (), "Connection refused"),
+        ("srt://127.0.0.1:{port}", (), "srt:// is not available"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    output: str,
+    extra: tuple[str, ...],
+    says: str,
+    tmp_path: Path,
+    closed_port_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = make_media(tmp_path / "in.ts", 1.0)
+    monkeypatch.chdir(tmp_path)
+    port = closed_port_url.rsplit(":", 1)[1]
+    argv = ["-i", str(src), "-o", output.format(port=port), *extra, "--sts-url", closed_port_url]
+    code, err = run_main([*argv, "--log-level", "ERROR"], capsys)
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.count("stream-worker: error: output") == 1 and err.count("\n") == 1, err
+    assert says in err
+    assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob("x.*"))
+
+
+def test_an_unavailable_input_protocol_says_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, err = run_main(["-i", "srt://127.0.0.1:9", "-o", str(tmp_path / "o.mp4")], capsys)
+    assert code == 2
+    assert "srt:// is not available" in err and err.count("\n") == 1
