@@ -463,7 +463,10 @@ class MediaSink:
                 raise self._error
             self._encode(self._resampler.resample(None))
             self._queue_audio(list(self._audio.encode(None)))
-            self._release(float("inf"))
+            # Stopped before the input ended (a signal): the reader had read ahead, and the
+            # audio of that read-ahead is not written, so neither is its video. Otherwise
+            # everything goes (video may legitimately outlast the audio).
+            self._release(float("inf") if self._source_done() else self._audio_end_s)
         finally:
             try:
                 self._out.close()

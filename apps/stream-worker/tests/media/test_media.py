@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -634,3 +635,28 @@ def test_a_ts_jumping_a_minute_ahead_is_not_called_truncated(
     assert code == 0, err[-2000:]
     assert summary["source"]["discontinuities"] == 1
     assert decoded_seconds(out, "video") == pytest.approx(15.0, abs=0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_leaves_audio_and_video_aligned(
+    signum: int, echo: Service, tmp_path: Path
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 240.0, interleaved=True)
+    out = tmp_path / "out.mkv"
+    proc = subprocess.Popen(  # file mode: the reader reads ahead of what is written
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out),
+         "--sts-url", echo.url, "--segment-ms", "1000", "--progress", "never",
+         "--max-inflight", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    v_start, v_end = stream_span(out, "video")
+    _, a_end = stream_span(out, "audio")
+    assert 0.5 < v_end - v_start < 239.0  # stopped mid-way
+    assert abs(a_end - v_end) <= 0.1  # one video frame (40 ms) and one audio frame apart
