@@ -60,6 +60,9 @@ TRUNCATION_SLACK_S = 0.5
 #: The MPEG-TS clock: 90 kHz, 33 bits.
 TS_TIME_BASE = Fraction(1, 90000)
 TS_WRAP = 2**33
+#: How far FFmpeg may read to learn a late track's format (time, and bytes).
+LONG_PROBE_S = 60.0
+LONG_PROBE_BYTES = str(200 * 1024 * 1024)
 #: Open timeout, and how long a live source may stay silent before it counts as dropped.
 OPEN_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
@@ -299,17 +302,21 @@ class MediaSource:
         self._closed = threading.Event()
         self._read_timeout_s = read_timeout_s
         self._timeline = _Timeline()
+        network = is_live_url(target)
+        # A file is probed long: a track that starts late (a TS whose audio PID carries
+        # nothing for its first 20 s) has no rate after FFmpeg's default 5 s, and reading
+        # ahead in a file costs milliseconds. A live source is probed long only if needed.
+        self._container: InputContainer = self._open(read_timeout_s, long_probe=not network)
         try:
-            self._container: InputContainer = av.open(
-                target, mode="r", timeout=(OPEN_TIMEOUT_S, read_timeout_s)
-            )
-        except av.error.ProtocolNotFoundError:
-            raise MediaError(unavailable_protocol(target)) from None
-        except OSError as exc:  # FFmpeg's file errors are OSErrors too: name the cause only
-            raise MediaError(f"{target}: {_reason(exc)}") from None
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"{target}: cannot open: {_reason(exc)}") from None
-        try:
+            if network and self._lacks_rate(audio_track):
+                self._container.close()
+                logger.warning(
+                    "%s: audio track %d has no rate yet: probing the source for up to %g s",
+                    target,
+                    audio_track,
+                    LONG_PROBE_S,
+                )
+                self._container = self._open(read_timeout_s, long_probe=True)
             audio = self._pick_audio(audio_track)
         except BaseException:
             self._container.close()
@@ -342,6 +349,28 @@ class MediaSource:
     def discontinuities(self) -> int:
         """Timestamp discontinuities removed so far."""
         return self._timeline.discontinuities
+
+    def _open(self, read_timeout_s: float, *, long_probe: bool) -> InputContainer:
+        target = self.target
+        options = (
+            {"analyzeduration": str(int(LONG_PROBE_S * 1_000_000)), "probesize": LONG_PROBE_BYTES}
+            if long_probe
+            else {}
+        )
+        try:
+            return av.open(
+                target, mode="r", timeout=(OPEN_TIMEOUT_S, read_timeout_s), options=options
+            )
+        except av.error.ProtocolNotFoundError:
+            raise MediaError(unavailable_protocol(target)) from None
+        except OSError as exc:  # FFmpeg's file errors are OSErrors too: name the cause only
+            raise MediaError(f"{target}: {_reason(exc)}") from None
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"{target}: cannot open: {_reason(exc)}") from None
+
+    def _lacks_rate(self, track: int) -> bool:
+        streams = list(self._container.streams.audio)
+        return 0 <= track < len(streams) and not streams[track].rate
 
     def _pick_audio(self, track: int) -> AudioStream:
         streams = list(self._container.streams.audio)

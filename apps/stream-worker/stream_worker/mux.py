@@ -70,7 +70,7 @@ NO_PRIMING_SKIP = ("flv", "mpegts")
 #: finalised, so a crash, a SIGKILL or a full disk left nothing playable. Fragments are
 #: cut at every video keyframe and at least every ``flush_every_s``.
 FRAGMENTED = ("mp4", "mov")
-FRAGMENT_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
+FRAGMENT_FLAGS = "frag_keyframe+delay_moov+default_base_moof"
 #: Chunks waiting for the writer thread at most (then the pipeline waits).
 WRITE_QUEUE = 8
 #: How often the live writer thread looks for due packets.

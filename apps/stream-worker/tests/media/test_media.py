@@ -660,3 +660,18 @@ def test_a_stop_signal_leaves_audio_and_video_aligned(
     _, a_end = stream_span(out, "audio")
     assert 0.5 < v_end - v_start < 239.0  # stopped mid-way
     assert abs(a_end - v_end) <= 0.1  # one video frame (40 ms) and one audio frame apart
+
+
+def test_an_audio_track_that_starts_after_20_s_of_video_is_dubbed(
+    echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.ts", 25.0, audio_gap=(0.0, 20.0), interleaved=True)
+    with av.open(str(src)) as probe:
+        assert not probe.streams.audio[0].rate  # FFmpeg's default probe does not see it
+    out = tmp_path / "out.mp4"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["source"]["sample_rate"] == 48000
+    assert decoded_seconds(out, "video") == pytest.approx(25.0, abs=0.05)
+    assert stream_span(out, "audio")[0] == pytest.approx(20.0, abs=0.1)
+    assert decoded_seconds(out, "audio") == pytest.approx(5.0, abs=0.1)
