@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -105,6 +107,52 @@ def open_input(settings: WorkerSettings) -> Input:
     if settings.realtime and not is_live_url(path):
         chunks = paced(iter(source), source.format)
     return Input(chunks, source.format, source.stats, source.duration_s, source.close, source)
+
+
+class InputInterruptedError(Exception):
+    """A stop signal came while the input was still being opened (nothing was written)."""
+
+
+#: How often a pending open looks for a stop signal, and how long it may still take after.
+OPEN_POLL_S = 0.05
+OPEN_STOP_GRACE_S = 1.0
+
+
+def open_input_interruptibly(settings: WorkerSettings, stopped: Callable[[], bool]) -> Input:
+    """`open_input` on a helper thread, abandoned as soon as ``stopped()`` turns true.
+
+    Opening can block for as long as the source wants: a FIFO without a writer blocks in
+    open(2) (no signal makes FFmpeg give up), a silent udp:// waits for its first packet.
+    The helper thread is a daemon: an abandoned open dies with the process.
+
+    Raises:
+        EndpointError: as `open_input`.
+        InputInterruptedError: ``stopped()`` came first.
+    """
+    result: list[Input] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(open_input(settings))
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="open-input", daemon=True)
+    thread.start()
+    stop_seen: float | None = None
+    while thread.is_alive():
+        if stop_seen is None and stopped():
+            stop_seen = time.monotonic()
+        # An open that finishes soon after the signal still runs, to an empty valid output
+        # (the promise of a signal during start-up); only an open that stays blocked is
+        # abandoned.
+        if stop_seen is not None and time.monotonic() - stop_seen > OPEN_STOP_GRACE_S:
+            raise InputInterruptedError(f"stopped while opening the input {settings.input}")
+        thread.join(OPEN_POLL_S)
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def _wav_problem(path: str) -> str | None:

@@ -30,9 +30,10 @@ from stream_worker.config import Cli, WorkerSettings
 from stream_worker.endpoints import (
     EndpointError,
     Input,
+    InputInterruptedError,
     check_output,
     media_summary,
-    open_input,
+    open_input_interruptibly,
     open_sink,
 )
 from stream_worker.metrics import serve_metrics
@@ -348,13 +349,17 @@ def _main(argv: Sequence[str]) -> int:
         # httpx logs every request at INFO: one line per segment is noise, not news.
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-        source = open_input(settings)  # first: a missing input is an input problem
+        # First: a missing input is an input problem. A signal abandons a blocked open.
+        source = open_input_interruptibly(settings, lambda: STOP_SIGNALS.received is not None)
         try:
             check_output(settings)
             cpu_start = time.process_time()
             outcome, sink = asyncio.run(_run(settings, source, stderr))
         finally:
             source.close()
+    except InputInterruptedError as exc:
+        stderr.write(f"{PROG}: {exc}; nothing was written\n")
+        return EXIT_OK
     except (UsageError, EndpointError) as exc:
         stderr.write(f"{PROG}: error: {' '.join(str(exc).split())}\n")
         return EXIT_USAGE

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -675,3 +676,30 @@ def test_an_audio_track_that_starts_after_20_s_of_video_is_dubbed(
     assert decoded_seconds(out, "video") == pytest.approx(25.0, abs=0.05)
     assert stream_span(out, "audio")[0] == pytest.approx(20.0, abs=0.1)
     assert decoded_seconds(out, "audio") == pytest.approx(5.0, abs=0.1)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "udp"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_interrupts_an_input_that_never_opens(
+    kind: str, signum: int, tmp_path: Path
+) -> None:
+    if kind == "fifo":  # no writer: open(2) blocks
+        target = str(tmp_path / "feed")
+        os.mkfifo(target)
+    else:  # nothing ever sent: FFmpeg waits for a first packet
+        target = f"udp://127.0.0.1:{_root_conftest().free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_worker", "-i", target, "-o", str(tmp_path / "o.mp4"),
+         "--sts-url", "http://127.0.0.1:9", "--progress", "never"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(2.0)  # imports done, blocked in the open
+    assert proc.poll() is None
+    proc.send_signal(signum)
+    try:
+        _, err = proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped while opening the input" in err
+    assert not (tmp_path / "o.mp4").exists()
