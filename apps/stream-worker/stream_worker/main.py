@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, TextIO, get_args, get_origin
 
+import numpy as np
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
@@ -37,6 +38,7 @@ from stream_worker.endpoints import (
     open_sink,
 )
 from stream_worker.metrics import serve_metrics
+from stream_worker.outcome import DubResult
 from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import Sink
@@ -47,6 +49,8 @@ PROG = "stream-worker"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: Length of the silence sent at start-up to learn whether the language pair is served.
+PAIR_PROBE_MS = 200
 
 
 class UsageError(Exception):
@@ -182,6 +186,25 @@ async def _check_sts(client: StsClient, require: bool) -> None:
             health.contract_version,
             CONTRACT_VERSION,
         )
+    await _check_pair(client, require)
+
+
+async def _check_pair(client: StsClient, require: bool) -> None:
+    """Ask the service to dub a moment of silence: it refuses a pair it cannot serve.
+
+    The service is the one source of truth on its language pairs (and its names for them),
+    so the worker asks it rather than reading a list: a refusal (INVALID_REQUEST) means every
+    segment would fall back, which is an error with --require-sts and a loud warning without.
+    """
+    fmt = client.format
+    silence = np.zeros((fmt.frames_for_ms(PAIR_PROBE_MS), fmt.channels), dtype=np.int16)
+    answer = await client.send(0, silence)
+    if not isinstance(answer, DubResult) or "INVALID_REQUEST" not in answer.detail:
+        return
+    problem = f"sts-service at {client.base_url} refuses this stream: {answer.detail}"
+    if require:
+        raise UsageError(f"{problem} (--require-sts)")
+    logger.error("%s; EVERY segment will fall back to the original audio", problem)
 
 
 async def _run(

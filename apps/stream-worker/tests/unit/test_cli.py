@@ -9,13 +9,14 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from media_support import make_media
-from worker_support import FakeSts, parse_summary, tone, write_tone
+from worker_support import FakeSts, failed, parse_summary, tone, write_tone
 
 from shared_audio import read_wav
-from shared_utils.contract import DEFAULT_STS_URL
+from shared_utils.contract import DEFAULT_STS_URL, ErrorCode, ProcessRequest
 from stream_worker import main as main_module
 from stream_worker.client import StsClient
 from stream_worker.config import DEFAULT_SEGMENT_MS, WorkerSettings
@@ -492,3 +493,38 @@ def test_an_unavailable_input_protocol_says_why(
     code, err = run_main(["-i", "srt://127.0.0.1:9", "-o", str(tmp_path / "o.mp4")], capsys)
     assert code == 2
     assert "srt:// is not available" in err and err.count("\n") == 1
+
+
+def _no_french(request: ProcessRequest) -> httpx.Response | None:
+    if request.config.target_language == "fr":
+        return failed(request, ErrorCode.INVALID_REQUEST)  # as a service without the pair
+    return None
+
+
+@pytest.mark.parametrize(
+    ("target", "require", "code", "says"),
+    [
+        ("fr", True, 2, "refuses this stream"),
+        ("fr", False, 0, "EVERY segment will fall back"),
+        ("es", True, 0, None),
+    ],
+)
+def test_a_language_pair_the_service_refuses_is_caught_at_start(
+    target: str,
+    require: bool,
+    code: int,
+    says: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _with_fake(monkeypatch, FakeSts(behaviour=_no_french))
+    src = tmp_path / "in.wav"
+    write_tone(src, 1.0)
+    argv = ["-i", str(src), "-o", str(tmp_path / "o.wav"), "--target-lang", target]
+    got, err = run_main([*argv, *(["--require-sts"] if require else [])], capsys)
+    assert got == code, err
+    if says is None:
+        assert "refuses" not in err
+    else:
+        assert says in err and "INVALID_REQUEST" in err
