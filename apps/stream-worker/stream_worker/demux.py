@@ -38,6 +38,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioError, AudioFormat
+from stream_worker.media import TimedPacket, layout_name, to_samples
 from stream_worker.source import InputStats
 
 logger = logging.getLogger(__name__)
@@ -78,14 +79,6 @@ def is_live_url(target: str) -> bool:
     return bool(sep) and scheme.lower() in LIVE_SCHEMES
 
 
-@dataclass
-class QueuedPacket:
-    """A packet to pass through, with its (discontinuity-corrected) time in seconds."""
-
-    time_s: float
-    packet: Packet[Any]
-
-
 class PacketQueue:
     """Packets demuxed on the reader thread, waiting for the sink (thread safe, FIFO).
 
@@ -94,14 +87,14 @@ class PacketQueue:
     """
 
     def __init__(self) -> None:
-        self._packets: deque[QueuedPacket] = deque()
+        self._packets: deque[TimedPacket] = deque()
         self.first_wall: float | None = None
         self.first_time_s: float | None = None
 
     def __len__(self) -> int:
         return len(self._packets)
 
-    def put(self, item: QueuedPacket) -> None:
+    def put(self, item: TimedPacket) -> None:
         """Append a packet (reader thread)."""
         self._packets.append(item)
 
@@ -406,8 +399,9 @@ class MediaSource:
         return timeline
 
     def _new_resampler(self) -> AudioResampler:
-        layout = "mono" if self.format.channels == 1 else "stereo"
-        return AudioResampler(format="s16", layout=layout, rate=self.format.sample_rate)
+        return AudioResampler(
+            format="s16", layout=layout_name(self.format.channels), rate=self.format.sample_rate
+        )
 
     def _declared_duration(self) -> float | None:
         if self.media.live:
@@ -461,11 +455,11 @@ class MediaSource:
                     queue.first_wall, queue.first_time_s = self._clock(), time_s
                 if packet.stream_index != self._audio.index:
                     if time_s is not None:
-                        queue.put(QueuedPacket(time_s, packet))
+                        queue.put(TimedPacket(time_s, packet))
                         yield from self._counted(self._fill_behind(time_s))
                     continue
                 if self._keep_original and time_s is not None and packet.size:
-                    queue.put(QueuedPacket(time_s, packet))
+                    queue.put(TimedPacket(time_s, packet))
                 for frame in self._decode(packet):
                     yield from self._counted(self._to_service(frame))
             # Frames the decoder still holds (frame threading, lookahead): without this the
@@ -558,7 +552,7 @@ class MediaSource:
             yield self._array(out)
 
     def _array(self, frame: AudioFrame) -> Chunk:
-        return _int16(frame, self.format.channels)
+        return to_samples(frame, self.format.channels)
 
     def _check_complete(self) -> None:
         """A file is truncated when what was read ends well before its declared duration.
@@ -576,11 +570,6 @@ class MediaSource:
                 f"{self.target}: truncated: declares {declared:.3f} s, "
                 f"only {got:.3f} s could be read"
             )
-
-
-def _int16(frame: AudioFrame, channels: int) -> Chunk:
-    """An s16 frame's samples as ``(frames, channels)``."""
-    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1, channels)
 
 
 def unavailable_protocol(target: str) -> str:

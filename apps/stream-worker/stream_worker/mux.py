@@ -41,6 +41,7 @@ from av.stream import Stream
 from shared_audio import AudioFormat
 from stream_worker.demux import MediaInfo, is_live_url, unavailable_protocol
 from stream_worker.languages import iso639_2
+from stream_worker.media import TimedPacket, to_frame
 
 logger = logging.getLogger(__name__)
 
@@ -161,12 +162,6 @@ class MuxStats:
     tracks: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass
-class _Timed:
-    time_s: float
-    packet: Packet[Any]
-
-
 class MediaSink:
     """Writes the dubbed audio (and the input's video) into a container.
 
@@ -239,7 +234,7 @@ class MediaSink:
         except BaseException:
             self._close_quietly()
             raise
-        self._audio_out: deque[_Timed] = deque()
+        self._audio_out: deque[TimedPacket] = deque()
         self._audio_end_s = media.audio_start_s or 0.0
         self._samples_out = 0
         self._delay_s = live_delay_s if media.live else None
@@ -305,8 +300,6 @@ class MediaSink:
             original.metadata["title"] = f"original ({original_lang})"
             self._original = original
             self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
-        layout = "mono" if self._service_fmt.channels == 1 else "stereo"
-        self._in_layout = layout
         # Straight to the encoder's own sample format (fltp for AAC and Opus): one conversion.
         self._resampler = AudioResampler(
             format=audio.codec_context.format.name, layout=media.source_layout, rate=rate
@@ -326,11 +319,7 @@ class MediaSink:
         self._inbox.put(samples)
 
     def _convert(self, samples: npt.NDArray[np.int16]) -> None:
-        frame = AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=self._in_layout
-        )
-        frame.sample_rate = self._service_fmt.sample_rate
-        self._encode(self._resampler.resample(frame))
+        self._encode(self._resampler.resample(to_frame(samples, self._service_fmt)))
 
     def _encode(self, frames: list[AudioFrame]) -> None:
         if self._samples_out == 0:  # the source's first timestamp is known by now
@@ -369,7 +358,7 @@ class MediaSink:
         for packet in packets:
             if packet.pts is None or packet.time_base is None:
                 continue
-            self._audio_out.append(_Timed(float(packet.pts * packet.time_base), packet))
+            self._audio_out.append(TimedPacket(float(packet.pts * packet.time_base), packet))
 
     def _release(self, until_s: float) -> None:
         """Mux every queued packet (audio and pass-through) up to ``until_s``."""

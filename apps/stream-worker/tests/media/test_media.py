@@ -39,6 +39,7 @@ from shared_audio import AudioFormat, read_wav
 from stream_worker.demux import MAX_AUDIO_LAG_S, MediaSource, is_live_url
 from stream_worker.languages import iso639_2
 from stream_worker.main import main
+from stream_worker.media import layout_name, to_frame, to_samples
 from stream_worker.mux import encoder_rate, output_format
 from stream_worker.sink import WavSink
 
@@ -703,3 +704,26 @@ def test_a_signal_interrupts_an_input_that_never_opens(
     assert proc.returncode == 0, err[-2000:]
     assert "stopped while opening the input" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_samples_survive_the_trip_through_a_pyav_frame(channels: int) -> None:
+    fmt = AudioFormat(16000, channels)
+    samples = (np.arange(960 * channels, dtype=np.int16) - 480).reshape(-1, channels)
+    frame = to_frame(samples, fmt)
+    assert (frame.sample_rate, frame.layout.name, frame.samples) == (
+        16000,
+        layout_name(channels),
+        960,
+    )
+    assert np.array_equal(to_samples(frame, channels), samples)
+
+
+def test_the_pyav_glue_is_written_once() -> None:
+    package = Path(__file__).resolve().parents[2] / "stream_worker"
+    for module in ("demux.py", "mux.py", "sink.py", "endpoints.py"):
+        text = (package / module).read_text()
+        assert '"mono" if' not in text and ".to_ndarray()" not in text.replace(
+            "frame.to_ndarray()[:, cut:]",
+            "",  # cutting a planar frame: no int16 conversion
+        ), module
