@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -84,12 +84,24 @@ class PacketQueue:
 
     The sink takes a packet once the dubbed audio has reached its time (or, live, once its
     output slot is due), so video leaves in step with the audio written beside it.
+
+    The one channel from the reader thread to the writer: besides the packets it carries
+    what the reader learns while reading (each attribute is written by the reader only, once
+    or monotonically, and read by the writer; plain attribute stores are atomic in Python).
+
+    Attributes:
+        first_wall: Clock time the first packet was read (live pacing).
+        first_time_s: That packet's time.
+        audio_start_s: Time of the first audio sample (the dubbed track starts there).
+        ended: How the input ended (None while it is being read).
     """
 
     def __init__(self) -> None:
         self._packets: deque[TimedPacket] = deque()
         self.first_wall: float | None = None
         self.first_time_s: float | None = None
+        self.audio_start_s: float | None = None
+        self.ended: str | None = None
 
     def __len__(self) -> int:
         return len(self._packets)
@@ -111,9 +123,9 @@ class PacketQueue:
         return self.take_until(float("inf"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class MediaInfo:
-    """What the sink needs to know about the input.
+    """The input as opened: fixed once the source exists (what changes is in `PacketQueue`).
 
     The stream objects are only valid while the input is open: the sink uses them as
     templates when it is created (before reading starts) and the plain values after, because
@@ -127,23 +139,17 @@ class MediaInfo:
         source_rate: Its sample rate (the output's).
         source_channels: Its channel count.
         source_layout: Its channel layout name (e.g. ``stereo``).
-        audio_start_s: Time of the first audio sample (the dubbed track starts there).
         live: Whether the source is live (network URL or paced file).
-        packets: Where pass-through packets wait for the sink.
-        ended: How the input ended (None while it is being read).
     """
 
     audio: AudioStream
-    video: list[Stream]
+    video: tuple[Stream, ...]
     audio_index: int
     audio_codec: str
     source_rate: int
     source_channels: int
     source_layout: str
-    audio_start_s: float | None
     live: bool
-    packets: PacketQueue = field(default_factory=PacketQueue)
-    ended: str | None = None
 
 
 class _Timeline:
@@ -316,19 +322,19 @@ class MediaSource:
             raise
         self._audio = audio
         audio.codec_context.thread_type = "AUTO"
-        self.media = MediaInfo(
+        self.packets = PacketQueue()
+        self.info = MediaInfo(
             audio=audio,
-            video=list(self._container.streams.video) if keep_video else [],
+            video=tuple(self._container.streams.video) if keep_video else (),
             audio_index=audio.index,
             audio_codec=audio.codec_context.name,
             source_rate=int(audio.rate),
             source_channels=int(audio.channels),
             source_layout=str(audio.layout.name),
-            audio_start_s=None,
             live=is_live_url(target) if live is None else live,
         )
         self._keep_original = keep_original_audio
-        self._timeline = self._new_timeline([*self.media.video, audio])
+        self._timeline = self._new_timeline([*self.info.video, audio])
         self._covered = 0  # service frames handed on (the audio timeline read so far)
         self._resampler = self._new_resampler()
         self.duration_s = self._declared_duration()
@@ -336,7 +342,7 @@ class MediaSource:
     @property
     def ended(self) -> str | None:
         """How the input ended (None while it is being read), for the summary."""
-        return self.media.ended
+        return self.packets.ended
 
     @property
     def discontinuities(self) -> int:
@@ -404,7 +410,7 @@ class MediaSource:
         )
 
     def _declared_duration(self) -> float | None:
-        if self.media.live:
+        if self.info.live:
             return None
         stream = self._audio
         if stream.duration is not None and stream.time_base is not None:
@@ -437,9 +443,9 @@ class MediaSource:
             yield np.concatenate(pending)
 
     def _read(self) -> Iterator[Chunk]:
-        streams: list[Stream] = [self._audio, *self.media.video]
+        streams: list[Stream] = [self._audio, *self.info.video]
         wanted = {s.index for s in streams}
-        queue = self.media.packets
+        queue = self.packets
         try:
             for packet in self._container.demux(streams):
                 if self._closed.is_set():
@@ -468,15 +474,15 @@ class MediaSource:
                 yield from self._counted(self._to_service(frame))
             yield from self._counted(self._flush())
         except av.error.ExitError:  # FFmpeg's read timeout fired: nothing came for that long
-            self.media.ended = f"dropped: no data for {self._read_timeout_s:g} s"
+            self.packets.ended = f"dropped: no data for {self._read_timeout_s:g} s"
             raise MediaError(
                 f"{self.target}: the source stopped sending (no data for "
                 f"{self._read_timeout_s:g} s); the output was finalised here"
             ) from None
         except av.error.FFmpegError as exc:
-            self.media.ended = f"error: {_reason(exc)}"
+            self.packets.ended = f"error: {_reason(exc)}"
             raise MediaError(f"{self.target}: {_reason(exc)} (input ended here)") from None
-        self.media.ended = "end of stream"
+        self.packets.ended = "end of stream"
         if self.stats.frames == 0:
             raise MediaError(f"{self.target}: the audio track has no decodable samples")
         self._check_complete()
@@ -489,7 +495,7 @@ class MediaSource:
             yield chunk
 
     def _audio_end_s(self) -> float | None:
-        start = self.media.audio_start_s
+        start = self.packets.audio_start_s
         return None if start is None else start + self._covered / self.format.sample_rate
 
     def _decode(self, packet: Packet[Any] | None) -> list[AudioFrame]:
@@ -526,8 +532,8 @@ class MediaSource:
     def _to_service(self, frame: AudioFrame) -> Iterator[Chunk]:
         if frame.pts is not None and frame.time_base is not None:
             start_s = float(frame.pts * frame.time_base)
-            if self.media.audio_start_s is None:
-                self.media.audio_start_s = start_s
+            if self.packets.audio_start_s is None:
+                self.packets.audio_start_s = start_s
             end_s = self._audio_end_s()
             assert end_s is not None  # set above
             if start_s - end_s > AUDIO_GAP_S:

@@ -269,7 +269,8 @@ def open_sink(settings: WorkerSettings, source: Input) -> Sink:
         return MediaSink(
             output,
             source.fmt,
-            source.media.media,
+            source.media.info,
+            source.media.packets,
             container_format=settings.output_format,
             keep_original_audio=settings.keep_original_audio,
             dub_language=settings.target_lang,
@@ -286,7 +287,7 @@ def _wav_format(source: Input) -> AudioFormat:
     """The WAV output's format: the source's, when a 16-bit WAV can hold it."""
     if source.media is None:
         return source.fmt
-    info = source.media.media
+    info = source.media.info
     if info.source_rate in SUPPORTED_SAMPLE_RATES and info.source_channels in SUPPORTED_CHANNELS:
         return AudioFormat(info.source_rate, info.source_channels)
     logger.warning(
@@ -302,7 +303,7 @@ def media_summary(source: Input, sink: Sink) -> dict[str, Any]:
     """The media part of the run summary (empty for raw PCM in and out)."""
     summary: dict[str, Any] = {}
     if source.media is not None:
-        info = source.media.media
+        info = source.media.info
         summary["source"] = {
             "audio_codec": info.audio_codec,
             "sample_rate": info.source_rate,

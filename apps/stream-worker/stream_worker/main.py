@@ -305,7 +305,7 @@ async def _unless_stopped(work: Coroutine[Any, Any, None], stopped: asyncio.Even
 
 
 def _is_live(source: Input) -> bool:
-    return source.media is not None and source.media.media.live
+    return source.media is not None and source.media.info.live
 
 
 def _install_signal_handlers(

@@ -39,7 +39,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioFormat
-from stream_worker.demux import MediaInfo, is_live_url, unavailable_protocol
+from stream_worker.demux import MediaInfo, PacketQueue, is_live_url, unavailable_protocol
 from stream_worker.languages import iso639_2
 from stream_worker.media import TimedPacket, to_frame
 
@@ -168,7 +168,8 @@ class MediaSink:
     Args:
         target: A path, ``-`` (stdout, needs ``container_format``) or a live URL.
         service_fmt: The format the pipeline writes (the service's).
-        media: The input's streams and the queue of pass-through packets.
+        media: The input's streams.
+        packets: The reader's hand-over: pass-through packets, audio start, end.
         container_format: FFmpeg muxer name; by default guessed from ``target``.
         keep_original_audio: Keep the source's audio as a second track.
         dub_language: Language of the dubbed track (BCP 47).
@@ -186,6 +187,7 @@ class MediaSink:
         target: str,
         service_fmt: AudioFormat,
         media: MediaInfo,
+        packets: PacketQueue,
         *,
         container_format: str | None = None,
         keep_original_audio: bool = False,
@@ -199,6 +201,7 @@ class MediaSink:
         self.frames_written = 0
         self._service_fmt = service_fmt
         self._media = media
+        self._packets = packets
         self._clock = clock
         self._closed = False
         fmt = output_format(target, container_format)
@@ -235,7 +238,7 @@ class MediaSink:
             self._close_quietly()
             raise
         self._audio_out: deque[TimedPacket] = deque()
-        self._audio_end_s = media.audio_start_s or 0.0
+        self._audio_end_s = packets.audio_start_s or 0.0
         self._samples_out = 0
         self._delay_s = live_delay_s if media.live else None
         self._error: MuxError | None = None
@@ -323,7 +326,7 @@ class MediaSink:
 
     def _encode(self, frames: list[AudioFrame]) -> None:
         if self._samples_out == 0:  # the source's first timestamp is known by now
-            self._start = round((self._media.audio_start_s or 0.0) * self.rate) + self._priming
+            self._start = round((self._packets.audio_start_s or 0.0) * self.rate) + self._priming
         start = self._start
         packets: list[Packet[Any]] = []
         for frame in self._skip_priming(frames):
@@ -366,7 +369,7 @@ class MediaSink:
         while audio and audio[0].time_s <= until_s:
             self._mux(audio.popleft().packet, self._audio)
             self.stats.audio_packets += 1
-        for packet in self._media.packets.take_until(until_s):
+        for packet in self._packets.take_until(until_s):
             self._pass_through(packet)
 
     def _pass_through(self, packet: Packet[Any]) -> None:
@@ -390,13 +393,13 @@ class MediaSink:
     # ------------------------------------------------------------------ live
 
     def _due_s(self) -> float | None:
-        queue = self._media.packets
+        queue = self._packets
         if queue.first_wall is None or queue.first_time_s is None or self._delay_s is None:
             return None
         return queue.first_time_s + (self._clock() - queue.first_wall) - self._delay_s
 
     def _source_done(self) -> bool:
-        return self._media.ended is not None
+        return self._packets.ended is not None
 
     def _run(self) -> None:
         """The writer thread: encode what comes in; live, release what is due."""

@@ -8,6 +8,7 @@ starts with it, and fallbacks (faulty service) leave the timing alone.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -599,13 +600,13 @@ def test_video_waiting_for_missing_audio_stays_bounded(
 ) -> None:
     src = make_media(tmp_path / "in.mkv", 80.0, audio_gap=gap, interleaved=True)
     source = MediaSource(str(src), AudioFormat(16000, 1))
-    queue = source.media.packets
+    queue = source.packets
     waiting_most = 0
     read = 0
     for chunk in source:  # a sink takes the video up to where the audio has reached
         read += chunk.shape[0]
-        assert source.media.audio_start_s is not None
-        queue.take_until(source.media.audio_start_s + read / 16000)
+        assert source.packets.audio_start_s is not None
+        queue.take_until(source.packets.audio_start_s + read / 16000)
         waiting_most = max(waiting_most, len(queue))
     # At most MAX_AUDIO_LAG_S of video waits (and a chunk's worth); never the whole gap.
     assert waiting_most <= (MAX_AUDIO_LAG_S + 2) * 25
@@ -727,3 +728,12 @@ def test_the_pyav_glue_is_written_once() -> None:
             "frame.to_ndarray()[:, cut:]",
             "",  # cutting a planar frame: no int16 conversion
         ), module
+
+
+def test_the_stream_description_cannot_change_once_opened(tmp_path: Path) -> None:
+    source = MediaSource(str(make_media(tmp_path / "in.mkv", 1.0)), AudioFormat(16000, 1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        source.info.source_rate = 8000  # type: ignore[misc]  # what the test checks
+    list(source)  # reading changes the hand-over, never the description
+    assert source.packets.audio_start_s is not None and source.packets.ended == "end of stream"
+    assert source.info.source_rate == 48000
