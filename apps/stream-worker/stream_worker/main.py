@@ -51,6 +51,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 #: Length of the silence sent at start-up to learn whether the language pair is served.
 PAIR_PROBE_MS = 200
+PAIR_PROBE_TIMEOUT_S = 3.0
 
 
 class UsageError(Exception):
@@ -198,7 +199,11 @@ async def _check_pair(client: StsClient, require: bool) -> None:
     """
     fmt = client.format
     silence = np.zeros((fmt.frames_for_ms(PAIR_PROBE_MS), fmt.channels), dtype=np.int16)
-    answer = await client.send(0, silence)
+    try:  # bounded: a slow service (models loading) must not hold a live input waiting
+        answer = await asyncio.wait_for(client.send(0, silence), PAIR_PROBE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        logger.info("sts-service did not answer the language-pair check in time; not checked")
+        return
     if not isinstance(answer, DubResult) or "INVALID_REQUEST" not in answer.detail:
         return
     problem = f"sts-service at {client.base_url} refuses this stream: {answer.detail}"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import signal
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 from media_support import make_media
 from worker_support import FakeSts, failed, parse_summary, tone, write_tone
@@ -528,3 +530,26 @@ def test_a_language_pair_the_service_refuses_is_caught_at_start(
         assert "refuses" not in err
     else:
         assert says in err and "INVALID_REQUEST" in err
+
+
+def test_a_slow_language_pair_check_does_not_hold_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    send = StsClient.send
+
+    async def slow_probe(
+        self: StsClient, sequence_number: int, samples: npt.NDArray[np.int16]
+    ) -> object:
+        if samples.shape[0] == self.format.frames_for_ms(main_module.PAIR_PROBE_MS):
+            await asyncio.sleep(5)  # the probe: a service still loading its models
+        return await send(self, sequence_number, samples)
+
+    monkeypatch.setattr(main_module, "PAIR_PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(StsClient, "send", slow_probe)
+    _with_fake(monkeypatch, FakeSts())
+    src = tmp_path / "in.wav"
+    write_tone(src, 1.0)
+    argv = ["-i", str(src), "-o", str(tmp_path / "o.wav"), "--log-level", "INFO"]
+    code, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert "language-pair check in time" in err  # given up at the limit, not after 5 s
