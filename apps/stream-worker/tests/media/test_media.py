@@ -37,6 +37,7 @@ from media_support import (  # tests/ is on sys.path
 )
 
 from shared_audio import AudioFormat, read_wav
+from stream_worker import demux as demux_module
 from stream_worker.demux import MAX_AUDIO_LAG_S, MediaSource, is_live_url
 from stream_worker.languages import iso639_2
 from stream_worker.main import main
@@ -737,3 +738,14 @@ def test_the_stream_description_cannot_change_once_opened(tmp_path: Path) -> Non
     list(source)  # reading changes the hand-over, never the description
     assert source.packets.audio_start_s is not None and source.packets.ended == "end of stream"
     assert source.info.source_rate == 48000
+
+
+def test_a_live_source_whose_audio_comes_late_is_probed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = make_media(tmp_path / "in.ts", 25.0, audio_gap=(0.0, 20.0), interleaved=True)
+    monkeypatch.setattr(demux_module, "is_live_url", lambda target: True)  # as if udp://
+    source = MediaSource(str(src), AudioFormat(16000, 1), live=False)
+    assert "probing the source for up to" in caplog.text  # the default probe missed it
+    assert source.info.source_rate == 48000
+    assert sum(chunk.shape[0] for chunk in source) == pytest.approx(5.0 * 16000, abs=1600)
