@@ -6,7 +6,12 @@ Measured side by side in one run (the machine is shared and noisy):
 2. stream-worker on the same file through sts-service (echo), file output (mp4): wall and
    CPU time, speed (x real time) and its cost over the remux;
 3. stream-worker live: ``--realtime`` on a 30 s clip of the same kind, written as MPEG-TS:
-   the worker process's CPU time as a share of one core.
+   the worker process's CPU time as a share of one core;
+4. crash safety: the worker SIGKILLed ``t`` seconds into a run (the 10-minute file, and
+   ``--realtime`` on the clip), for each container: the seconds of video a player gets from
+   what it left on disk.
+
+``--sigkill-only`` runs part 4 alone.
 
 The media is generated once with PyAV and kept outside git, in
 ``$XDG_CACHE_HOME/stream-worker-bench`` (``~/.cache/...``); delete it to regenerate.
@@ -16,6 +21,7 @@ Run: `cd apps/stream-worker && make bench` (sts-service's venv must exist: `make
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -25,6 +31,7 @@ from typing import Any
 import av
 import numpy as np
 from bench_worker import run_worker, sts_in_tempdir, verdict
+from media_support import playable_seconds  # tests/ is put on sys.path by bench_worker
 
 LONG_S = 600
 CLIP_S = 30
@@ -104,18 +111,59 @@ def remux(src: Path, dst: Path) -> tuple[float, float]:
     return time.perf_counter() - wall0, time.process_time() - cpu0
 
 
+KILL_CONTAINERS = ("mp4", "mkv", "ts")
+KILL_AT_S = (5.0, 15.0)
+LIVE_DELAY_MS = 2500
+
+
+def killed_at(src: Path, dst: Path, url: str, after_s: float, *extra: str) -> float:
+    """Run the worker, SIGKILL it ``after_s`` seconds in: seconds playable in ``dst``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(dst), "--sts-url", url,
+         "--progress", "never", "--log-level", "WARNING", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(after_s)
+    proc.kill()
+    proc.wait(timeout=30)
+    return playable_seconds(dst)
+
+
+def sigkill_lines(long_src: Path, clip: Path, tmp: Path, url: str) -> list[str]:
+    """Seconds playable after SIGKILL at t, for each container, file and live runs."""
+    live = ("--realtime", "--segment-ms", "2000", "--output-delay-ms", str(LIVE_DELAY_MS))
+    lines = [
+        "crash safety: seconds of video playable after SIGKILL t s into the run "
+        f"(file: the {LONG_S} s file at full speed; live: --realtime {CLIP_S} s clip, "
+        f"2 s segments, {LIVE_DELAY_MS / 1000:g} s output delay; start-up ~1-2 s included in t)"
+    ]
+    for t in KILL_AT_S:
+        cells = []
+        for ext in KILL_CONTAINERS:
+            file_s = killed_at(long_src, tmp / f"killed-{t:g}.{ext}", url, t)
+            live_s = killed_at(clip, tmp / f"killed-live-{t:g}.{ext}", url, t, *live)
+            cells.append(f"{ext} file {file_s:7.1f} s / live {live_s:5.1f} s")
+        lines.append(f"  t = {t:4.1f} s   " + "   ".join(cells))
+    return lines
+
+
 def main() -> None:
     """Generate (once), measure, report."""
     t0 = time.perf_counter()
     long_src = generate(cache_dir() / f"bench-720p30-{LONG_S}s.mp4", LONG_S)
     clip = generate(cache_dir() / f"bench-720p30-{CLIP_S}s.mp4", CLIP_S)
     made_s = time.perf_counter() - t0
+    if "--sigkill-only" in sys.argv[1:]:
+        with sts_in_tempdir("sw-media-bench-") as (tmp, url):
+            sys.stdout.write("\n".join(sigkill_lines(long_src, clip, tmp, url)) + "\n")
+        return
     with sts_in_tempdir("sw-media-bench-") as (tmp, url):
         remux_wall, remux_cpu = remux(long_src, tmp / "remux.mp4")
         summary, wall, cpu = run_worker(long_src, tmp / "dubbed.mp4", url)
         live, live_wall, live_cpu = run_worker(
             clip, tmp / "live.ts", url, "--realtime", "--segmenter", "fixed", "--segment-ms", "2000"
         )
+        killed = sigkill_lines(long_src, clip, tmp, url)
     speed = LONG_S / wall
     cost = wall / remux_wall
     share = live_cpu / live_wall
@@ -137,6 +185,7 @@ def main() -> None:
         f"{live['output'].get('audio_behind_s')} s",
         f"  worker cpu {live_cpu:.3f} s over {live_wall:.3f} s wall = {share:.1%} of one core   "
         f"goal < {GOAL_LIVE_CORE_SHARE:.0%}: {verdict(share < GOAL_LIVE_CORE_SHARE)}",
+        *killed,
     ]
     sys.stdout.write("\n".join(lines) + "\n")
 

@@ -90,7 +90,7 @@ class WorkerSettings(ServiceSettings):
     )
     output: Annotated[str | None, Cli(short="-o", metavar="PATH|URL|-")] = Field(
         default=None,
-        description="media file (.mp4 .mkv .ts .flv .wav ...), live URL (rtmp:// srt:// "
+        description="media file (.mp4 .mkv .ts .flv .wav ...), live URL (rtmp:// tcp:// "
         "udp://), or - (raw PCM S16LE, or a container with --output-format)",
     )
     sample_rate: int = Field(default=16000, description="sample rate of raw stdin input (Hz)")

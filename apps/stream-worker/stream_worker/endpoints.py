@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -107,6 +109,52 @@ def open_input(settings: WorkerSettings) -> Input:
     return Input(chunks, source.format, source.stats, source.duration_s, source.close, source)
 
 
+class InputInterruptedError(Exception):
+    """A stop signal came while the input was still being opened (nothing was written)."""
+
+
+#: How often a pending open looks for a stop signal, and how long it may still take after.
+OPEN_POLL_S = 0.05
+OPEN_STOP_GRACE_S = 1.0
+
+
+def open_input_interruptibly(settings: WorkerSettings, stopped: Callable[[], bool]) -> Input:
+    """`open_input` on a helper thread, abandoned as soon as ``stopped()`` turns true.
+
+    Opening can block for as long as the source wants: a FIFO without a writer blocks in
+    open(2) (no signal makes FFmpeg give up), a silent udp:// waits for its first packet.
+    The helper thread is a daemon: an abandoned open dies with the process.
+
+    Raises:
+        EndpointError: as `open_input`.
+        InputInterruptedError: ``stopped()`` came first.
+    """
+    result: list[Input] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(open_input(settings))
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="open-input", daemon=True)
+    thread.start()
+    stop_seen: float | None = None
+    while thread.is_alive():
+        if stop_seen is None and stopped():
+            stop_seen = time.monotonic()
+        # An open that finishes soon after the signal still runs, to an empty valid output
+        # (the promise of a signal during start-up); only an open that stays blocked is
+        # abandoned.
+        if stop_seen is not None and time.monotonic() - stop_seen > OPEN_STOP_GRACE_S:
+            raise InputInterruptedError(f"stopped while opening the input {settings.input}")
+        thread.join(OPEN_POLL_S)
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 def _wav_problem(path: str) -> str | None:
     """What shared-audio's WAV reader finds wrong with a WAV file FFmpeg could not open.
 
@@ -142,6 +190,32 @@ def _unbuffered_stdin() -> BinaryIO:
     return os.fdopen(os.dup(fd), "rb", buffering=0)
 
 
+#: FFmpeg protocols that wrap another URL (``async:cache:file:x.mp4`` is still x.mp4).
+_WRAPPING_PROTOCOLS = ("async", "cache")
+
+
+def local_path(target: str) -> str | None:
+    """The local file ``target`` names, in any form FFmpeg accepts, or None for a URL/stdio.
+
+    ``x.mp4``, ``file:x.mp4``, ``file:///abs/x.mp4`` and ``async:file:x.mp4`` all name
+    ``x.mp4``: every form must be compared, or an output can overwrite its own input.
+    """
+    rest = target
+    while True:
+        scheme, sep, tail = rest.partition(":")
+        name = scheme.lower()
+        if sep and name in _WRAPPING_PROTOCOLS:
+            rest = tail
+            continue
+        if sep and name == "file":
+            rest = tail[2:] if tail.startswith("//") else tail
+            break
+        if rest == STDIO or (sep and scheme.isalnum() and len(scheme) > 1) or "://" in rest:
+            return None  # another protocol (pipe:, udp://, ...): not a path on this machine
+        break
+    return os.path.abspath(rest)
+
+
 def check_output(settings: WorkerSettings) -> None:
     """Fail early on an output path that cannot be written.
 
@@ -150,16 +224,25 @@ def check_output(settings: WorkerSettings) -> None:
     """
     output = settings.output
     assert output is not None  # checked by parse_settings
-    if output == STDIO or is_live_url(output):
+    path = local_path(output)
+    if path is None:
         return
-    parent = os.path.dirname(os.path.abspath(output))
+    parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise EndpointError(f"output {output}: directory {parent} does not exist")
-    if os.path.isdir(output):
+    if os.path.isdir(path):
         raise EndpointError(f"output {output}: is a directory")
-    if settings.input not in (None, STDIO) and os.path.exists(output):
-        if os.path.exists(settings.input) and os.path.samefile(settings.input, output):
-            raise EndpointError(f"output {output} is the input file; choose another path")
+    source = local_path(settings.input or STDIO)
+    if source is not None and _same_file(source, path):
+        raise EndpointError(f"output {output} is the input file; choose another path")
+
+
+def _same_file(one: str, other: str) -> bool:
+    """Whether two paths name one file (links and hard links included)."""
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one does not exist (yet): compare the resolved names
+        return os.path.realpath(one) == os.path.realpath(other)
 
 
 def open_sink(settings: WorkerSettings, source: Input) -> Sink:
@@ -174,7 +257,7 @@ def open_sink(settings: WorkerSettings, source: Input) -> Sink:
         if output == STDIO:
             return RawSink(sys.stdout.buffer, source.fmt)
         try:
-            return WavSink(output, source.fmt, _wav_format(source))
+            return WavSink(local_path(output) or output, source.fmt, _wav_format(source))
         except OSError as exc:
             raise EndpointError(f"output {output}: {exc.strerror or exc}") from None
     if source.media is None:
@@ -186,13 +269,15 @@ def open_sink(settings: WorkerSettings, source: Input) -> Sink:
         return MediaSink(
             output,
             source.fmt,
-            source.media.media,
+            source.media.info,
+            source.media.packets,
             container_format=settings.output_format,
             keep_original_audio=settings.keep_original_audio,
             dub_language=settings.target_lang,
             original_language=settings.source_lang,
             live_delay_s=settings.live_delay_ms / 1000,
             stdout=sys.stdout.buffer,
+            flush_every_s=settings.segment_ms / 1000,
         )
     except MuxError as exc:
         raise EndpointError(str(exc)) from None
@@ -202,7 +287,7 @@ def _wav_format(source: Input) -> AudioFormat:
     """The WAV output's format: the source's, when a 16-bit WAV can hold it."""
     if source.media is None:
         return source.fmt
-    info = source.media.media
+    info = source.media.info
     if info.source_rate in SUPPORTED_SAMPLE_RATES and info.source_channels in SUPPORTED_CHANNELS:
         return AudioFormat(info.source_rate, info.source_channels)
     logger.warning(
@@ -218,7 +303,7 @@ def media_summary(source: Input, sink: Sink) -> dict[str, Any]:
     """The media part of the run summary (empty for raw PCM in and out)."""
     summary: dict[str, Any] = {}
     if source.media is not None:
-        info = source.media.media
+        info = source.media.info
         summary["source"] = {
             "audio_codec": info.audio_codec,
             "sample_rate": info.source_rate,

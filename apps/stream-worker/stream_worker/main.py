@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, TextIO, get_args, get_origin
 
+import numpy as np
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
@@ -31,12 +32,14 @@ from stream_worker.config import Cli, WorkerSettings
 from stream_worker.endpoints import (
     EndpointError,
     Input,
+    InputInterruptedError,
     check_output,
     media_summary,
-    open_input,
+    open_input_interruptibly,
     open_sink,
 )
 from stream_worker.metrics import serve_metrics
+from stream_worker.outcome import DubResult
 from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
 from stream_worker.segmenter import Cutter, FixedCutter, PauseRules, PauseSegmenter
 from stream_worker.signals import STOP_SIGNALS
@@ -48,6 +51,9 @@ PROG = "stream-worker"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: Length of the silence sent at start-up to learn whether the language pair is served.
+PAIR_PROBE_MS = 200
+PAIR_PROBE_TIMEOUT_S = 3.0
 
 
 class UsageError(Exception):
@@ -184,6 +190,29 @@ async def _check_sts(client: StsClient, require: bool) -> None:
             health.contract_version,
             CONTRACT_VERSION,
         )
+    await _check_pair(client, require)
+
+
+async def _check_pair(client: StsClient, require: bool) -> None:
+    """Ask the service to dub a moment of silence: it refuses a pair it cannot serve.
+
+    The service is the one source of truth on its language pairs (and its names for them),
+    so the worker asks it rather than reading a list: a refusal (INVALID_REQUEST) means every
+    segment would fall back, which is an error with --require-sts and a loud warning without.
+    """
+    fmt = client.format
+    silence = np.zeros((fmt.frames_for_ms(PAIR_PROBE_MS), fmt.channels), dtype=np.int16)
+    try:  # bounded: a slow service (models loading) must not hold a live input waiting
+        answer = await asyncio.wait_for(client.send(0, silence), PAIR_PROBE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        logger.info("sts-service did not answer the language-pair check in time; not checked")
+        return
+    if not isinstance(answer, DubResult) or "INVALID_REQUEST" not in answer.detail:
+        return
+    problem = f"sts-service at {client.base_url} refuses this stream: {answer.detail}"
+    if require:
+        raise UsageError(f"{problem} (--require-sts)")
+    logger.error("%s; EVERY segment will fall back to the original audio", problem)
 
 
 async def _run(
@@ -325,7 +354,7 @@ async def _unless_stopped(work: Coroutine[Any, Any, None], stopped: asyncio.Even
 
 
 def _is_live(source: Input) -> bool:
-    return source.media is not None and source.media.media.live
+    return source.media is not None and source.media.info.live
 
 
 def _install_signal_handlers(
@@ -428,7 +457,8 @@ def _main(argv: Sequence[str]) -> int:
         # httpx logs every request at INFO: one line per segment is noise, not news.
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-        source = open_input(settings)  # first: a missing input is an input problem
+        # First: a missing input is an input problem. A signal abandons a blocked open.
+        source = open_input_interruptibly(settings, lambda: STOP_SIGNALS.received is not None)
         try:
             check_output(settings)
             with _segments_file(settings.segments_json) as segment_log:
@@ -436,6 +466,9 @@ def _main(argv: Sequence[str]) -> int:
                 outcome, sink = asyncio.run(_run(settings, source, stderr, segment_log))
         finally:
             source.close()
+    except InputInterruptedError as exc:
+        stderr.write(f"{PROG}: {exc}; nothing was written\n")
+        return EXIT_OK
     except (UsageError, EndpointError) as exc:
         stderr.write(f"{PROG}: error: {' '.join(str(exc).split())}\n")
         return EXIT_USAGE

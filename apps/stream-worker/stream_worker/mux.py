@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Any, BinaryIO
 
 import av
+import av.codec
 import av.error
 import numpy as np
 import numpy.typing as npt
@@ -38,8 +39,9 @@ from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioFormat
-from stream_worker.demux import MediaInfo, is_live_url
+from stream_worker.demux import MediaInfo, PacketQueue, is_live_url, unavailable_protocol
 from stream_worker.languages import iso639_2
+from stream_worker.media import TimedPacket, to_frame
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,6 @@ AUDIO_CODECS = {
 }
 #: Muxers for network destinations: RTMP carries FLV; SRT, UDP and TCP carry MPEG-TS.
 LIVE_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts"}
-#: Opus only runs at these rates; other sources are encoded at 48 kHz.
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 AAC_BITRATE = 128_000
 #: FFmpeg's "fast" AAC coder: about twice the speed of the default (two-loop search), and
 #: transparent enough for speech at 128 kb/s; encoding is most of the worker's CPU time.
@@ -67,6 +67,11 @@ PRIMING_SAMPLES = {"aac": 1024}
 #: stream to keep the encoder's negative first timestamp. For them the dubbed audio starts
 #: that many samples in, at its own time, and the priming takes the place of what was cut.
 NO_PRIMING_SKIP = ("flv", "mpegts")
+#: MP4/MOV are written fragmented: a plain MP4's index (moov) is written only when it is
+#: finalised, so a crash, a SIGKILL or a full disk left nothing playable. Fragments are
+#: cut at every video keyframe and at least every ``flush_every_s``.
+FRAGMENTED = ("mp4", "mov")
+FRAGMENT_FLAGS = "frag_keyframe+delay_moov+default_base_moof"
 #: Chunks waiting for the writer thread at most (then the pipeline waits).
 WRITE_QUEUE = 8
 #: How often the live writer thread looks for due packets.
@@ -77,6 +82,19 @@ class MuxError(OSError):
     """The output cannot be opened or written (an OSError: the run stops, exit 1)."""
 
 
+#: Output names the worker knows a container for (FFmpeg knows more; any of its muxers works
+#: with --output-format).
+KNOWN_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".ts", ".flv", ".wav")
+
+
+def open_failure(what: str, target: str, exc: BaseException) -> str:
+    """One line saying why ``target`` cannot be opened; a missing protocol says why it is."""
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        return f"output {unavailable_protocol(target)}"
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return f"{what}: cannot open: {reason}"
+
+
 def output_format(target: str, explicit: str | None) -> str | None:
     """The FFmpeg muxer for ``target``: explicit, by URL scheme, or None (by extension)."""
     if explicit:
@@ -84,6 +102,41 @@ def output_format(target: str, explicit: str | None) -> str | None:
     if is_live_url(target):
         return LIVE_FORMATS.get(target.partition("://")[0].lower())
     return None
+
+
+def durable_options(muxer: str, flush_every_s: float) -> dict[str, str]:
+    """Muxer options that put what was written on disk at least every ``flush_every_s``.
+
+    FFmpeg buffers its output in 256 KiB blocks, Matroska in clusters and MP4 keeps its
+    index for the end: a killed run lost all of those. Every packet written now reaches the
+    destination at once (``flush_packets``), Matroska closes a cluster and MP4 a fragment at
+    least every ``flush_every_s``: a crash loses at most that much of any container.
+    """
+    name = muxer.split(",")[0]
+    options = {"flush_packets": "1"}
+    if name in FRAGMENTED:
+        options["movflags"] = FRAGMENT_FLAGS
+        options["frag_duration"] = str(max(1, round(flush_every_s * 1_000_000)))
+    elif name in ("matroska", "webm"):
+        options["cluster_time_limit"] = str(max(1, round(flush_every_s * 1000)))
+    return options
+
+
+def encoder_rate(codec: str, source_rate: int) -> int:
+    """The rate ``codec`` encodes a ``source_rate`` source at: its own when the encoder takes it.
+
+    Otherwise the lowest supported rate above it (nothing audible is lost), or the highest
+    one for a source faster than any (AAC stops at 96 kHz: 176.4/192 kHz become 96 kHz;
+    Opus runs at 8/12/16/24/48 kHz only). The dub is resampled to it.
+    """
+    try:
+        rates = av.codec.Codec(codec, "w").audio_rates
+    except (av.error.FFmpegError, ValueError):  # unknown encoder: add_stream names it
+        return source_rate
+    if not rates or source_rate in rates:
+        return source_rate
+    above = [r for r in rates if r > source_rate]
+    return min(above) if above else max(rates)
 
 
 @dataclass
@@ -109,25 +162,21 @@ class MuxStats:
     tracks: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass
-class _Timed:
-    time_s: float
-    packet: Packet[Any]
-
-
 class MediaSink:
     """Writes the dubbed audio (and the input's video) into a container.
 
     Args:
         target: A path, ``-`` (stdout, needs ``container_format``) or a live URL.
         service_fmt: The format the pipeline writes (the service's).
-        media: The input's streams and the queue of pass-through packets.
+        media: The input's streams.
+        packets: The reader's hand-over: pass-through packets, audio start, end.
         container_format: FFmpeg muxer name; by default guessed from ``target``.
         keep_original_audio: Keep the source's audio as a second track.
         dub_language: Language of the dubbed track (BCP 47).
         original_language: Language of the original track (BCP 47).
         live_delay_s: Live only: how far behind the input the output runs.
         stdout: The stream ``-`` writes to.
+        flush_every_s: What reaches the destination at least this often (one segment).
 
     Raises:
         MuxError: the output cannot be opened or the codec is missing.
@@ -138,6 +187,7 @@ class MediaSink:
         target: str,
         service_fmt: AudioFormat,
         media: MediaInfo,
+        packets: PacketQueue,
         *,
         container_format: str | None = None,
         keep_original_audio: bool = False,
@@ -145,11 +195,13 @@ class MediaSink:
         original_language: str = "und",
         live_delay_s: float | None = None,
         stdout: BinaryIO | None = None,
+        flush_every_s: float = 6.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.frames_written = 0
         self._service_fmt = service_fmt
         self._media = media
+        self._packets = packets
         self._clock = clock
         self._closed = False
         fmt = output_format(target, container_format)
@@ -160,15 +212,33 @@ class MediaSink:
                 self._out: OutputContainer = av.open(stdout, mode="w", format=fmt)
             else:
                 self._out = av.open(target, mode="w", format=fmt, timeout=10.0)
-        except av.error.FFmpegError as exc:
-            raise MuxError(f"output {target}: cannot open: {exc}") from None
+        except ValueError:  # PyAV: no muxer of that name, or none for that file name
+            what = f"--output-format {fmt}" if fmt else f"the name {target!r}"
+            raise MuxError(
+                f"output {target}: no container format for {what}; use a name ending in "
+                f"{', '.join(KNOWN_EXTENSIONS)} or give --output-format (e.g. mp4, matroska, "
+                "mpegts)"
+            ) from None
+        except (av.error.FFmpegError, OSError) as exc:
+            raise MuxError(open_failure(f"output {target}", target, exc)) from None
+        # Read when the header is written (first packet): still in time here.
+        self._out.options.update(durable_options(self._out.format.name, flush_every_s))
         try:
             self._setup(keep_original_audio, dub_language, original_language)
+            # PyAV opens the destination only with the header; open it now, so a refused
+            # connection or an unwritable path is a start-up error (one line, exit 2)
+            # rather than a failure of the first write.
+            self._out.start_encoding()
+        except (av.error.FFmpegError, OSError) as exc:
+            self._close_quietly()
+            if isinstance(exc, MuxError):
+                raise
+            raise MuxError(open_failure(f"output {target}", target, exc)) from None
         except BaseException:
-            self._out.close()
+            self._close_quietly()
             raise
-        self._audio_out: deque[_Timed] = deque()
-        self._audio_end_s = media.audio_start_s or 0.0
+        self._audio_out: deque[TimedPacket] = deque()
+        self._audio_end_s = packets.audio_start_s or 0.0
         self._samples_out = 0
         self._delay_s = live_delay_s if media.live else None
         self._error: MuxError | None = None
@@ -181,13 +251,17 @@ class MediaSink:
 
     # ------------------------------------------------------------------ set-up
 
+    def _close_quietly(self) -> None:
+        try:
+            self._out.close()
+        except (av.error.FFmpegError, OSError):  # it never opened: nothing to finalise
+            pass
+
     def _setup(self, keep_original: bool, dub_lang: str, original_lang: str) -> None:
         media = self._media
         name = self._out.format.name.split(",")[0]
         codec = AUDIO_CODECS.get(name, self._out.default_audio_codec)
-        rate = media.source_rate
-        if codec == "libopus" and rate not in OPUS_RATES:
-            rate = 48000
+        rate = encoder_rate(codec, media.source_rate)
         self.rate = rate
         self._video_map: dict[int, Stream] = {}
         for stream in media.video:  # templates: the input is still open here
@@ -229,8 +303,6 @@ class MediaSink:
             original.metadata["title"] = f"original ({original_lang})"
             self._original = original
             self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
-        layout = "mono" if self._service_fmt.channels == 1 else "stereo"
-        self._in_layout = layout
         # Straight to the encoder's own sample format (fltp for AAC and Opus): one conversion.
         self._resampler = AudioResampler(
             format=audio.codec_context.format.name, layout=media.source_layout, rate=rate
@@ -250,15 +322,11 @@ class MediaSink:
         self._inbox.put(samples)
 
     def _convert(self, samples: npt.NDArray[np.int16]) -> None:
-        frame = AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=self._in_layout
-        )
-        frame.sample_rate = self._service_fmt.sample_rate
-        self._encode(self._resampler.resample(frame))
+        self._encode(self._resampler.resample(to_frame(samples, self._service_fmt)))
 
     def _encode(self, frames: list[AudioFrame]) -> None:
         if self._samples_out == 0:  # the source's first timestamp is known by now
-            self._start = round((self._media.audio_start_s or 0.0) * self.rate) + self._priming
+            self._start = round((self._packets.audio_start_s or 0.0) * self.rate) + self._priming
         start = self._start
         packets: list[Packet[Any]] = []
         for frame in self._skip_priming(frames):
@@ -293,7 +361,7 @@ class MediaSink:
         for packet in packets:
             if packet.pts is None or packet.time_base is None:
                 continue
-            self._audio_out.append(_Timed(float(packet.pts * packet.time_base), packet))
+            self._audio_out.append(TimedPacket(float(packet.pts * packet.time_base), packet))
 
     def _release(self, until_s: float) -> None:
         """Mux every queued packet (audio and pass-through) up to ``until_s``."""
@@ -301,7 +369,7 @@ class MediaSink:
         while audio and audio[0].time_s <= until_s:
             self._mux(audio.popleft().packet, self._audio)
             self.stats.audio_packets += 1
-        for packet in self._media.packets.take_until(until_s):
+        for packet in self._packets.take_until(until_s):
             self._pass_through(packet)
 
     def _pass_through(self, packet: Packet[Any]) -> None:
@@ -325,13 +393,13 @@ class MediaSink:
     # ------------------------------------------------------------------ live
 
     def _due_s(self) -> float | None:
-        queue = self._media.packets
+        queue = self._packets
         if queue.first_wall is None or queue.first_time_s is None or self._delay_s is None:
             return None
         return queue.first_time_s + (self._clock() - queue.first_wall) - self._delay_s
 
     def _source_done(self) -> bool:
-        return self._media.ended is not None
+        return self._packets.ended is not None
 
     def _run(self) -> None:
         """The writer thread: encode what comes in; live, release what is due."""
@@ -387,7 +455,10 @@ class MediaSink:
                 raise self._error
             self._encode(self._resampler.resample(None))
             self._queue_audio(list(self._audio.encode(None)))
-            self._release(float("inf"))
+            # Stopped before the input ended (a signal): the reader had read ahead, and the
+            # audio of that read-ahead is not written, so neither is its video. Otherwise
+            # everything goes (video may legitimately outlast the audio).
+            self._release(float("inf") if self._source_done() else self._audio_end_s)
         finally:
             try:
                 self._out.close()

@@ -15,6 +15,7 @@ from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 
 from shared_audio import AudioFormat, WavStreamWriter, array_to_pcm
+from stream_worker.media import layout_name, to_frame, to_samples
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +48,16 @@ class FormatConverter:
         self._resampler: AudioResampler | None = None
         if source != target:
             self._resampler = AudioResampler(
-                format="s16", layout=_layout(target.channels), rate=target.sample_rate
+                format="s16", layout=layout_name(target.channels), rate=target.sample_rate
             )
 
     def convert(self, samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
         """The samples in the target format (possibly split, possibly held back in part)."""
         if self._resampler is None:
             return [samples]
-        frame = AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples).reshape(1, -1),
-            format="s16",
-            layout=_layout(self.source.channels),
-        )
-        frame.sample_rate = self.source.sample_rate
-        return [self._array(out) for out in self._resampler.resample(frame)]
+        return [
+            self._array(out) for out in self._resampler.resample(to_frame(samples, self.source))
+        ]
 
     def flush(self) -> list[npt.NDArray[np.int16]]:
         """What the resampler still holds."""
@@ -69,11 +66,7 @@ class FormatConverter:
         return [self._array(out) for out in self._resampler.resample(None)]
 
     def _array(self, frame: AudioFrame) -> npt.NDArray[np.int16]:
-        return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1, self.target.channels)
-
-
-def _layout(channels: int) -> str:
-    return "mono" if channels == 1 else "stereo"
+        return to_samples(frame, self.target.channels)
 
 
 class WavSink:

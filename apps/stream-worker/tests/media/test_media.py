@@ -8,130 +8,42 @@ starts with it, and fallbacks (faulty service) leave the timing alone.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
 import av
 import av.error
 import numpy as np
-import numpy.typing as npt
 import pytest
+from media_support import (  # tests/ is on sys.path
+    WRAP_S,
+    decoded_seconds,
+    make_media,
+    packets,
+    playable_seconds,
+    stream_span,
+)
 
 from shared_audio import AudioFormat, read_wav
-from stream_worker.demux import is_live_url
+from stream_worker import demux as demux_module
+from stream_worker.demux import MAX_AUDIO_LAG_S, MediaSource, is_live_url
 from stream_worker.languages import iso639_2
 from stream_worker.main import main
-from stream_worker.mux import output_format
+from stream_worker.media import layout_name, to_frame, to_samples
+from stream_worker.mux import encoder_rate, output_format
 from stream_worker.sink import WavSink
-
-#: The audio codec each test container gets.
-AUDIO_CODEC = {"mp4": "aac", "mkv": "libopus", "flv": "aac", "ts": "aac", "mov": "aac"}
-WIDTH, HEIGHT, FPS = 64, 48, 25
-
-
-def speech_like(seconds: float, rate: int, channels: int) -> npt.NDArray[np.int16]:
-    """Voiced 'syllables' (a 140 Hz harmonic stack, 4 per second) with short pauses."""
-    t = np.arange(int(seconds * rate)) / rate
-    voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 6))
-    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2
-    mono = (voice * envelope * 6000).astype(np.int16)
-    return np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono[:, None]
-
-
-def _pattern(index: int) -> npt.NDArray[np.uint8]:
-    x = (np.arange(WIDTH)[None, :] + index * 2) % 256
-    y = np.arange(HEIGHT)[:, None]
-    frame = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
-    frame[..., 0] = x
-    frame[..., 1] = y * 4
-    frame[..., 2] = (index * 10) % 256
-    return frame
-
-
-def make_media(
-    path: Path,
-    seconds: float = 3.0,
-    *,
-    rate: int = 48000,
-    channels: int = 2,
-    video: bool = True,
-    audio: bool = True,
-    audio_tracks: int = 1,
-    start_s: float = 0.0,
-    container_format: str | None = None,
-    audio_codec: str | None = None,
-    container_options: dict[str, str] | None = None,
-) -> Path:
-    """Write a file of ``seconds`` with video (25 fps) and/or audio starting at ``start_s``."""
-    ext = path.suffix.lstrip(".")
-    out: Any = av.open(str(path), "w", format=container_format, options=container_options or {})
-    streams: list[tuple[str, Any]] = []
-    if video:
-        vs = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "g": "25"})
-        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        streams.append(("video", vs))
-    codec = audio_codec or AUDIO_CODEC.get(ext, "aac")
-    layout = "mono" if channels == 1 else "stereo"
-    for _ in range(audio_tracks if audio else 0):
-        ar = 48000 if codec == "libopus" else rate
-        streams.append(("audio", out.add_stream(codec, rate=ar, layout=layout)))
-    samples = speech_like(seconds, rate, channels)
-    for kind, stream in streams:
-        if kind == "video":
-            tb = Fraction(1, FPS)
-            offset = round(start_s * FPS)
-            for i in range(round(seconds * FPS)):
-                frame = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24")
-                frame.pts, frame.time_base = offset + i, tb
-                out.mux(stream.encode(frame))
-        else:
-            step = 1024
-            offset = round(start_s * rate)
-            for i in range(0, samples.shape[0], step):
-                part = np.ascontiguousarray(samples[i : i + step]).reshape(1, -1)
-                aframe = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)
-                aframe.sample_rate = rate
-                aframe.pts, aframe.time_base = offset + i, Fraction(1, rate)
-                out.mux(stream.encode(aframe))
-        out.mux(stream.encode(None))
-    out.close()
-    return path
-
-
-def packets(path: Path, kind: str) -> list[tuple[bytes, int | None, Fraction | None]]:
-    """Every packet of the first stream of ``kind``: bytes, pts, time base."""
-    with av.open(str(path)) as container:
-        stream = next(s for s in container.streams if s.type == kind)
-        return [(bytes(p), p.pts, p.time_base) for p in container.demux(stream) if p.size]
-
-
-def stream_span(path: Path, kind: str, index: int = 0) -> tuple[float, float]:
-    """(start, end) in seconds of the decoded frames of the ``index``-th stream of ``kind``."""
-    container: Any
-    with av.open(str(path)) as container:
-        stream = [s for s in container.streams if s.type == kind][index]
-        start = end = None
-        for frame in container.decode(stream):
-            assert frame.pts is not None and frame.time_base is not None
-            t = float(frame.pts * frame.time_base)
-            if kind == "audio":
-                d = frame.samples / frame.sample_rate
-            else:
-                d = 1 / float(stream.average_rate or FPS)
-            start = t if start is None else min(start, t)
-            end = t + d if end is None else max(end, t + d)
-        assert start is not None and end is not None
-        return start, end
 
 
 class Service(Protocol):
@@ -571,3 +483,273 @@ def test_live_output_over_udp_reaches_a_receiver(echo: Service, tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert received["video"] == len(packets(src, "video"))
     assert received["audio"] >= 3.0 * 48000 / 1024
+
+
+# ------------------------------------------------------------------ hostile timestamps, codecs
+
+
+@pytest.mark.parametrize(
+    ("back_s", "ext"), [(0.3, "mp4"), (0.45, "mkv"), (0.04, "ts"), (2.0, "mp4")]
+)
+def test_a_backward_jump_of_any_size_is_spliced(
+    back_s: float, ext: str, echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = make_media(tmp_path / "one.ts", 3.0)
+    second = make_media(tmp_path / "two.ts", 3.0, start_s=3.0 - back_s)
+    src = tmp_path / "spliced.ts"
+    src.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / f"out.{ext}"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["source"]["discontinuities"] >= 1
+    assert decoded_seconds(out, "video") == pytest.approx(6.0, abs=0.05)
+    # Each half's AAC overhangs its video by up to a frame, and the splice continues after
+    # the longer of the two: up to 2 frames of 21 ms and one of video (40 ms) more.
+    assert decoded_seconds(out, "audio") == pytest.approx(6.0, abs=0.11)
+    assert summary["output"]["video_packets"] == 150
+
+
+def test_an_mpegts_clock_wrap_into_mp4_loses_nothing(
+    echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.ts", 6.0, start_s=WRAP_S - 2.7)  # FFmpeg: starts at -2.7 s
+    out = tmp_path / "out.mp4"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert decoded_seconds(out, "video") == pytest.approx(6.0, abs=0.05)
+    assert decoded_seconds(out, "audio") == pytest.approx(6.0, abs=0.1)
+    assert stream_span(out, "video")[0] >= 0
+    assert summary["output"]["video_packets"] == 150
+
+
+@pytest.mark.parametrize("codec", ["flac", "alac", "wavpack"])
+def test_the_audio_decoder_is_flushed_at_the_end(
+    codec: str, echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 3.0, audio_codec=codec)  # audio is stream 1
+    out = tmp_path / "out.mkv"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["input_frames"] == 48000  # 3 s at the service's 16 kHz, to the sample
+    assert decoded_seconds(out, "audio") == pytest.approx(3.0, abs=0.01)
+
+
+@pytest.mark.parametrize("rate", [192000, 176400])
+def test_a_rate_above_what_aac_takes_is_written_at_one_it_takes(
+    rate: int, echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 2.0, rate=rate, audio_codec="flac")
+    out = tmp_path / "out.mp4"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["output"]["audio_rate"] == 96000
+    with av.open(str(out)) as result:
+        assert result.streams.audio[0].rate == 96000
+    assert decoded_seconds(out, "audio") == pytest.approx(2.0, abs=0.03)
+
+
+@pytest.mark.parametrize(
+    ("codec", "source", "written"),
+    [("aac", 44100, 44100), ("aac", 192000, 96000), ("aac", 11000, 11025),
+     ("libopus", 44100, 48000), ("libopus", 96000, 48000), ("libopus", 16000, 16000)],
+)  # fmt: skip
+def test_each_encoder_gets_a_rate_it_supports(codec: str, source: int, written: int) -> None:
+    assert encoder_rate(codec, source) == written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "ts"])
+def test_sigkill_keeps_what_was_written_in_every_container(
+    ext: str, echo: Service, tmp_path: Path
+) -> None:
+    src = make_media(tmp_path / "in.ts", 12.0)
+    out = tmp_path / f"out.{ext}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out), "--realtime",
+         "--sts-url", echo.url, "--segment-ms", "1000", "--timeout-ms", "1000",
+         "--output-delay-ms", "1500", "--progress", "never"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(6.0)  # ~4.5 s of media are due at the output by now
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert proc.returncode == -9
+    # At most one segment (1 s) plus what was not yet due is lost.
+    assert playable_seconds(out) >= 2.5
+
+
+def test_an_audio_stamp_wrapped_below_zero_is_not_a_26_hour_jump(
+    echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.ts", 12.0)  # AAC priming at -21 ms: 2**33 ticks in TS
+    with av.open(str(src)) as probe:
+        first = next(p for p in probe.demux(probe.streams.audio[0]) if p.dts is not None)
+        assert first.dts is not None and first.dts > 2**32  # FFmpeg left it wrapped
+    out = tmp_path / "out.mp4"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["source"]["discontinuities"] == 0
+    assert stream_span(out, "video")[0] < 0.1
+    assert stream_span(out, "audio")[0] < 0.1
+    assert decoded_seconds(out, "audio") == pytest.approx(decoded_seconds(src), abs=0.03)
+
+
+@pytest.mark.parametrize("gap", [(2.0, 75.0), (2.0, 1e9)])  # a long gap; audio ending early
+def test_video_waiting_for_missing_audio_stays_bounded(
+    gap: tuple[float, float], tmp_path: Path
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 80.0, audio_gap=gap, interleaved=True)
+    source = MediaSource(str(src), AudioFormat(16000, 1))
+    queue = source.packets
+    waiting_most = 0
+    read = 0
+    for chunk in source:  # a sink takes the video up to where the audio has reached
+        read += chunk.shape[0]
+        assert source.packets.audio_start_s is not None
+        queue.take_until(source.packets.audio_start_s + read / 16000)
+        waiting_most = max(waiting_most, len(queue))
+    # At most MAX_AUDIO_LAG_S of video waits (and a chunk's worth); never the whole gap.
+    assert waiting_most <= (MAX_AUDIO_LAG_S + 2) * 25
+    if gap[1] < 80:
+        assert read / 16000 == pytest.approx(80.0, abs=0.1)  # the gap is silence, in time
+
+
+@pytest.mark.parametrize("start_s", [10.0, 1e6])
+def test_a_matroska_starting_late_is_not_called_truncated(
+    start_s: float, echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 3.0, start_s=start_s)
+    out = tmp_path / "out.mkv"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["input_error"] is None
+    assert decoded_seconds(out, "video") == pytest.approx(3.0, abs=0.05)
+
+
+def test_a_ts_jumping_a_minute_ahead_is_not_called_truncated(
+    echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = make_media(tmp_path / "one.ts", 5.0)
+    second = make_media(tmp_path / "two.ts", 10.0, start_s=65.0)
+    src = tmp_path / "jump.ts"
+    src.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / "out.ts"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["source"]["discontinuities"] == 1
+    assert decoded_seconds(out, "video") == pytest.approx(15.0, abs=0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_leaves_audio_and_video_aligned(
+    signum: int, echo: Service, tmp_path: Path
+) -> None:
+    src = make_media(tmp_path / "in.mkv", 240.0, interleaved=True)
+    out = tmp_path / "out.mkv"
+    proc = subprocess.Popen(  # file mode: the reader reads ahead of what is written
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out),
+         "--sts-url", echo.url, "--segment-ms", "1000", "--progress", "never",
+         "--max-inflight", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    v_start, v_end = stream_span(out, "video")
+    _, a_end = stream_span(out, "audio")
+    assert 0.5 < v_end - v_start < 239.0  # stopped mid-way
+    assert abs(a_end - v_end) <= 0.1  # one video frame (40 ms) and one audio frame apart
+
+
+def test_an_audio_track_that_starts_after_20_s_of_video_is_dubbed(
+    echo: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_media(tmp_path / "in.ts", 25.0, audio_gap=(0.0, 20.0), interleaved=True)
+    with av.open(str(src)) as probe:
+        assert not probe.streams.audio[0].rate  # FFmpeg's default probe does not see it
+    out = tmp_path / "out.mp4"
+    code, summary, err = dub(src, out, echo.url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["source"]["sample_rate"] == 48000
+    assert decoded_seconds(out, "video") == pytest.approx(25.0, abs=0.05)
+    assert stream_span(out, "audio")[0] == pytest.approx(20.0, abs=0.1)
+    assert decoded_seconds(out, "audio") == pytest.approx(5.0, abs=0.1)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "udp"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_interrupts_an_input_that_never_opens(
+    kind: str, signum: int, tmp_path: Path
+) -> None:
+    if kind == "fifo":  # no writer: open(2) blocks
+        target = str(tmp_path / "feed")
+        os.mkfifo(target)
+    else:  # nothing ever sent: FFmpeg waits for a first packet
+        target = f"udp://127.0.0.1:{_root_conftest().free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_worker", "-i", target, "-o", str(tmp_path / "o.mp4"),
+         "--sts-url", "http://127.0.0.1:9", "--progress", "never"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(2.0)  # imports done, blocked in the open
+    assert proc.poll() is None
+    proc.send_signal(signum)
+    try:
+        _, err = proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped while opening the input" in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_samples_survive_the_trip_through_a_pyav_frame(channels: int) -> None:
+    fmt = AudioFormat(16000, channels)
+    samples = (np.arange(960 * channels, dtype=np.int16) - 480).reshape(-1, channels)
+    frame = to_frame(samples, fmt)
+    assert (frame.sample_rate, frame.layout.name, frame.samples) == (
+        16000,
+        layout_name(channels),
+        960,
+    )
+    assert np.array_equal(to_samples(frame, channels), samples)
+
+
+def test_the_pyav_glue_is_written_once() -> None:
+    package = Path(__file__).resolve().parents[2] / "stream_worker"
+    for module in ("demux.py", "mux.py", "sink.py", "endpoints.py"):
+        text = (package / module).read_text()
+        assert '"mono" if' not in text and ".to_ndarray()" not in text.replace(
+            "frame.to_ndarray()[:, cut:]",
+            "",  # cutting a planar frame: no int16 conversion
+        ), module
+
+
+def test_the_stream_description_cannot_change_once_opened(tmp_path: Path) -> None:
+    source = MediaSource(str(make_media(tmp_path / "in.mkv", 1.0)), AudioFormat(16000, 1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        source.info.source_rate = 8000  # type: ignore[misc]  # what the test checks
+    list(source)  # reading changes the hand-over, never the description
+    assert source.packets.audio_start_s is not None and source.packets.ended == "end of stream"
+    assert source.info.source_rate == 48000
+
+
+def test_a_live_source_whose_audio_comes_late_is_probed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = make_media(tmp_path / "in.ts", 25.0, audio_gap=(0.0, 20.0), interleaved=True)
+    monkeypatch.setattr(demux_module, "is_live_url", lambda target: True)  # as if udp://
+    source = MediaSource(str(src), AudioFormat(16000, 1), live=False)
+    assert "probing the source for up to" in caplog.text  # the default probe missed it
+    assert source.info.source_rate == 48000
+    assert sum(chunk.shape[0] for chunk in source) == pytest.approx(5.0 * 16000, abs=1600)

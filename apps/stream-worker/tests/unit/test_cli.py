@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import signal
@@ -9,12 +10,15 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
-from worker_support import FakeSts, parse_summary, speech, tone, write_tone
+from media_support import make_media
+from worker_support import FakeSts, failed, parse_summary, speech, tone, write_tone
 
 from shared_audio import read_wav
-from shared_utils.contract import DEFAULT_STS_URL
+from shared_utils.contract import DEFAULT_STS_URL, ErrorCode, ProcessRequest
 from stream_worker import main as main_module
 from stream_worker.client import StsClient
 from stream_worker.config import DEFAULT_SEGMENT_MS, WorkerSettings
@@ -296,6 +300,43 @@ def test_output_problems_are_caught_before_any_work(
     assert code == 2 and "is a directory" in err
 
 
+@pytest.mark.parametrize(
+    ("given_in", "given_out"),
+    [
+        ("file:{src}", "{src}"),
+        ("{src}", "file:{src}"),
+        ("file://{src}", "async:file:{src}"),
+        ("{src}", "{link}"),
+        ("cache:{src}", "{dir}/./in.wav"),
+    ],
+)
+def test_the_input_is_never_the_output_in_any_url_form(
+    given_in: str, given_out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.wav"
+    write_tone(src, 0.1)
+    before = src.read_bytes()
+    (tmp_path / "link.wav").symlink_to(src)
+    names = {"src": str(src), "link": str(tmp_path / "link.wav"), "dir": str(tmp_path)}
+    argv = ["-i", given_in.format(**names), "-o", given_out.format(**names)]
+    code, err = run_main([*argv, "--sts-url", "http://127.0.0.1:9"], capsys)
+    assert code == 2 and "is the input file" in err, err
+    assert src.read_bytes() == before
+
+
+def test_a_file_url_output_is_written_where_it_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.wav"
+    write_tone(src, 0.1)
+    out = tmp_path / "out.wav"
+    code, err = run_main(
+        ["-i", f"file:{src}", "-o", f"file:{out}", "--sts-url", "http://127.0.0.1:9"], capsys
+    )
+    assert code == 0, err
+    assert read_wav(out)[1].shape[0] == read_wav(src)[1].shape[0]
+
+
 def test_require_sts_with_an_unreachable_url_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], closed_port_url: str
 ) -> None:
@@ -473,3 +514,102 @@ def test_readme_documents_exactly_the_settings_the_code_reads() -> None:
     for option in OPTIONS:
         assert option.flags[-1] in readme, option.flags[-1]
     assert DEFAULT_STS_URL in readme
+
+
+@pytest.mark.parametrize(
+    ("output", "extra", "says"),
+    [
+        ("out", (), "no container format for the name"),
+        ("out.mp4.part", (), "no container format for the name"),
+        ("x.mp4", ("--output-format", "nosuch"), "no container format for --output-format"),
+        ("/sys/dubbed.mp4", (), "Permission denied"),  # read-only even for root
+        ("/sys/dubbed.wav", (), "Permission denied"),
+        ("tcp://127.0.0.1:{port}", (), "Connection refused"),
+        ("srt://127.0.0.1:{port}", (), "srt:// is not available"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    output: str,
+    extra: tuple[str, ...],
+    says: str,
+    tmp_path: Path,
+    closed_port_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = make_media(tmp_path / "in.ts", 1.0)
+    monkeypatch.chdir(tmp_path)
+    port = closed_port_url.rsplit(":", 1)[1]
+    argv = ["-i", str(src), "-o", output.format(port=port), *extra, "--sts-url", closed_port_url]
+    code, err = run_main([*argv, "--log-level", "ERROR"], capsys)
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.count("stream-worker: error: output") == 1 and err.count("\n") == 1, err
+    assert says in err
+    assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob("x.*"))
+
+
+def test_an_unavailable_input_protocol_says_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, err = run_main(["-i", "srt://127.0.0.1:9", "-o", str(tmp_path / "o.mp4")], capsys)
+    assert code == 2
+    assert "srt:// is not available" in err and err.count("\n") == 1
+
+
+def _no_french(request: ProcessRequest) -> httpx.Response | None:
+    if request.config.target_language == "fr":
+        return failed(request, ErrorCode.INVALID_REQUEST)  # as a service without the pair
+    return None
+
+
+@pytest.mark.parametrize(
+    ("target", "require", "code", "says"),
+    [
+        ("fr", True, 2, "refuses this stream"),
+        ("fr", False, 0, "EVERY segment will fall back"),
+        ("es", True, 0, None),
+    ],
+)
+def test_a_language_pair_the_service_refuses_is_caught_at_start(
+    target: str,
+    require: bool,
+    code: int,
+    says: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _with_fake(monkeypatch, FakeSts(behaviour=_no_french))
+    src = tmp_path / "in.wav"
+    write_tone(src, 1.0)
+    argv = ["-i", str(src), "-o", str(tmp_path / "o.wav"), "--target-lang", target]
+    got, err = run_main([*argv, *(["--require-sts"] if require else [])], capsys)
+    assert got == code, err
+    if says is None:
+        assert "refuses" not in err
+    else:
+        assert says in err and "INVALID_REQUEST" in err
+
+
+def test_a_slow_language_pair_check_does_not_hold_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    send = StsClient.send
+
+    async def slow_probe(
+        self: StsClient, sequence_number: int, samples: npt.NDArray[np.int16]
+    ) -> object:
+        if samples.shape[0] == self.format.frames_for_ms(main_module.PAIR_PROBE_MS):
+            await asyncio.sleep(5)  # the probe: a service still loading its models
+        return await send(self, sequence_number, samples)
+
+    monkeypatch.setattr(main_module, "PAIR_PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(StsClient, "send", slow_probe)
+    _with_fake(monkeypatch, FakeSts())
+    src = tmp_path / "in.wav"
+    write_tone(src, 1.0)
+    argv = ["-i", str(src), "-o", str(tmp_path / "o.wav"), "--log-level", "INFO"]
+    code, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert "language-pair check in time" in err  # given up at the limit, not after 5 s
