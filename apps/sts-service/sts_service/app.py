@@ -16,6 +16,7 @@ from shared_utils.contract import (
     CONTRACT_VERSION,
     HEALTH_PATH,
     PROCESS_PATH,
+    ErrorCode,
     ErrorResponse,
     HealthResponse,
     HealthStatus,
@@ -29,7 +30,7 @@ from sts_service.auth import BearerAuthMiddleware
 from sts_service.backends import build_pipeline
 from sts_service.backends.base import AudioClip, Fragment
 from sts_service.config import StsSettings
-from sts_service.errors import install_error_handlers
+from sts_service.errors import QUEUE_FULL_RETRY_AFTER_S, error_response, install_error_handlers
 from sts_service.metrics import METRICS_PATH, MetricsMiddleware, StsMetrics
 from sts_service.middleware import BodyLimitMiddleware, InflightLimitMiddleware
 from sts_service.pipeline import LoadState, Pipeline
@@ -152,6 +153,22 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
         result = await active.run(
             AudioClip.from_payload(request.audio), fragment, request.timeout_ms / 1000.0
         )
+        if result.error is not None and result.error.code is ErrorCode.QUEUE_FULL:
+            # Busy is not broken: a full engine queue is answered like a full service, so a
+            # client waits Retry-After and asks again instead of counting a failure.
+            logger.info(
+                "fragment %s of stream %s: %s",
+                request.fragment_id,
+                request.stream_id,
+                result.error.message,
+            )
+            return error_response(
+                429,
+                ErrorCode.QUEUE_FULL,
+                result.error.message,
+                stage=result.error.stage,
+                headers={"Retry-After": QUEUE_FULL_RETRY_AFTER_S},
+            )
         # Built without re-validation: every part is already a validated contract object
         # (the audio payload, ErrorInfo, StageTimings), the pipeline only produces consistent
         # status/field combinations (the contract tests validate every kind of answer), and

@@ -30,6 +30,9 @@ _HTTP_CODES: dict[int, ErrorCode] = {
     429: ErrorCode.QUEUE_FULL,
 }
 
+#: ``Retry-After`` of every 429 QUEUE_FULL, in seconds: about one fragment's processing time.
+QUEUE_FULL_RETRY_AFTER_S = "1"
+
 _MAX_ERRORS_LISTED = 5
 _MAX_INPUT_REPR = 40
 
