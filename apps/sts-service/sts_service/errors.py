@@ -37,11 +37,6 @@ _MAX_ERRORS_LISTED = 5
 _MAX_INPUT_REPR = 40
 
 
-def error_body(code: ErrorCode, message: str, stage: Stage | None = "request") -> bytes:
-    """The JSON bytes of a contract `ErrorResponse`."""
-    return ErrorResponse(error=ErrorInfo.of(code, message, stage)).model_dump_json().encode()
-
-
 def error_response(
     status_code: int,
     code: ErrorCode,
@@ -50,9 +45,13 @@ def error_response(
     stage: Stage | None = "request",
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A contract `ErrorResponse` with the given HTTP status."""
+    """A contract `ErrorResponse` with the given HTTP status: the one way an error is sent.
+
+    Routes return it, exception handlers return it, and middleware sends it as the ASGI app
+    it is (``await error_response(...)(scope, receive, send)``).
+    """
     return Response(
-        content=error_body(code, message, stage),
+        content=ErrorResponse(error=ErrorInfo.of(code, message, stage)).model_dump_json(),
         status_code=status_code,
         media_type="application/json",
         headers=headers,
