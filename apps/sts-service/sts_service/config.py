@@ -141,16 +141,6 @@ class StsSettings(ServiceSettings):
     )
     fault_seed: int = Field(default=0, description="Seed of the deterministic fail-rate draw.")
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower_format(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
     @field_validator("fault_error_code", mode="before")
     @classmethod
     def _upper_code(cls, value: object) -> object:
