@@ -9,7 +9,8 @@ Each app gets its own registry (tests build many apps in one process). The metri
 * ``sts_stage_duration_seconds{stage}``: time in each pipeline stage (asr, translation, tts);
 * ``sts_requests_in_flight``: ``/v1/process`` requests being served now; the HPA scales on it
   (a pod near ``STS_MAX_INFLIGHT`` is about to answer 429);
-* ``sts_queue_full_total``: requests refused with 429 QUEUE_FULL;
+* ``sts_queue_full_total``: requests refused with 429 QUEUE_FULL (any of the HTTP limits, or an
+  engine's slots and queue full);
 * ``sts_backend_state{stage, backend, state}``: 1 for each backend's current state
   (``loading`` while its model loads, ``ready``, or ``unavailable``), read from the
   pipeline's health reports at scrape time.
@@ -92,7 +93,7 @@ class StsMetrics:
         )
         self.queue_full = Counter(
             "sts_queue_full",
-            "Requests refused with 429 QUEUE_FULL (STS_MAX_INFLIGHT reached).",
+            "Requests refused with 429 QUEUE_FULL (service or engine queue full).",
             registry=self.registry,
         )
         self.registry.register(_BackendCollector(backend_reports))

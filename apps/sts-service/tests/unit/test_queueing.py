@@ -200,3 +200,16 @@ async def test_a_stream_sending_four_times_its_share_delays_only_itself() -> Non
     fair_at = [i for i, stream in enumerate(asr.served) if stream == "fair"]
     assert len(fair_at) == 8
     assert max(b - a - 1 for a, b in itertools.pairwise(fair_at)) <= 2
+
+
+async def test_an_engine_queue_refusal_is_counted_as_queue_full() -> None:
+    app, _ = _app(EngineOptions(stage_concurrency=1, stage_queue=0), 0.3)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sts") as client:
+        first = asyncio.create_task(client.post("/v1/process", json=_body("s", 0)))
+        await asyncio.sleep(0.1)
+        assert (await client.post("/v1/process", json=_body("s", 1))).status_code == 429
+        await first
+        metrics = (await client.get("/metrics")).text
+    assert "sts_queue_full_total 1.0" in metrics
+    assert 'sts_fragments_total{code="QUEUE_FULL"' not in metrics  # a 429, not a fragment answer
