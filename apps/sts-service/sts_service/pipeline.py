@@ -287,7 +287,9 @@ class Pipeline:
 
     def _failure_message(self, stage: StageName, exc: BaseException) -> str:
         detail = exc.message if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
-        return f"{stage} backend {self._backend_name(stage)!r} failed: {detail}"
+        busy = isinstance(exc, BackendError) and exc.code is ErrorCode.QUEUE_FULL
+        outcome = "is busy" if busy else "failed"
+        return f"{stage} backend {self._backend_name(stage)!r} {outcome}: {detail}"
 
     def _backend_name(self, stage: StageName) -> str:
         return dict(self.backends())[stage].name

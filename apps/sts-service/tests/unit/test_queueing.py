@@ -161,6 +161,8 @@ async def test_a_full_stage_queue_answers_429_queue_full_with_retry_after() -> N
     error = busy.json()["error"]
     assert error["code"] == "QUEUE_FULL" and error["retryable"] and error["stage"] == "asr"
     assert "STS_STAGE_QUEUE" in error["message"]
+    # Busy, not broken, in words too.
+    assert error["message"].startswith("asr backend 'unnamed' is busy: 1 call(s) running")
 
 
 async def test_a_stream_sending_four_times_its_share_delays_only_itself() -> None:
