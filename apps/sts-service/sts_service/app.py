@@ -1,57 +1,29 @@
-"""The FastAPI application: `GET /v1/health` and `POST /v1/process` of the STS contract."""
+"""The FastAPI application: the STS contract's routes (`sts_service.routes`) behind the limits."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import Response
 
 from shared_utils.buildinfo import build_info
-from shared_utils.contract import (
-    CONTRACT_VERSION,
-    HEALTH_PATH,
-    PROCESS_PATH,
-    ErrorResponse,
-    HealthResponse,
-    HealthStatus,
-    ProcessRequest,
-    ProcessResponse,
-    ProcessStatus,
-)
+from shared_utils.contract import CONTRACT_VERSION, HEALTH_PATH, PROCESS_PATH
 from shared_utils.logging import configure_logging
 from shared_utils.settings import load_settings
 from sts_service.auth import BearerAuthMiddleware
 from sts_service.backends import build_pipeline
-from sts_service.backends.base import AudioClip, Fragment
 from sts_service.config import StsSettings
 from sts_service.errors import install_error_handlers
+from sts_service.health import backend_reports
 from sts_service.metrics import METRICS_PATH, MetricsMiddleware, StsMetrics
 from sts_service.middleware import BodyLimitMiddleware, InflightLimitMiddleware
-from sts_service.pipeline import LoadState, Pipeline
+from sts_service.pipeline import Pipeline
+from sts_service.routes import SERVICE_NAME, router
 
-logger = logging.getLogger(__name__)
-
-#: Distribution name (version lookup) and the service name in health answers and logs.
-SERVICE_NAME = "sts-service"
-
-_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
-    404: {"model": ErrorResponse, "description": "No such route."},
-    408: {"model": ErrorResponse, "description": "Body not received in STS_BODY_TIMEOUT_S."},
-    413: {"model": ErrorResponse, "description": "Body over STS_MAX_BODY_BYTES."},
-    422: {"model": ErrorResponse, "description": "A field is missing or invalid."},
-    429: {
-        "model": ErrorResponse,
-        "description": "STS_MAX_RECEIVING bodies arriving or STS_MAX_INFLIGHT in flight.",
-    },
-    431: {"model": ErrorResponse, "description": "Head over STS_MAX_HEADER_BYTES."},
-    500: {"model": ErrorResponse, "description": "A bug in the service."},
-}
+__all__ = ["SERVICE_NAME", "app_factory", "create_app", "pipeline_from_settings"]
 
 
 def pipeline_from_settings(settings: StsSettings) -> Pipeline:
@@ -79,7 +51,6 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
     """
     active = pipeline if pipeline is not None else pipeline_from_settings(settings)
     info = build_info(SERVICE_NAME)
-    started = time.monotonic()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -97,11 +68,22 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
         summary=f"Speech -> text -> speech (STS contract {CONTRACT_VERSION}).",
         separate_input_output_schemas=False,
     )
-    app.state.settings = settings
-    app.state.pipeline = active
+    metrics = StsMetrics(lambda: backend_reports(active.loading))
+    app.state.settings, app.state.pipeline, app.state.metrics = settings, active, metrics
+    app.state.build_info, app.state.started = info, time.monotonic()
     install_error_handlers(app)
+    app.include_router(router)
+    app.add_route(METRICS_PATH, metrics.endpoint, methods=["GET"], include_in_schema=False)
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: StsSettings, metrics: StsMetrics) -> None:
     # add_middleware wraps the current stack: the last one added runs first. So a body is
-    # received whole before the request takes one of the STS_MAX_INFLIGHT processing slots.
+    # received whole before the request takes one of the STS_MAX_INFLIGHT processing slots;
+    # the token is checked before anything reads the request; and the metrics see every
+    # answer, 401s included. The health route and /metrics stay open for probes and scrapers.
+    open_paths = (HEALTH_PATH, METRICS_PATH)
     app.add_middleware(InflightLimitMiddleware, path=PROCESS_PATH, limit=settings.max_inflight)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -110,81 +92,13 @@ def create_app(settings: StsSettings, *, pipeline: Pipeline | None = None) -> Fa
         max_receiving=settings.max_receiving,
         timeout_s=settings.body_timeout_s,
     )
-    # Outermost: the token check before anything reads the request, and the metrics see every
-    # answer, 401s included. The health route and /metrics stay open for probes and scrapers.
-    open_paths = (HEALTH_PATH, METRICS_PATH)
     app.add_middleware(BearerAuthMiddleware, tokens=settings.bearer_tokens(), open_paths=open_paths)
-    metrics = StsMetrics(active.health)
-    app.state.metrics = metrics
     app.add_middleware(
         MetricsMiddleware,
         metrics=metrics,
         known_paths=(*open_paths, PROCESS_PATH),
         inflight_path=PROCESS_PATH,
     )
-    app.add_route(METRICS_PATH, metrics.endpoint, methods=["GET"], include_in_schema=False)
-
-    @app.get(HEALTH_PATH, response_model=HealthResponse, responses={500: _ERROR_RESPONSES[500]})
-    async def health() -> HealthResponse:
-        """Service status, the running code's version and revision, and backend health."""
-        backends = active.health()
-        load_state = active.load_state()
-        if load_state is LoadState.LOADING:
-            status = HealthStatus.LOADING
-        elif load_state is LoadState.FAILED or not all(b.available for b in backends):
-            status = HealthStatus.DEGRADED
-        else:
-            status = HealthStatus.HEALTHY
-        return HealthResponse(
-            status=status,
-            service=SERVICE_NAME,
-            version=info.version,
-            git_revision=info.git_revision,
-            uptime_s=time.monotonic() - started,
-            backends=backends,
-        )
-
-    @app.post(PROCESS_PATH, response_model=ProcessResponse, responses=_ERROR_RESPONSES)
-    async def process(request: ProcessRequest) -> Response:
-        """Dub one audio fragment: ASR, then translation, then TTS."""
-        t0 = time.perf_counter()
-        fragment = Fragment.from_request(request)
-        result = await active.run(
-            AudioClip.from_payload(request.audio), fragment, request.timeout_ms / 1000.0
-        )
-        # Built without re-validation: every part is already a validated contract object
-        # (the audio payload, ErrorInfo, StageTimings), the pipeline only produces consistent
-        # status/field combinations (the contract tests validate every kind of answer), and
-        # validating again would decode the audio's base64 once more (~0.2 ms per second of
-        # 16 kHz audio on the dev machine).
-        response = ProcessResponse.model_construct(
-            fragment_id=request.fragment_id,
-            stream_id=request.stream_id,
-            sequence_number=request.sequence_number,
-            status=result.status,
-            audio=result.audio.to_payload() if result.audio is not None else None,
-            transcript=result.transcript,
-            translated_text=result.translated_text,
-            processing_time_ms=(time.perf_counter() - t0) * 1000.0,
-            stage_timings=result.timings,
-            error=result.error,
-        )
-        metrics.observe_fragment(
-            result.status.value, result.error.code.value if result.error else None, result.timings
-        )
-        if result.status is not ProcessStatus.SUCCESS:
-            logger.warning(
-                "fragment %s of stream %s seq %d: %s (%s)",
-                request.fragment_id,
-                request.stream_id,
-                request.sequence_number,
-                result.status.value,
-                result.error.message if result.error else "",
-                extra={"fragment_id": request.fragment_id, "status": result.status.value},
-            )
-        return Response(response.model_dump_json(), media_type="application/json")
-
-    return app
 
 
 def app_factory() -> FastAPI:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared_utils.contract import ErrorCode
-from sts_service.errors import error_body
+from sts_service.errors import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +51,25 @@ class BearerAuthMiddleware:
             return
         header = next((value for name, value in scope["headers"] if name == b"authorization"), None)
         if header is None:
-            await _unauthorized(send, "missing bearer token: send `Authorization: Bearer <token>`")
+            await _unauthorized(
+                scope, receive, send, "missing bearer token: send `Authorization: Bearer <token>`"
+            )
             return
         scheme, _, presented = header.strip().partition(b" ")
         if scheme.lower() != _SCHEME or not presented.strip():
-            await _unauthorized(send, "the Authorization header is not `Bearer <token>`")
+            await _unauthorized(
+                scope, receive, send, "the Authorization header is not `Bearer <token>`"
+            )
             return
         if not self._accepts(presented.strip()):
             logger.warning("rejected %s %s: wrong bearer token", scope["method"], scope["path"])
-            await _unauthorized(send, "the bearer token is not valid")
+            await _unauthorized(scope, receive, send, "the bearer token is not valid")
             return
         await self.app(scope, receive, send)
 
 
-async def _unauthorized(send: Send, message: str) -> None:
-    body = error_body(ErrorCode.INVALID_REQUEST, message)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b"Bearer"),
-    ]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _unauthorized(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+    response = error_response(
+        401, ErrorCode.INVALID_REQUEST, message, headers={"www-authenticate": "Bearer"}
+    )
+    await response(scope, receive, send)

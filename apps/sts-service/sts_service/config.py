@@ -9,21 +9,22 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT, ErrorCode
+from shared_utils.contract import DEFAULT_STS_HOST, DEFAULT_STS_PORT
 from shared_utils.logging import LogFormat, LogLevel
 from shared_utils.settings import ServiceSettings
 from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKENDS
 from sts_service.backends.base import EngineOptions
-from sts_service.backends.fault_injection import FaultConfig
+from sts_service.backends.fault_injection import FaultSettings
 
 #: The engines' defaults, declared once in `EngineOptions`.
 _ENGINE_DEFAULTS = EngineOptions()
 
 
-class StsSettings(ServiceSettings):
+class StsSettings(ServiceSettings, FaultSettings):
     """Settings of sts-service, read from `STS_*` environment variables.
 
-    Every field has a default, so the service starts with no configuration at all.
+    Every field has a default, so the service starts with no configuration at all. The
+    ``STS_FAULT_*`` fields are declared once, in `FaultSettings`, and inherited.
 
     Example:
         >>> StsSettings(port=9000).port
@@ -125,37 +126,6 @@ class StsSettings(ServiceSettings):
         description="Comma-separated bearer tokens; empty: no token needed. Never logged.",
     )
 
-    fault_enabled: bool = Field(default=False, description="Wrap backends in `faulty`.")
-    fault_latency_ms: int = Field(default=0, ge=0, description="Added latency per request.")
-    fault_fail_rate: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Fraction of fragments that fail."
-    )
-    fault_fail_sequences: str = Field(
-        default="", description="Comma-separated sequence numbers that always fail."
-    )
-    fault_error_code: ErrorCode = Field(
-        default=ErrorCode.MODEL_ERROR, description="Error code of injected failures."
-    )
-    fault_length_factor: float = Field(
-        default=1.0, gt=0.0, description="Multiplies the length of the dubbed audio."
-    )
-    fault_seed: int = Field(default=0, description="Seed of the deterministic fail-rate draw.")
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower_format(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
-    @field_validator("fault_error_code", mode="before")
-    @classmethod
-    def _upper_code(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
     @field_validator("asr_backend")
     @classmethod
     def _known_asr(cls, value: str) -> str:
@@ -170,12 +140,6 @@ class StsSettings(ServiceSettings):
     @classmethod
     def _known_tts(cls, value: str) -> str:
         return TTS_BACKENDS.check(value)
-
-    @field_validator("fault_fail_sequences")
-    @classmethod
-    def _sequence_list(cls, value: str) -> str:
-        numbers = _parse_sequences(value)
-        return ",".join(str(n) for n in sorted(numbers))
 
     def engine_options(self) -> EngineOptions:
         """The settings of the real engines."""
@@ -195,30 +159,3 @@ class StsSettings(ServiceSettings):
         """The accepted bearer tokens (`STS_AUTH_TOKENS`, comma-separated); () disables auth."""
         parts = (part.strip() for part in self.auth_tokens.get_secret_value().split(","))
         return tuple(part for part in parts if part)
-
-    def fault_config(self) -> FaultConfig | None:
-        """The fault-injection configuration, or None when `STS_FAULT_ENABLED` is false."""
-        if not self.fault_enabled:
-            return None
-        return FaultConfig(
-            latency_ms=self.fault_latency_ms,
-            fail_rate=self.fault_fail_rate,
-            fail_sequences=_parse_sequences(self.fault_fail_sequences),
-            error_code=self.fault_error_code,
-            length_factor=self.fault_length_factor,
-            seed=self.fault_seed,
-        )
-
-
-def _parse_sequences(value: str) -> frozenset[int]:
-    numbers: set[int] = set()
-    for raw in value.split(","):
-        part = raw.strip()
-        if not part:
-            continue
-        if not (part.isascii() and part.isdigit()):
-            raise ValueError(
-                f"{part!r} is not a sequence number; expected comma-separated integers >= 0"
-            )
-        numbers.add(int(part))
-    return frozenset(numbers)

@@ -30,13 +30,11 @@ _HTTP_CODES: dict[int, ErrorCode] = {
     429: ErrorCode.QUEUE_FULL,
 }
 
+#: ``Retry-After`` of every 429 QUEUE_FULL, in seconds: about one fragment's processing time.
+QUEUE_FULL_RETRY_AFTER_S = "1"
+
 _MAX_ERRORS_LISTED = 5
 _MAX_INPUT_REPR = 40
-
-
-def error_body(code: ErrorCode, message: str, stage: Stage | None = "request") -> bytes:
-    """The JSON bytes of a contract `ErrorResponse`."""
-    return ErrorResponse(error=ErrorInfo.of(code, message, stage)).model_dump_json().encode()
 
 
 def error_response(
@@ -47,9 +45,13 @@ def error_response(
     stage: Stage | None = "request",
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A contract `ErrorResponse` with the given HTTP status."""
+    """A contract `ErrorResponse` with the given HTTP status: the one way an error is sent.
+
+    Routes return it, exception handlers return it, and middleware sends it as the ASGI app
+    it is (``await error_response(...)(scope, receive, send)``).
+    """
     return Response(
-        content=error_body(code, message, stage),
+        content=ErrorResponse(error=ErrorInfo.of(code, message, stage)).model_dump_json(),
         status_code=status_code,
         media_type="application/json",
         headers=headers,

@@ -9,9 +9,11 @@ Each app gets its own registry (tests build many apps in one process). The metri
 * ``sts_stage_duration_seconds{stage}``: time in each pipeline stage (asr, translation, tts);
 * ``sts_requests_in_flight``: ``/v1/process`` requests being served now; the HPA scales on it
   (a pod near ``STS_MAX_INFLIGHT`` is about to answer 429);
-* ``sts_queue_full_total``: requests refused with 429 QUEUE_FULL;
-* ``sts_backend_state{stage, backend, state}``: 1 for each backend's current load state
-  (``loading``, ``ready`` or ``unavailable``), read from the pipeline at scrape time.
+* ``sts_queue_full_total``: requests refused with 429 QUEUE_FULL (any of the HTTP limits, or an
+  engine's slots and queue full);
+* ``sts_backend_state{stage, backend, state}``: 1 for each backend's current state
+  (``loading`` while its model loads, ``ready``, or ``unavailable``), read from the
+  pipeline's health reports at scrape time.
 """
 
 from __future__ import annotations
@@ -26,27 +28,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared_utils.contract import BackendHealth, StageTimings
+from shared_utils.contract import StageTimings
+from sts_service.health import BACKEND_STATES, BackendReport
 
 METRICS_PATH = "/metrics"
 #: The Prometheus text exposition format, version 0.0.4.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-BACKEND_STATES = ("loading", "ready", "unavailable")
 #: Seconds; a fragment is ~6 s of audio and the contract caps a request at 30 s.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
-def backend_state(backend: BackendHealth) -> str:
-    """One of BACKEND_STATES: a backend's own `state` when it reports one, else availability."""
-    state = getattr(backend, "state", None)
-    if isinstance(state, str) and state in BACKEND_STATES:
-        return state
-    return "ready" if backend.available else "unavailable"
-
-
 class _BackendCollector(Collector):
-    def __init__(self, health: Callable[[], Sequence[BackendHealth]]) -> None:
-        self._health = health
+    def __init__(self, reports: Callable[[], Sequence[BackendReport]]) -> None:
+        self._reports = reports
 
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily(
@@ -54,17 +48,17 @@ class _BackendCollector(Collector):
             "Load state of each pipeline backend (1 for the current state).",
             labels=["stage", "backend", "state"],
         )
-        for backend in self._health():
-            current = backend_state(backend)
+        for report in self._reports():
+            current = report.metric_state
             for state in BACKEND_STATES:
-                family.add_metric([backend.stage, backend.name, state], float(state == current))
+                family.add_metric([report.stage, report.name, state], float(state == current))
         yield family
 
 
 class StsMetrics:
     """The metrics of one app, in their own registry."""
 
-    def __init__(self, backend_health: Callable[[], Sequence[BackendHealth]]) -> None:
+    def __init__(self, backend_reports: Callable[[], Sequence[BackendReport]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             "sts_http_requests",
@@ -99,10 +93,10 @@ class StsMetrics:
         )
         self.queue_full = Counter(
             "sts_queue_full",
-            "Requests refused with 429 QUEUE_FULL (STS_MAX_INFLIGHT reached).",
+            "Requests refused with 429 QUEUE_FULL (service or engine queue full).",
             registry=self.registry,
         )
-        self.registry.register(_BackendCollector(backend_health))
+        self.registry.register(_BackendCollector(backend_reports))
 
     def observe_fragment(self, status: str, code: str | None, timings: StageTimings) -> None:
         """Count one fragment and its per-stage times (a stage that did not run is skipped)."""

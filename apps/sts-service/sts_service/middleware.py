@@ -22,28 +22,12 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared_utils.contract import ErrorCode
-from sts_service.errors import error_body
+from sts_service.errors import QUEUE_FULL_RETRY_AFTER_S, error_response
 
 logger = logging.getLogger(__name__)
 
-_CLOSE = (b"connection", b"close")
-
-
-async def _send_error(
-    send: Send,
-    status: int,
-    code: ErrorCode,
-    message: str,
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    body = error_body(code, message)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *(extra_headers or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+_CLOSE = {"connection": "close"}
+_RETRY_LATER = {"retry-after": QUEUE_FULL_RETRY_AFTER_S}
 
 
 class _TooLargeError(Exception):
@@ -88,38 +72,40 @@ class BodyLimitMiddleware:
             return
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._too_large(send, f"declared Content-Length of {declared} bytes")
+            await self._too_large(
+                scope, receive, send, f"declared Content-Length of {declared} bytes"
+            )
             return
         if scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
         if self.receiving >= self.max_receiving:
-            await _send_error(
-                send,
+            await error_response(
                 429,
                 ErrorCode.QUEUE_FULL,
                 f"{self.receiving} request bodies are already arriving, the limit is "
                 f"{self.max_receiving} (STS_MAX_RECEIVING); retry later",
-                [(b"retry-after", b"1"), _CLOSE],
-            )
+                headers={**_RETRY_LATER, **_CLOSE},
+            )(scope, receive, send)
             return
         self.receiving += 1
         try:
             message = await asyncio.wait_for(self._read_body(receive), self.timeout_s)
         except _TooLargeError:
             kind = "body" if declared is not None else "chunked body"
-            await self._too_large(send, f"{kind} of more than {self.max_bytes} bytes")
+            await self._too_large(
+                scope, receive, send, f"{kind} of more than {self.max_bytes} bytes"
+            )
             return
         except asyncio.TimeoutError:
             logger.info("refused a body not received within %g s", self.timeout_s)
-            await _send_error(
-                send,
+            await error_response(
                 408,
                 ErrorCode.TIMEOUT,
                 f"request body: not complete {self.timeout_s:g} s after the request head "
                 "(STS_BODY_TIMEOUT_S); send it faster or in shorter fragments",
-                [_CLOSE],
-            )
+                headers=_CLOSE,
+            )(scope, receive, send)
             return
         finally:
             self.receiving -= 1
@@ -160,16 +146,15 @@ class BodyLimitMiddleware:
         if size > self.max_bytes:
             raise _TooLargeError
 
-    async def _too_large(self, send: Send, what: str) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, what: str) -> None:
         logger.info("refused a %s (STS_MAX_BODY_BYTES=%d)", what, self.max_bytes)
-        await _send_error(
-            send,
+        await error_response(
             413,
             ErrorCode.FRAGMENT_TOO_LARGE,
             f"request body: {what} exceeds the limit of {self.max_bytes} bytes "
             "(STS_MAX_BODY_BYTES); send shorter fragments",
-            [_CLOSE],
-        )
+            headers=_CLOSE,
+        )(scope, receive, send)
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -205,14 +190,13 @@ class InflightLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if self.inflight >= self.limit:
-            await _send_error(
-                send,
+            await error_response(
                 429,
                 ErrorCode.QUEUE_FULL,
                 f"{self.inflight} requests already in flight, the limit is {self.limit} "
                 "(STS_MAX_INFLIGHT); retry later",
-                [(b"retry-after", b"1")],
-            )
+                headers=_RETRY_LATER,
+            )(scope, receive, send)
             return
         self.inflight += 1
         try:

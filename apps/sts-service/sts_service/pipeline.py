@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,14 +30,15 @@ from sts_service.backends.base import (
     AudioClip,
     Backend,
     BackendError,
-    BackendState,
     Fragment,
     StageName,
     TranslationBackend,
     TTSBackend,
 )
+from sts_service.health import backend_reports
+from sts_service.loading import LoadState, StageLoad, StageLoading
 
-__all__ = ["LoadState", "Pipeline", "PipelineResult", "StageLoad"]
+__all__ = ["LoadState", "Pipeline", "PipelineResult", "StageLoad"]  # the load types: re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -74,23 +74,6 @@ class _Progress:
         )
 
 
-class LoadState(str, Enum):
-    """Where a backend is in its start-up loading."""
-
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass
-class StageLoad:
-    """Start-up loading of one stage's backend: state, why it failed, how long it took."""
-
-    state: LoadState
-    detail: str | None = None
-    seconds: float = 0.0
-
-
 class _StageFailedError(Exception):
     def __init__(self, error: ErrorInfo) -> None:
         super().__init__(error.message)
@@ -100,12 +83,13 @@ class _StageFailedError(Exception):
 class Pipeline:
     """Runs ASR, translation and TTS in order, with per-stage timing and a deadline.
 
+    Loading (`sts_service.loading`) and health (`sts_service.health`) live in their own
+    modules; the pipeline gives them its backends.
+
     Args:
         asr: The speech recognition backend.
         translator: The translation backend.
         tts: The speech synthesis backend.
-        silence_threshold_dbfs: Audio whose RMS level is at or below this is silent, for the
-            "silent dub of non-silent input" sanity check.
 
     Example:
         >>> from sts_service.backends import EchoASR, EchoTranslator, EchoTTS
@@ -114,91 +98,32 @@ class Pipeline:
         ['echo', 'echo', 'echo']
     """
 
-    def __init__(
-        self,
-        asr: ASRBackend,
-        translator: TranslationBackend,
-        tts: TTSBackend,
-        *,
-        silence_threshold_dbfs: float = -60.0,
-    ) -> None:
+    def __init__(self, asr: ASRBackend, translator: TranslationBackend, tts: TTSBackend) -> None:
         self.asr = asr
         self.translator = translator
         self.tts = tts
-        self.silence_threshold_dbfs = silence_threshold_dbfs
-        #: Start-up loading of each stage; a backend without a model is ready at once.
-        self.loads: dict[StageName, StageLoad] = {
-            stage: StageLoad(LoadState.LOADING if backend.needs_loading() else LoadState.READY)
-            for stage, backend in self.backends()
-        }
-        self._created = time.monotonic()
+        self.loading = StageLoading(self.backends())
+
+    @property
+    def loads(self) -> dict[StageName, StageLoad]:
+        """Start-up loading of each stage."""
+        return self.loading.loads
 
     async def load(self) -> None:
-        """Load every backend that needs it, together, each in a worker thread.
+        """Load every backend that needs it (`StageLoading.load`)."""
+        await self.loading.load()
 
-        Never raises for a backend's failure: the stage is marked failed with the reason,
-        which the health report and every request then give.
-        """
-        await asyncio.gather(
-            *(
-                self._load_stage(stage, backend)
-                for stage, backend in self.backends()
-                if self.loads[stage].state is LoadState.LOADING
-            )
-        )
-
-    async def _load_stage(self, stage: StageName, backend: Backend) -> None:
-        started = time.perf_counter()
-        try:
-            await asyncio.to_thread(backend.load)
-        except Exception as exc:
-            logger.exception("%s backend %r failed to load", stage, backend.name)
-            self.loads[stage] = StageLoad(
-                LoadState.FAILED,
-                f"failed to load: {type(exc).__name__}: {exc}",
-                time.perf_counter() - started,
-            )
-            return
-        seconds = time.perf_counter() - started
-        self.loads[stage] = StageLoad(LoadState.READY, None, seconds)
-        logger.info(
-            "%s backend %r loaded in %.2f s",
-            stage,
-            backend.name,
-            seconds,
-            extra={"stage": stage, "load_s": round(seconds, 3)},
-        )
+    def load_state(self) -> LoadState:
+        """The pipeline's load state (`StageLoading.state`)."""
+        return self.loading.state()
 
     def close(self) -> None:
         """Release every backend's processes and models (blocking); errors are logged."""
-        for stage, backend in self.backends():
-            try:
-                backend.close()
-            except Exception:
-                logger.exception("closing %s backend %r failed", stage, backend.name)
+        self.loading.close()
 
-    def load_state(self) -> LoadState:
-        """FAILED if a backend failed to load, else LOADING while one is loading, else READY."""
-        states = {load.state for load in self.loads.values()}
-        if LoadState.FAILED in states:
-            return LoadState.FAILED
-        return LoadState.LOADING if LoadState.LOADING in states else LoadState.READY
-
-    def _not_ready(self) -> ErrorInfo | None:
-        """Why the pipeline cannot serve yet (a backend loading or failed), or None."""
-        for stage, backend in self.backends():
-            load = self.loads[stage]
-            if load.state is LoadState.LOADING:
-                waited = time.monotonic() - self._created
-                message = (
-                    f"{stage} backend {backend.name!r} is still loading "
-                    f"({waited:.1f} s since start-up); retry shortly"
-                )
-                return ErrorInfo.of(ErrorCode.MODEL_ERROR, message, stage)
-            if load.state is LoadState.FAILED:
-                message = f"{stage} backend {backend.name!r} {load.detail}"
-                return ErrorInfo.of(ErrorCode.MODEL_ERROR, message, stage)
-        return None
+    def health(self) -> list[BackendHealth]:
+        """Health of every backend, as the contract gives it."""
+        return [report.contract() for report in backend_reports(self.loading)]
 
     def with_backends(
         self,
@@ -207,45 +132,15 @@ class Pipeline:
         translator: TranslationBackend | None = None,
         tts: TTSBackend | None = None,
     ) -> Pipeline:
-        """The same pipeline (same settings) with some backends replaced, e.g. wrapped.
+        """The same pipeline with some backends replaced, e.g. wrapped.
 
         Call it before `load`: the new pipeline loads its backends itself.
         """
-        return Pipeline(
-            asr or self.asr,
-            translator or self.translator,
-            tts or self.tts,
-            silence_threshold_dbfs=self.silence_threshold_dbfs,
-        )
+        return Pipeline(asr or self.asr, translator or self.translator, tts or self.tts)
 
     def backends(self) -> list[tuple[StageName, Backend]]:
         """The backends, with their stage names, in pipeline order."""
         return [("asr", self.asr), ("translation", self.translator), ("tts", self.tts)]
-
-    def health(self) -> list[BackendHealth]:
-        """Health of every backend; a health check that raises counts as unavailable."""
-        report: list[BackendHealth] = []
-        for stage, backend in self.backends():
-            load = self.loads[stage]
-            try:
-                if load.state is not LoadState.READY:
-                    state = BackendState(False, load.detail or load.state.value)
-                else:
-                    state = backend.health()
-            except Exception as exc:
-                logger.exception("health check of %s backend %r failed", stage, backend.name)
-                state = BackendState(False, f"health check failed: {type(exc).__name__}: {exc}")
-            report.append(
-                BackendHealth.model_validate(
-                    {
-                        "stage": stage,
-                        "name": backend.name,
-                        "available": state.available,
-                        "detail": state.detail,
-                    }
-                )
-            )
-        return report
 
     async def run(self, audio: AudioClip, fragment: Fragment, timeout_s: float) -> PipelineResult:
         """Process one fragment; never raises for a backend failure or a missed deadline.
@@ -259,7 +154,7 @@ class Pipeline:
             `success`; `partial` when the dubbed audio fails a sanity check; `failed` when a
             backend raised; `timeout` when the deadline passed first.
         """
-        not_ready = self._not_ready()
+        not_ready = self.loading.not_ready()
         if not_ready is not None:
             return PipelineResult(
                 status=ProcessStatus.FAILED, timings=StageTimings(), error=not_ready
@@ -392,7 +287,9 @@ class Pipeline:
 
     def _failure_message(self, stage: StageName, exc: BaseException) -> str:
         detail = exc.message if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
-        return f"{stage} backend {self._backend_name(stage)!r} failed: {detail}"
+        busy = isinstance(exc, BackendError) and exc.code is ErrorCode.QUEUE_FULL
+        outcome = "is busy" if busy else "failed"
+        return f"{stage} backend {self._backend_name(stage)!r} {outcome}: {detail}"
 
     def _backend_name(self, stage: StageName) -> str:
         return dict(self.backends())[stage].name
@@ -405,7 +302,7 @@ class Pipeline:
                 f"{dubbed.fmt.channels} ch audio for {source.fmt.sample_rate} Hz / "
                 f"{source.fmt.channels} ch input"
             )
-        if is_silent_dub(source.samples, dubbed.samples, self.silence_threshold_dbfs):
+        if is_silent_dub(source.samples, dubbed.samples):
             kind = "empty" if dubbed.frame_count == 0 else "silent"
             return f"tts backend {self.tts.name!r} returned {kind} audio for non-silent input"
         return None

@@ -20,7 +20,6 @@ from shared_audio.levels import (
     is_silent_dub,
     is_speech,
     mix_ducked,
-    peak_dbfs,
     rms_dbfs,
 )
 from shared_audio.pcm import (
@@ -67,7 +66,6 @@ __all__ = [
     "iter_wav_chunks",
     "mix_ducked",
     "pcm_to_array",
-    "peak_dbfs",
     "read_wav",
     "reassemble",
     "resample",

@@ -52,30 +52,6 @@ def rms_dbfs(samples: npt.NDArray[Any]) -> float:
     return _to_dbfs(math.sqrt(mean_square), full_scale)
 
 
-def peak_dbfs(samples: npt.NDArray[Any]) -> float:
-    """Peak absolute sample level, in dBFS (``int16`` -32768 is exactly 0 dBFS).
-
-    Args:
-        samples: ``int16``, ``float32`` or ``float64`` samples of any shape.
-
-    Returns:
-        ``20 * log10(max|x| / full_scale)``; ``-inf`` for silence or no samples.
-
-    Raises:
-        PcmError: for any other dtype.
-
-    Example:
-        >>> peak_dbfs(np.array([[0], [-32768]], dtype=np.int16))
-        0.0
-    """
-    full_scale = _full_scale(samples, "peak_dbfs")
-    if samples.size == 0:
-        return -math.inf
-    # max/min in Python floats: abs(int16 -32768) would overflow inside numpy.
-    peak = max(abs(float(samples.max())), abs(float(samples.min())))
-    return _to_dbfs(peak, full_scale)
-
-
 def is_speech(samples: npt.NDArray[Any], threshold_dbfs: float = -45.0) -> bool:
     """Energy-based voice activity: is the RMS level above ``threshold_dbfs``?
 

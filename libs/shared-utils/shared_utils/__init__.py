@@ -33,7 +33,7 @@ from shared_utils.contract import (
     contract_json_schema_text,
 )
 from shared_utils.logging import LogFormat, LogLevel, configure_logging
-from shared_utils.resilience import CircuitBreaker, CircuitOpenError, CircuitState, retry_async
+from shared_utils.resilience import CircuitBreaker, CircuitState, retry_async
 from shared_utils.settings import ServiceSettings, SettingsError, load_settings
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "BackendHealth",
     "BuildInfo",
     "CircuitBreaker",
-    "CircuitOpenError",
     "CircuitState",
     "ErrorCode",
     "ErrorInfo",

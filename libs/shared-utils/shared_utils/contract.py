@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import json
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -24,6 +25,21 @@ from pydantic import (
 )
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES, AudioFormat, SampleEncoding
+
+
+def _integral_float_to_int(value: object) -> object:
+    """``510511.0`` as the integer 510511; anything else unchanged, for the strict check.
+
+    JSON has one number type, and JSON Schema's ``"integer"`` matches any number without a
+    fractional part, so a client generated from the schema may send one.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A strict integer (no strings, no booleans) that also takes an integral JSON float.
+JsonInt = Annotated[int, BeforeValidator(_integral_float_to_int)]
 
 #: Bumped on any change to the models below: the minor for an optional addition an older
 #: peer may ignore (1.1: `ProcessRequest.previous_text`), the major for an incompatible one.
@@ -100,13 +116,13 @@ class AudioPayload(_Model):
     encoding: Literal["pcm_s16le"] = Field(
         default="pcm_s16le", description="Sample encoding: signed 16-bit little-endian PCM."
     )
-    sample_rate_hz: int = Field(
+    sample_rate_hz: JsonInt = Field(
         strict=True,
         description="Sample rate in Hz.",
         examples=[16000],
         json_schema_extra={"enum": [*sorted(SUPPORTED_SAMPLE_RATES)]},
     )
-    channels: int = Field(
+    channels: JsonInt = Field(
         strict=True,
         description="Interleaved channel count.",
         examples=[1],
@@ -211,7 +227,7 @@ class ProcessRequest(_Model):
 
     fragment_id: str = Field(pattern=_ID_PATTERN, description="Unique per fragment.")
     stream_id: str = Field(pattern=_ID_PATTERN)
-    sequence_number: int = Field(
+    sequence_number: JsonInt = Field(
         ge=0,
         le=MAX_SEQUENCE_NUMBER,
         strict=True,
@@ -219,7 +235,7 @@ class ProcessRequest(_Model):
     )
     audio: AudioPayload
     config: ProcessConfig
-    timeout_ms: int = Field(
+    timeout_ms: JsonInt = Field(
         default=DEFAULT_TIMEOUT_MS,
         ge=MIN_TIMEOUT_MS,
         le=MAX_TIMEOUT_MS,
@@ -343,7 +359,7 @@ class ProcessResponse(_Model):
 
     fragment_id: str
     stream_id: str
-    sequence_number: int = Field(ge=0, le=MAX_SEQUENCE_NUMBER, strict=True)
+    sequence_number: JsonInt = Field(ge=0, le=MAX_SEQUENCE_NUMBER, strict=True)
     status: ProcessStatus
     audio: AudioPayload | None = Field(
         default=None, description="Dubbed audio, same format as the input. Absent on failure."

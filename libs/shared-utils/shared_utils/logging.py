@@ -10,14 +10,31 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
-from typing import Any, Literal, TextIO
+from typing import Annotated, Any, Literal, TextIO
+
+from pydantic import BeforeValidator
 
 __all__ = ["ConsoleFormatter", "JsonFormatter", "LogFormat", "LogLevel", "configure_logging"]
 
+
+def _normalised(case: str) -> BeforeValidator:
+    """Strip a text setting and set its case, so ``info`` and `` Info `` mean ``INFO``."""
+
+    def normalise(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.upper() if case == "upper" else value.lower()
+
+    return BeforeValidator(normalise)
+
+
 #: The log formats `configure_logging` writes (auto: console on a terminal, JSON otherwise).
-LogFormat = Literal["json", "console", "auto"]
-#: The log levels a service setting accepts (what every service's `log_level` field is typed as).
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+#: As a settings field it takes any case (``JSON``), normalised here once for every service.
+LogFormat = Annotated[Literal["json", "console", "auto"], _normalised("lower")]
+#: The log levels a service setting accepts (what every service's `log_level` field is typed
+#: as). As a settings field it takes any case (``info``), normalised here once.
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], _normalised("upper")]
 
 #: Keys of every JSON line; an `extra=` field with one of these names becomes `extra_<name>`.
 RESERVED_KEYS: frozenset[str] = frozenset(

@@ -20,7 +20,6 @@ from tenacity import (
 
 __all__ = [
     "CircuitBreaker",
-    "CircuitOpenError",
     "CircuitState",
     "retry_async",
 ]
@@ -111,18 +110,6 @@ class CircuitState(str, Enum):
     CLOSED = "closed"  # requests flow; consecutive failures are counted
     OPEN = "open"  # requests are refused until the reset timeout has passed
     HALF_OPEN = "half_open"  # one probe request is let through to test the backend
-
-
-class CircuitOpenError(Exception):
-    """Raised by `CircuitBreaker.call` when the breaker refuses a request.
-
-    Attributes:
-        retry_after_s: Seconds until the breaker lets a probe through (0 if one is due).
-    """
-
-    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 class CircuitBreaker:
@@ -257,33 +244,3 @@ class CircuitBreaker:
             self.reset_timeout_s,
             extra={"circuit_failures": self._failures},
         )
-
-    async def call(
-        self,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        is_failure: Callable[[BaseException], bool] = _is_exception,
-    ) -> T:
-        """Await `fn()` through the breaker, recording its outcome.
-
-        Exceptions for which `is_failure` is False (e.g. a client error) count as a success
-        for the breaker; they propagate either way.
-
-        Raises:
-            CircuitOpenError: if the breaker refuses the request (`fn` is not called).
-        """
-        if not self.allow_request():
-            wait = self.retry_after_s()
-            raise CircuitOpenError(
-                f"circuit is {self.state.value}; next probe in {wait:.1f} s", retry_after_s=wait
-            )
-        try:
-            result = await fn()
-        except BaseException as exc:
-            if is_failure(exc):
-                self.record_failure()
-            elif isinstance(exc, Exception):
-                self.record_success()
-            raise
-        self.record_success()
-        return result

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from shared_audio import AudioFormat, array_to_pcm, pcm_to_array
 from shared_utils.contract import AudioPayload, ErrorCode, ProcessRequest
+from sts_service.queueing import FairSlots, QueueFullError
 
 #: A pipeline stage, as named in the contract's `BackendHealth.stage` and `ErrorInfo.stage`.
 StageName = Literal["asr", "translation", "tts"]
@@ -168,7 +169,7 @@ class Backend:
     #: Engine settings (the defaults when a subclass does not call `Backend.__init__`).
     options: EngineOptions = EngineOptions()
     #: Concurrency slots of a blocking engine, made on first use.
-    _blocking_slots: _Slots | None = None
+    _blocking_slots: FairSlots | None = None
 
     def __init__(self, options: EngineOptions | None = None) -> None:
         self.options = options or EngineOptions()
@@ -225,7 +226,7 @@ class SyncASRBackend(ASRBackend):
 
     async def transcribe(self, audio: AudioClip, fragment: Fragment) -> str:
         """Run `transcribe_sync` in a worker thread."""
-        return await _offload(self, lambda: self.transcribe_sync(audio, fragment))
+        return await _offload(self, fragment, lambda: self.transcribe_sync(audio, fragment))
 
 
 class SyncTranslationBackend(TranslationBackend):
@@ -237,7 +238,7 @@ class SyncTranslationBackend(TranslationBackend):
 
     async def translate(self, text: str, fragment: Fragment) -> str:
         """Run `translate_sync` in a worker thread."""
-        return await _offload(self, lambda: self.translate_sync(text, fragment))
+        return await _offload(self, fragment, lambda: self.translate_sync(text, fragment))
 
 
 class SyncTTSBackend(TTSBackend):
@@ -249,62 +250,27 @@ class SyncTTSBackend(TTSBackend):
 
     async def synthesize(self, text: str, source: AudioClip, fragment: Fragment) -> AudioClip:
         """Run `synthesize_sync` in a worker thread."""
-        return await _offload(self, lambda: self.synthesize_sync(text, source, fragment))
+        return await _offload(self, fragment, lambda: self.synthesize_sync(text, source, fragment))
 
 
-class _Slots:
-    """At most `limit` blocking calls of one backend at once, and at most `queue` waiting.
-
-    A slot is counted until the worker thread really finishes: a call abandoned at its
-    deadline keeps it, so the engine never runs more than `limit` inferences at once,
-    whatever the clients do. A call that finds every slot taken waits for one (within its
-    deadline) unless `queue` calls already wait; then it gets QUEUE_FULL at once.
-    """
-
-    #: How often a waiting call looks for a free slot. Polling keeps the slots independent of
-    #: any one event loop and lets the deadline cancel a wait at any moment.
-    POLL_S = 0.01
-
-    def __init__(self, limit: int, queue: int) -> None:
-        self.limit = limit
-        self.queue = queue
-        self.waiting = 0
-        self._free = threading.BoundedSemaphore(limit)
-
-    async def acquire(self) -> None:
-        """Take a slot, waiting in the queue if there is room; else raise QUEUE_FULL."""
-        if self._free.acquire(blocking=False):
-            return
-        if self.waiting >= self.queue:
-            raise BackendError(
-                ErrorCode.QUEUE_FULL,
-                f"{self.limit} call(s) running and {self.waiting} waiting "
-                "(STS_STAGE_CONCURRENCY, STS_STAGE_QUEUE); retry shortly",
-            )
-        self.waiting += 1
-        try:
-            while not self._free.acquire(blocking=False):
-                await asyncio.sleep(self.POLL_S)
-        finally:
-            self.waiting -= 1
-
-    def release(self) -> None:
-        """Give a slot back (from the worker thread, when the call ends)."""
-        self._free.release()
-
-
-def _slots(backend: Backend) -> _Slots:
+def _slots(backend: Backend) -> FairSlots:
     """The backend's slots, made on first use."""
     if backend._blocking_slots is None:
         options = backend.options
-        backend._blocking_slots = _Slots(options.stage_concurrency, options.stage_queue)
+        backend._blocking_slots = FairSlots(options.stage_concurrency, options.stage_queue)
     return backend._blocking_slots
 
 
-async def _offload(backend: Backend, work: Callable[[], _T]) -> _T:
-    """Run blocking `work` in a worker thread once a slot is free (QUEUE_FULL if none)."""
+async def _offload(backend: Backend, fragment: Fragment, work: Callable[[], _T]) -> _T:
+    """Run blocking `work` in a worker thread once a slot is free (QUEUE_FULL if none).
+
+    Slots are shared fairly across the fragments' streams (`FairSlots`).
+    """
     slots = _slots(backend)
-    await slots.acquire()
+    try:
+        await slots.acquire(fragment.stream_id)
+    except QueueFullError as exc:
+        raise BackendError(ErrorCode.QUEUE_FULL, str(exc)) from None
     # Who gives the slot back: the thread when it ran, else the caller that gave up on it
     # (a cancelled call whose thread never started would otherwise keep its slot forever).
     lock = threading.Lock()

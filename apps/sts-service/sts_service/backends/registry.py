@@ -16,7 +16,7 @@ from sts_service.backends.base import (
 )
 from sts_service.backends.echo import EchoASR, EchoTranslator, EchoTTS
 from sts_service.backends.espeak import EspeakTTS
-from sts_service.backends.fault_injection import FaultConfig, faulty
+from sts_service.backends.fault_injection import FaultSettings, faulty
 from sts_service.backends.whisper import WhisperASR
 
 if TYPE_CHECKING:  # the pipeline module imports this package's stage interfaces
@@ -112,7 +112,7 @@ def build_pipeline(
     asr: str = "echo",
     translation: str = "echo",
     tts: str = "echo",
-    faults: FaultConfig | None = None,
+    faults: FaultSettings | None = None,
     options: EngineOptions | None = None,
 ) -> Pipeline:
     """A pipeline of registered backends, wrapped in `faulty` when `faults` is given.

@@ -352,3 +352,15 @@ async def test_a_huge_sequence_number_is_refused(
     body = make_body(sequence_number=int("9" * 4001))
     message = error_of(await client.post(PROCESS_PATH, json=body), 422, ErrorCode.INVALID_REQUEST)
     assert message.startswith("sequence_number: Input should be less than or equal to"), message
+
+
+async def test_integral_floats_are_accepted_as_the_published_schema_allows(
+    client: httpx.AsyncClient, make_body: Callable[..., Any]
+) -> None:
+    body = make_body(sequence_number=510511.0, timeout_ms=8000.0)
+    body["audio"]["channels"] = 1.0
+    response = await client.post(PROCESS_PATH, json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["status"] == "success"
+    assert answer["sequence_number"] == 510511 and '"sequence_number":510511,' in response.text

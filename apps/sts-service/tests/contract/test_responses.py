@@ -175,7 +175,9 @@ async def test_timeout_ms_is_enforced(
 async def test_injected_failures_carry_the_configured_code(
     make_client: Callable[..., Any], make_body: Callable[..., Any], code: ErrorCode, retryable: bool
 ) -> None:
-    settings = StsSettings(fault_enabled=True, fault_fail_sequences="3", fault_error_code=code)
+    settings = StsSettings(
+        fault_enabled=True, fault_fail_sequences=frozenset({3}), fault_error_code=code
+    )
     async with make_client(settings) as client:
         failed = process_response(await client.post(PROCESS_PATH, json=make_body()))
         ok = process_response(await client.post(PROCESS_PATH, json=make_body(sequence_number=4)))

@@ -296,6 +296,16 @@ def test_a_huge_header_gets_431_at_once(guarded: Server) -> None:
     assert httpx.get(guarded.base_url + HEALTH_PATH).status_code == 200
 
 
+@pytest.mark.parametrize("head_kb", [17, 65])
+def test_a_big_head_sent_in_one_write_gets_431(guarded: Server, head_kb: int) -> None:
+    with connect(guarded) as sock:
+        big = b"X-Big: " + b"a" * (head_kb * 1024) + b"\r\n\r\n"
+        sock.sendall(f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: sts\r\n".encode() + big)
+        status, body = read_answer(sock)
+    assert status == 431
+    assert "STS_MAX_HEADER_BYTES" in error_of(body).error.message
+
+
 def test_a_connection_that_sends_nothing_is_closed(guarded: Server) -> None:
     with connect(guarded) as sock:
         started = time.monotonic()

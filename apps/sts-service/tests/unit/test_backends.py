@@ -22,7 +22,7 @@ from sts_service.backends import (
     faulty,
 )
 from sts_service.backends.base import ASRBackend, AudioClip, BackendError, BackendState, Fragment
-from sts_service.backends.fault_injection import FaultConfig
+from sts_service.backends.fault_injection import FaultSettings
 
 FMT = AudioFormat(16000, 1)
 
@@ -90,38 +90,47 @@ def test_a_new_backend_is_one_class_and_one_line() -> None:
 
 
 def test_fault_draw_is_deterministic_per_seed_stream_and_sequence() -> None:
-    a, b = FaultConfig(seed=1), FaultConfig(seed=1)
+    a, b = FaultSettings(fault_seed=1), FaultSettings(fault_seed=1)
     assert a.draw("s", 5) == b.draw("s", 5)
     assert a.draw("s", 5) != a.draw("s", 6)
     assert a.draw("s", 5) != a.draw("t", 5)
-    assert a.draw("s", 5) != FaultConfig(seed=2).draw("s", 5)
+    assert a.draw("s", 5) != FaultSettings(fault_seed=2).draw("s", 5)
     assert all(0.0 <= a.draw("s", n) < 1.0 for n in range(200))
 
 
 def test_fail_rate_fails_about_that_fraction() -> None:
-    faults = FaultConfig(fail_rate=0.3, seed=4)
+    faults = FaultSettings(fault_fail_rate=0.3, fault_seed=4)
     failed = sum(faults.should_fail("stream", n) for n in range(2000))
     assert 500 <= failed <= 700
-    assert not any(FaultConfig(fail_rate=0.0).should_fail("s", n) for n in range(200))
-    assert all(FaultConfig(fail_rate=1.0).should_fail("s", n) for n in range(200))
+    assert not any(FaultSettings(fault_fail_rate=0.0).should_fail("s", n) for n in range(200))
+    assert all(FaultSettings(fault_fail_rate=1.0).should_fail("s", n) for n in range(200))
 
 
 def test_fail_sequences_always_fail() -> None:
-    faults = FaultConfig(fail_sequences=frozenset({2, 5}))
+    faults = FaultSettings(fault_fail_sequences=frozenset({2, 5}))
     assert [n for n in range(8) if faults.should_fail("s", n)] == [2, 5]
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"latency_ms": -1}, {"fail_rate": 1.5}, {"fail_rate": -0.1}, {"length_factor": 0}]
+    "kwargs",
+    [
+        {"fault_latency_ms": -1},
+        {"fault_fail_rate": 1.5},
+        {"fault_fail_rate": -0.1},
+        {"fault_length_factor": 0},
+        {"fault_fail_sequences": "1,x"},
+    ],
 )
 def test_fault_config_rejects_bad_values(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
-        FaultConfig(**kwargs)
+        FaultSettings(**kwargs)
 
 
 @pytest.mark.parametrize("code", [ErrorCode.MODEL_ERROR, ErrorCode.INVALID_AUDIO])
 async def test_faulty_asr_raises_injected_errors_with_the_configured_code(code: ErrorCode) -> None:
-    asr = FaultyASR(EchoASR(), FaultConfig(fail_sequences=frozenset({7}), error_code=code))
+    asr = FaultyASR(
+        EchoASR(), FaultSettings(fault_fail_sequences=frozenset({7}), fault_error_code=code)
+    )
     assert asr.name == "faulty(echo)"
     with pytest.raises(BackendError) as raised:
         await asr.transcribe(clip(), fragment(7))
@@ -139,15 +148,15 @@ async def test_faulty_asr_adds_latency(monkeypatch: pytest.MonkeyPatch) -> None:
         await real_sleep(0)
 
     monkeypatch.setattr("sts_service.backends.fault_injection.asyncio.sleep", fake_sleep)
-    await FaultyASR(EchoASR(), FaultConfig(latency_ms=250)).transcribe(clip(), fragment())
-    await FaultyASR(EchoASR(), FaultConfig()).transcribe(clip(), fragment())
+    await FaultyASR(EchoASR(), FaultSettings(fault_latency_ms=250)).transcribe(clip(), fragment())
+    await FaultyASR(EchoASR(), FaultSettings()).transcribe(clip(), fragment())
     assert slept == [0.25]
 
 
 @pytest.mark.parametrize(("factor", "frames"), [(1.0, 1600), (0.5, 800), (2.0, 3200), (1.25, 2000)])
 async def test_faulty_tts_scales_the_length(factor: float, frames: int) -> None:
     source = clip(1600)
-    dubbed = await FaultyTTS(EchoTTS(), FaultConfig(length_factor=factor)).synthesize(
+    dubbed = await FaultyTTS(EchoTTS(), FaultSettings(fault_length_factor=factor)).synthesize(
         "x", source, fragment()
     )
     assert dubbed.frame_count == frames
@@ -162,8 +171,8 @@ def test_faulty_wrappers_report_the_inner_health() -> None:
         def health(self) -> BackendState:
             return BackendState(False, "no gpu")
 
-    assert FaultyTTS(Down(), FaultConfig()).health() == BackendState(False, "no gpu")
-    assert FaultyASR(EchoASR(), FaultConfig()).health().available
+    assert FaultyTTS(Down(), FaultSettings()).health() == BackendState(False, "no gpu")
+    assert FaultyASR(EchoASR(), FaultSettings()).health().available
 
 
 def test_build_pipeline_by_name() -> None:
@@ -173,21 +182,22 @@ def test_build_pipeline_by_name() -> None:
         ("translation", "echo"),
         ("tts", "echo"),
     ]
-    wrapped = build_pipeline(faults=FaultConfig())
+    wrapped = build_pipeline(faults=FaultSettings())
     assert [b.name for _, b in wrapped.backends()] == ["faulty(echo)", "echo", "faulty(echo)"]
 
 
 async def test_faulty_pipeline_reports_failures_and_wrong_lengths() -> None:
     base = build_pipeline()
     failing = faulty(
-        base, FaultConfig(fail_sequences=frozenset({7}), error_code=ErrorCode.RATE_LIMIT)
+        base,
+        FaultSettings(fault_fail_sequences=frozenset({7}), fault_error_code=ErrorCode.RATE_LIMIT),
     )
     result = await failing.run(clip(), fragment(7), 5)
     assert result.status is ProcessStatus.FAILED
     assert result.error is not None and result.error.code is ErrorCode.RATE_LIMIT
     assert result.error.retryable and result.error.stage == "asr"
 
-    short = faulty(base, FaultConfig(length_factor=0.5))
+    short = faulty(base, FaultSettings(fault_length_factor=0.5))
     result = await short.run(clip(1600), fragment(1), 5)
     assert result.status is ProcessStatus.SUCCESS
     assert result.audio is not None and result.audio.frame_count == 800

@@ -12,6 +12,14 @@ from sts_service.config import StsSettings
 PACKAGE = Path(__file__).resolve().parents[2]
 
 EXPECTED = [
+    # Inherited from FaultSettings, so listed first.
+    "STS_FAULT_ENABLED",
+    "STS_FAULT_LATENCY_MS",
+    "STS_FAULT_FAIL_RATE",
+    "STS_FAULT_FAIL_SEQUENCES",
+    "STS_FAULT_ERROR_CODE",
+    "STS_FAULT_LENGTH_FACTOR",
+    "STS_FAULT_SEED",
     "STS_HOST",
     "STS_PORT",
     "STS_LOG_LEVEL",
@@ -38,13 +46,6 @@ EXPECTED = [
     "STS_APERTIUM_MODES_DIR",
     "STS_APERTIUM_TIMEOUT_MS",
     "STS_AUTH_TOKENS",
-    "STS_FAULT_ENABLED",
-    "STS_FAULT_LATENCY_MS",
-    "STS_FAULT_FAIL_RATE",
-    "STS_FAULT_FAIL_SEQUENCES",
-    "STS_FAULT_ERROR_CODE",
-    "STS_FAULT_LENGTH_FACTOR",
-    "STS_FAULT_SEED",
 ]
 
 
@@ -83,16 +84,16 @@ def test_fault_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("STS_FAULT_SEED", "42")
     monkeypatch.setenv("STS_LOG_LEVEL", "debug")
     settings = load_settings(StsSettings)
-    assert settings.fault_fail_sequences == "2,5,9"
+    assert settings.fault_fail_sequences == frozenset({2, 5, 9})
     assert settings.log_level == "DEBUG"
     faults = settings.fault_config()
     assert faults is not None
-    assert faults.latency_ms == 150
-    assert faults.fail_rate == 0.25
-    assert faults.fail_sequences == frozenset({2, 5, 9})
-    assert faults.error_code is ErrorCode.INVALID_AUDIO
-    assert faults.length_factor == 0.5
-    assert faults.seed == 42
+    assert faults.fault_latency_ms == 150
+    assert faults.fault_fail_rate == 0.25
+    assert faults.fault_fail_sequences == frozenset({2, 5, 9})
+    assert faults.fault_error_code is ErrorCode.INVALID_AUDIO
+    assert faults.fault_length_factor == 0.5
+    assert faults.fault_seed == 42
 
 
 @pytest.mark.parametrize(
@@ -127,3 +128,15 @@ def test_bad_settings_name_the_variable(
     assert expected in message
     assert variable in message
     assert "\n" not in message
+
+
+def test_fault_settings_are_declared_once_and_inherited() -> None:
+    # One declaration: the settings class adds no fault field of its own, and the wrapper
+    # reads the very object the settings are.
+    from sts_service.backends.fault_injection import FaultSettings
+
+    own = set(StsSettings.model_fields) - set(FaultSettings.model_fields)
+    assert not any(name.startswith("fault_") for name in own)
+    settings = StsSettings.model_validate({"fault_enabled": True, "fault_fail_sequences": "3, 1"})
+    assert settings.fault_config() is settings
+    assert settings.fault_fail_sequences == frozenset({1, 3})

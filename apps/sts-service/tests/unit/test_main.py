@@ -16,7 +16,8 @@ from shared_utils.contract import HEALTH_PATH
 from sts_service import main as main_module
 from sts_service.app import create_app
 from sts_service.config import StsSettings
-from sts_service.main import EXIT_BAD_SETTINGS, GuardedHttpProtocol, main, uvicorn_config
+from sts_service.http_guard import GuardedHttpProtocol
+from sts_service.main import EXIT_BAD_SETTINGS, main, uvicorn_config
 
 
 @pytest.fixture(autouse=True)
@@ -114,8 +115,11 @@ def test_reload_runs_uvicorn_with_the_import_string_factory(
     reload_dirs = kwargs["reload_dirs"]
     assert isinstance(reload_dirs, list)
     assert [Path(d).name for d in reload_dirs] == ["sts_service", "shared_utils", "shared_audio"]
-    assert kwargs["http"] == "sts_service.main:GuardedHttpProtocol"
+    # The same options as without reload; the protocol by import string (read in the new
+    # process from the same environment, so the head limits hold there too).
+    assert kwargs["http"] == "sts_service.http_guard:FromEnvironment"
     assert kwargs["timeout_keep_alive"] == 5 and kwargs["limit_concurrency"] == 512
+    assert kwargs["log_config"] is None and kwargs["access_log"] is False
 
 
 def test_uvicorn_config_carries_every_connection_limit() -> None:

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared_utils.contract import BackendHealth
-from sts_service.metrics import BACKEND_STATES, backend_state
+from sts_service.backends import EchoTranslator, EchoTTS
+from sts_service.backends.base import AudioClip, EngineOptions, Fragment, SyncASRBackend
+from sts_service.health import BACKEND_STATES, backend_reports
+from sts_service.pipeline import Pipeline
 
 EXPECTED = {
     "sts_http_requests",
@@ -96,7 +97,54 @@ async def test_queue_full_is_counted(
     assert _samples(text)[("sts_queue_full_total", ())] == refused
 
 
-@pytest.mark.parametrize(("available", "state"), [(True, "ready"), (False, "unavailable")])
-def test_backend_state_from_availability(available: bool, state: str) -> None:
-    backend = BackendHealth(stage="asr", name="echo", available=available)
-    assert backend_state(backend) == state and state in BACKEND_STATES
+class _LoadingASR(SyncASRBackend):
+    """A backend with a model that never finishes loading in this test."""
+
+    def __init__(self) -> None:
+        super().__init__(EngineOptions())
+
+    def needs_loading(self) -> bool:
+        return True
+
+    def transcribe_sync(self, audio: AudioClip, fragment: Fragment) -> str:
+        return ""
+
+
+def _states(pipeline: Pipeline) -> list[str]:
+    return [report.metric_state for report in backend_reports(pipeline.loading)]
+
+
+async def test_a_loading_backend_is_reported_loading_then_ready() -> None:
+    # The collector used to read a `state` field the health model lacks: never "loading".
+    pipeline = Pipeline(_LoadingASR(), EchoTranslator(), EchoTTS())
+    assert _states(pipeline) == ["loading", "ready", "ready"]
+    await pipeline.load()
+    assert _states(pipeline) == ["ready", "ready", "ready"]
+    assert set(_states(pipeline)) <= set(BACKEND_STATES)
+
+
+async def test_a_backend_that_failed_to_load_is_unavailable() -> None:
+    asr = _LoadingASR()
+
+    def broken() -> None:
+        raise RuntimeError("no model")
+
+    asr.load = broken  # type: ignore[method-assign]  # a load that fails, for this test only
+    pipeline = Pipeline(asr, EchoTranslator(), EchoTTS())
+    await pipeline.load()
+    assert _states(pipeline)[0] == "unavailable"
+
+
+async def test_the_metric_says_loading_while_a_model_loads() -> None:
+    from sts_service.app import create_app
+    from sts_service.config import StsSettings
+
+    app = create_app(StsSettings(), pipeline=Pipeline(_LoadingASR(), EchoTranslator(), EchoTTS()))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sts") as client:
+        text = (await client.get("/metrics")).text
+    loading = (
+        "sts_backend_state",
+        (("backend", "unnamed"), ("stage", "asr"), ("state", "loading")),
+    )
+    assert _samples(text)[loading] == 1

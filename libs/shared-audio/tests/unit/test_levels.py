@@ -12,7 +12,6 @@ from shared_audio import (
     is_silent_dub,
     is_speech,
     mix_ducked,
-    peak_dbfs,
     rms_dbfs,
 )
 
@@ -21,39 +20,33 @@ def test_full_scale_square_is_0_dbfs() -> None:
     square = np.array([[32767], [-32768]] * 50, dtype=np.int16)
     assert rms_dbfs(square) == pytest.approx(0.0, abs=1e-3)
     assert rms_dbfs(np.array([1.0, -1.0], dtype=np.float32)) == 0.0
-    assert peak_dbfs(np.array([0.5, -1.0], dtype=np.float64)) == 0.0
 
 
 def test_sine_rms_is_minus_3_dbfs() -> None:
     t = np.arange(48000) / 48000
     sine = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
     assert rms_dbfs(sine) == pytest.approx(-3.0103, abs=1e-3)
-    assert peak_dbfs(sine) == pytest.approx(0.0, abs=1e-3)
 
 
 def test_half_scale_is_minus_6_dbfs_for_int16_and_float() -> None:
     assert rms_dbfs(np.full((10, 2), 16384, np.int16)) == pytest.approx(-6.0206, abs=1e-4)
     assert rms_dbfs(np.full(10, -0.5, np.float32)) == pytest.approx(-6.0206, abs=1e-4)
-    assert peak_dbfs(np.array([[0, -16384]], np.int16)) == pytest.approx(-6.0206, abs=1e-4)
 
 
 def test_int16_extremes_do_not_overflow() -> None:
-    assert peak_dbfs(np.array([-32768], np.int16)) == 0.0
-    assert peak_dbfs(np.array([32767], np.int16)) == pytest.approx(-0.000265, abs=1e-6)
     assert rms_dbfs(np.full(100000, -32768, np.int16)) == 0.0
 
 
 def test_silence_and_empty_are_minus_infinity() -> None:
     for samples in (np.zeros((5, 2), np.int16), np.zeros(0, np.float32)):
         assert rms_dbfs(samples) == -math.inf
-        assert peak_dbfs(samples) == -math.inf
 
 
 def test_one_lsb_level() -> None:
-    assert peak_dbfs(np.array([1], np.int16)) == pytest.approx(-90.309, abs=1e-3)
+    assert rms_dbfs(np.array([1], np.int16)) == pytest.approx(-90.309, abs=1e-3)
 
 
-@pytest.mark.parametrize("func", [rms_dbfs, peak_dbfs, is_speech, is_silent])
+@pytest.mark.parametrize("func", [rms_dbfs, is_speech, is_silent])
 def test_level_functions_reject_unsupported_input(func: object) -> None:
     assert callable(func)
     with pytest.raises(PcmError, match="dtype int32 is not supported"):

@@ -28,7 +28,6 @@ CONTRACT_NAMES = {
     "fit_to_length",
     "resample",
     "rms_dbfs",
-    "peak_dbfs",
     "is_speech",
     "is_silent",
     "is_silent_dub",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
@@ -280,11 +281,30 @@ def test_unsupported_channels_are_rejected(channels: int) -> None:
     assert f"channel count {channels} is not supported" in message
 
 
-@pytest.mark.parametrize("channels", [True, "1", 1.0])
+@pytest.mark.parametrize("channels", [True, "1", 1.5, float("inf"), float("nan")])
 def test_channels_must_be_a_real_integer(channels: object) -> None:
     with pytest.raises(ValidationError) as info:
         AudioPayload.model_validate(audio_dict(channels=channels))
     assert errors_of(info)[0][0] == ("channels",)
+
+
+def test_integral_json_floats_are_integers_as_the_schema_says() -> None:
+    # JSON Schema's "integer" matches 510511.0, so an outside fuzzer sends it (ST202).
+    body = json.dumps(
+        {
+            "fragment_id": "f",
+            "stream_id": "s",
+            "sequence_number": 510511.0,
+            "audio": audio_dict(sample_rate_hz=16000.0, channels=1.0),
+            "config": {"source_language": "en", "target_language": "es"},
+            "timeout_ms": 8000.0,
+        }
+    )
+    request = ProcessRequest.model_validate_json(body)
+    assert request.sequence_number == 510511 and type(request.sequence_number) is int
+    assert type(request.timeout_ms) is int and request.timeout_ms == 8000
+    assert (request.audio.sample_rate_hz, request.audio.channels) == (16000, 1)
+    assert type(request.audio.channels) is int
 
 
 def test_json_booleans_are_not_integers() -> None:

@@ -6,9 +6,10 @@ import logging
 from datetime import datetime, timezone
 
 import pytest
+from pydantic_settings import SettingsConfigDict
 
-from shared_utils import configure_logging
-from shared_utils.logging import ConsoleFormatter, JsonFormatter
+from shared_utils import ServiceSettings, SettingsError, configure_logging, load_settings
+from shared_utils.logging import ConsoleFormatter, JsonFormatter, LogFormat, LogLevel
 
 pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
@@ -199,3 +200,34 @@ def test_formatters_use_cached_exc_text() -> None:
     record.exc_text = "Traceback: cached"
     assert json.loads(JsonFormatter("svc").format(record))["exc"] == "Traceback: cached"
     assert ConsoleFormatter("svc").format(record).endswith("\nTraceback: cached")
+
+
+class _LogSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TSLOG_")
+
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "auto"
+
+
+@pytest.mark.parametrize(
+    ("level", "fmt", "expected"),
+    [
+        ("info", "JSON", ("INFO", "json")),
+        (" Warning ", "Console", ("WARNING", "console")),
+        ("DEBUG", "auto", ("DEBUG", "auto")),
+    ],
+)
+def test_any_service_takes_log_level_and_format_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, level: str, fmt: str, expected: tuple[str, str]
+) -> None:
+    # WORKER_LOG_LEVEL=info used to be refused while STS_LOG_LEVEL=info was upper-cased.
+    monkeypatch.setenv("TSLOG_LOG_LEVEL", level)
+    monkeypatch.setenv("TSLOG_LOG_FORMAT", fmt)
+    settings = load_settings(_LogSettings)
+    assert (settings.log_level, settings.log_format) == expected
+
+
+def test_an_unknown_log_level_is_still_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSLOG_LOG_LEVEL", "verbose")
+    with pytest.raises(SettingsError, match="TSLOG_LOG_LEVEL"):
+        load_settings(_LogSettings)

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from shared_utils import CircuitBreaker, CircuitOpenError, CircuitState, retry_async
+from shared_utils import CircuitBreaker, CircuitState, retry_async
 
 
 class FakeSleep:
@@ -280,60 +280,6 @@ def test_default_parameters_are_5_failures_and_30_s_open() -> None:
     breaker = CircuitBreaker()
     assert breaker.failure_threshold == 5
     assert breaker.reset_timeout_s == 30.0
-
-
-async def test_call_records_outcomes_and_refuses_when_open() -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=10.0, clock=clock)
-    failing = Flaky(100)
-    for _ in range(2):
-        with pytest.raises(ConnectionError):
-            await breaker.call(failing)
-    assert state(breaker) is CircuitState.OPEN
-    with pytest.raises(CircuitOpenError) as info:
-        await breaker.call(failing)
-    assert failing.calls == 2  # refused without calling
-    assert info.value.retry_after_s == pytest.approx(10.0)
-    assert "circuit is open" in str(info.value)
-    clock.advance(10.0)
-    assert await breaker.call(Flaky(0)) == "ok"
-    assert state(breaker) is CircuitState.CLOSED
-
-
-async def test_call_ignores_exceptions_that_are_not_failures() -> None:
-    breaker = CircuitBreaker(failure_threshold=1, clock=FakeClock())
-    with pytest.raises(ValueError):
-        await breaker.call(
-            Flaky(1, ValueError("client error")),
-            is_failure=lambda exc: isinstance(exc, ConnectionError),
-        )
-    assert state(breaker) is CircuitState.CLOSED
-    assert breaker.consecutive_failures == 0
-
-
-async def test_call_does_not_record_cancellation() -> None:
-    breaker = CircuitBreaker(failure_threshold=1, clock=FakeClock())
-    with pytest.raises(asyncio.CancelledError):
-        await breaker.call(Flaky(1, asyncio.CancelledError()))
-    assert state(breaker) is CircuitState.CLOSED
-    assert breaker.consecutive_failures == 0
-
-
-async def test_retry_and_breaker_compose() -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=5.0, clock=clock)
-    fn = Flaky(100)
-    with pytest.raises(ConnectionError):
-        await retry_async(lambda: breaker.call(fn), attempts=2, sleep=FakeSleep())
-    assert state(breaker) is CircuitState.OPEN
-    with pytest.raises(CircuitOpenError):
-        await retry_async(
-            lambda: breaker.call(fn),
-            attempts=3,
-            retry_if=lambda exc: not isinstance(exc, CircuitOpenError),
-            sleep=FakeSleep(),
-        )
-    assert fn.calls == 2
 
 
 def test_busy_answers_never_open_the_breaker_nor_reset_its_count() -> None:

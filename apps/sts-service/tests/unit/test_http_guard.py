@@ -1,4 +1,5 @@
-"""The request head guard (`GuardedHttpProtocol`) in process, on a fake transport.
+"""The request head guard (`sts_service.http_guard`) in process, on a fake transport; and the
+uvicorn internals it relies on, so an upgrade that moves one fails here by name.
 
 The real server is attacked in tests/integration; these pin each branch quickly.
 """
@@ -6,14 +7,18 @@ The real server is attacked in tests/integration; these pin each branch quickly.
 from __future__ import annotations
 
 import asyncio
+import inspect
 
+import pytest
 from uvicorn.config import Config
+from uvicorn.importer import import_from_string
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from shared_utils.contract import ErrorResponse
 from sts_service.app import create_app
 from sts_service.config import StsSettings
-from sts_service.main import guarded_http_protocol
+from sts_service.http_guard import FROM_ENVIRONMENT, GuardedHttpProtocol, guarded_http_protocol
 
 
 class FakeTransport(asyncio.Transport):
@@ -114,4 +119,83 @@ async def test_the_next_head_after_an_answer_is_timed_too() -> None:
     protocol.data_received(b"GET /v1/health HTTP/1.1\r\n")  # and then nothing more
     await asyncio.sleep(0.6)
     assert transport.is_closing() and b"HTTP/1.1 408" in transport.written
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize("head_kb", [17, 40, 65])
+async def test_a_big_head_sent_in_one_write_gets_431(head_kb: int) -> None:
+    # The read that completes a head counts too: these used to get 200.
+    protocol, transport = connect()
+    big = b"x-big: " + b"a" * (head_kb * 1024) + b"\r\n"
+    protocol.data_received(b"GET /v1/health HTTP/1.1\r\nhost: sts\r\n" + big + b"\r\n")
+    await asyncio.sleep(0.05)
+    status, error = answer(transport)
+    assert status == 431 and "16384 bytes" in error.error.message
+    protocol.connection_lost(None)
+
+
+async def test_a_head_end_split_across_two_reads_is_found() -> None:
+    protocol, transport = connect(max_header_bytes=1024)
+    body = b"{" + b" " * 5000 + b"}"
+    protocol.data_received(b"POST /v1/nowhere HTTP/1.1\r\ncontent-length: %d\r\n\r" % len(body))
+    protocol.data_received(b"\n" + body)
+    await asyncio.sleep(0.05)
+    assert transport.written.startswith(b"HTTP/1.1 404")
+    protocol.connection_lost(None)
+
+
+async def test_a_head_of_exactly_the_limit_passes() -> None:
+    protocol, transport = connect(max_header_bytes=1024)
+    start = b"GET /v1/health HTTP/1.1\r\nx-pad: "
+    head = start + b"a" * (1024 - len(start) - 4) + b"\r\n\r\n"
+    assert len(head) == 1024
+    protocol.data_received(head)
+    await asyncio.sleep(0.05)
+    assert transport.written.startswith(b"HTTP/1.1 200")
+    protocol.connection_lost(None)
+
+
+def test_reload_mode_imports_the_protocol_with_the_environment_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STS_MAX_HEADER_BYTES", "2048")
+    monkeypatch.setenv("STS_HEADER_TIMEOUT_S", "2.5")
+    protocol = import_from_string(f"sts_service.http_guard:{FROM_ENVIRONMENT}")
+    assert issubclass(protocol, GuardedHttpProtocol)
+    assert (protocol.max_head_bytes, protocol.head_timeout_s) == (2048, 2.5)
+
+
+def test_an_unknown_attribute_of_the_guard_module_is_an_attribute_error() -> None:
+    import sts_service.http_guard as guard
+
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        _ = guard.NoSuchThing
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        "connection_made",
+        "connection_lost",
+        "data_received",
+        "on_headers_complete",
+        "on_response_complete",
+    ],
+)
+def test_uvicorn_still_has_the_hooks_the_guard_overrides(hook: str) -> None:
+    # If uvicorn renames or drops one, the guard silently stops guarding: fail here instead.
+    method = getattr(HttpToolsProtocol, hook, None)
+    assert callable(method), f"uvicorn's HttpToolsProtocol has no {hook}: update http_guard"
+    assert hook in vars(HttpToolsProtocol), f"{hook} moved out of HttpToolsProtocol"
+
+
+async def test_uvicorn_still_has_the_attributes_the_guard_reads() -> None:
+    protocol, _transport = connect()
+    for name in ("transport", "loop", "server_state"):
+        assert hasattr(protocol, name), f"uvicorn's HttpToolsProtocol has no {name}"
+    assert isinstance(protocol.server_state.default_headers, list)  # type: ignore[attr-defined]  # set by uvicorn on the live protocol
+    assert "cycle" in inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    protocol.data_received(b"GET /v1/health HTTP/1.1\r\nhost: sts\r\n\r\n")
+    await asyncio.sleep(0.05)
+    assert protocol.cycle.response_complete  # type: ignore[attr-defined]  # set per request
     protocol.connection_lost(None)
