@@ -20,7 +20,7 @@ import hashlib
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -153,14 +153,68 @@ class WhisperASR(SyncASRBackend):
                 f"the whisper model {self.model_source} is English-only; source_language "
                 f"{fragment.source_language!r} needs a multilingual one (STS_WHISPER_MODEL)",
             )
+        options = self.options
         segments, _info = model.transcribe(
             to_whisper_input(audio),
             language=language if model.model.is_multilingual else None,
-            beam_size=self.options.whisper_beam_size,
+            beam_size=options.whisper_beam_size,
             # Each fragment stands alone: no text carried over, which also stops Whisper's
             # habit of repeating the previous fragment's words on silence.
             condition_on_previous_text=False,
+            # One decoding, no hotter retries: a retry at a higher temperature is where the
+            # made-up text comes from, and the thresholds below judge the one decoding.
+            temperature=0.0,
+            no_speech_threshold=options.whisper_no_speech_threshold,
+            log_prob_threshold=options.whisper_log_prob_threshold,
+            compression_ratio_threshold=options.whisper_compression_ratio_threshold,
             vad_filter=False,
             without_timestamps=True,
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        kept, dropped = confident_segments(list(segments), options)
+        if dropped:
+            logger.info(
+                "fragment %s: dropped %d of %d whisper segment(s) as not confident speech: %r",
+                fragment.fragment_id,
+                len(dropped),
+                len(dropped) + len(kept),
+                [segment.text.strip() for segment in dropped],
+                extra={"fragment_id": fragment.fragment_id, "asr_dropped": len(dropped)},
+            )
+        return " ".join(segment.text.strip() for segment in kept).strip()
+
+
+class _Segment(Protocol):
+    """What `confident_segments` reads of a faster-whisper segment."""
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+_S = TypeVar("_S", bound=_Segment)
+
+
+def confident_segments(segments: list[_S], options: EngineOptions) -> tuple[list[_S], list[_S]]:
+    """Split segments into (kept, dropped): drop what Whisper made up rather than heard.
+
+    Whisper invents fluent text ("Thank you.") for audio it cannot follow, such as speech at
+    three times its pace. Such text comes with a low mean log-probability or, when it loops,
+    with a high compression ratio; no speech at all comes with a high no-speech probability.
+    faster-whisper only skips a segment when both of the first two hold and otherwise retries
+    at another temperature, so the decision is made here on the one decoding:
+
+    * ``avg_logprob`` below `whisper_log_prob_threshold`: not confident, dropped;
+    * ``compression_ratio`` above `whisper_compression_ratio_threshold`: a loop, dropped;
+    * ``no_speech_prob`` above `whisper_no_speech_threshold`: not speech, dropped.
+    """
+    kept: list[_S] = []
+    dropped: list[_S] = []
+    for segment in segments:
+        doubtful = (
+            segment.avg_logprob < options.whisper_log_prob_threshold
+            or segment.compression_ratio > options.whisper_compression_ratio_threshold
+            or segment.no_speech_prob > options.whisper_no_speech_threshold
+        )
+        (dropped if doubtful else kept).append(segment)
+    return kept, dropped

@@ -255,7 +255,7 @@ def test_mode_file_becomes_null_flushing_stage_commands(modes_dir: Path) -> None
 
 def test_apertium_pipeline_translates_restarts_and_times_out(modes_dir: Path) -> None:
     translator = ApertiumTranslator(
-        EngineOptions(apertium_modes_dir=str(modes_dir), apertium_timeout_s=0.5)
+        EngineOptions(apertium_modes_dir=str(modes_dir), apertium_timeout_ms=500)
     )
     try:
         assert translator.translate_sync("hello [world]", FRAGMENT) == "HELLO [WORLD]"
