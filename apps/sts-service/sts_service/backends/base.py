@@ -102,6 +102,10 @@ class EngineOptions(BaseModel):
     apertium_timeout_ms: int = Field(
         default=5000, ge=100, description="Longest one Apertium translation may take."
     )
+    apertium_preload: str = Field(
+        default="en-es",
+        description="Directions (source-target, comma-separated) warmed at start-up.",
+    )
 
     @property
     def apertium_timeout_s(self) -> float:
