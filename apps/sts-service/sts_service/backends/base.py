@@ -70,6 +70,10 @@ class EngineOptions(BaseModel):
         default="",
         description="Whisper model: hub name or local directory; empty: the packaged tiny.en.",
     )
+    whisper_cache_dir: str = Field(
+        default="",
+        description="Where the split multilingual model is joined; empty: ~/.cache/sts-service.",
+    )
     whisper_device: str = Field(default="cpu", min_length=1, description="CTranslate2 device.")
     whisper_compute_type: str = Field(
         default="int8", min_length=1, description="CTranslate2 compute type."

