@@ -3,10 +3,10 @@
 Needs the engines (`make install ENGINES=1`, then as root `make install-engines-system`) and
 nothing else: offline, and the caller's STS_*/WORKER_* variables are ignored. It speaks a short
 English bulletin with espeak-ng into a WAV file, starts sts-service with whisper, apertium and
-pico (SVOX Pico's Spanish voice) on a free port, waits until its models are loaded, dubs the WAV with stream-worker,
-prints each segment's transcript and translation (from sts-service's log) and stops
-sts-service. Exits non-zero naming the step if a step fails or a segment fell back to the
-original audio; a stop signal stops everything it started, quietly.
+pico (SVOX Pico's Spanish voice) on a free port, waits until its models are loaded, dubs the
+WAV with stream-worker, prints each segment's transcript and translation (from sts-service's
+log) and stops sts-service. Exits non-zero naming the step if a step fails or a segment fell
+back to the original audio; a stop signal stops everything it started, quietly.
 """
 
 from __future__ import annotations
