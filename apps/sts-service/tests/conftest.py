@@ -133,7 +133,7 @@ async def client(make_client: MakeClient) -> AsyncIterator[httpx.AsyncClient]:
 
 INSTALL_COMMANDS = (
     "make install ENGINES=1, then as root: make install-engines-system "
-    "(apt-get install apertium apertium-eng-spa)"
+    "(Apertium with every pair, and SVOX Pico)"
 )
 MODES_DIR = Path(EngineOptions().apertium_modes_dir)
 ENGINE_TESTS = Path(__file__).resolve().parent / "engines"

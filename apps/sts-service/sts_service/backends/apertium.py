@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from shared_utils.contract import ErrorCode
+from shared_utils.languages import iso639_1
 from sts_service.backends.base import (
     BackendError,
     BackendState,
@@ -34,19 +35,10 @@ from sts_service.backends.base import (
 
 logger = logging.getLogger(__name__)
 
-#: Apertium's language codes, by the contract's two-letter codes.
-_APERTIUM_CODES = {
-    "en": "eng",
-    "es": "spa",
-    "fr": "fra",
-    "ca": "cat",
-    "pt": "por",
-    "it": "ita",
-    "de": "deu",
-    "gl": "glg",
-    "eu": "eus",
-    "oc": "oci",
-}
+#: A mode named like ``eng-spa`` or ``fr-es``: one direction, no variant (``_valencia``).
+_PLAIN_MODE = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
+#: Third languages tried, best first, when no pair joins two languages directly.
+PIVOTS = ("en", "es", "ca", "fr", "pt", "it")
 
 #: Characters with a meaning in Apertium's stream format; escaped in the input.
 _RESERVED = re.compile(r"([\\^$/<>\[\]{}@*#])")
@@ -57,24 +49,51 @@ _ESCAPED = re.compile(r"\\(.)")
 WARM_UP_TIMEOUT_S = 60.0
 
 
-def pair_name(source: str, target: str) -> str:
-    """Apertium's pair name, e.g. ``eng-spa`` for ``en`` -> ``es``.
-
-    Example:
-        >>> pair_name("en", "es-419")
-        'eng-spa'
-    """
-    codes = [
-        _APERTIUM_CODES.get(lang.split("-")[0], lang.split("-")[0]) for lang in (source, target)
-    ]
-    return f"{codes[0]}-{codes[1]}"
-
-
 def installed_pairs(modes_dir: Path) -> list[str]:
     """The pairs whose mode file is installed, sorted (``eng-spa``, ``spa-eng``, ...)."""
     if not modes_dir.is_dir():
         return []
     return sorted(path.stem for path in modes_dir.glob("*.mode"))
+
+
+def directions(modes_dir: Path) -> dict[tuple[str, str], str]:
+    """The installed one-step directions, as contract tags, and the pair doing each.
+
+    Apertium names pairs with two-letter (``fr-es``) or three-letter (``eng-spa``) codes; both
+    map to the contract's tags through the one ISO 639 table. Variants (``spa-cat_valencia``)
+    are left out.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("eng-spa", "fr-es", "spa-cat_valencia"):
+        ...     _ = (folder / f"{name}.mode").write_text("lt-proc x")
+        >>> directions(folder)
+        {('en', 'es'): 'eng-spa', ('fr', 'es'): 'fr-es'}
+    """
+    found: dict[tuple[str, str], str] = {}
+    for pair in installed_pairs(modes_dir):
+        match = _PLAIN_MODE.match(pair)
+        if match:
+            found.setdefault((iso639_1(match[1]), iso639_1(match[2])), pair)
+    return found
+
+
+def route(source: str, target: str, known: dict[tuple[str, str], str]) -> list[str] | None:
+    """The pairs that translate `source` -> `target`: one, two through a pivot, or None.
+
+    Example:
+        >>> route("en", "pt-BR", {("en", "es"): "eng-spa", ("es", "pt"): "es-pt"})
+        ['eng-spa', 'es-pt']
+    """
+    src, tgt = iso639_1(source), iso639_1(target)
+    if (src, tgt) in known:
+        return [known[(src, tgt)]]
+    middles = [*PIVOTS, *sorted({b for _, b in known})]
+    for middle in dict.fromkeys(middles):
+        if (src, middle) in known and (middle, tgt) in known:
+            return [known[(src, middle)], known[(middle, tgt)]]
+    return None
 
 
 def mode_commands(mode_file: Path) -> list[list[str]]:
@@ -127,6 +146,8 @@ class ApertiumPipeline:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
         self.restarts = 0
+        #: Whether a translation went through since the last start (dictionaries loaded).
+        self.warmed = False
 
     def start(self) -> None:
         """Start the stages, each reading the previous one's output."""
@@ -149,6 +170,7 @@ class ApertiumPipeline:
 
     def stop(self) -> None:
         """Kill every stage and reap it."""
+        self.warmed = False
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
@@ -177,12 +199,39 @@ class ApertiumPipeline:
                     logger.warning("apertium pipeline died; restarting it")
                 self.stop()
                 self.start()
+            # The first translation loads the pair's dictionaries (~2 s, far more on a busy
+            # machine): it gets room for that.
+            wait_s = timeout_s or (self.timeout_s if self.warmed else WARM_UP_TIMEOUT_S)
             try:
                 data = escape(text).encode("utf-8") + b"\n\0"
-                return self._exchange(data, timeout_s or self.timeout_s)
+                answer = self._exchange(data, wait_s)
             except (OSError, TimeoutError):
                 self.stop()
                 raise
+            self.warmed = True
+            return answer
+
+    def warm(self) -> None:
+        """Start the stages and load the dictionaries now, with one translation."""
+        self.translate("Hello.", timeout_s=WARM_UP_TIMEOUT_S)
+
+    def reap(self) -> bool:
+        """If a stage died, kill and reap every stage now; True when that happened.
+
+        Without this, a dead stage stays a zombie, and its pair looks running, until the
+        next translation of the pair. A pipeline busy translating is left to that call.
+        """
+        if not self.processes or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if not self.processes or self.alive():
+                return False
+            self.restarts += 1
+            logger.warning("apertium pipeline died; reaped its stages, restarting on next use")
+            self.stop()
+            return True
+        finally:
+            self._lock.release()
 
     def _exchange(self, data: bytes, timeout_s: float) -> str:
         first, last = self.processes[0], self.processes[-1]
@@ -205,7 +254,7 @@ class ApertiumPipeline:
 
 
 class ApertiumTranslator(SyncTranslationBackend):
-    """Translation with a kept Apertium pipeline per language pair."""
+    """Translation with a kept Apertium pipeline per language pair, pivoting where needed."""
 
     def __init__(self, options: EngineOptions | None = None) -> None:
         super().__init__(options)
@@ -218,22 +267,26 @@ class ApertiumTranslator(SyncTranslationBackend):
         return True
 
     def load(self) -> None:
-        """Check that Apertium and a pair are installed, then start and warm every pair."""
+        """Check Apertium and its pairs; start and warm the `apertium_preload` directions.
+
+        The other directions start on their first use.
+        """
         if shutil.which("lt-proc") is None:
             raise RuntimeError(
                 "Apertium is not installed (no lt-proc on PATH); "
                 "install it as root: make install-engines-system"
             )
-        pairs = installed_pairs(self.modes_dir)
-        if not pairs:
+        known = directions(self.modes_dir)
+        if not known:
             raise RuntimeError(
                 f"no Apertium language pair in {self.modes_dir}; "
                 "install one as root, e.g. apt-get install apertium-eng-spa"
             )
-        for pair in pairs:
-            # The first translation loads the pair's dictionaries (~2 s, far more on a busy
-            # machine): do it now, with room for that.
-            self._pipeline(pair).translate("Hello.", timeout_s=WARM_UP_TIMEOUT_S)
+        for direction in self.options.apertium_preload.split(","):
+            source, _, target = direction.strip().partition("-")
+            pairs = route(source, target, known) if source and target else None
+            for pair in pairs or []:
+                self._pipeline(pair).warm()
 
     def close(self) -> None:
         """Stop every running pipeline."""
@@ -243,10 +296,31 @@ class ApertiumTranslator(SyncTranslationBackend):
             self._pipelines.clear()
 
     def health(self) -> BackendState:
-        """Available; the detail names the installed pairs and any restarts."""
-        restarts = sum(p.restarts for p in self._pipelines.values())
-        detail = f"pairs: {', '.join(installed_pairs(self.modes_dir))}"
-        return BackendState(True, f"{detail}; restarts: {restarts}" if restarts else detail)
+        """Available; the detail lists the directions, and the pairs whose stages died.
+
+        A pipeline found dead here is reaped at once (its processes killed and waited for),
+        so no zombie is left until the next translation of that pair.
+        """
+        with self._lock:
+            pipelines = dict(self._pipelines)
+        down = [
+            pair
+            for pair, pipeline in sorted(pipelines.items())
+            if pipeline.reap() or not pipeline.processes
+        ]
+        known = directions(self.modes_dir)
+        detail = "directions: " + ", ".join(f"{a}-{b}" for a, b in sorted(known))
+        detail += "; others through a pivot language"
+        restarts = sum(p.restarts for p in pipelines.values())
+        if restarts:
+            detail += f"; restarts: {restarts}"
+        if down:
+            detail += f"; stopped (died or timed out), restarting on next use: {', '.join(down)}"
+        return BackendState(bool(known), detail)
+
+    def can_translate(self, source: str, target: str) -> bool:
+        """Whether `source` -> `target` is installed, directly or through one pivot."""
+        return route(source, target, directions(self.modes_dir)) is not None
 
     def _pipeline(self, pair: str) -> ApertiumPipeline:
         with self._lock:
@@ -258,20 +332,32 @@ class ApertiumTranslator(SyncTranslationBackend):
             return pipeline
 
     def translate_sync(self, text: str, fragment: Fragment) -> str:
-        """Translate `text`; an empty text stays empty.
+        """Translate `text`, through a pivot language when no pair is direct; empty stays empty.
 
         Raises:
-            BackendError: INVALID_REQUEST (not retryable) for a pair that is not installed,
-                naming the installed ones.
+            BackendError: INVALID_REQUEST (not retryable) for a direction that is not
+                installed, even through a pivot, naming the installed ones.
         """
-        pair = pair_name(fragment.source_language, fragment.target_language)
-        pairs = installed_pairs(self.modes_dir)
-        if pair not in pairs:
+        known = directions(self.modes_dir)
+        pairs = route(fragment.source_language, fragment.target_language, known)
+        if pairs is None:
             raise BackendError(
                 ErrorCode.INVALID_REQUEST,
                 f"language pair {fragment.source_language} -> {fragment.target_language} "
-                f"({pair}) is not installed; installed pairs: {', '.join(pairs) or 'none'}",
+                f"is not installed, even through a pivot; installed: "
+                f"{', '.join(f'{a}-{b}' for a, b in sorted(known)) or 'none'}",
+            )
+        if len(pairs) > 1:
+            logger.info(
+                "fragment %s: %s -> %s through a pivot: %s",
+                fragment.fragment_id,
+                fragment.source_language,
+                fragment.target_language,
+                " then ".join(pairs),
+                extra={"fragment_id": fragment.fragment_id, "apertium_pairs": pairs},
             )
         if not text.strip():
             return ""
-        return clean(self._pipeline(pair).translate(text))
+        for pair in pairs:
+            text = clean(self._pipeline(pair).translate(text))
+        return text

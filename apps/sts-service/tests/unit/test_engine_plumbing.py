@@ -8,6 +8,7 @@ import asyncio
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +28,7 @@ from sts_service.backends.apertium import (
     escape,
     installed_pairs,
     mode_commands,
-    pair_name,
+    route,
 )
 from sts_service.backends.base import (
     AudioClip,
@@ -254,9 +255,11 @@ def test_mode_file_becomes_null_flushing_stage_commands(modes_dir: Path) -> None
     assert installed_pairs(modes_dir / "absent") == []
 
 
-def test_apertium_pipeline_translates_restarts_and_times_out(modes_dir: Path) -> None:
+def test_apertium_pipeline_translates_restarts_and_times_out(
+    modes_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     translator = ApertiumTranslator(
-        EngineOptions(apertium_modes_dir=str(modes_dir), apertium_timeout_s=0.5)
+        EngineOptions(apertium_modes_dir=str(modes_dir), apertium_timeout_ms=500)
     )
     try:
         assert translator.translate_sync("hello [world]", FRAGMENT) == "HELLO [WORLD]"
@@ -266,14 +269,55 @@ def test_apertium_pipeline_translates_restarts_and_times_out(modes_dir: Path) ->
         pipeline.processes[0].wait()
         assert translator.translate_sync("again", FRAGMENT) == "AGAIN"
         assert pipeline.restarts == 1
-        assert translator.health().detail == "pairs: eng-fra, eng-spa; restarts: 1"
+        assert translator.health().detail == (
+            "directions: en-es, en-fr; others through a pivot language; restarts: 1"
+        )
+        # A pair's first translation may take WARM_UP_TIMEOUT_S (dictionaries loading).
+        monkeypatch.setattr("sts_service.backends.apertium.WARM_UP_TIMEOUT_S", 0.5)
         with pytest.raises(TimeoutError, match=r"no answer within 0.5 s"):
             translator.translate_sync("hello", Fragment("f", "s", 0, "en", "fr"))
         assert translator._pipelines["eng-fra"].processes == []  # killed
         with pytest.raises(BackendError) as raised:
             translator.translate_sync("hello", Fragment("f", "s", 0, "en", "de"))
         assert raised.value.code is ErrorCode.INVALID_REQUEST
-        assert raised.value.message.endswith("installed pairs: eng-fra, eng-spa")
+        assert raised.value.message.endswith("installed: en-es, en-fr")
+    finally:
+        translator.close()
+
+
+def test_a_dead_stage_is_reaped_by_the_health_check_and_reported(modes_dir: Path) -> None:
+    translator = ApertiumTranslator(EngineOptions(apertium_modes_dir=str(modes_dir)))
+    try:
+        assert translator.translate_sync("hello", FRAGMENT) == "HELLO"
+        pipeline = translator._pipelines["eng-spa"]
+        pids = [process.pid for process in pipeline.processes]
+        processes = list(pipeline.processes)
+        processes[1].kill()  # killed from outside: nobody waits for it
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{pids[1]}/stat").read_text().split()[2] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        state = translator.health()
+        assert "stopped (died or timed out), restarting on next use: eng-spa" in (
+            state.detail or ""
+        )
+        for pid in pids:  # reaped: no zombie left, and the other stage is gone too
+            assert not Path(f"/proc/{pid}").exists()
+        assert all(process.returncode is not None for process in processes)
+        assert translator.translate_sync("again", FRAGMENT) == "AGAIN"
+        assert "stopped" not in (translator.health().detail or "")
+    finally:
+        translator.close()
+
+
+def test_a_missing_direction_goes_through_a_pivot(modes_dir: Path) -> None:
+    (modes_dir / "spa-por.mode").write_text((modes_dir / "eng-spa.mode").read_text())
+    translator = ApertiumTranslator(EngineOptions(apertium_modes_dir=str(modes_dir)))
+    try:
+        pivot = Fragment("f", "s", 0, "en", "pt")
+        assert translator.translate_sync("hello", pivot) == "HELLO"
+        assert set(translator._pipelines) == {"eng-spa", "spa-por"}
+        assert translator.can_translate("en", "pt") and not translator.can_translate("pt", "en")
     finally:
         translator.close()
 
@@ -298,8 +342,10 @@ def test_apertium_load_names_what_is_missing(
 
 
 def test_apertium_text_helpers() -> None:
-    assert pair_name("en", "es") == "eng-spa"
-    assert pair_name("pt-BR", "xx") == "por-xx"
+    known = {("en", "es"): "eng-spa", ("es", "pt"): "es-pt", ("fr", "es"): "fr-es"}
+    assert route("en", "es-419", known) == ["eng-spa"]
+    assert route("fr", "pt-BR", known) == ["fr-es", "es-pt"]
+    assert route("pt", "en", known) is None
     assert clean(r"#Hola *Smith @casa \/ fin") == "Hola Smith casa / fin"
     assert escape("a^b$") == r"a\^b\$"
 
