@@ -244,6 +244,9 @@ class ProcessRequest(_Model):
     )
     previous_text: str | None = Field(
         default=None,
+        # Left out of the JSON when absent: a 1.0 service rejects any field it does not know,
+        # even a null one, so a request without context is exactly a 1.0 request.
+        exclude_if=lambda value: value is None,
         max_length=MAX_PREVIOUS_TEXT_CHARS,
         description="Since 1.1: the transcript of the stream's previous speech fragment, as "
         "context for ASR across a cut (whisper's initial prompt).",

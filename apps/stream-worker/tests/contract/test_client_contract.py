@@ -356,4 +356,5 @@ async def test_previous_text_is_sent_only_when_the_health_check_says_the_service
         await _check_sts(client, require=True)
         assert client.send_previous_text is sends
         await client.send(0, tone(0.5), previous_text="Good evening.")
-    assert fake.requests[0].previous_text == ("Good evening." if sends else None)
+    # The last request is the segment's: with require=True, the check also sends a probe.
+    assert fake.requests[-1].previous_text == ("Good evening." if sends else None)

@@ -442,7 +442,9 @@ def test_raw_stdin_to_stdout_with_the_default_pause_cuts(
     summary = parse_summary(captured.err.decode())
     assert summary["segmenter"] == "vad"
     assert summary["segments"]["non_speech"] >= 1 and summary["segments"]["fallback"] == 0
-    assert len(fake.requests) == summary["segments"]["dubbed"]
+    # The first request is the start-up language-pair probe (200 ms of silence); then one per
+    # speech segment, and none for the pauses.
+    assert len(fake.requests) == 1 + summary["segments"]["dubbed"]
 
 
 def test_empty_stdin_gives_empty_valid_output(

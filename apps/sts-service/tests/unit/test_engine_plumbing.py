@@ -374,7 +374,8 @@ def test_whisper_is_prompted_with_the_previous_fragment_s_transcript() -> None:
 
         def transcribe(self, audio: object, **kwargs: object) -> tuple[list[Any], None]:
             seen.append(kwargs)
-            return [SimpleNamespace(text=" the news ")], None
+            confident = {"avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}
+            return [SimpleNamespace(text=" the news ", **confident)], None
 
     asr = WhisperASR()
     asr.model = FakeWhisper()

@@ -164,6 +164,14 @@ def test_invalid_request_fields_are_located(
 def test_previous_text_is_carried() -> None:
     request = ProcessRequest.model_validate(request_dict(previous_text="Good evening."))
     assert request.previous_text == "Good evening."
+    assert json.loads(request.model_dump_json())["previous_text"] == "Good evening."
+
+
+def test_a_request_without_context_is_a_1_0_request() -> None:
+    # A 1.0 service rejects unknown fields, null ones too: absent context is left out.
+    body = json.loads(ProcessRequest.model_validate(request_dict()).model_dump_json())
+    fields_of_1_0 = {"fragment_id", "stream_id", "sequence_number", "audio", "config", "timeout_ms"}
+    assert set(body) == fields_of_1_0
 
 
 @pytest.mark.parametrize("timeout_ms", [MIN_TIMEOUT_MS, MAX_TIMEOUT_MS])
