@@ -566,7 +566,8 @@ def test_sigkill_keeps_what_was_written_in_every_container(
     out = tmp_path / f"out.{ext}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out), "--realtime",
-         "--sts-url", echo.url, "--segment-ms", "1000", "--timeout-ms", "1000",
+         "--sts-url", echo.url, "--segmenter", "fixed", "--segment-ms", "1000",
+         "--timeout-ms", "1000",
          "--output-delay-ms", "1500", "--progress", "never"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -653,7 +654,8 @@ def test_a_stop_signal_leaves_audio_and_video_aligned(
     out = tmp_path / "out.mkv"
     proc = subprocess.Popen(  # file mode: the reader reads ahead of what is written
         [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out),
-         "--sts-url", echo.url, "--segment-ms", "1000", "--progress", "never",
+         "--sts-url", echo.url, "--segmenter", "fixed", "--segment-ms", "1000",
+         "--progress", "never",
          "--max-inflight", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
