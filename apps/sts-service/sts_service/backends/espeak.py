@@ -182,22 +182,7 @@ class EspeakTTS(SyncTTSBackend):
         if speech is None:
             speech = np.zeros(0, dtype=np.float32)
         fit = fit_to_slot(speech, engine.rate, slot_frames)
-        logger.info(
-            "fragment %s: dub spoken at %d wpm, stretched x%.3f, padded %.2f s, trimmed %.2f s",
-            fragment.fragment_id,
-            wpm,
-            fit.stretch,
-            fit.padded_s,
-            fit.trimmed_s,
-            extra={
-                "fragment_id": fragment.fragment_id,
-                "voice": voice,
-                "speech_rate_wpm": wpm,
-                "stretch": fit.stretch,
-                "padded_s": round(fit.padded_s, 3),
-                "trimmed_s": round(fit.trimmed_s, 3),
-            },
-        )
+        fit.log(logger, fragment.fragment_id, voice, f"at {wpm} wpm", speech_rate_wpm=wpm)
         mono = float32_to_int16(fit.samples)
         at_rate = resample(mono, engine.rate, fmt.sample_rate)
         frames = np.zeros((source.frame_count, fmt.channels), dtype=np.int16)

@@ -8,6 +8,7 @@ the audio padded with silence or, as the last resort, trimmed (`Fit.trimmed_s`).
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,27 @@ class Fit:
     stretch: float
     padded_s: float
     trimmed_s: float
+
+    def log(
+        self, logger: logging.Logger, fragment_id: str, voice: str, how: str, **aim: object
+    ) -> None:
+        """One INFO line per dub: how the TTS aimed (`how`, and `aim` as fields), then the fit."""
+        logger.info(
+            "fragment %s: dub spoken %s, stretched x%.3f, padded %.2f s, trimmed %.2f s",
+            fragment_id,
+            how,
+            self.stretch,
+            self.padded_s,
+            self.trimmed_s,
+            extra={
+                "fragment_id": fragment_id,
+                "voice": voice,
+                **aim,
+                "stretch": self.stretch,
+                "padded_s": round(self.padded_s, 3),
+                "trimmed_s": round(self.trimmed_s, 3),
+            },
+        )
 
 
 def speech_rate_for(natural_s: float, slot_s: float, base_wpm: int = BASE_WPM) -> int:

@@ -189,23 +189,12 @@ class PicoTTS(SyncTTSBackend):
                 faster, rate = pico_speak(text, voice, level)
                 speech = trim_silence(faster)
         fit = fit_to_slot(speech, rate, round(slot_s * rate))
-        logger.info(
-            "fragment %s: dub spoken by pico %s at level %d, stretched x%.3f, padded %.2f s, "
-            "trimmed %.2f s",
+        fit.log(
+            logger,
             fragment.fragment_id,
             voice,
-            level,
-            fit.stretch,
-            fit.padded_s,
-            fit.trimmed_s,
-            extra={
-                "fragment_id": fragment.fragment_id,
-                "voice": voice,
-                "speed_level": level,
-                "stretch": fit.stretch,
-                "padded_s": round(fit.padded_s, 3),
-                "trimmed_s": round(fit.trimmed_s, 3),
-            },
+            f"by pico {voice} at level {level}",
+            speed_level=level,
         )
         at_rate = resample(float32_to_int16(fit.samples), rate, fmt.sample_rate)
         frames = np.zeros((source.frame_count, fmt.channels), dtype=np.int16)
