@@ -102,7 +102,8 @@ def run_round(streams: int, port: int, service_pid: int, sample: Path, work: Pat
         summary = work / f"summary-{streams}-{index}.json"
         command = [str(WORKER_PYTHON), "-m", "stream_worker", "--realtime", "--progress", "never"]
         command += ["--input", str(sample), "--output", str(work / f"out-{index}.wav")]
-        command += ["--sts-url", f"http://127.0.0.1:{port}", "--segment-ms", str(SEGMENT_MS)]
+        command += ["--sts-url", f"http://127.0.0.1:{port}"]
+        command += ["--segmenter", "fixed", "--segment-ms", str(SEGMENT_MS)]
         command += ["--stream-id", f"capacity-{index}", "--summary-json", str(summary)]
         # The summary line and any error go to a log per worker, not over the report.
         with open(work / f"worker-{streams}-{index}.log", "wb") as log:

@@ -292,6 +292,17 @@ class WorkerSettings(ServiceSettings):
                 f"output_delay_ms {self.output_delay_ms} is shorter than the longest segment "
                 f"plus {LIVE_DELAY_SLACK_MS} ms ({least}): no segment could be dubbed in time"
             )
+        # An option of the other segmenter would be silently ignored: say so instead.
+        given = self.model_fields_set
+        if self.segmenter == "vad" and "segment_ms" in given:
+            raise ValueError(
+                "segment_ms applies to segmenter fixed only; pause cuts (segmenter vad, the "
+                "default) are bounded by max_segment_ms"
+            )
+        vad_only = sorted(given & {"pause_ms", "min_segment_ms", "max_segment_ms"})
+        if self.segmenter == "fixed" and vad_only:
+            verb = "applies" if len(vad_only) == 1 else "apply"
+            raise ValueError(f"{', '.join(vad_only)} {verb} to segmenter vad only")
         if self.segmenter == "vad" and self.min_segment_ms >= self.max_segment_ms:
             raise ValueError(
                 f"min_segment_ms {self.min_segment_ms} must be below max_segment_ms "

@@ -114,12 +114,32 @@ def test_the_output_delay_is_judged_against_the_segment_given_with_it() -> None:
 def test_settings_come_from_env_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKER_INPUT", "env.wav")
     monkeypatch.setenv("WORKER_OUTPUT", "-")
+    monkeypatch.setenv("WORKER_SEGMENTER", "fixed")
     monkeypatch.setenv("WORKER_SEGMENT_MS", "2000")
     monkeypatch.setenv("WORKER_REALTIME", "true")
-    settings = parse_settings(["--segmenter", "fixed", "--segment-ms", "3000", "--no-realtime"])
+    settings = parse_settings(["--segment-ms", "3000", "--no-realtime"])
     assert settings.input == "env.wav" and settings.output == "-"
     assert settings.segment_ms == 3000 and settings.realtime is False
     assert parse_settings([]).segment_ms == 2000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--segment-ms", "2000"], "segment_ms applies to segmenter fixed only"),
+        (
+            ["--segmenter", "fixed", "--pause-ms", "300", "--max-segment-ms", "4000"],
+            "max_segment_ms, pause_ms apply to segmenter vad only",
+        ),
+    ],
+)
+def test_an_option_of_the_other_segmenter_is_refused_not_ignored(
+    argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_INPUT", "in.wav")
+    monkeypatch.setenv("WORKER_OUTPUT", "-")
+    with pytest.raises(UsageError, match=message):
+        parse_settings(argv)
 
 
 @pytest.mark.parametrize(
