@@ -131,8 +131,8 @@ def killed_at(src: Path, dst: Path, url: str, after_s: float, *extra: str) -> fl
 
 def sigkill_lines(long_src: Path, clip: Path, tmp: Path, url: str) -> list[str]:
     """Seconds playable after SIGKILL at t, for each container, file and live runs."""
-    live = ("--realtime", "--segmenter", "fixed", "--segment-ms", "2000")
-    live += ("--output-delay-ms", str(LIVE_DELAY_MS))
+    live = ["--realtime", "--segmenter", "fixed", "--segment-ms", "2000"]
+    live += ["--output-delay-ms", str(LIVE_DELAY_MS)]
     lines = [
         "crash safety: seconds of video playable after SIGKILL t s into the run "
         f"(file: the {LONG_S} s file at full speed; live: --realtime {CLIP_S} s clip, "
