@@ -132,6 +132,10 @@ def _option_errors(given: dict[str, Any]) -> list[str]:
     message names the option rather than the environment variable it overrides. Checks that
     span fields (no location) would judge the value against the defaults of the others: they
     are left to `load_settings`, which sees every value.
+
+    pydantic has no public call that validates one field with its validators and constraints;
+    the model's core validator (`validate_assignment` on a scratch instance) is that call. This
+    is its only use in the repo; tests/unit/test_cli.py checks each flag's message through it.
     """
     scratch = WorkerSettings.model_construct()
     problems: list[str] = []
