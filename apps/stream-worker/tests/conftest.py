@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from shared_utils.contract import HEALTH_PATH
 # helpers (worker_support.py) live here, outside the installed package, so add this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from worker_support import FakeSts  # must follow the sys.path line
+from worker_support import FakeSts, free_port  # must follow the sys.path line
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_DIR.parents[1]
@@ -32,12 +31,6 @@ def fake_sts() -> FakeSts:
 
 
 # ---------------------------------------------------------------- the real sts-service process
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

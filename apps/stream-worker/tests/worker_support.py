@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -248,3 +249,10 @@ def speech(plan: list[tuple[str, float]], fmt: AudioFormat = FMT) -> npt.NDArray
         parts.append((level * np.sin(2 * np.pi * 220 * t)).astype(np.int16))
     mono = np.concatenate(parts)
     return np.repeat(mono[:, None], fmt.channels, axis=1)
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago, for a server under test."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

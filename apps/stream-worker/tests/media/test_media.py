@@ -35,6 +35,7 @@ from media_support import (  # tests/ is on sys.path
     playable_seconds,
     stream_span,
 )
+from worker_support import free_port
 
 from shared_audio import AudioFormat, read_wav
 from stream_worker import demux as demux_module
@@ -66,7 +67,7 @@ def _root_conftest() -> Any:  # noqa: ANN401 - a module loaded from its path has
 def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The real sts-service with its echo backends, one per test module (start-up is slow)."""
     root = _root_conftest()
-    sts = root.StsProcess(root.free_port(), {}, tmp_path_factory.mktemp("sts") / "sts.log")
+    sts = root.StsProcess(free_port(), {}, tmp_path_factory.mktemp("sts") / "sts.log")
     sts.start()
     yield sts
     sts.stop()
@@ -323,7 +324,7 @@ def test_live_mpegts_over_tcp_stays_in_sync_and_survives_the_source_dropping(
     seconds, delay_s = 4.0, 2.0
     src = make_media(tmp_path / "in.ts", seconds)
     data = src.read_bytes()
-    port = _root_conftest().free_port()
+    port = free_port()
     out = tmp_path / "out.ts"
     result: dict[str, Any] = {}
 
@@ -458,7 +459,7 @@ def test_live_destinations_get_their_muxer(
 @pytest.mark.slow
 def test_live_output_over_udp_reaches_a_receiver(echo: Service, tmp_path: Path) -> None:
     src = make_media(tmp_path / "in.ts", 3.0)
-    port = _root_conftest().free_port()
+    port = free_port()
     received: dict[str, int] = {"video": 0, "audio": 0}
 
     def receive() -> None:
@@ -696,7 +697,7 @@ def test_a_signal_interrupts_an_input_that_never_opens(
         target = str(tmp_path / "feed")
         os.mkfifo(target)
     else:  # nothing ever sent: FFmpeg waits for a first packet
-        target = f"udp://127.0.0.1:{_root_conftest().free_port()}"
+        target = f"udp://127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream_worker", "-i", target, "-o", str(tmp_path / "o.mp4"),
          "--sts-url", "http://127.0.0.1:9", "--progress", "never"],

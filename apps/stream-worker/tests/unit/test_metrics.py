@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from worker_support import free_port
 
 from shared_audio import AudioFormat
 from shared_utils.resilience import CircuitBreaker
@@ -37,16 +38,9 @@ def _values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_metrics_server_serves_the_run_statistics() -> None:
     stats = _stats()
-    port = _free_port()
+    port = free_port()
     stop = serve_metrics(port, "127.0.0.1", lambda: stats, "news")
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -60,16 +59,9 @@ KEY_WORDS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
-def sts_service(tmp_path: Path, **env: str) -> Iterator[tuple[str, Path]]:
-    """sts-service as a process on a free port: (its URL, its log file)."""
-    port = free_port()
+def sts_service(tmp_path: Path, port: int, **env: str) -> Iterator[tuple[str, Path]]:
+    """sts-service as a process on `port` (a free one): (its URL, its log file)."""
     log = tmp_path / f"sts-{port}.log"
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("STS_", "WORKER_"))}
     environ.update(
@@ -120,11 +112,13 @@ def bulletin(tmp_path_factory: pytest.TempPathFactory, speak: Speak) -> Path:
     return path
 
 
-def test_stream_worker_dubs_speech_through_the_real_engines(bulletin: Path, tmp_path: Path) -> None:
+def test_stream_worker_dubs_speech_through_the_real_engines(
+    bulletin: Path, tmp_path: Path, free_port: Callable[[], int]
+) -> None:
     if not WORKER_PYTHON.exists():
         pytest.fail(f"stream-worker is not installed ({WORKER_PYTHON}); run make install")
     output, summary = tmp_path / "bulletin-es.wav", tmp_path / "summary.json"
-    with sts_service(tmp_path, **ENGINES) as (url, log):
+    with sts_service(tmp_path, free_port(), **ENGINES) as (url, log):
         assert wait_until_loaded(url)["status"] == "healthy"
         worker = subprocess.run(
             [str(WORKER_PYTHON), "-m", "stream_worker", "-i", str(bulletin), "-o", str(output),
@@ -156,11 +150,16 @@ def test_stream_worker_dubs_speech_through_the_real_engines(bulletin: Path, tmp_
     )
 
 
-def test_an_engine_that_fails_to_start_makes_the_service_degraded(tmp_path: Path) -> None:
+def test_an_engine_that_fails_to_start_makes_the_service_degraded(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "model.bin").write_bytes(b"not a model")
-    with sts_service(tmp_path, **ENGINES, STS_WHISPER_MODEL=str(broken)) as (url, _log):
+    with sts_service(tmp_path, free_port(), **ENGINES, STS_WHISPER_MODEL=str(broken)) as (
+        url,
+        _log,
+    ):
         health = wait_until_loaded(url)
         assert health["status"] == "degraded"
         asr = health["backends"][0]  # type: ignore[index]  # a JSON list of objects
