@@ -32,6 +32,7 @@ from sts_service.backends.base import (
     Fragment,
     SyncTranslationBackend,
 )
+from sts_service.backends.glossary import Glossary, describe, glossary_for, load_glossaries
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ _RESERVED = re.compile(r"([\\^$/<>\[\]{}@*#])")
 #: Marks of unknown (``*``), untranslated (``@``) and ungenerated (``#``) words.
 _MARKS = re.compile(r"(?<![\w\\])[*@#](?=\w)")
 _ESCAPED = re.compile(r"\\(.)")
+_SPACES = re.compile(r"\s+")
+#: The made-up word standing for a glossary term (`placeholder`), with its unknown-word mark.
+_PLACEHOLDER_PREFIX = "Zqxgls"
+_PLACEHOLDER = re.compile(rf"[*@#]?{_PLACEHOLDER_PREFIX}([a-z]+)(?![a-z])", re.IGNORECASE)
 #: Longest the first translation of a pair may take at start-up (it loads the dictionaries).
 WARM_UP_TIMEOUT_S = 60.0
 
@@ -122,6 +127,61 @@ def escape(text: str) -> str:
     return _RESERVED.sub(r"\\\1", " ".join(text.split()))
 
 
+def placeholder(index: int) -> str:
+    """The made-up word standing for glossary term `index` while Apertium translates.
+
+    Example:
+        >>> placeholder(0), placeholder(27)
+        ('Zqxglsa', 'Zqxglsbb')
+    """
+    letters = ""
+    while True:
+        index, digit = divmod(index, 26)
+        letters = chr(ord("a") + digit) + letters
+        if not index:
+            return _PLACEHOLDER_PREFIX + letters
+
+
+def to_stream(parts: list[str | int]) -> str:
+    r"""Text pieces, escaped, with each glossary term index as its `placeholder` word.
+
+    Apertium does not know the placeholder, so it copies it through unchanged, and it still
+    takes a word's place in the sentence: the verb after it agrees as after a name ("Zqxglsa
+    dijo", where a superblank left "dicho"). The target term replaces it afterwards
+    (`from_stream`).
+
+    Example:
+        >>> to_stream(["said  ", 0, " [sic]."])
+        'said Zqxglsa \\[sic\\].'
+    """
+    return "".join(
+        _RESERVED.sub(r"\\\1", _SPACES.sub(" ", part))
+        if isinstance(part, str)
+        else placeholder(part)
+        for part in parts
+    ).strip()
+
+
+def from_stream(output: str) -> list[str | int]:
+    r"""Apertium's output cut back into cleaned text pieces and glossary term indexes.
+
+    Example:
+        >>> from_stream("dijo *Zqxglsa *Smith \\[sic\\].")
+        ['dijo ', 0, ' Smith [sic].']
+    """
+    pieces = _PLACEHOLDER.split(output)
+    parts: list[str | int] = []
+    for number, piece in enumerate(pieces):
+        if number % 2:
+            index = 0
+            for letter in piece.lower():
+                index = index * 26 + ord(letter) - ord("a")
+            parts.append(index)
+        elif piece:
+            parts.append(_ESCAPED.sub(r"\1", _MARKS.sub("", piece)))
+    return parts
+
+
 def clean(output: str) -> str:
     r"""Strip the word marks and escapes from Apertium's output.
 
@@ -182,10 +242,14 @@ class ApertiumPipeline:
         self.processes = []
 
     def translate(self, text: str, timeout_s: float | None = None) -> str:
-        """Translate one text; restarts the stages first if one died.
+        """Translate one plain text (`translate_stream` of it, escaped)."""
+        return self.translate_stream(escape(text), timeout_s)
+
+    def translate_stream(self, stream: str, timeout_s: float | None = None) -> str:
+        """Translate one line of Apertium stream format; restarts the stages if one died.
 
         Args:
-            text: The text.
+            stream: The input, escaped (`escape`, `to_stream`), on one line.
             timeout_s: Longest wait for the answer (default: the pipeline's `timeout_s`).
 
         Raises:
@@ -203,7 +267,7 @@ class ApertiumPipeline:
             # machine): it gets room for that.
             wait_s = timeout_s or (self.timeout_s if self.warmed else WARM_UP_TIMEOUT_S)
             try:
-                data = escape(text).encode("utf-8") + b"\n\0"
+                data = stream.encode("utf-8") + b"\n\0"
                 answer = self._exchange(data, wait_s)
             except (OSError, TimeoutError):
                 self.stop()
@@ -261,6 +325,7 @@ class ApertiumTranslator(SyncTranslationBackend):
         self.modes_dir = Path(self.options.apertium_modes_dir)
         self._pipelines: dict[str, ApertiumPipeline] = {}
         self._lock = threading.Lock()
+        self.glossaries: dict[tuple[str, str], Glossary] = {}
 
     def needs_loading(self) -> bool:
         """The programs and at least one pair are checked, and the pairs warmed, at start-up."""
@@ -271,6 +336,7 @@ class ApertiumTranslator(SyncTranslationBackend):
 
         The other directions start on their first use.
         """
+        self.glossaries = load_glossaries(self.options.glossary_dir)
         if shutil.which("lt-proc") is None:
             raise RuntimeError(
                 "Apertium is not installed (no lt-proc on PATH); "
@@ -314,6 +380,8 @@ class ApertiumTranslator(SyncTranslationBackend):
         restarts = sum(p.restarts for p in pipelines.values())
         if restarts:
             detail += f"; restarts: {restarts}"
+        if self.glossaries:
+            detail += "; glossaries: " + describe(self.glossaries)
         if down:
             detail += f"; stopped (died or timed out), restarting on next use: {', '.join(down)}"
         return BackendState(bool(known), detail)
@@ -358,6 +426,17 @@ class ApertiumTranslator(SyncTranslationBackend):
             )
         if not text.strip():
             return ""
+        glossary = glossary_for(self.glossaries, fragment.source_language, fragment.target_language)
+        if glossary is None:
+            for pair in pairs:
+                text = clean(self._pipeline(pair).translate(text))
+            return text
+        # Each glossary term rides through every pair as a placeholder word, then its target
+        # term takes its place: Apertium never sees (nor mistranslates) the name.
+        parts = glossary.split(text)
         for pair in pairs:
-            text = clean(self._pipeline(pair).translate(text))
-        return text
+            parts = from_stream(self._pipeline(pair).translate_stream(to_stream(parts)))
+        joined = "".join(
+            glossary.target_term(part) if isinstance(part, int) else part for part in parts
+        )
+        return " ".join(joined.split())
