@@ -12,6 +12,7 @@ the next call. Apertium is GPL-2 and runs as separate processes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -66,22 +67,68 @@ def directions(modes_dir: Path) -> dict[tuple[str, str], str]:
 
     Apertium names pairs with two-letter (``fr-es``) or three-letter (``eng-spa``) codes; both
     map to the contract's tags through the one ISO 639 table. Variants (``spa-cat_valencia``)
-    are left out.
+    are left out, and so is a pair whose mode names a program or a file that is not there
+    (`unusable_pairs`).
 
     Example:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> for name in ("eng-spa", "fr-es", "spa-cat_valencia"):
-        ...     _ = (folder / f"{name}.mode").write_text("lt-proc x")
+        ...     _ = (folder / f"{name}.mode").write_text("cat")
+        >>> _ = (folder / "es-eo.mode").write_text("cat /absent/es-eo.automorf.bin")
         >>> directions(folder)
         {('en', 'es'): 'eng-spa', ('fr', 'es'): 'fr-es'}
     """
+    return _scan(modes_dir)[0]
+
+
+def unusable_pairs(modes_dir: Path) -> dict[str, list[str]]:
+    """The installed pairs that cannot run, each with what its mode names and is missing.
+
+    Debian's apertium-eo-es and apertium-eo-ca install ``es-eo.mode`` and ``ca-eo.mode``
+    pointing at data folders (``apertium-eo-es/``) that the packages name the other way round
+    (``apertium-es-eo/``): the first stage exits at once, and writing to it raised
+    BrokenPipeError, in any pivot route through them too.
+    """
+    return _scan(modes_dir)[1]
+
+
+def missing_files(commands: list[list[str]]) -> list[str]:
+    """The programs (not on PATH) and absolute file arguments (absent) of stage commands."""
+    missing: list[str] = []
+    for argv in commands:
+        if shutil.which(argv[0]) is None:
+            missing.append(argv[0])
+        missing.extend(arg for arg in argv[1:] if arg.startswith("/") and not Path(arg).exists())
+    return missing
+
+
+def _scan(modes_dir: Path) -> tuple[dict[tuple[str, str], str], dict[str, list[str]]]:
+    # Reading every mode and checking its files takes milliseconds: done again only when the
+    # folder changes (a pair installed or removed), not on every translation.
+    try:
+        stamp = modes_dir.stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    return _scan_cached(modes_dir, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _scan_cached(
+    modes_dir: Path, stamp: int
+) -> tuple[dict[tuple[str, str], str], dict[str, list[str]]]:
     found: dict[tuple[str, str], str] = {}
+    unusable: dict[str, list[str]] = {}
     for pair in installed_pairs(modes_dir):
         match = _PLAIN_MODE.match(pair)
-        if match:
-            found.setdefault((iso639_1(match[1]), iso639_1(match[2])), pair)
-    return found
+        if not match:
+            continue
+        missing = missing_files(mode_commands(modes_dir / f"{pair}.mode"))
+        if missing:
+            unusable[pair] = missing
+            continue
+        found.setdefault((iso639_1(match[1]), iso639_1(match[2])), pair)
+    return found, unusable
 
 
 def route(source: str, target: str, known: dict[tuple[str, str], str]) -> list[str] | None:
@@ -300,8 +347,15 @@ class ApertiumPipeline:
     def _exchange(self, data: bytes, timeout_s: float) -> str:
         first, last = self.processes[0], self.processes[-1]
         assert first.stdin is not None and last.stdout is not None  # both are pipes
-        first.stdin.write(data)
-        first.stdin.flush()
+        try:
+            first.stdin.write(data)
+            first.stdin.flush()
+        except BrokenPipeError:
+            first.wait()
+            raise OSError(
+                f"the apertium stage {self.commands[0][0]} exited (status {first.returncode}) "
+                "before reading its input"
+            ) from None
         deadline = time.monotonic() + timeout_s
         received = b""
         with selectors.DefaultSelector() as selector:
@@ -348,6 +402,12 @@ class ApertiumTranslator(SyncTranslationBackend):
                 f"no Apertium language pair in {self.modes_dir}; "
                 "install one as root, e.g. apt-get install apertium-eng-spa"
             )
+        for pair, missing in unusable_pairs(self.modes_dir).items():
+            logger.warning(
+                "apertium pair %s left out: its mode names what is not installed: %s",
+                pair,
+                ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else ""),
+            )
         for direction in self.options.apertium_preload.split(","):
             source, _, target = direction.strip().partition("-")
             pairs = route(source, target, known) if source and target else None
@@ -380,6 +440,9 @@ class ApertiumTranslator(SyncTranslationBackend):
         restarts = sum(p.restarts for p in pipelines.values())
         if restarts:
             detail += f"; restarts: {restarts}"
+        unusable = unusable_pairs(self.modes_dir)
+        if unusable:
+            detail += "; unusable (files missing): " + ", ".join(unusable)
         if self.glossaries:
             detail += "; glossaries: " + describe(self.glossaries)
         if down:

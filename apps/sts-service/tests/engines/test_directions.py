@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 from shared_audio import AudioFormat, float32_to_int16
-from sts_service.backends.apertium import ApertiumTranslator, directions, route
+from sts_service.backends.apertium import (
+    ApertiumPipeline,
+    ApertiumTranslator,
+    directions,
+    mode_commands,
+    route,
+    unusable_pairs,
+)
 from sts_service.backends.base import AudioClip, Fragment
 from sts_service.backends.pico import PicoTTS, pico_speak, pico_voice
 from sts_service.backends.whisper import ModelCheckError, WhisperASR, multilingual_model_dir
@@ -115,3 +122,23 @@ def test_the_joined_multilingual_model_is_sha256_checked(tmp_path: Path) -> None
     assert (folder / "model.bin").is_file() and (folder / "tokenizer.json").is_file()
     with pytest.raises(ModelCheckError, match="refusing to load"):
         multilingual_model_dir(tmp_path / "other", expected_sha256="0" * 64)
+
+
+def test_every_listed_apertium_pair_starts_and_answers() -> None:
+    """No listed pair is a broken install (Debian's es-eo.mode names a folder that is absent).
+
+    Such a pair's first stage exits at once; it used to be listed, routed through and warmed,
+    and the first write to it raised BrokenPipeError.
+    """
+    modes = Path(ApertiumTranslator().options.apertium_modes_dir)
+    failed: dict[str, str] = {}
+    for pair in sorted(set(directions(modes).values())):
+        pipeline = ApertiumPipeline(mode_commands(modes / f"{pair}.mode"), 5)
+        try:
+            pipeline.warm()
+        except (OSError, TimeoutError) as exc:
+            failed[pair] = str(exc)
+        finally:
+            pipeline.stop()
+    assert not failed
+    assert set(unusable_pairs(modes)).isdisjoint(directions(modes).values())
