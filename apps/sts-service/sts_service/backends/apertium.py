@@ -229,6 +229,35 @@ def from_stream(output: str) -> list[str | int]:
     return parts
 
 
+def keep_case_after_terms(source: list[str | int], output: list[str | int]) -> list[str | int]:
+    """`output` with the word after each term lower-cased where the source's was lower case.
+
+    Apertium capitalises the word after an unknown word that opens a sentence, and a
+    placeholder is unknown: "Zqxglsa said" came back "Zqxglsa Dijo".
+
+    Example:
+        >>> keep_case_after_terms([0, " said so."], [0, " Dijo así."])
+        [0, ' dijo así.']
+    """
+    following = {
+        part: source[number + 1]
+        for number, part in enumerate(source[:-1])
+        if isinstance(part, int) and isinstance(source[number + 1], str)
+    }
+    fixed = list(output)
+    for number, part in enumerate(output[:-1]):
+        after = output[number + 1]
+        was = following.get(part) if isinstance(part, int) else None
+        if not isinstance(after, str) or not isinstance(was, str):
+            continue
+        first_was = was.lstrip()[:1]
+        stripped = after.lstrip()
+        if first_was.islower() and stripped[:1].isupper():
+            start = len(after) - len(stripped)
+            fixed[number + 1] = after[:start] + stripped[0].lower() + stripped[1:]
+    return fixed
+
+
 def clean(output: str) -> str:
     r"""Strip the word marks and escapes from Apertium's output.
 
@@ -496,9 +525,11 @@ class ApertiumTranslator(SyncTranslationBackend):
             return text
         # Each glossary term rides through every pair as a placeholder word, then its target
         # term takes its place: Apertium never sees (nor mistranslates) the name.
-        parts = glossary.split(text)
+        source_parts = glossary.split(text)
+        parts = source_parts
         for pair in pairs:
             parts = from_stream(self._pipeline(pair).translate_stream(to_stream(parts)))
+        parts = keep_case_after_terms(source_parts, parts)
         joined = "".join(
             glossary.target_term(part) if isinstance(part, int) else part for part in parts
         )

@@ -128,3 +128,12 @@ def test_the_hotwords_never_put_the_terms_into_silence_or_noise(
     for samples in (np.zeros(3 * rate), noise):
         clip = AudioClip(samples.astype(np.int16)[:, None], AudioFormat(rate, 1))
         assert engines[0].transcribe_sync(clip, FRAGMENT) == ""
+
+
+def test_a_sentence_opening_with_a_term_keeps_the_verb_and_its_case(
+    engines: tuple[WhisperASR, ApertiumTranslator],
+) -> None:
+    translated = engines[1].translate_sync(
+        "Siobhan Nguyen said that the economy is growing.", FRAGMENT
+    )
+    assert translated.startswith("Siobhan Nguyen dijo que"), translated

@@ -16,6 +16,7 @@ from shared_utils.settings import SettingsError, load_settings
 from sts_service.backends.apertium import (
     ApertiumTranslator,
     from_stream,
+    keep_case_after_terms,
     placeholder,
     to_stream,
 )
@@ -211,9 +212,9 @@ def test_apertium_keeps_glossary_terms_and_puts_the_target_term_in(
     translator.glossaries = load_glossaries(str(glossary_dir))  # what load() reads
     try:
         to_spanish = Fragment("f", "s", 0, "en", "es")
-        said = translator.translate_sync("the white house said, Siobhan Nguyen.", to_spanish)
+        said = translator.translate_sync("the white house: said Siobhan Nguyen.", to_spanish)
         # the stand-in upper-cases the text, never the terms it did not see
-        assert said == "THE Casa Blanca SAID, Siobhan Nguyen."
+        assert said == "THE Casa Blanca: SAID Siobhan Nguyen."
         # through a pivot the placeholder survives both pairs; the pair's own glossary wins
         pivot = Fragment("f", "s", 0, "en", "pt-BR")
         assert translator.translate_sync("The White House", pivot) == "THE Casa Branca"
@@ -224,3 +225,15 @@ def test_apertium_keeps_glossary_terms_and_puts_the_target_term_in(
         assert "glossaries: en-es (3 terms), en-pt (1 term)" in (translator.health().detail or "")
     finally:
         translator.close()
+
+
+def test_the_word_after_a_term_keeps_the_source_s_lower_case() -> None:
+    source: list[str | int] = [0, " said so, and ", 1, " Inc agreed"]
+    output: list[str | int] = [0, " Dijo así, y ", 1, " Inc estuvo de acuerdo"]
+    assert keep_case_after_terms(source, output) == [
+        0,
+        " dijo así, y ",
+        1,
+        " Inc estuvo de acuerdo",
+    ]
+    assert keep_case_after_terms([0], [0]) == [0]
