@@ -64,8 +64,11 @@ class Glossary:
         parts: list[str | int] = []
         position = 0
         for match in self._pattern.finditer(text):
+            index = self._index.get(_folded(match[0]))
+            if index is None:  # a case-insensitive match that folds otherwise (dotless i for "I")
+                continue
             parts.append(text[position : match.start()])
-            parts.append(self._index[_folded(match[0])])
+            parts.append(index)
             position = match.end()
         parts.append(text[position:])
         return [part for part in parts if part != ""]

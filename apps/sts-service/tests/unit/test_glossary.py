@@ -237,3 +237,9 @@ def test_the_word_after_a_term_keeps_the_source_s_lower_case() -> None:
         " Inc estuvo de acuerdo",
     ]
     assert keep_case_after_terms([0], [0]) == [0]
+
+
+def test_a_match_that_folds_to_no_term_is_left_as_text() -> None:
+    # re's IGNORECASE lets "I" match the dotless i (U+0131), which casefold keeps apart
+    glossary = Glossary("tr", "es", (("Izmir", "Esmirna"),))
+    assert glossary.split("\u0131zmir ve Izmir") == ["\u0131zmir ve ", 0]
