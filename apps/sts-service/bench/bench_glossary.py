@@ -76,10 +76,10 @@ def main() -> int:
     asr, mt = WhisperASR(options), ApertiumTranslator(options)
     try:
         asr.load()
-    except RuntimeError as exc:
+        mt.load()
+    except RuntimeError as exc:  # the engines extra, the model or an Apertium pair is missing
         print(f"bench_glossary: {exc}")
         return 0
-    mt.load()
     clips = []
     for sentence in SENTENCES:
         samples, rate = pico_speak(sentence, "en-US")
