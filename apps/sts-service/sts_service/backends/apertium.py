@@ -12,6 +12,7 @@ the next call. Apertium is GPL-2 and runs as separate processes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ from sts_service.backends.base import (
     Fragment,
     SyncTranslationBackend,
 )
+from sts_service.backends.glossary import Glossary, describe, glossary_for, load_glossaries
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ _RESERVED = re.compile(r"([\\^$/<>\[\]{}@*#])")
 #: Marks of unknown (``*``), untranslated (``@``) and ungenerated (``#``) words.
 _MARKS = re.compile(r"(?<![\w\\])[*@#](?=\w)")
 _ESCAPED = re.compile(r"\\(.)")
+_SPACES = re.compile(r"\s+")
+#: The made-up word standing for a glossary term (`placeholder`), with its unknown-word mark.
+_PLACEHOLDER_PREFIX = "Zqxgls"
+_PLACEHOLDER = re.compile(rf"[*@#]?{_PLACEHOLDER_PREFIX}([a-z]+)(?![a-z])", re.IGNORECASE)
 #: Longest the first translation of a pair may take at start-up (it loads the dictionaries).
 WARM_UP_TIMEOUT_S = 60.0
 
@@ -61,22 +67,68 @@ def directions(modes_dir: Path) -> dict[tuple[str, str], str]:
 
     Apertium names pairs with two-letter (``fr-es``) or three-letter (``eng-spa``) codes; both
     map to the contract's tags through the one ISO 639 table. Variants (``spa-cat_valencia``)
-    are left out.
+    are left out, and so is a pair whose mode names a program or a file that is not there
+    (`unusable_pairs`).
 
     Example:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> for name in ("eng-spa", "fr-es", "spa-cat_valencia"):
-        ...     _ = (folder / f"{name}.mode").write_text("lt-proc x")
+        ...     _ = (folder / f"{name}.mode").write_text("cat")
+        >>> _ = (folder / "es-eo.mode").write_text("cat /absent/es-eo.automorf.bin")
         >>> directions(folder)
         {('en', 'es'): 'eng-spa', ('fr', 'es'): 'fr-es'}
     """
+    return _scan(modes_dir)[0]
+
+
+def unusable_pairs(modes_dir: Path) -> dict[str, list[str]]:
+    """The installed pairs that cannot run, each with what its mode names and is missing.
+
+    Debian's apertium-eo-es and apertium-eo-ca install ``es-eo.mode`` and ``ca-eo.mode``
+    pointing at data folders (``apertium-eo-es/``) that the packages name the other way round
+    (``apertium-es-eo/``): the first stage exits at once, and writing to it raised
+    BrokenPipeError, in any pivot route through them too.
+    """
+    return _scan(modes_dir)[1]
+
+
+def missing_files(commands: list[list[str]]) -> list[str]:
+    """The programs (not on PATH) and absolute file arguments (absent) of stage commands."""
+    missing: list[str] = []
+    for argv in commands:
+        if shutil.which(argv[0]) is None:
+            missing.append(argv[0])
+        missing.extend(arg for arg in argv[1:] if arg.startswith("/") and not Path(arg).exists())
+    return missing
+
+
+def _scan(modes_dir: Path) -> tuple[dict[tuple[str, str], str], dict[str, list[str]]]:
+    # Reading every mode and checking its files takes milliseconds: done again only when the
+    # folder changes (a pair installed or removed), not on every translation.
+    try:
+        stamp = modes_dir.stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    return _scan_cached(modes_dir, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _scan_cached(
+    modes_dir: Path, stamp: int
+) -> tuple[dict[tuple[str, str], str], dict[str, list[str]]]:
     found: dict[tuple[str, str], str] = {}
+    unusable: dict[str, list[str]] = {}
     for pair in installed_pairs(modes_dir):
         match = _PLAIN_MODE.match(pair)
-        if match:
-            found.setdefault((iso639_1(match[1]), iso639_1(match[2])), pair)
-    return found
+        if not match:
+            continue
+        missing = missing_files(mode_commands(modes_dir / f"{pair}.mode"))
+        if missing:
+            unusable[pair] = missing
+            continue
+        found.setdefault((iso639_1(match[1]), iso639_1(match[2])), pair)
+    return found, unusable
 
 
 def route(source: str, target: str, known: dict[tuple[str, str], str]) -> list[str] | None:
@@ -120,6 +172,90 @@ def escape(text: str) -> str:
         'a \\[b\\] 3\\/4 c'
     """
     return _RESERVED.sub(r"\\\1", " ".join(text.split()))
+
+
+def placeholder(index: int) -> str:
+    """The made-up word standing for glossary term `index` while Apertium translates.
+
+    Example:
+        >>> placeholder(0), placeholder(27)
+        ('Zqxglsa', 'Zqxglsbb')
+    """
+    letters = ""
+    while True:
+        index, digit = divmod(index, 26)
+        letters = chr(ord("a") + digit) + letters
+        if not index:
+            return _PLACEHOLDER_PREFIX + letters
+
+
+def to_stream(parts: list[str | int]) -> str:
+    r"""Text pieces, escaped, with each glossary term index as its `placeholder` word.
+
+    Apertium does not know the placeholder, so it copies it through unchanged, and it still
+    takes a word's place in the sentence: the verb after it agrees as after a name ("Zqxglsa
+    dijo", where a superblank left "dicho"). The target term replaces it afterwards
+    (`from_stream`).
+
+    Example:
+        >>> to_stream(["said  ", 0, " [sic]."])
+        'said Zqxglsa \\[sic\\].'
+    """
+    return "".join(
+        _RESERVED.sub(r"\\\1", _SPACES.sub(" ", part))
+        if isinstance(part, str)
+        else placeholder(part)
+        for part in parts
+    ).strip()
+
+
+def from_stream(output: str) -> list[str | int]:
+    r"""Apertium's output cut back into cleaned text pieces and glossary term indexes.
+
+    Example:
+        >>> from_stream("dijo *Zqxglsa *Smith \\[sic\\].")
+        ['dijo ', 0, ' Smith [sic].']
+    """
+    pieces = _PLACEHOLDER.split(output)
+    parts: list[str | int] = []
+    for number, piece in enumerate(pieces):
+        if number % 2:
+            index = 0
+            for letter in piece.lower():
+                index = index * 26 + ord(letter) - ord("a")
+            parts.append(index)
+        elif piece:
+            parts.append(_ESCAPED.sub(r"\1", _MARKS.sub("", piece)))
+    return parts
+
+
+def keep_case_after_terms(source: list[str | int], output: list[str | int]) -> list[str | int]:
+    """`output` with the word after each term lower-cased where the source's was lower case.
+
+    Apertium capitalises the word after an unknown word that opens a sentence, and a
+    placeholder is unknown: "Zqxglsa said" came back "Zqxglsa Dijo".
+
+    Example:
+        >>> keep_case_after_terms([0, " said so."], [0, " Dijo así."])
+        [0, ' dijo así.']
+    """
+    following = {
+        part: source[number + 1]
+        for number, part in enumerate(source[:-1])
+        if isinstance(part, int) and isinstance(source[number + 1], str)
+    }
+    fixed = list(output)
+    for number, part in enumerate(output[:-1]):
+        after = output[number + 1]
+        was = following.get(part) if isinstance(part, int) else None
+        if not isinstance(after, str) or not isinstance(was, str):
+            continue
+        first_was = was.lstrip()[:1]
+        stripped = after.lstrip()
+        if first_was.islower() and stripped[:1].isupper():
+            start = len(after) - len(stripped)
+            fixed[number + 1] = after[:start] + stripped[0].lower() + stripped[1:]
+    return fixed
 
 
 def clean(output: str) -> str:
@@ -182,10 +318,14 @@ class ApertiumPipeline:
         self.processes = []
 
     def translate(self, text: str, timeout_s: float | None = None) -> str:
-        """Translate one text; restarts the stages first if one died.
+        """Translate one plain text (`translate_stream` of it, escaped)."""
+        return self.translate_stream(escape(text), timeout_s)
+
+    def translate_stream(self, stream: str, timeout_s: float | None = None) -> str:
+        """Translate one line of Apertium stream format; restarts the stages if one died.
 
         Args:
-            text: The text.
+            stream: The input, escaped (`escape`, `to_stream`), on one line.
             timeout_s: Longest wait for the answer (default: the pipeline's `timeout_s`).
 
         Raises:
@@ -203,7 +343,7 @@ class ApertiumPipeline:
             # machine): it gets room for that.
             wait_s = timeout_s or (self.timeout_s if self.warmed else WARM_UP_TIMEOUT_S)
             try:
-                data = escape(text).encode("utf-8") + b"\n\0"
+                data = stream.encode("utf-8") + b"\n\0"
                 answer = self._exchange(data, wait_s)
             except (OSError, TimeoutError):
                 self.stop()
@@ -236,8 +376,15 @@ class ApertiumPipeline:
     def _exchange(self, data: bytes, timeout_s: float) -> str:
         first, last = self.processes[0], self.processes[-1]
         assert first.stdin is not None and last.stdout is not None  # both are pipes
-        first.stdin.write(data)
-        first.stdin.flush()
+        try:
+            first.stdin.write(data)
+            first.stdin.flush()
+        except BrokenPipeError:
+            first.wait()
+            raise OSError(
+                f"the apertium stage {self.commands[0][0]} exited (status {first.returncode}) "
+                "before reading its input"
+            ) from None
         deadline = time.monotonic() + timeout_s
         received = b""
         with selectors.DefaultSelector() as selector:
@@ -261,6 +408,7 @@ class ApertiumTranslator(SyncTranslationBackend):
         self.modes_dir = Path(self.options.apertium_modes_dir)
         self._pipelines: dict[str, ApertiumPipeline] = {}
         self._lock = threading.Lock()
+        self.glossaries: dict[tuple[str, str], Glossary] = {}
 
     def needs_loading(self) -> bool:
         """The programs and at least one pair are checked, and the pairs warmed, at start-up."""
@@ -271,6 +419,7 @@ class ApertiumTranslator(SyncTranslationBackend):
 
         The other directions start on their first use.
         """
+        self.glossaries = load_glossaries(self.options.glossary_dir)
         if shutil.which("lt-proc") is None:
             raise RuntimeError(
                 "Apertium is not installed (no lt-proc on PATH); "
@@ -281,6 +430,12 @@ class ApertiumTranslator(SyncTranslationBackend):
             raise RuntimeError(
                 f"no Apertium language pair in {self.modes_dir}; "
                 "install one as root, e.g. apt-get install apertium-eng-spa"
+            )
+        for pair, missing in unusable_pairs(self.modes_dir).items():
+            logger.warning(
+                "apertium pair %s left out: its mode names what is not installed: %s",
+                pair,
+                ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else ""),
             )
         for direction in self.options.apertium_preload.split(","):
             source, _, target = direction.strip().partition("-")
@@ -314,6 +469,11 @@ class ApertiumTranslator(SyncTranslationBackend):
         restarts = sum(p.restarts for p in pipelines.values())
         if restarts:
             detail += f"; restarts: {restarts}"
+        unusable = unusable_pairs(self.modes_dir)
+        if unusable:
+            detail += "; unusable (files missing): " + ", ".join(unusable)
+        if self.glossaries:
+            detail += "; glossaries: " + describe(self.glossaries)
         if down:
             detail += f"; stopped (died or timed out), restarting on next use: {', '.join(down)}"
         return BackendState(bool(known), detail)
@@ -358,6 +518,19 @@ class ApertiumTranslator(SyncTranslationBackend):
             )
         if not text.strip():
             return ""
+        glossary = glossary_for(self.glossaries, fragment.source_language, fragment.target_language)
+        if glossary is None:
+            for pair in pairs:
+                text = clean(self._pipeline(pair).translate(text))
+            return text
+        # Each glossary term rides through every pair as a placeholder word, then its target
+        # term takes its place: Apertium never sees (nor mistranslates) the name.
+        source_parts = glossary.split(text)
+        parts = source_parts
         for pair in pairs:
-            text = clean(self._pipeline(pair).translate(text))
-        return text
+            parts = from_stream(self._pipeline(pair).translate_stream(to_stream(parts)))
+        parts = keep_case_after_terms(source_parts, parts)
+        joined = "".join(
+            glossary.target_term(part) if isinstance(part, int) else part for part in parts
+        )
+        return " ".join(joined.split())

@@ -24,10 +24,11 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared_audio import AudioFormat, array_to_pcm, pcm_to_array
 from shared_utils.contract import AudioPayload, ErrorCode, ProcessRequest
+from sts_service.backends.glossary import load_glossaries
 from sts_service.queueing import FairSlots, QueueFullError
 
 #: A pipeline stage, as named in the contract's `BackendHealth.stage` and `ErrorInfo.stage`.
@@ -111,6 +112,17 @@ class EngineOptions(BaseModel):
         default="en-es",
         description="Directions (source-target, comma-separated) warmed at start-up.",
     )
+    glossary_dir: str = Field(
+        default="",
+        description="Folder of <source>-<target>.tsv glossaries (term, tab, translation).",
+    )
+
+    @field_validator("glossary_dir")
+    @classmethod
+    def _readable_glossaries(cls, value: str) -> str:
+        # Read here, so a bad file stops the service at start-up, naming the file and line.
+        load_glossaries(value)
+        return value
 
     @property
     def apertium_timeout_s(self) -> float:

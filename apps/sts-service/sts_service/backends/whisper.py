@@ -38,6 +38,7 @@ from sts_service.backends.base import (
     SyncASRBackend,
     import_engine,
 )
+from sts_service.backends.glossary import Glossary, describe, glossary_for, load_glossaries
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class WhisperASR(SyncASRBackend):
         #: The multilingual model for other source languages, when `model` is English-only.
         self.multilingual: Any = None
         self.multilingual_source = ""
+        self.glossaries: dict[tuple[str, str], Glossary] = {}
 
     def needs_loading(self) -> bool:
         """The model loads at start-up."""
@@ -175,6 +177,7 @@ class WhisperASR(SyncASRBackend):
         """Resolve the model (checking the packaged one's sha256), then load it."""
         faster_whisper = import_engine("faster_whisper", "faster-whisper")
         options = self.options
+        self.glossaries = load_glossaries(options.glossary_dir)
         if not options.whisper_model:
             source: str = str(packaged_model_dir())
             local = True
@@ -208,6 +211,8 @@ class WhisperASR(SyncASRBackend):
         detail = f"model {self.model_source}"
         if self.multilingual is not None:
             detail += f"; other languages: {self.multilingual_source}"
+        if self.glossaries:
+            detail += "; glossaries: " + describe(self.glossaries)
         return BackendState(True, detail)
 
     def transcribe_sync(self, audio: AudioClip, fragment: Fragment) -> str:
@@ -229,6 +234,7 @@ class WhisperASR(SyncASRBackend):
                 f"{fragment.source_language!r} needs a multilingual one (STS_WHISPER_MODEL)",
             )
         options = self.options
+        glossary = glossary_for(self.glossaries, fragment.source_language, fragment.target_language)
         segments, _info = model.transcribe(
             to_whisper_input(audio),
             language=language if model.model.is_multilingual else None,
@@ -238,6 +244,9 @@ class WhisperASR(SyncASRBackend):
             # previous transcript is the prompt (it recovers words and casing at the seam).
             condition_on_previous_text=False,
             initial_prompt=fragment.previous_text or None,
+            # The glossary's source terms go before that prompt: whisper then spells the
+            # names it would otherwise mishear ("Siobhan Nguyen", not "sets I up").
+            hotwords=glossary.hotwords() if glossary else None,
             # One decoding, no hotter retries: a retry at a higher temperature is where the
             # made-up text comes from, and the thresholds below judge the one decoding.
             temperature=0.0,

@@ -9,6 +9,7 @@ dub: the key words of the target sentence must come back.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from collections.abc import Iterator
@@ -18,7 +19,14 @@ import numpy as np
 import pytest
 
 from shared_audio import AudioFormat, float32_to_int16
-from sts_service.backends.apertium import ApertiumTranslator
+from sts_service.backends.apertium import (
+    ApertiumPipeline,
+    ApertiumTranslator,
+    directions,
+    mode_commands,
+    route,
+    unusable_pairs,
+)
 from sts_service.backends.base import AudioClip, Fragment
 from sts_service.backends.pico import PicoTTS, pico_speak, pico_voice
 from sts_service.backends.whisper import ModelCheckError, WhisperASR, multilingual_model_dir
@@ -29,15 +37,22 @@ pytestmark = pytest.mark.skipif(
 
 FMT = AudioFormat(16000, 1)
 #: (source, target, source sentence, words that must come back from the dub). The words are
-#: ones every engine on the path gets right, so a failure means a broken stage. Not yet here:
-#: en-gl, es-en (tiny.en mishears the fitted Pico en-US dub), and ca/pt targets, whose espeak-ng dub
-#: the base listener does not transcribe confidently at all.
+#: ones every engine on the path gets right, so a failure means a broken stage. en->fr, fr->en,
+#: it->en, fr->it and it->fr have no Apertium pair and go through Spanish. Not yet here: en-gl,
+#: en-it (tiny.en mishears Pico's en-US "spoke in Rome"), and pt, whose espeak-ng dub the base
+#: listener does not transcribe confidently at all.
 DIRECTIONS = [
     ("en", "es", "The president spoke in Madrid today.", ["presidente", "madrid"]),
     ("fr", "es", "Le président a parlé à Paris.", ["presidente", "parís"]),
     ("es", "fr", "El presidente habló en París.", ["président", "paris"]),
     ("es", "it", "El presidente habló en Roma.", ["presidente", "roma"]),
     ("it", "es", "Il presidente ha parlato a Roma.", ["presidente", "roma"]),
+    ("es", "en", "El presidente habló en Madrid hoy.", ["president", "madrid", "today"]),
+    ("fr", "en", "Le président a parlé à Paris.", ["president", "paris"]),
+    ("it", "en", "Il presidente ha parlato a Roma.", ["president", "rome"]),
+    ("en", "fr", "The president spoke in Paris.", ["président", "paris"]),
+    ("fr", "it", "Le président a parlé à Rome.", ["presidente", "roma"]),
+    ("es", "ca", "El presidente habló en Barcelona.", ["president", "barcelona"]),
 ]
 
 
@@ -74,12 +89,18 @@ def test_a_spoken_sentence_is_dubbed_and_heard_back(
     target: str,
     sentence: str,
     expected: list[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     asr, mt, tts = chain
     fragment = Fragment(f"{source}-{target}", "directions", 0, source, target)
     audio = spoken(sentence, source)
     transcript = asr.transcribe_sync(audio, fragment)
-    translated = mt.translate_sync(transcript, fragment)
+    with caplog.at_level(logging.INFO, logger="sts_service.backends.apertium"):
+        translated = mt.translate_sync(transcript, fragment)
+    pairs = route(source, target, directions(mt.modes_dir))
+    assert pairs is not None
+    pivot_logged = any("through a pivot" in record.getMessage() for record in caplog.records)
+    assert pivot_logged == (len(pairs) > 1), [record.getMessage() for record in caplog.records]
     dub = tts.synthesize_sync(translated, audio, fragment)
     listener = Fragment("listen", "directions", 0, target, target)
     heard = asr.transcribe_sync(dub, listener)
@@ -102,3 +123,23 @@ def test_the_joined_multilingual_model_is_sha256_checked(tmp_path: Path) -> None
     assert (folder / "model.bin").is_file() and (folder / "tokenizer.json").is_file()
     with pytest.raises(ModelCheckError, match="refusing to load"):
         multilingual_model_dir(tmp_path / "other", expected_sha256="0" * 64)
+
+
+def test_every_listed_apertium_pair_starts_and_answers() -> None:
+    """No listed pair is a broken install (Debian's es-eo.mode names a folder that is absent).
+
+    Such a pair's first stage exits at once; it used to be listed, routed through and warmed,
+    and the first write to it raised BrokenPipeError.
+    """
+    modes = Path(ApertiumTranslator().options.apertium_modes_dir)
+    failed: dict[str, str] = {}
+    for pair in sorted(set(directions(modes).values())):
+        pipeline = ApertiumPipeline(mode_commands(modes / f"{pair}.mode"), 5)
+        try:
+            pipeline.warm()
+        except (OSError, TimeoutError) as exc:
+            failed[pair] = str(exc)
+        finally:
+            pipeline.stop()
+    assert not failed
+    assert set(unusable_pairs(modes)).isdisjoint(directions(modes).values())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sts_service.backends import build_pipeline
@@ -17,12 +19,12 @@ def test_every_engine_option_is_a_setting_with_the_same_declaration() -> None:
 
 @pytest.mark.parametrize("name", sorted(EngineOptions.model_fields))
 def test_every_engine_setting_reaches_the_backends(
-    name: str, monkeypatch: pytest.MonkeyPatch
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     field = EngineOptions.model_fields[name]
     value: object
     if field.annotation is str:
-        value = "/elsewhere"
+        value = str(tmp_path)  # a folder that exists: the glossary folder is read when set
     elif field.annotation is int:
         value = int(field.default) + 7
     else:

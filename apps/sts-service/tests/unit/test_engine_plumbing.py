@@ -25,10 +25,12 @@ from sts_service.backends.apertium import (
     ApertiumPipeline,
     ApertiumTranslator,
     clean,
+    directions,
     escape,
     installed_pairs,
     mode_commands,
     route,
+    unusable_pairs,
 )
 from sts_service.backends.base import (
     AudioClip,
@@ -320,6 +322,35 @@ def test_a_missing_direction_goes_through_a_pivot(modes_dir: Path) -> None:
         assert translator.can_translate("en", "pt") and not translator.can_translate("pt", "en")
     finally:
         translator.close()
+
+
+def test_a_pair_whose_mode_names_missing_files_is_left_out_and_routed_around(
+    modes_dir: Path,
+) -> None:
+    # As Debian's apertium-eo-es installs es-eo.mode: its data folder is named otherwise.
+    stage = (modes_dir / "eng-spa.mode").read_text().split("'")[1]
+    (modes_dir / "eng-por.mode").write_text(f"'{stage}' '{modes_dir}/absent/eng-por.bin'\n")
+    (modes_dir / "spa-por.mode").write_text(f"'{stage}'\n")
+    assert unusable_pairs(modes_dir) == {"eng-por": [f"{modes_dir}/absent/eng-por.bin"]}
+    assert ("en", "pt") not in directions(modes_dir)
+    translator = ApertiumTranslator(EngineOptions(apertium_modes_dir=str(modes_dir)))
+    try:
+        assert translator.translate_sync("hello", Fragment("f", "s", 0, "en", "pt")) == "HELLO"
+        assert set(translator._pipelines) == {"eng-spa", "spa-por"}  # the pivot, not eng-por
+        assert "unusable (files missing): eng-por" in (translator.health().detail or "")
+    finally:
+        translator.close()
+
+
+def test_a_stage_that_exits_before_reading_is_a_clear_error() -> None:
+    exits = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    pipeline = ApertiumPipeline([exits], 5)
+    pipeline.start()
+    pipeline.processes[0].wait()
+    pipeline.warmed = True  # started, so translate does not restart it
+    with pytest.raises(OSError, match=r"exited \(status 3\) before reading its input"):
+        pipeline._exchange(b"x" * (1 << 20) + b"\n\0", 5)
+    pipeline.stop()
 
 
 def test_apertium_pipeline_that_closes_its_output_is_an_error(tmp_path: Path) -> None:
