@@ -124,3 +124,13 @@ def test_readme_troubleshooting_symptoms_are_covered() -> None:
         "Port in use",
     ]:
         assert f"## {heading}" in page
+
+
+def test_the_decision_index_lists_every_record_once_by_its_number() -> None:
+    records = sorted(p.name for p in (DOCS / "decisions").glob("[0-9][0-9][0-9][0-9]-*.md"))
+    numbers = [name[:4] for name in records]
+    assert len(numbers) == len(set(numbers)), f"two records share a number: {records}"
+    index = (DOCS / "decisions" / "index.md").read_text()
+    listed = re.findall(r"\| \[(\d{4})\]\((\d{4}-[^)]+\.md)\) \|", index)
+    assert [link for _, link in listed] == records
+    assert all(link.startswith(number) for number, link in listed)
