@@ -51,6 +51,15 @@ def run_in_process(
     return summary
 
 
+def worker_command(wav: Path, out: Path, url: str, *extra: str, script: bool = True) -> list[str]:
+    """The worker's command line with fixed cuts: its console script, or `python -m`."""
+    program = [str(Path(sys.executable).parent / "stream-worker")]
+    if not script:
+        program = [sys.executable, "-m", "stream_worker"]
+    io = ["--input", str(wav), "--output", str(out), "--sts-url", url]
+    return [*program, *io, "--segmenter", "fixed", *extra]
+
+
 def assert_promise(out: Path, original: npt.NDArray[np.int16], summary: dict[str, Any]) -> None:
     _, samples = read_wav(out)
     assert samples.shape == original.shape
@@ -117,23 +126,8 @@ def test_console_script_against_failing_segments(
         STS_FAULT_ERROR_CODE="MODEL_ERROR",
     )
     out = tmp_path / "out.wav"
-    script = Path(sys.executable).parent / "stream-worker"
     proc = subprocess.run(
-        [
-            str(script),
-            "--input",
-            str(wav),
-            "--output",
-            str(out),
-            "--sts-url",
-            sts.url,
-            "--segmenter",
-            "fixed",
-            "--segment-ms",
-            "1000",
-            "--timeout-ms",
-            "2000",
-        ],
+        worker_command(wav, out, sts.url, "--segment-ms", "1000", "--timeout-ms", "2000"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -202,18 +196,11 @@ def test_service_killed_halfway_and_restarted(
     audio = write_tone(wav, 16.0)
     sts = start_sts()
     out = tmp_path / "out.wav"
-    script = Path(sys.executable).parent / "stream-worker"
     worker = subprocess.Popen(
-        [
-            str(script),
-            "--input",
-            str(wav),
-            "--output",
-            str(out),
-            "--sts-url",
+        worker_command(
+            wav,
+            out,
             sts.url,
-            "--segmenter",
-            "fixed",
             "--segment-ms",
             "500",
             "--timeout-ms",
@@ -223,7 +210,7 @@ def test_service_killed_halfway_and_restarted(
             "3",
             "--breaker-reset-ms",
             "200",
-        ],
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -271,18 +258,10 @@ def test_signal_stops_cleanly_with_a_complete_valid_output(
     sts = start_sts(STS_FAULT_ENABLED="true", STS_FAULT_LATENCY_MS="4000")  # never in time
     out = tmp_path / "out.wav"
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream_worker",
-            "--input",
-            str(wav),
-            "--output",
-            str(out),
-            "--sts-url",
+        worker_command(
+            wav,
+            out,
             sts.url,
-            "--segmenter",
-            "fixed",
             "--segment-ms",
             "500",
             "--timeout-ms",
@@ -290,7 +269,8 @@ def test_signal_stops_cleanly_with_a_complete_valid_output(
             "--realtime",
             "--shutdown-grace-ms",
             "300",
-        ],
+            script=False,
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
