@@ -58,6 +58,11 @@ _ID_RE = re.compile(ProcessRequest.model_json_schema()["properties"]["stream_id"
 MAX_STREAM_ID_CHARS = 100
 
 ProgressMode = Literal["auto", "always", "never"]
+#: replace: the dub alone; voice-over: the dub over the original, ducked while it speaks.
+MixMode = Literal["replace", "voice-over"]
+#: Voice-over practice keeps the original 12-18 dB under the translation; -15 is the middle
+#: (`stream_worker.voiceover` says why).
+DEFAULT_DUCK_DB = -15.0
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,30 @@ class WorkerSettings(ServiceSettings):
     metrics_host: Annotated[str, Cli(metavar="ADDR")] = Field(
         default="127.0.0.1", min_length=1, description="bind address of the metrics port"
     )
+    mix: MixMode = Field(
+        default="replace",
+        description="replace: the dub alone; voice-over: the dub over the original audio, "
+        "ducked by --duck-db while the dub speaks",
+    )
+    duck_db: Annotated[float, Cli(metavar="DB")] = Field(
+        default=DEFAULT_DUCK_DB,
+        ge=-60.0,
+        le=0.0,
+        description="voice-over: gain of the original audio while the dub speaks (dB, <= 0)",
+    )
+    captions: Annotated[str | None, Cli(metavar="FILE.vtt")] = Field(
+        default=None,
+        description="write the translation as WebVTT, timed to the dub in the output "
+        "(mp4/mov/mkv/webm outputs also get it as a subtitle track)",
+    )
+    captions_source: Annotated[str | None, Cli(metavar="FILE.vtt")] = Field(
+        default=None,
+        description="write the source transcript as WebVTT (and as a second subtitle track)",
+    )
+    caption_tracks: bool = Field(
+        default=True,
+        description="put the captions in the output as subtitle tracks too (mp4/mov/mkv/webm)",
+    )
 
     @field_validator("sts_url")
     @classmethod
@@ -230,7 +259,15 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
-    @field_validator("input", "output", "summary_json", "segments_json", "output_format")
+    @field_validator(
+        "input",
+        "output",
+        "summary_json",
+        "segments_json",
+        "output_format",
+        "captions",
+        "captions_source",
+    )
     @classmethod
     def _check_path(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():

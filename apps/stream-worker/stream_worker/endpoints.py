@@ -28,6 +28,7 @@ from shared_audio import (
     WavError,
     iter_wav_chunks,
 )
+from stream_worker.captions import CaptionKind
 from stream_worker.config import WorkerSettings
 from stream_worker.demux import MediaError, MediaSource, is_live_url
 from stream_worker.mux import MediaSink, MuxError, output_format
@@ -278,9 +279,22 @@ def open_sink(settings: WorkerSettings, source: Input) -> Sink:
             live_delay_s=settings.live_delay_ms / 1000,
             stdout=sys.stdout.buffer,
             flush_every_s=settings.segment_ms / 1000,
+            captions=caption_tracks(settings),
         )
     except MuxError as exc:
         raise EndpointError(str(exc)) from None
+
+
+def caption_tracks(settings: WorkerSettings) -> dict[CaptionKind, str]:
+    """The subtitle tracks the output gets: each caption file asked for, in its language."""
+    if not settings.caption_tracks:
+        return {}
+    tracks: dict[CaptionKind, str] = {}
+    if settings.captions is not None:
+        tracks["translation"] = settings.target_lang
+    if settings.captions_source is not None:
+        tracks["source"] = settings.source_lang
+    return tracks
 
 
 def _wav_format(source: Input) -> AudioFormat:

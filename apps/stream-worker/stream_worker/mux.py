@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import struct
 import threading
 import time
 from collections import deque
@@ -39,6 +40,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioFormat
+from stream_worker.captions import CaptionKind, Cue, escape
 from stream_worker.demux import MediaInfo, PacketQueue, is_live_url, unavailable_protocol
 from stream_worker.languages import iso639_2
 from stream_worker.media import TimedPacket, to_frame
@@ -72,6 +74,22 @@ NO_PRIMING_SKIP = ("flv", "mpegts")
 #: cut at every video keyframe and at least every ``flush_every_s``.
 FRAGMENTED = ("mp4", "mov")
 FRAGMENT_FLAGS = "frag_keyframe+delay_moov+default_base_moof"
+#: The subtitle codec each container carries captions in (others: the .vtt file only).
+SUBTITLE_CODECS = {"mp4": "mov_text", "mov": "mov_text", "matroska": "webvtt", "webm": "webvtt"}
+#: Subtitles are timed in milliseconds (WebVTT's own resolution).
+SUBTITLE_TIME_BASE = Fraction(1, 1000)
+#: FFmpeg's text subtitle encoders take their style from an ASS header and refuse to open
+#: without one; the mov_text encoder turns it into the track's sample description (font,
+#: size, colours). One default style: white, bottom centre.
+ASS_HEADER = (
+    b"[Script Info]\r\nScriptType: v4.00+\r\nPlayResX: 384\r\nPlayResY: 288\r\n\r\n"
+    b"[V4+ Styles]\r\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, "
+    b"OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, "
+    b"Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\r\n"
+    b"Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0"
+    b"\r\n\r\n[Events]\r\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, "
+    b"Effect, Text\r\n"
+)
 #: Chunks waiting for the writer thread at most (then the pipeline waits).
 WRITE_QUEUE = 8
 #: How often the live writer thread looks for due packets.
@@ -160,6 +178,33 @@ class MuxStats:
     original_packets: int = 0
     audio_behind_s: float = 0.0
     tracks: list[dict[str, str]] = field(default_factory=list)
+    cues: int = 0
+
+
+@dataclass(frozen=True)
+class _CueItem:
+    """A cue on its way to the writer thread."""
+
+    kind: CaptionKind
+    cue: Cue
+
+
+def cue_payload(codec: str, text: str) -> bytes:
+    r"""One subtitle packet's bytes: what FFmpeg's ``codec`` encoder makes of plain text.
+
+    mov_text (3GPP timed text): a 16-bit big-endian length and the UTF-8 text. WebVTT in
+    Matroska: the cue's text, WebVTT-escaped. Written directly rather than through the
+    encoders, whose input is ASS markup (braces and backslashes in a translation would be
+    taken for style codes).
+
+    Example:
+        >>> cue_payload("mov_text", "hé"), cue_payload("webvtt", "a<b")
+        (b'\x00\x03h\xc3\xa9', b'a&lt;b')
+    """
+    if codec == "mov_text":
+        data = text.encode("utf-8")
+        return struct.pack(">H", len(data)) + data
+    return escape(text).encode("utf-8")
 
 
 class MediaSink:
@@ -177,6 +222,8 @@ class MediaSink:
         live_delay_s: Live only: how far behind the input the output runs.
         stdout: The stream ``-`` writes to.
         flush_every_s: What reaches the destination at least this often (one segment).
+        captions: Caption tracks to add, each kind with its language (BCP 47), when the
+            container carries subtitles (`SUBTITLE_CODECS`); see `write_cue`.
 
     Raises:
         MuxError: the output cannot be opened or the codec is missing.
@@ -197,6 +244,7 @@ class MediaSink:
         stdout: BinaryIO | None = None,
         flush_every_s: float = 6.0,
         clock: Callable[[], float] = time.monotonic,
+        captions: dict[CaptionKind, str] | None = None,
     ) -> None:
         self.frames_written = 0
         self._service_fmt = service_fmt
@@ -225,6 +273,7 @@ class MediaSink:
         self._out.options.update(durable_options(self._out.format.name, flush_every_s))
         try:
             self._setup(keep_original_audio, dub_language, original_language)
+            self._setup_captions(captions or {})
             # PyAV opens the destination only with the header; open it now, so a refused
             # connection or an unwritable path is a start-up error (one line, exit 2)
             # rather than a failure of the first write.
@@ -238,6 +287,7 @@ class MediaSink:
             self._close_quietly()
             raise
         self._audio_out: deque[TimedPacket] = deque()
+        self._cues_out: deque[TimedPacket] = deque()
         self._audio_end_s = packets.audio_start_s or 0.0
         self._samples_out = 0
         self._delay_s = live_delay_s if media.live else None
@@ -245,7 +295,9 @@ class MediaSink:
         # Encoding and muxing run on their own thread: FFmpeg releases the GIL while it
         # works, so the dub is encoded on the second core while the event loop talks to
         # sts-service. The bounded queue pushes back on the pipeline if encoding falls behind.
-        self._inbox: queue.Queue[npt.NDArray[np.int16] | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._inbox: queue.Queue[npt.NDArray[np.int16] | _CueItem | None] = queue.Queue(
+            maxsize=WRITE_QUEUE
+        )
         self._thread = threading.Thread(target=self._run, name="mux", daemon=True)
         self._thread.start()
 
@@ -308,7 +360,49 @@ class MediaSink:
             format=audio.codec_context.format.name, layout=media.source_layout, rate=rate
         )
 
+    def _setup_captions(self, captions: dict[CaptionKind, str]) -> None:
+        self._subtitles: dict[CaptionKind, Stream] = {}
+        if not captions:
+            return
+        name = self.stats.container
+        codec = SUBTITLE_CODECS.get(name)
+        if codec is None:
+            logger.info("captions: %s carries no text subtitle track; the .vtt files only", name)
+            return
+        titles = {"translation": "captions", "source": "transcript"}
+        for kind, language in captions.items():
+            try:
+                stream = self._out.add_stream(codec)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MuxError(f"output: no {codec} subtitle encoder for {name}: {exc}") from None
+            stream.time_base = SUBTITLE_TIME_BASE
+            stream.codec_context.time_base = SUBTITLE_TIME_BASE
+            stream.codec_context.subtitle_header = ASS_HEADER  # type: ignore[attr-defined]  # a subtitle stream's context is a SubtitleCodecContext
+            stream.metadata["language"] = iso639_2(language)
+            stream.metadata["title"] = f"{titles[kind]} ({language})"
+            self._subtitles[kind] = stream
+            self.stats.tracks.append({"kind": titles[kind], "language": iso639_2(language)})
+        self._subtitle_codec = codec
+
     # ------------------------------------------------------------------ writing
+
+    def write_cue(self, kind: CaptionKind, cue: Cue) -> None:
+        """Queue ``cue`` for the subtitle track of ``kind`` (nothing if it has none).
+
+        Muxed by the writer thread once the audio has reached the cue's start, beside it.
+        """
+        if kind in self._subtitles and self._error is None:
+            self._inbox.put(_CueItem(kind, cue))
+
+    def _queue_cue(self, item: _CueItem) -> None:
+        cue = item.cue
+        packet = Packet(cue_payload(self._subtitle_codec, cue.text))
+        start = round(cue.start_s * 1000)
+        packet.pts = packet.dts = start
+        packet.duration = max(1, round(cue.end_s * 1000) - start)
+        packet.time_base = SUBTITLE_TIME_BASE
+        packet.stream = self._subtitles[item.kind]
+        self._cues_out.append(TimedPacket(cue.start_s, packet))
 
     def write(self, samples: npt.NDArray[np.int16]) -> None:
         """Hand the samples to the writer thread (encoded and muxed there, in order).
@@ -369,6 +463,11 @@ class MediaSink:
         while audio and audio[0].time_s <= until_s:
             self._mux(audio.popleft().packet, self._audio)
             self.stats.audio_packets += 1
+        cues = self._cues_out
+        while cues and cues[0].time_s <= until_s:
+            packet = cues.popleft().packet
+            self._mux(packet, packet.stream)
+            self.stats.cues += 1
         for packet in self._packets.take_until(until_s):
             self._pass_through(packet)
 
@@ -412,7 +511,9 @@ class MediaSink:
                     item = np.empty((0, 0), dtype=np.int16)  # nothing new: just release
                 if item is None:
                     return
-                if item.size:
+                if isinstance(item, _CueItem):
+                    self._queue_cue(item)
+                elif item.size:
                     self._convert(item)
                 self._release_due()
         except MuxError as exc:  # a dropped destination: the run goes on, write()/close() say so
@@ -475,6 +576,7 @@ class MediaSink:
             "audio_packets": self.stats.audio_packets,
             "original_packets": self.stats.original_packets,
             "tracks": self.stats.tracks,
+            **({"cues": self.stats.cues} if self._subtitles else {}),
             **(
                 {"delay_s": self._delay_s, "audio_behind_s": round(self.stats.audio_behind_s, 3)}
                 if self._delay_s is not None
