@@ -25,6 +25,7 @@ from shared_utils.contract import (
     ProcessConfig,
     ProcessRequest,
 )
+from stream_worker.voiceover import DEFAULT_DUCK_DB, MIN_DUCK_DB  # the reasons are there
 
 #: Length of the fixed cut (`--segmenter fixed`), the production platform's choice.
 DEFAULT_SEGMENT_MS = 6000
@@ -60,9 +61,6 @@ MAX_STREAM_ID_CHARS = 100
 ProgressMode = Literal["auto", "always", "never"]
 #: replace: the dub alone; voice-over: the dub over the original, ducked while it speaks.
 MixMode = Literal["replace", "voice-over"]
-#: Voice-over practice keeps the original 12-18 dB under the translation; -15 is the middle
-#: (`stream_worker.voiceover` says why).
-DEFAULT_DUCK_DB = -15.0
 
 
 @dataclass(frozen=True)
@@ -230,7 +228,7 @@ class WorkerSettings(ServiceSettings):
     )
     duck_db: Annotated[float, Cli(metavar="DB")] = Field(
         default=DEFAULT_DUCK_DB,
-        ge=-60.0,
+        ge=MIN_DUCK_DB,
         le=0.0,
         description="voice-over: gain of the original audio while the dub speaks (dB, <= 0)",
     )

@@ -26,19 +26,21 @@ import numpy as np
 import numpy.typing as npt
 
 from shared_audio import AudioFormat, is_speech
+from stream_worker.latency import STEP_MS
 from stream_worker.reorder import Emitted
 
 #: Broadcasters' voice-over practice keeps the original "just audible" under the
 #: translation: 12-18 dB below. -15 dB is the middle: music and ambience stay present and
 #: a voice in the original stays well below the dub's, so the two do not compete.
 DEFAULT_DUCK_DB = -15.0
+#: The deepest duck accepted: below it the original is inaudible under any dub (use replace).
+MIN_DUCK_DB = -60.0
 #: Length of a full ramp between 0 dB and the duck (down and up): long enough to be
 #: smooth (no click, no audible pumping), short enough that the duck is in place when the
 #: dub starts (it is started this much before).
 RAMP_MS = 100
 #: The duck stays this long after the dub's last voiced step, bridging pauses between words.
 HOLD_MS = 300
-STEP_MS = 10
 
 
 class VoiceOver:
@@ -50,8 +52,8 @@ class VoiceOver:
     """
 
     def __init__(self, fmt: AudioFormat, duck_db: float = DEFAULT_DUCK_DB) -> None:
-        if not (-60.0 <= duck_db <= 0.0):
-            raise ValueError(f"duck_db must be between -60 and 0 dB, got {duck_db!r}")
+        if not (MIN_DUCK_DB <= duck_db <= 0.0):
+            raise ValueError(f"duck_db must be between {MIN_DUCK_DB} and 0 dB, got {duck_db!r}")
         self._fmt = fmt
         self._low = float(10.0 ** (duck_db / 20.0))
         self._step = max(1, fmt.frames_for_ms(STEP_MS))
