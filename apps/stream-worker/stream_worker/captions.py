@@ -186,13 +186,18 @@ class Captioner:
     def written(self, emitted: Emitted, start_frame: int) -> None:
         """Caption one segment, just written at output frame ``start_frame``."""
         origin = self._origin_s()
-        cues = segment_cues(emitted, start_frame, self._fmt, origin if math.isfinite(origin) else 0)
-        for kind, cue in cues.items():
-            file = self._files.get(kind)
-            if file is not None:
+        origin = origin if math.isfinite(origin) else 0.0
+        cues = segment_cues(emitted, start_frame, self._fmt, origin)
+        for kind, file in self._files.items():
+            cue = cues.get(kind)
+            if cue is not None:
                 file.add(cue)
-            if self._track is not None and kind in self._files:
-                self._track.write_cue(kind, cue)
+            if self._track is None:
+                continue
+            if cue is None:  # nothing to show here: the track learns it, it is never sparse
+                at = origin + self._fmt.duration_s(start_frame)
+                cue = Cue(at, at + self._fmt.duration_s(int(emitted.samples.shape[0])), "")
+            self._track.write_cue(kind, cue)
 
     def close(self) -> None:
         """Close the files."""

@@ -16,6 +16,7 @@ audio before its slot, so the output never stalls.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import struct
@@ -76,6 +77,16 @@ FRAGMENTED = ("mp4", "mov")
 FRAGMENT_FLAGS = "frag_keyframe+delay_moov+default_base_moof"
 #: The subtitle codec each container carries captions in (others: the .vtt file only).
 SUBTITLE_CODECS = {"mp4": "mov_text", "mov": "mov_text", "matroska": "webvtt", "webm": "webvtt"}
+#: FFmpeg's interleaver holds every packet until each stream has one queued, or for up to
+#: ``max_interleave_delta`` (10 s by default): a sparse subtitle track made it hold 10 s of
+#: audio and video, so a SIGKILL lost 10 s and a live output went out 10 s late. So the
+#: subtitle track never stays empty for long: a segment without a cue gives it an empty
+#: sample (mov_text's own "nothing shown"), and Matroska, whose WebVTT has no empty cue, gets
+#: a short ``max_interleave_delta`` (the sink hands packets over in time order,
+#: `MediaSink._release`, so the interleaver needs only a little slack). MP4 does not get
+#: the option: FFmpeg 7's mov_text gap filling then writes negative durations and aborts
+#: the process (assertion ``next_dts >= 0`` in movenc.c).
+MAX_INTERLEAVE_DELTA_US = "100000"
 #: Subtitles are timed in milliseconds (WebVTT's own resolution).
 SUBTITLE_TIME_BASE = Fraction(1, 1000)
 #: FFmpeg's text subtitle encoders take their style from an ASS header and refuse to open
@@ -205,6 +216,14 @@ def cue_payload(codec: str, text: str) -> bytes:
         data = text.encode("utf-8")
         return struct.pack(">H", len(data)) + data
     return escape(text).encode("utf-8")
+
+
+def _take_until(queued: deque[TimedPacket], until_s: float) -> list[TimedPacket]:
+    """Remove and return the packets at the head of ``queued`` whose time is <= ``until_s``."""
+    taken: list[TimedPacket] = []
+    while queued and queued[0].time_s <= until_s:
+        taken.append(queued.popleft())
+    return taken
 
 
 class MediaSink:
@@ -383,6 +402,8 @@ class MediaSink:
             self._subtitles[kind] = stream
             self.stats.tracks.append({"kind": titles[kind], "language": iso639_2(language)})
         self._subtitle_codec = codec
+        if codec != "mov_text":
+            self._out.options["max_interleave_delta"] = MAX_INTERLEAVE_DELTA_US
 
     # ------------------------------------------------------------------ writing
 
@@ -390,8 +411,12 @@ class MediaSink:
         """Queue ``cue`` for the subtitle track of ``kind`` (nothing if it has none).
 
         Muxed by the writer thread once the audio has reached the cue's start, beside it.
+        A cue without text marks a span with nothing to show: an empty mov_text sample
+        (see `MAX_INTERLEAVE_DELTA_US` for why), nothing in Matroska.
         """
-        if kind in self._subtitles and self._error is None:
+        if kind not in self._subtitles or self._error is not None:
+            return
+        if cue.text or self._subtitle_codec == "mov_text":
             self._inbox.put(_CueItem(kind, cue))
 
     def _queue_cue(self, item: _CueItem) -> None:
@@ -458,18 +483,28 @@ class MediaSink:
             self._audio_out.append(TimedPacket(float(packet.pts * packet.time_base), packet))
 
     def _release(self, until_s: float) -> None:
-        """Mux every queued packet (audio and pass-through) up to ``until_s``."""
-        audio = self._audio_out
-        while audio and audio[0].time_s <= until_s:
-            self._mux(audio.popleft().packet, self._audio)
-            self.stats.audio_packets += 1
-        cues = self._cues_out
-        while cues and cues[0].time_s <= until_s:
-            packet = cues.popleft().packet
-            self._mux(packet, packet.stream)
-            self.stats.cues += 1
-        for packet in self._packets.take_until(until_s):
-            self._pass_through(packet)
+        """Mux every queued packet (audio, cues and pass-through) up to ``until_s``.
+
+        In time order across the three (each keeps its own order; audio first at equal
+        times), so the muxer's interleaver has nothing to hold back.
+        """
+        audio = _take_until(self._audio_out, until_s)
+        cues = _take_until(self._cues_out, until_s)
+        passing = self._packets.take_timed_until(until_s)
+        tagged = (
+            ((item.time_s, 0, item.packet) for item in audio),
+            ((item.time_s, 1, item.packet) for item in cues),
+            ((item.time_s, 2, item.packet) for item in passing),
+        )
+        for _, source, packet in heapq.merge(*tagged, key=lambda entry: entry[0]):
+            if source == 0:
+                self._mux(packet, self._audio)
+                self.stats.audio_packets += 1
+            elif source == 1:
+                self._mux(packet, packet.stream)
+                self.stats.cues += packet.size > 2  # not the empty samples
+            else:
+                self._pass_through(packet)
 
     def _pass_through(self, packet: Packet[Any]) -> None:
         if packet.stream_index == self._media.audio_index:

@@ -8,6 +8,7 @@ in the output is known exactly.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import json
@@ -24,7 +25,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
-from media_support import FPS, make_media  # tests/ is on sys.path
+from media_support import FPS, make_media, playable_seconds  # tests/ is on sys.path
 from worker_support import FakeSts
 
 from shared_audio import rms_dbfs
@@ -344,3 +345,34 @@ def test_live_captions_reach_the_file_segment_by_segment(
         [(s, e, html.unescape(t)) for s, e, t in subtitle_tracks(out)[0]["cues"]],
         expected_cues(3.0, 1.0, "hola & {}"),
     )
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_a_caption_track_does_not_hold_the_output_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], ext: str
+) -> None:
+    """Crash safety with a sparse subtitle track: what was written is on disk at once.
+
+    FFmpeg's interleaver waits for a packet of every stream (up to 10 s): with a caption
+    track that has none yet, 10 s of audio and video stayed in memory, so a SIGKILL lost them.
+    Looked at from inside the service while the worker is still running.
+    """
+    out, vtt = tmp_path / f"out.{ext}", tmp_path / "es.vtt"
+    seen: list[float] = []
+
+    async def answer(request: ProcessRequest) -> httpx.Response:
+        if len(request.audio.data_base64) < 10000:  # the language-pair probe
+            return _answer(request)
+        if request.sequence_number == 12:
+            await asyncio.sleep(0.5)  # the writer thread catches up with what it was given
+            seen.append(playable_seconds(out))
+        if 1 <= request.sequence_number <= 12:  # no cue for a while: the track is sparse
+            return httpx.Response(400, text="not this one")
+        return _answer(request)
+
+    sts = FakeSts(behaviour=answer)
+    monkeypatch.setattr(main_module, "StsClient", partial(StsClient, transport=sts.transport()))
+    src = make_media(tmp_path / f"in.{ext}", 16.0)
+    _run(src, out, capsys, "--segment-ms", "1000", "--captions", str(vtt))
+    assert len(seen) == 1
+    assert seen[0] >= 6.0, f"only {seen[0]} s on disk while segment 12 was being dubbed"
