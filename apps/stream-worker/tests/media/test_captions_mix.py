@@ -171,6 +171,10 @@ def test_captions_in_the_file_and_in_the_output_at_the_dubs_position(
     want = expected_cues(4.0, 1.0, "hola & {}")
     assert_cues_match(read_vtt(vtt), want)
     assert "hola &amp; 0" in vtt.read_text()  # escaped in the file, plain once parsed
+    for start, end, _ in read_vtt(vtt)[:4]:  # the dub is heard in the output where its cue is
+        assert band_dbfs(out, DUB_HZ, start + ONE_FRAME_S, end - ONE_FRAME_S) > -25
+        assert band_dbfs(out, DUB_HZ, start - 0.1, start - ONE_FRAME_S) < -50
+        assert band_dbfs(out, DUB_HZ, end + ONE_FRAME_S, end + 0.1) < -50
     tracks = subtitle_tracks(out)
     assert [(t["codec"], t["language"]) for t in tracks] == [(codec, "fre"), (codec, "eng")]
     in_track = [(s, e, html.unescape(t)) for s, e, t in tracks[0]["cues"]]
