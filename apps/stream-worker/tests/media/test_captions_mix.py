@@ -28,7 +28,7 @@ import pytest
 from media_support import FPS, make_media, playable_seconds  # tests/ is on sys.path
 from worker_support import FakeSts
 
-from shared_audio import rms_dbfs
+from shared_audio import read_wav, rms_dbfs
 from shared_utils.contract import ProcessRequest, ProcessResponse, ProcessStatus
 from stream_worker import main as main_module
 from stream_worker.captions import Cue, WebVttFile, escape, timestamp
@@ -380,3 +380,27 @@ def test_a_caption_track_does_not_hold_the_output_back(
     _run(src, out, capsys, "--segment-ms", "1000", "--captions", str(vtt))
     assert len(seen) == 1
     assert seen[0] >= 6.0, f"only {seen[0]} s on disk while segment 12 was being dubbed"
+
+
+def test_captions_and_voice_over_with_a_wav_output(
+    fake: FakeSts, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No container: the cues are in the file, timed from 0; the mix is in the WAV."""
+    src = make_media(tmp_path / "in.mkv", 3.0, video=False, samples=_music(3.0, 48000, 2))
+    out, vtt = tmp_path / "out.wav", tmp_path / "es.vtt"
+    summary = _run(src, out, capsys, "--segment-ms", "1000", "--captions", str(vtt),
+                   "--mix", "voice-over", "--duck-db", "-20")  # fmt: skip
+    assert_cues_match(read_vtt(vtt), expected_cues(3.0, 1.0, "hola & {}"))
+    assert summary["captions"]["translation"]["cues"] == len(read_vtt(vtt))
+    fmt, samples = read_wav(out)
+    mono = samples.mean(axis=1)
+    rate = fmt.sample_rate
+
+    def level(hz: float, start: float, end: float) -> float:
+        window = mono[round(start * rate) : round(end * rate)]
+        spectrum = np.fft.rfft(window)
+        spectrum[np.abs(np.fft.rfftfreq(window.size, 1 / rate) - hz) > 50] = 0
+        return rms_dbfs(np.fft.irfft(spectrum, window.size) / 32768)
+
+    # 1 s segments: the dub speaks 0.2-0.4 s; ducked through the hold to 0.7, back by 0.8.
+    assert abs(level(MUSIC_HZ, 1.25, 1.35) - level(MUSIC_HZ, 1.85, 1.95) - -20.0) <= 1.5
