@@ -238,6 +238,34 @@ def check_output(settings: WorkerSettings) -> None:
         raise EndpointError(f"output {output} is the input file; choose another path")
 
 
+def check_caption_paths(settings: WorkerSettings) -> None:
+    """Refuse a caption file that is the input, the output or another file the run writes.
+
+    Caption files are created (truncated) before the run: a slip such as ``--captions
+    in.mp4`` would destroy the input.
+
+    Raises:
+        EndpointError: naming the option and the file it collides with.
+    """
+    others = {
+        "the input": settings.input,
+        "the output": settings.output,
+        "--segments-json": settings.segments_json,
+        "--summary-json": settings.summary_json,
+    }
+    for option, path in (
+        ("--captions", settings.captions),
+        ("--captions-source", settings.captions_source),
+    ):
+        if path is None:
+            continue
+        for name, other in others.items():
+            target = local_path(other) if other is not None else None
+            if target is not None and _same_file(path, target):
+                raise EndpointError(f"{option} {path} is {name}; choose another path")
+        others[option] = path
+
+
 def _same_file(one: str, other: str) -> bool:
     """Whether two paths name one file (links and hard links included)."""
     try:

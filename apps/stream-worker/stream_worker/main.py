@@ -34,6 +34,7 @@ from stream_worker.endpoints import (
     EndpointError,
     Input,
     InputInterruptedError,
+    check_caption_paths,
     check_output,
     media_summary,
     open_input_interruptibly,
@@ -513,6 +514,7 @@ def _main(argv: Sequence[str]) -> int:
         source = open_input_interruptibly(settings, lambda: STOP_SIGNALS.received is not None)
         try:
             check_output(settings)
+            check_caption_paths(settings)
             with (
                 _segments_file(settings.segments_json) as segment_log,
                 _caption_files(settings) as caption_files,

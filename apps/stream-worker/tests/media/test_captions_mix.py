@@ -404,3 +404,27 @@ def test_captions_and_voice_over_with_a_wav_output(
 
     # 1 s segments: the dub speaks 0.2-0.4 s; ducked through the hold to 0.7, back by 0.8.
     assert abs(level(MUSIC_HZ, 1.25, 1.35) - level(MUSIC_HZ, 1.85, 1.95) - -20.0) <= 1.5
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--captions", "{src}"], "--captions {src} is the input; choose another path"),
+        (["--captions", "{out}"], "--captions {out} is the output; choose another path"),
+        (["--captions", "{dir}/a.vtt", "--captions-source", "{dir}/a.vtt"],
+         "--captions-source {dir}/a.vtt is --captions; choose another path"),
+    ],
+)  # fmt: skip
+def test_a_caption_file_never_overwrites_another_file_of_the_run(
+    fake: FakeSts, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+    message: str,
+) -> None:  # fmt: skip
+    src = make_media(tmp_path / "in.mkv", 1.0)
+    before = src.read_bytes()
+    names = {"src": str(src), "out": str(tmp_path / "out.mkv"), "dir": str(tmp_path)}
+    code = main(["-i", str(src), "-o", names["out"], *(a.format(**names) for a in argv)])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"stream-worker: error: {message.format(**names)}"
+    )
+    assert src.read_bytes() == before
