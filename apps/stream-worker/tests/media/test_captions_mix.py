@@ -14,8 +14,11 @@ import html
 import json
 import re
 import struct
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
+from conftest import StsProcess, free_port  # tests/ is on sys.path
 from media_support import FPS, make_media, playable_seconds  # tests/ is on sys.path
 from worker_support import FakeSts
 
@@ -428,3 +432,46 @@ def test_a_caption_file_never_overwrites_another_file_of_the_run(
         f"stream-worker: error: {message.format(**names)}"
     )
     assert src.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def echo_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StsProcess]:
+    """The real sts-service with its echo backends (its text: ``[es] [echo] ... seq=N``)."""
+    sts = StsProcess(free_port(), {}, tmp_path_factory.mktemp("sts") / "sts.log")
+    sts.start()
+    yield sts
+    sts.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_sigkill_with_caption_tracks_keeps_the_output_and_every_cue_written(
+    ext: str, echo_service: StsProcess, tmp_path: Path
+) -> None:
+    """A live run killed mid-way keeps its output and its cues.
+
+    The output plays as far as without captions; the .vtt is valid and holds the cues of
+    what was written.
+    """
+    src = make_media(tmp_path / "in.ts", 12.0)
+    out, vtt = tmp_path / f"out.{ext}", tmp_path / "es.vtt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out), "--realtime",
+         "--sts-url", echo_service.url, "--segmenter", "fixed", "--segment-ms", "1000",
+         "--timeout-ms", "1000", "--output-delay-ms", "1500", "--progress", "never",
+         "--captions", str(vtt)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(6.0)  # ~4.5 s of media are due at the output by now
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert proc.returncode == -9
+    assert playable_seconds(out) >= 2.5  # the same bound as without a caption track
+    cues = read_vtt(vtt)
+    assert len(cues) >= 3
+    assert all(text.startswith("[es] [echo]") for _, _, text in cues)

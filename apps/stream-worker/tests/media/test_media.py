@@ -566,7 +566,8 @@ def test_sigkill_keeps_what_was_written_in_every_container(
     out = tmp_path / f"out.{ext}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out), "--realtime",
-         "--sts-url", echo.url, "--segment-ms", "1000", "--timeout-ms", "1000",
+         "--sts-url", echo.url, "--segmenter", "fixed", "--segment-ms", "1000",
+         "--timeout-ms", "1000",
          "--output-delay-ms", "1500", "--progress", "never"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
