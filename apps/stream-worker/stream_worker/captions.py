@@ -198,12 +198,3 @@ class Captioner:
                 at = origin + self._fmt.duration_s(start_frame)
                 cue = Cue(at, at + self._fmt.duration_s(int(emitted.samples.shape[0])), "")
             self._track.write_cue(kind, cue)
-
-    def close(self) -> None:
-        """Close the files."""
-        for file in self._files.values():
-            file.close()
-
-    def summary(self) -> dict[str, dict[str, object]]:
-        """Per file: its path and how many cues it holds."""
-        return {kind: {"path": f.path, "cues": f.cues} for kind, f in self._files.items()}
