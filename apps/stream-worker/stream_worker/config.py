@@ -25,6 +25,7 @@ from shared_utils.contract import (
     ProcessConfig,
     ProcessRequest,
 )
+from stream_worker.voiceover import DEFAULT_DUCK_DB, MIN_DUCK_DB  # the reasons are there
 
 #: Length of the fixed cut (`--segmenter fixed`), the production platform's choice.
 DEFAULT_SEGMENT_MS = 6000
@@ -58,6 +59,8 @@ _ID_RE = re.compile(ProcessRequest.model_json_schema()["properties"]["stream_id"
 MAX_STREAM_ID_CHARS = 100
 
 ProgressMode = Literal["auto", "always", "never"]
+#: replace: the dub alone; voice-over: the dub over the original, ducked while it speaks.
+MixMode = Literal["replace", "voice-over"]
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,30 @@ class WorkerSettings(ServiceSettings):
     metrics_host: Annotated[str, Cli(metavar="ADDR")] = Field(
         default="127.0.0.1", min_length=1, description="bind address of the metrics port"
     )
+    mix: MixMode = Field(
+        default="replace",
+        description="replace: the dub alone; voice-over: the dub over the original audio, "
+        "ducked by --duck-db while the dub speaks",
+    )
+    duck_db: Annotated[float, Cli(metavar="DB")] = Field(
+        default=DEFAULT_DUCK_DB,
+        ge=MIN_DUCK_DB,
+        le=0.0,
+        description="voice-over: gain of the original audio while the dub speaks (dB, <= 0)",
+    )
+    captions: Annotated[str | None, Cli(metavar="FILE.vtt")] = Field(
+        default=None,
+        description="write the translation as WebVTT, timed to the dub in the output "
+        "(mp4/mov/mkv/webm outputs also get it as a subtitle track)",
+    )
+    captions_source: Annotated[str | None, Cli(metavar="FILE.vtt")] = Field(
+        default=None,
+        description="write the source transcript as WebVTT (and as a second subtitle track)",
+    )
+    caption_tracks: bool = Field(
+        default=True,
+        description="put the captions in the output as subtitle tracks too (mp4/mov/mkv/webm)",
+    )
 
     @field_validator("sts_url")
     @classmethod
@@ -230,7 +257,15 @@ class WorkerSettings(ServiceSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.rstrip("/")
 
-    @field_validator("input", "output", "summary_json", "segments_json", "output_format")
+    @field_validator(
+        "input",
+        "output",
+        "summary_json",
+        "segments_json",
+        "output_format",
+        "captions",
+        "captions_source",
+    )
     @classmethod
     def _check_path(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():

@@ -112,10 +112,14 @@ class PacketQueue:
 
     def take_until(self, time_s: float) -> list[Packet[Any]]:
         """Remove and return, in order, the packets whose time is at most ``time_s``."""
-        taken: list[Packet[Any]] = []
+        return [item.packet for item in self.take_timed_until(time_s)]
+
+    def take_timed_until(self, time_s: float) -> list[TimedPacket]:
+        """`take_until`, each packet with its time (to merge it with other streams)."""
+        taken: list[TimedPacket] = []
         packets = self._packets
         while packets and packets[0].time_s <= time_s:
-            taken.append(packets.popleft().packet)
+            taken.append(packets.popleft())
         return taken
 
     def take_all(self) -> list[Packet[Any]]:

@@ -28,6 +28,7 @@ from shared_audio import (
     WavError,
     iter_wav_chunks,
 )
+from stream_worker.captions import CaptionKind
 from stream_worker.config import WorkerSettings
 from stream_worker.demux import MediaError, MediaSource, is_live_url
 from stream_worker.mux import MediaSink, MuxError, output_format
@@ -237,6 +238,34 @@ def check_output(settings: WorkerSettings) -> None:
         raise EndpointError(f"output {output} is the input file; choose another path")
 
 
+def check_caption_paths(settings: WorkerSettings) -> None:
+    """Refuse a caption file that is the input, the output or another file the run writes.
+
+    Caption files are created (truncated) before the run: a slip such as ``--captions
+    in.mp4`` would destroy the input.
+
+    Raises:
+        EndpointError: naming the option and the file it collides with.
+    """
+    others = {
+        "the input": settings.input,
+        "the output": settings.output,
+        "--segments-json": settings.segments_json,
+        "--summary-json": settings.summary_json,
+    }
+    for option, path in (
+        ("--captions", settings.captions),
+        ("--captions-source", settings.captions_source),
+    ):
+        if path is None:
+            continue
+        for name, other in others.items():
+            target = local_path(other) if other is not None else None
+            if target is not None and _same_file(path, target):
+                raise EndpointError(f"{option} {path} is {name}; choose another path")
+        others[option] = path
+
+
 def _same_file(one: str, other: str) -> bool:
     """Whether two paths name one file (links and hard links included)."""
     try:
@@ -278,9 +307,22 @@ def open_sink(settings: WorkerSettings, source: Input) -> Sink:
             live_delay_s=settings.live_delay_ms / 1000,
             stdout=sys.stdout.buffer,
             flush_every_s=settings.segment_ms / 1000,
+            captions=caption_tracks(settings),
         )
     except MuxError as exc:
         raise EndpointError(str(exc)) from None
+
+
+def caption_tracks(settings: WorkerSettings) -> dict[CaptionKind, str]:
+    """The subtitle tracks the output gets: each caption file asked for, in its language."""
+    if not settings.caption_tracks:
+        return {}
+    tracks: dict[CaptionKind, str] = {}
+    if settings.captions is not None:
+        tracks["translation"] = settings.target_lang
+    if settings.captions_source is not None:
+        tracks["source"] = settings.source_lang
+    return tracks
 
 
 def _wav_format(source: Input) -> AudioFormat:

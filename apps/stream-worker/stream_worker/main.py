@@ -27,23 +27,28 @@ from pydantic.fields import FieldInfo
 from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_settings
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
+from stream_worker.captions import Captioner, CaptionKind, WebVttFile
 from stream_worker.client import StsClient, StsUnavailableError, speaks_previous_text
 from stream_worker.config import Cli, WorkerSettings
 from stream_worker.endpoints import (
     EndpointError,
     Input,
     InputInterruptedError,
+    check_caption_paths,
     check_output,
     media_summary,
     open_input_interruptibly,
     open_sink,
 )
 from stream_worker.metrics import serve_metrics
+from stream_worker.mux import MediaSink
 from stream_worker.outcome import DubResult
 from stream_worker.pipeline import PipelineOptions, PipelineOutcome, StreamDubber
+from stream_worker.reorder import Emitted
 from stream_worker.segmenter import Cutter, FixedCutter, PauseRules, PauseSegmenter
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import Sink
+from stream_worker.voiceover import VoiceOver
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +229,7 @@ async def _run(
     source: Input,
     stderr: TextIO,
     segment_log: Callable[[dict[str, Any]], None] | None = None,
+    caption_files: dict[CaptionKind, WebVttFile] | None = None,
 ) -> tuple[PipelineOutcome, Sink]:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
@@ -276,6 +282,10 @@ async def _run(
                 total_s=source.total_s,
                 cutter=make_cutter(settings, source),
                 segment_log=segment_log,
+                mix=VoiceOver(source.fmt, settings.duck_db).mix
+                if settings.mix == "voice-over"
+                else None,
+                on_written=_captioner(source, sink, caption_files),
             )
             dubbers.append(dubber)
             if stopped.is_set():  # stopped before the first read: an empty, valid output
@@ -296,6 +306,49 @@ async def _run(
         for signum in installed:
             loop.remove_signal_handler(signum)
         STOP_SIGNALS.take_back()  # the summary is still to be written
+
+
+def _captioner(
+    source: Input, sink: Sink, files: dict[CaptionKind, WebVttFile] | None
+) -> Callable[[Emitted, int], None] | None:
+    """What writes each segment's cues to the caption files and tracks; None without files."""
+    if not files:
+        return None
+    media = source.media
+    packets = media.packets if media is not None else None
+    captioner = Captioner(
+        source.fmt,
+        files,
+        track=sink if isinstance(sink, MediaSink) else None,
+        # The dubbed track starts at the source's first audio sample (media), else at 0.
+        origin_s=lambda: (packets.audio_start_s or 0.0) if packets is not None else 0.0,
+    )
+    return captioner.written
+
+
+@contextlib.contextmanager
+def _caption_files(settings: WorkerSettings) -> Iterator[dict[CaptionKind, WebVttFile]]:
+    """The WebVTT files of --captions and --captions-source, created before the run.
+
+    Raises:
+        UsageError: if one cannot be created.
+    """
+    files: dict[CaptionKind, WebVttFile] = {}
+    asked: tuple[tuple[CaptionKind, str | None, str], ...] = (
+        ("translation", settings.captions, "--captions"),
+        ("source", settings.captions_source, "--captions-source"),
+    )
+    try:
+        for kind, path, option in asked:
+            if path is not None:
+                try:
+                    files[kind] = WebVttFile(path, option)
+                except OSError as exc:
+                    raise UsageError(str(exc)) from None
+        yield files
+    finally:
+        for file in files.values():
+            file.close()
 
 
 def make_cutter(settings: WorkerSettings, source: Input) -> Cutter:
@@ -465,9 +518,15 @@ def _main(argv: Sequence[str]) -> int:
         source = open_input_interruptibly(settings, lambda: STOP_SIGNALS.received is not None)
         try:
             check_output(settings)
-            with _segments_file(settings.segments_json) as segment_log:
+            check_caption_paths(settings)
+            with (
+                _segments_file(settings.segments_json) as segment_log,
+                _caption_files(settings) as caption_files,
+            ):
                 cpu_start = time.process_time()
-                outcome, sink = asyncio.run(_run(settings, source, stderr, segment_log))
+                outcome, sink = asyncio.run(
+                    _run(settings, source, stderr, segment_log, caption_files)
+                )
         finally:
             source.close()
     except InputInterruptedError as exc:
@@ -480,6 +539,10 @@ def _main(argv: Sequence[str]) -> int:
         stderr.write(f"{PROG}: error: writing the output failed: {exc}\n")
         return EXIT_FAILURE
     summary = build_summary(settings, source, outcome, sink, time.process_time() - cpu_start)
+    if caption_files:
+        summary["captions"] = {
+            kind: {"path": file.path, "cues": file.cues} for kind, file in caption_files.items()
+        }
     line = json.dumps(summary, separators=(",", ":"))
     stderr.write(line + "\n")
     stderr.flush()

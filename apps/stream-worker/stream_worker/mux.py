@@ -16,8 +16,10 @@ audio before its slot, so the output never stalls.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
+import struct
 import threading
 import time
 from collections import deque
@@ -39,6 +41,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioFormat
+from stream_worker.captions import CaptionKind, Cue, escape
 from stream_worker.demux import MediaInfo, PacketQueue, is_live_url, unavailable_protocol
 from stream_worker.languages import iso639_2
 from stream_worker.media import TimedPacket, to_frame
@@ -72,6 +75,32 @@ NO_PRIMING_SKIP = ("flv", "mpegts")
 #: cut at every video keyframe and at least every ``flush_every_s``.
 FRAGMENTED = ("mp4", "mov")
 FRAGMENT_FLAGS = "frag_keyframe+delay_moov+default_base_moof"
+#: The subtitle codec each container carries captions in (others: the .vtt file only).
+SUBTITLE_CODECS = {"mp4": "mov_text", "mov": "mov_text", "matroska": "webvtt", "webm": "webvtt"}
+#: FFmpeg's interleaver holds every packet until each stream has one queued, or for up to
+#: ``max_interleave_delta`` (10 s by default): a sparse subtitle track made it hold 10 s of
+#: audio and video, so a SIGKILL lost 10 s and a live output went out 10 s late. So the
+#: subtitle track never stays empty for long: a segment without a cue gives it an empty
+#: sample (mov_text's own "nothing shown"), and Matroska, whose WebVTT has no empty cue, gets
+#: a short ``max_interleave_delta`` (the sink hands packets over in time order,
+#: `MediaSink._release`, so the interleaver needs only a little slack). MP4 does not get
+#: the option: FFmpeg 7's mov_text gap filling then writes negative durations and aborts
+#: the process (assertion ``next_dts >= 0`` in movenc.c).
+MAX_INTERLEAVE_DELTA_US = "100000"
+#: Subtitles are timed in milliseconds (WebVTT's own resolution).
+SUBTITLE_TIME_BASE = Fraction(1, 1000)
+#: FFmpeg's text subtitle encoders take their style from an ASS header and refuse to open
+#: without one; the mov_text encoder turns it into the track's sample description (font,
+#: size, colours). One default style: white, bottom centre.
+ASS_HEADER = (
+    b"[Script Info]\r\nScriptType: v4.00+\r\nPlayResX: 384\r\nPlayResY: 288\r\n\r\n"
+    b"[V4+ Styles]\r\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, "
+    b"OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, "
+    b"Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\r\n"
+    b"Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0"
+    b"\r\n\r\n[Events]\r\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, "
+    b"Effect, Text\r\n"
+)
 #: Chunks waiting for the writer thread at most (then the pipeline waits).
 WRITE_QUEUE = 8
 #: How often the live writer thread looks for due packets.
@@ -160,6 +189,41 @@ class MuxStats:
     original_packets: int = 0
     audio_behind_s: float = 0.0
     tracks: list[dict[str, str]] = field(default_factory=list)
+    cues: int = 0
+
+
+@dataclass(frozen=True)
+class _CueItem:
+    """A cue on its way to the writer thread."""
+
+    kind: CaptionKind
+    cue: Cue
+
+
+def cue_payload(codec: str, text: str) -> bytes:
+    r"""One subtitle packet's bytes: what FFmpeg's ``codec`` encoder makes of plain text.
+
+    mov_text (3GPP timed text): a 16-bit big-endian length and the UTF-8 text. WebVTT in
+    Matroska: the cue's text, WebVTT-escaped. Written directly rather than through the
+    encoders, whose input is ASS markup (braces and backslashes in a translation would be
+    taken for style codes).
+
+    Example:
+        >>> cue_payload("mov_text", "hé"), cue_payload("webvtt", "a<b")
+        (b'\x00\x03h\xc3\xa9', b'a&lt;b')
+    """
+    if codec == "mov_text":
+        data = text.encode("utf-8")
+        return struct.pack(">H", len(data)) + data
+    return escape(text).encode("utf-8")
+
+
+def _take_until(queued: deque[TimedPacket], until_s: float) -> list[TimedPacket]:
+    """Remove and return the packets at the head of ``queued`` whose time is <= ``until_s``."""
+    taken: list[TimedPacket] = []
+    while queued and queued[0].time_s <= until_s:
+        taken.append(queued.popleft())
+    return taken
 
 
 class MediaSink:
@@ -177,6 +241,8 @@ class MediaSink:
         live_delay_s: Live only: how far behind the input the output runs.
         stdout: The stream ``-`` writes to.
         flush_every_s: What reaches the destination at least this often (one segment).
+        captions: Caption tracks to add, each kind with its language (BCP 47), when the
+            container carries subtitles (`SUBTITLE_CODECS`); see `write_cue`.
 
     Raises:
         MuxError: the output cannot be opened or the codec is missing.
@@ -197,6 +263,7 @@ class MediaSink:
         stdout: BinaryIO | None = None,
         flush_every_s: float = 6.0,
         clock: Callable[[], float] = time.monotonic,
+        captions: dict[CaptionKind, str] | None = None,
     ) -> None:
         self.frames_written = 0
         self._service_fmt = service_fmt
@@ -225,6 +292,7 @@ class MediaSink:
         self._out.options.update(durable_options(self._out.format.name, flush_every_s))
         try:
             self._setup(keep_original_audio, dub_language, original_language)
+            self._setup_captions(captions or {})
             # PyAV opens the destination only with the header; open it now, so a refused
             # connection or an unwritable path is a start-up error (one line, exit 2)
             # rather than a failure of the first write.
@@ -238,6 +306,7 @@ class MediaSink:
             self._close_quietly()
             raise
         self._audio_out: deque[TimedPacket] = deque()
+        self._cues_out: deque[TimedPacket] = deque()
         self._audio_end_s = packets.audio_start_s or 0.0
         self._samples_out = 0
         self._delay_s = live_delay_s if media.live else None
@@ -245,7 +314,9 @@ class MediaSink:
         # Encoding and muxing run on their own thread: FFmpeg releases the GIL while it
         # works, so the dub is encoded on the second core while the event loop talks to
         # sts-service. The bounded queue pushes back on the pipeline if encoding falls behind.
-        self._inbox: queue.Queue[npt.NDArray[np.int16] | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._inbox: queue.Queue[npt.NDArray[np.int16] | _CueItem | None] = queue.Queue(
+            maxsize=WRITE_QUEUE
+        )
         self._thread = threading.Thread(target=self._run, name="mux", daemon=True)
         self._thread.start()
 
@@ -308,7 +379,55 @@ class MediaSink:
             format=audio.codec_context.format.name, layout=media.source_layout, rate=rate
         )
 
+    def _setup_captions(self, captions: dict[CaptionKind, str]) -> None:
+        self._subtitles: dict[CaptionKind, Stream] = {}
+        if not captions:
+            return
+        name = self.stats.container
+        codec = SUBTITLE_CODECS.get(name)
+        if codec is None:
+            logger.info("captions: %s carries no text subtitle track; the .vtt files only", name)
+            return
+        titles = {"translation": "captions", "source": "transcript"}
+        for kind, language in captions.items():
+            try:
+                stream = self._out.add_stream(codec)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MuxError(f"output: no {codec} subtitle encoder for {name}: {exc}") from None
+            stream.time_base = SUBTITLE_TIME_BASE
+            stream.codec_context.time_base = SUBTITLE_TIME_BASE
+            stream.codec_context.subtitle_header = ASS_HEADER  # type: ignore[attr-defined]  # a subtitle stream's context is a SubtitleCodecContext
+            stream.metadata["language"] = iso639_2(language)
+            stream.metadata["title"] = f"{titles[kind]} ({language})"
+            self._subtitles[kind] = stream
+            self.stats.tracks.append({"kind": titles[kind], "language": iso639_2(language)})
+        self._subtitle_codec = codec
+        if codec != "mov_text":
+            self._out.options["max_interleave_delta"] = MAX_INTERLEAVE_DELTA_US
+
     # ------------------------------------------------------------------ writing
+
+    def write_cue(self, kind: CaptionKind, cue: Cue) -> None:
+        """Queue ``cue`` for the subtitle track of ``kind`` (nothing if it has none).
+
+        Muxed by the writer thread once the audio has reached the cue's start, beside it.
+        A cue without text marks a span with nothing to show: an empty mov_text sample
+        (see `MAX_INTERLEAVE_DELTA_US` for why), nothing in Matroska.
+        """
+        if kind not in self._subtitles or self._error is not None:
+            return
+        if cue.text or self._subtitle_codec == "mov_text":
+            self._inbox.put(_CueItem(kind, cue))
+
+    def _queue_cue(self, item: _CueItem) -> None:
+        cue = item.cue
+        packet = Packet(cue_payload(self._subtitle_codec, cue.text))
+        start = round(cue.start_s * 1000)
+        packet.pts = packet.dts = start
+        packet.duration = max(1, round(cue.end_s * 1000) - start)
+        packet.time_base = SUBTITLE_TIME_BASE
+        packet.stream = self._subtitles[item.kind]
+        self._cues_out.append(TimedPacket(cue.start_s, packet))
 
     def write(self, samples: npt.NDArray[np.int16]) -> None:
         """Hand the samples to the writer thread (encoded and muxed there, in order).
@@ -364,13 +483,28 @@ class MediaSink:
             self._audio_out.append(TimedPacket(float(packet.pts * packet.time_base), packet))
 
     def _release(self, until_s: float) -> None:
-        """Mux every queued packet (audio and pass-through) up to ``until_s``."""
-        audio = self._audio_out
-        while audio and audio[0].time_s <= until_s:
-            self._mux(audio.popleft().packet, self._audio)
-            self.stats.audio_packets += 1
-        for packet in self._packets.take_until(until_s):
-            self._pass_through(packet)
+        """Mux every queued packet (audio, cues and pass-through) up to ``until_s``.
+
+        In time order across the three (each keeps its own order; audio first at equal
+        times), so the muxer's interleaver has nothing to hold back.
+        """
+        audio = _take_until(self._audio_out, until_s)
+        cues = _take_until(self._cues_out, until_s)
+        passing = self._packets.take_timed_until(until_s)
+        tagged = (
+            ((item.time_s, 0, item.packet) for item in audio),
+            ((item.time_s, 1, item.packet) for item in cues),
+            ((item.time_s, 2, item.packet) for item in passing),
+        )
+        for _, source, packet in heapq.merge(*tagged, key=lambda entry: entry[0]):
+            if source == 0:
+                self._mux(packet, self._audio)
+                self.stats.audio_packets += 1
+            elif source == 1:
+                self._mux(packet, packet.stream)
+                self.stats.cues += packet.size > 2  # not the empty samples
+            else:
+                self._pass_through(packet)
 
     def _pass_through(self, packet: Packet[Any]) -> None:
         if packet.stream_index == self._media.audio_index:
@@ -412,7 +546,9 @@ class MediaSink:
                     item = np.empty((0, 0), dtype=np.int16)  # nothing new: just release
                 if item is None:
                     return
-                if item.size:
+                if isinstance(item, _CueItem):
+                    self._queue_cue(item)
+                elif item.size:
                     self._convert(item)
                 self._release_due()
         except MuxError as exc:  # a dropped destination: the run goes on, write()/close() say so
@@ -475,6 +611,7 @@ class MediaSink:
             "audio_packets": self.stats.audio_packets,
             "original_packets": self.stats.original_packets,
             "tracks": self.stats.tracks,
+            **({"cues": self.stats.cues} if self._subtitles else {}),
             **(
                 {"delay_s": self._delay_s, "audio_behind_s": round(self.stats.audio_behind_s, 3)}
                 if self._delay_s is not None

@@ -102,6 +102,10 @@ class StreamDubber:
         cutter: Where the stream is cut (default: fixed cuts of `options.segment_ms`).
         segment_log: Called with one JSON-ready record per written segment, in order
             (`stream_worker.latency.segment_record`).
+        mix: What to write for a segment instead of its dub or original (voice-over:
+            `stream_worker.voiceover.VoiceOver.mix`); None writes the segment as it is.
+        on_written: Called after each segment is written, with the segment and the output
+            frame it starts at (captions: `stream_worker.captions.Captioner.written`).
     """
 
     def __init__(
@@ -118,6 +122,8 @@ class StreamDubber:
         clock: Callable[[], float] = time.monotonic,
         cutter: Cutter | None = None,
         segment_log: Callable[[dict[str, Any]], None] | None = None,
+        mix: Callable[[Emitted], npt.NDArray[np.int16]] | None = None,
+        on_written: Callable[[Emitted, int], None] | None = None,
     ) -> None:
         self._client = client
         self._fmt = fmt
@@ -126,6 +132,8 @@ class StreamDubber:
         self._clock = clock
         self._segmenter = cutter or FixedCutter(fmt, options.segment_ms)
         self._segment_log = segment_log
+        self._mix = mix
+        self._on_written = on_written
         self._written_frames = 0
         # Run clock at which the input's frame 0 arrived: the earliest (arrival - position)
         # over all chunks, so a chunk that comes late does not move the live slots.
@@ -307,10 +315,12 @@ class StreamDubber:
         self._wakeup.set()
 
     def _write(self, emitted: Emitted) -> None:
-        self._sink.write(emitted.samples)
+        self._sink.write(emitted.samples if self._mix is None else self._mix(emitted))
         self._stats.record(emitted)
         start_frame = self._written_frames
         self._written_frames += int(emitted.samples.shape[0])
+        if self._on_written is not None:
+            self._on_written(emitted, start_frame)
         if self._segment_log is not None or self._options.max_delay_ms is not None:
             timing = Timing(
                 started=self._started,

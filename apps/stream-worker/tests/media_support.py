@@ -94,10 +94,12 @@ def make_media(
     container_options: dict[str, str] | None = None,
     audio_gap: tuple[float, float] | None = None,
     interleaved: bool = False,
+    samples: npt.NDArray[np.int16] | None = None,
 ) -> Path:
     """Write a file of ``seconds`` with video (25 fps) and/or audio starting at ``start_s``.
 
     ``audio_gap`` (from, to) in seconds: no audio there (to past the end: the audio ends early).
+    ``samples``: the audio (``(frames, channels)`` at ``rate``) instead of speech-like sound.
     """
     ext = path.suffix.lstrip(".")
     out: Any = av.open(str(path), "w", format=container_format, options=container_options or {})
@@ -111,7 +113,8 @@ def make_media(
     for _ in range(audio_tracks if audio else 0):
         ar = 48000 if codec == "libopus" else rate
         streams.append(("audio", out.add_stream(codec, rate=ar, layout=layout)))
-    samples = speech_like(seconds, rate, channels)
+    if samples is None:
+        samples = speech_like(seconds, rate, channels)
 
     def frames(kind: str, stream: Stream) -> Iterator[tuple[float, int, Any]]:
         order = id(stream)
