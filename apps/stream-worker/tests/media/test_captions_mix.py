@@ -28,9 +28,9 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
-from conftest import StsProcess, free_port  # tests/ is on sys.path
+from conftest import StsProcess  # tests/ is on sys.path
 from media_support import FPS, make_media, playable_seconds  # tests/ is on sys.path
-from worker_support import FakeSts
+from worker_support import FakeSts, free_port
 
 from shared_audio import read_wav, rms_dbfs
 from shared_utils.contract import ProcessRequest, ProcessResponse, ProcessStatus
