@@ -441,7 +441,8 @@ class MediaSink:
         self._inbox.put(samples)
 
     def _convert(self, samples: npt.NDArray[np.int16]) -> None:
-        self._encode(self._resampler.resample(to_frame(samples, self._service_fmt)))
+        frame = to_frame(samples, self._service_fmt, self._media.source_layout)
+        self._encode(self._resampler.resample(frame))
 
     def _encode(self, frames: list[AudioFrame]) -> None:
         if self._samples_out == 0:  # the source's first timestamp is known by now

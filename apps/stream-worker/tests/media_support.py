@@ -199,3 +199,18 @@ def playable_seconds(path: Path) -> float:
     if first is None or last is None:
         return 0.0
     return last - first
+
+
+def rms_dbfs(path: Path) -> float:
+    """The RMS level of the first audio track of ``path`` over all its channels, in dBFS."""
+    container: Any
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        to_float = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
+        parts = [
+            out.to_ndarray().reshape(-1)
+            for frame in container.decode(stream)
+            for out in to_float.resample(frame)
+        ]
+    samples = np.concatenate(parts).astype(np.float64)
+    return float(10 * np.log10(np.mean(samples**2)))
