@@ -34,6 +34,7 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 from av.audio.frame import AudioFrame
+from av.audio.layout import AudioLayout
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
@@ -60,6 +61,21 @@ AUDIO_CODECS = {
 #: Muxers for network destinations: RTMP carries FLV; SRT, UDP and TCP carry MPEG-TS.
 LIVE_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts"}
 AAC_BITRATE = 128_000
+#: The layout the dubbed track gets for each channel count: FFmpeg's usual ones, which the
+#: AAC and Opus encoders both take. Opus takes no other order (``5.1(side)``, AC-3's usual
+#: 5.1, was refused: exit 2), and AAC no unordered layout (AAC 5.1(side) in MP4 reads back
+#: as ``6 channels``, refused the same way). Only the dub is written there, so nothing of
+#: the source's own channel order is lost.
+OUTPUT_LAYOUTS = {
+    1: "mono",
+    2: "stereo",
+    3: "3.0",
+    4: "quad",
+    5: "5.0",
+    6: "5.1",
+    7: "6.1",
+    8: "7.1",
+}
 #: FFmpeg's "fast" AAC coder: about twice the speed of the default (two-loop search), and
 #: transparent enough for speech at 128 kb/s; encoding is most of the worker's CPU time.
 AAC_OPTIONS = {"aac_coder": "fast"}
@@ -166,6 +182,18 @@ def encoder_rate(codec: str, source_rate: int) -> int:
         return source_rate
     above = [r for r in rates if r > source_rate]
     return min(above) if above else max(rates)
+
+
+def output_layout(source_layout: str) -> str:
+    """The dubbed track's layout for a ``source_layout`` source (see `OUTPUT_LAYOUTS`).
+
+    Example:
+        >>> output_layout("stereo"), output_layout("5.1(side)"), output_layout("6 channels")
+        ('stereo', '5.1', '5.1')
+    """
+    if source_layout in OUTPUT_LAYOUTS.values():
+        return source_layout
+    return OUTPUT_LAYOUTS.get(AudioLayout(source_layout).nb_channels, source_layout)
 
 
 @dataclass
@@ -334,6 +362,7 @@ class MediaSink:
         codec = AUDIO_CODECS.get(name, self._out.default_audio_codec)
         rate = encoder_rate(codec, media.source_rate)
         self.rate = rate
+        self._layout = layout = output_layout(media.source_layout)
         self._video_map: dict[int, Stream] = {}
         for stream in media.video:  # templates: the input is still open here
             try:
@@ -345,9 +374,7 @@ class MediaSink:
                 ) from None
         try:
             options = AAC_OPTIONS if codec == "aac" else None
-            audio = self._out.add_stream(
-                codec, rate=rate, layout=media.source_layout, options=options
-            )
+            audio = self._out.add_stream(codec, rate=rate, layout=layout, options=options)
             assert isinstance(audio, AudioStream)  # an audio codec gives an audio stream
         except (av.error.FFmpegError, ValueError) as exc:
             raise MuxError(f"output: no {codec} encoder for {name}: {exc}") from None
@@ -376,7 +403,7 @@ class MediaSink:
             self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
         # Straight to the encoder's own sample format (fltp for AAC and Opus): one conversion.
         self._resampler = AudioResampler(
-            format=audio.codec_context.format.name, layout=media.source_layout, rate=rate
+            format=audio.codec_context.format.name, layout=layout, rate=rate
         )
 
     def _setup_captions(self, captions: dict[CaptionKind, str]) -> None:
@@ -441,7 +468,8 @@ class MediaSink:
         self._inbox.put(samples)
 
     def _convert(self, samples: npt.NDArray[np.int16]) -> None:
-        self._encode(self._resampler.resample(to_frame(samples, self._service_fmt)))
+        frame = to_frame(samples, self._service_fmt, self._layout)
+        self._encode(self._resampler.resample(frame))
 
     def _encode(self, frames: list[AudioFrame]) -> None:
         if self._samples_out == 0:  # the source's first timestamp is known by now
@@ -470,7 +498,7 @@ class MediaSink:
             rest = AudioFrame.from_ndarray(
                 np.ascontiguousarray(frame.to_ndarray()[:, cut:]),  # type: ignore[arg-type]  # same dtype as it came
                 format=frame.format.name,
-                layout=self._media.source_layout,
+                layout=self._layout,
             )
             rest.sample_rate = self.rate
             kept.append(rest)

@@ -55,9 +55,8 @@ class FormatConverter:
         """The samples in the target format (possibly split, possibly held back in part)."""
         if self._resampler is None:
             return [samples]
-        return [
-            self._array(out) for out in self._resampler.resample(to_frame(samples, self.source))
-        ]
+        frame = to_frame(samples, self.source, layout_name(self.target.channels))
+        return [self._array(out) for out in self._resampler.resample(frame)]
 
     def flush(self) -> list[npt.NDArray[np.int16]]:
         """What the resampler still holds."""

@@ -95,11 +95,13 @@ def make_media(
     audio_gap: tuple[float, float] | None = None,
     interleaved: bool = False,
     samples: npt.NDArray[np.int16] | None = None,
+    layout: str | None = None,
 ) -> Path:
     """Write a file of ``seconds`` with video (25 fps) and/or audio starting at ``start_s``.
 
     ``audio_gap`` (from, to) in seconds: no audio there (to past the end: the audio ends early).
     ``samples``: the audio (``(frames, channels)`` at ``rate``) instead of speech-like sound.
+    ``layout``: the audio's channel layout (e.g. ``5.1(side)``) instead of mono or stereo.
     """
     ext = path.suffix.lstrip(".")
     out: Any = av.open(str(path), "w", format=container_format, options=container_options or {})
@@ -109,7 +111,9 @@ def make_media(
         vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         streams.append(("video", vs))
     codec = audio_codec or AUDIO_CODEC.get(ext, "aac")
-    layout = "mono" if channels == 1 else "stereo"
+    if layout is None:
+        layout = "mono" if channels == 1 else "stereo"
+    channels = av.AudioLayout(layout).nb_channels
     for _ in range(audio_tracks if audio else 0):
         ar = 48000 if codec == "libopus" else rate
         streams.append(("audio", out.add_stream(codec, rate=ar, layout=layout)))
@@ -199,3 +203,26 @@ def playable_seconds(path: Path) -> float:
     if first is None or last is None:
         return 0.0
     return last - first
+
+
+def channel_dbfs(path: Path) -> tuple[str, list[float]]:
+    """The first audio track's layout and the RMS level of each of its channels, in dBFS."""
+    container: Any
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        layout = stream.layout.name
+        to_float = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+        parts = [
+            out.to_ndarray()
+            for frame in container.decode(stream)
+            for out in to_float.resample(frame)
+        ]
+    samples = np.concatenate(parts, axis=1).astype(np.float64)
+    power = np.mean(samples**2, axis=1)
+    return layout, [float(10 * np.log10(p)) if p > 0 else float("-inf") for p in power]
+
+
+def rms_dbfs(path: Path) -> float:
+    """The RMS level of the first audio track of ``path`` over all its channels, in dBFS."""
+    _, levels = channel_dbfs(path)
+    return float(10 * np.log10(np.mean([10 ** (level / 10) for level in levels])))

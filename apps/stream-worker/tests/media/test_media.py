@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import io
 import itertools
 import json
 import os
@@ -29,10 +30,12 @@ import numpy as np
 import pytest
 from media_support import (  # tests/ is on sys.path
     WRAP_S,
+    channel_dbfs,
     decoded_seconds,
     make_media,
     packets,
     playable_seconds,
+    rms_dbfs,
     stream_span,
 )
 from worker_support import free_port
@@ -42,8 +45,8 @@ from stream_worker import demux as demux_module
 from stream_worker.demux import MAX_AUDIO_LAG_S, MediaSource, is_live_url
 from stream_worker.languages import iso639_2
 from stream_worker.main import main
-from stream_worker.media import layout_name, to_frame, to_samples
-from stream_worker.mux import encoder_rate, output_format
+from stream_worker.media import layout_name, mono_slots, to_frame, to_samples
+from stream_worker.mux import OUTPUT_LAYOUTS, encoder_rate, output_format, output_layout
 from stream_worker.sink import WavSink
 
 
@@ -183,6 +186,70 @@ def test_faulty_service_falls_back_and_sync_holds(
     assert summary["fallback_sequences"] == [1, 3]
     assert summary["segments"]["fallback"] == 2
     assert_in_sync(src, out)
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "wav"])
+def test_a_stereo_source_falling_back_everywhere_keeps_its_level(
+    ext: str, closed_port_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The service is down: every segment is the original audio, through the service's 16 kHz
+    # mono. The same sound in both channels comes back at the source's level (FFmpeg's
+    # mono->stereo upmix made it 3 dB quieter).
+    wav = ext == "wav"
+    src = make_media(
+        tmp_path / f"in.{ext}", 3.0, channels=2, video=not wav,
+        audio_codec="pcm_s16le" if wav else None,
+    )  # fmt: skip
+    out = tmp_path / f"out.{ext}"
+    code, summary, err = dub(src, out, closed_port_url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["segments"]["fallback"] == summary["segments"]["total"] > 0
+    with av.open(str(out)) as result:
+        assert result.streams.audio[0].channels == 2
+    assert rms_dbfs(out) == pytest.approx(rms_dbfs(src), abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "source_layout", "ext"),
+    [
+        ("in.ts", "ac3", "5.1(side)", "mkv"),  # broadcast AC-3; Opus takes no 5.1(side)
+        ("in.mp4", "aac", "6 channels", "mp4"),  # AAC 5.1(side) in MP4 reads back unordered
+        ("in.mkv", "libopus", "5.1", "mp4"),
+    ],
+)
+def test_a_5_1_source_is_written_as_5_1_with_the_dub_in_the_centre(
+    name: str,
+    codec: str,
+    source_layout: str,
+    ext: str,
+    closed_port_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The same sound in every channel: FFmpeg's downmix to mono then keeps its level.
+    layout = "5.1" if source_layout == "5.1" else "5.1(side)"
+    src = make_media(tmp_path / name, 2.0, audio_codec=codec, layout=layout)
+    assert channel_dbfs(src)[0] == source_layout
+    out = tmp_path / f"out.{ext}"
+    code, summary, err = dub(src, out, closed_port_url, capsys)
+    assert code == 0, err[-2000:]
+    assert summary["segments"]["fallback"] == summary["segments"]["total"] > 0
+    written, levels = channel_dbfs(out)
+    assert written == "5.1"
+    centre = levels.pop(2)  # FL FR FC LFE BL BR
+    assert centre == pytest.approx(channel_dbfs(src)[1][2], abs=0.5)
+    assert all(level < -90 for level in levels), levels
+
+
+@pytest.mark.parametrize(("codec", "muxer"), [("aac", "mp4"), ("libopus", "matroska")])
+def test_every_output_layout_is_one_each_encoder_takes(codec: str, muxer: str) -> None:
+    for channels, layout in OUTPUT_LAYOUTS.items():
+        assert av.AudioLayout(layout).nb_channels == channels
+        assert output_layout(layout) == layout
+        container: Any = av.open(io.BytesIO(), "w", format=muxer)
+        container.add_stream(codec, rate=48000, layout=layout)
+        container.start_encoding()  # raises if the encoder refuses the layout
+        container.close()
 
 
 def test_24_bit_extensible_wav_is_dubbed_at_its_own_format(
@@ -726,6 +793,22 @@ def test_samples_survive_the_trip_through_a_pyav_frame(channels: int) -> None:
         960,
     )
     assert np.array_equal(to_samples(frame, channels), samples)
+
+
+@pytest.mark.parametrize(
+    ("layout", "slots"),
+    [("stereo", (0, 1)), ("5.1", (2,)), ("5.1(side)", (2,)), ("quad", (0, 1)),
+     ("6 channels", (0, 1, 2, 3, 4, 5)), ("mono", (0,))],
+)  # fmt: skip
+def test_mono_goes_into_a_wider_layout_at_full_level(layout: str, slots: tuple[int, ...]) -> None:
+    mono = (np.arange(960, dtype=np.int16) - 480).reshape(-1, 1)
+    frame = to_frame(mono, AudioFormat(16000, 1), layout)
+    wide = to_samples(frame, frame.layout.nb_channels)
+    assert frame.layout.name == layout
+    assert mono_slots(layout) == slots
+    for channel in range(wide.shape[1]):
+        expected = mono[:, 0] if channel in slots else np.zeros(960, dtype=np.int16)
+        assert np.array_equal(wide[:, channel], expected), channel
 
 
 def test_the_pyav_glue_is_written_once() -> None:
