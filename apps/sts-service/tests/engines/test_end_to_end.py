@@ -42,21 +42,11 @@ SCRIPT = [
     "The national team won the final after a penalty shootout.",
     "A new museum of modern art opened its doors to the public.",
 ]
-#: Words of the script that must appear in the transcripts (names of the stories).
+#: Word error rate of the transcripts against the script. tiny.en on this espeak-ng voice
+#: measured 8%; a broken stage (no transcript, the wrong language, a cut segment) gives far
+#: more, while one word heard in another form ("story" for "stories") must not fail the test.
+TRANSCRIPT_WER_BOUND = 0.2
 Speak = Callable[..., npt.NDArray[np.int16]]
-KEY_WORDS = [
-    "evening",
-    "stories",
-    "council",
-    "budget",
-    "schools",
-    "weekend",
-    "team",
-    "final",
-    "museum",
-    "art",
-    "public",
-]
 
 
 @contextmanager
@@ -113,7 +103,10 @@ def bulletin(tmp_path_factory: pytest.TempPathFactory, speak: Speak) -> Path:
 
 
 def test_stream_worker_dubs_speech_through_the_real_engines(
-    bulletin: Path, tmp_path: Path, free_port: Callable[[], int]
+    bulletin: Path,
+    tmp_path: Path,
+    free_port: Callable[[], int],
+    wer: Callable[[list[str], list[str]], float],
 ) -> None:
     if not WORKER_PYTHON.exists():
         pytest.fail(f"stream-worker is not installed ({WORKER_PYTHON}); run make install")
@@ -147,9 +140,10 @@ def test_stream_worker_dubs_speech_through_the_real_engines(
     # Every speech segment, and the worker's start-up probe (200 ms of silence, nothing heard).
     fragments = [line for line in lines if "transcript" in line]
     assert len(fragments) == segments["dubbed"] + 1
-    heard = " ".join(str(line["transcript"]).lower() for line in fragments)
-    missing = [word for word in KEY_WORDS if word not in heard]
-    assert not missing, f"not heard: {missing} in {heard!r}"
+    in_order = sorted(fragments, key=lambda line: int(str(line["fragment_id"]).rsplit("-", 1)[1]))
+    heard = " ".join(str(line["transcript"]) for line in in_order)
+    rate = wer([" ".join(SCRIPT)], [heard])
+    assert rate <= TRANSCRIPT_WER_BOUND, f"WER {rate:.1%} of {heard!r}"
     assert all(line["translated_text"] for line in fragments if line["transcript"])
     assert any("stretch" in line for line in lines), (
         "the TTS reports how much each dub was stretched"
