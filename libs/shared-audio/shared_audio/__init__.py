@@ -30,7 +30,7 @@ from shared_audio.pcm import (
     pcm_to_array,
 )
 from shared_audio.resample import resample
-from shared_audio.segment import Segment, Segmenter, fit_to_length, reassemble, segment_array
+from shared_audio.segment import Segment, Segmenter, fit_to_length
 from shared_audio.wav import (
     WAV_UNKNOWN_LENGTH_BYTES,
     WavStreamWriter,
@@ -67,9 +67,7 @@ __all__ = [
     "mix_ducked",
     "pcm_to_array",
     "read_wav",
-    "reassemble",
     "resample",
     "rms_dbfs",
-    "segment_array",
     "write_wav",
 ]

@@ -1,19 +1,17 @@
-"""Cutting a sample stream into fixed-size segments and putting them back together.
+"""Cutting a sample stream that arrives in chunks into fixed-size segments.
 
 A stream is cut into segments of ``frames_per_segment`` frames; the last one may be shorter.
 Each :class:`Segment` carries its sequence number (0, 1, 2, ...) and the index of its first
 frame in the stream, so the segments of a stream are contiguous: each starts where the
-previous one ended. Concatenating them (:func:`reassemble`) gives the stream back, bit for bit.
+previous one ended, and concatenating them gives the stream back, bit for bit.
 
-Segments are views of the input wherever possible. :func:`segment_array` never copies;
-:class:`Segmenter` copies only the frames of a segment that straddles two fed chunks.
-Do not modify an array after handing it over, or the segments cut from it change too.
+Segments are views of the input wherever possible: :class:`Segmenter` copies only the frames
+of a segment that straddles two fed chunks. Do not modify an array after handing it over, or
+the segments cut from it change too.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,42 +72,12 @@ class Segment:
         return int(self.samples.shape[1])
 
 
-def segment_array(samples: npt.NDArray[Any], frames_per_segment: int) -> list[Segment]:
-    """Cut a whole ``(frames, channels)`` array into segments without copying.
-
-    Every segment is a view of ``samples`` and has ``frames_per_segment`` frames, except the
-    last, which holds the remainder. An empty array gives an empty list.
-
-    Args:
-        samples: The stream, shaped ``(frames, channels)``.
-        frames_per_segment: Frames per segment (> 0).
-
-    Returns:
-        The segments, numbered from 0, starting at frame 0.
-
-    Raises:
-        SegmentError: if ``frames_per_segment`` is not a positive int or ``samples`` is not
-            2-D.
-
-    Example:
-        >>> segs = segment_array(np.arange(10, dtype=np.int16).reshape(5, 2), 2)
-        >>> [(s.sequence_number, s.start_frame, s.frame_count) for s in segs]
-        [(0, 0, 2), (1, 2, 2), (2, 4, 1)]
-    """
-    size = _check_segment_size(frames_per_segment)
-    frames = _check_samples(samples, None)
-    return [
-        Segment(number, start, frames[start : start + size])
-        for number, start in enumerate(range(0, frames.shape[0], size))
-    ]
-
-
 class Segmenter:
     """Cut a live stream that arrives in chunks of any size into fixed-size segments.
 
     Feed chunks with :meth:`feed`; it returns every segment completed so far. At the end of
-    the stream, :meth:`flush` returns the shorter last segment (or ``None``). The result is
-    the same as :func:`segment_array` on the whole stream, whatever the chunking.
+    the stream, :meth:`flush` returns the shorter last segment (or ``None``). The segments are
+    the same whatever the chunking: every ``frames_per_segment`` frames of the stream.
 
     Segments that lie inside one chunk are views of it; a segment that straddles chunks is
     assembled in a new array (only those frames are copied).
@@ -226,53 +194,6 @@ class Segmenter:
         self._next_number += 1
         self._next_start += samples.shape[0]
         return segment
-
-
-def reassemble(segments: Sequence[Segment]) -> npt.NDArray[Any]:
-    """Concatenate contiguous, ordered segments back into one ``(frames, channels)`` array.
-
-    The result is bit-exact: ``reassemble(segment_array(x, n))`` equals ``x``. The segments
-    need not start at sequence 0 / frame 0, but each must follow the previous one directly.
-
-    Args:
-        segments: Segments in order, with consecutive sequence numbers, each starting at the
-            previous one's ``end_frame``, all with the same channel count and dtype.
-
-    Returns:
-        A new array holding every frame of the segments.
-
-    Raises:
-        SegmentError: if ``segments`` is empty, out of order, has a gap or overlap, or mixes
-            channel counts or dtypes. The message names the offending segment.
-
-    Example:
-        >>> x = np.arange(10, dtype=np.int16).reshape(5, 2)
-        >>> bool((reassemble(segment_array(x, 2)) == x).all())
-        True
-    """
-    if len(segments) == 0:
-        raise SegmentError("reassemble needs at least one segment")
-    first = segments[0]
-    for index, (previous, current) in enumerate(itertools.pairwise(segments), start=1):
-        if current.sequence_number != previous.sequence_number + 1:
-            raise SegmentError(
-                f"segment {index} has sequence number {current.sequence_number}, expected "
-                f"{previous.sequence_number + 1} (segments must be consecutive and in order)"
-            )
-        if current.start_frame != previous.end_frame:
-            kind = "gap" if current.start_frame > previous.end_frame else "overlap"
-            raise SegmentError(
-                f"{kind} before segment {index} (sequence {current.sequence_number}): it "
-                f"starts at frame {current.start_frame}, the previous one ends at "
-                f"{previous.end_frame}"
-            )
-        if current.channels != first.channels or current.samples.dtype != first.samples.dtype:
-            raise SegmentError(
-                f"segment {index} (sequence {current.sequence_number}) is "
-                f"{current.channels}-channel {current.samples.dtype}, the first is "
-                f"{first.channels}-channel {first.samples.dtype}"
-            )
-    return np.concatenate([segment.samples for segment in segments], axis=0)
 
 
 def fit_to_length(samples: npt.NDArray[Any], frame_count: int) -> npt.NDArray[Any]:

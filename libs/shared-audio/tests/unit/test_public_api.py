@@ -23,8 +23,6 @@ CONTRACT_NAMES = {
     "iter_wav_chunks",
     "Segment",
     "Segmenter",
-    "segment_array",
-    "reassemble",
     "fit_to_length",
     "resample",
     "rms_dbfs",

@@ -11,13 +11,16 @@ from shared_audio import (
     Segmenter,
     SegmentError,
     fit_to_length,
-    reassemble,
-    segment_array,
 )
 
 
 def stream(frames: int, channels: int = 2) -> npt.NDArray[Any]:
     return np.arange(frames * channels, dtype=np.int16).reshape(frames, channels)
+
+
+def layout(frames: int, size: int) -> list[tuple[int, int, int]]:
+    """(sequence number, start frame, frame count) of a stream cut every `size` frames."""
+    return [(n, start, min(size, frames - start)) for n, start in enumerate(range(0, frames, size))]
 
 
 def test_segment_properties() -> None:
@@ -49,46 +52,7 @@ def test_segment_validation(args: tuple[object, object, object], message: str) -
         Segment(*args)  # type: ignore[arg-type]  # invalid on purpose
 
 
-def test_segment_array_exact_multiple() -> None:
-    x = stream(6)
-    segs = segment_array(x, 3)
-    assert [(s.sequence_number, s.start_frame, s.frame_count) for s in segs] == [
-        (0, 0, 3),
-        (1, 3, 3),
-    ]
-
-
-def test_segment_array_with_remainder_and_views() -> None:
-    x = stream(7)
-    segs = segment_array(x, 3)
-    assert [s.frame_count for s in segs] == [3, 3, 1]
-    assert [s.start_frame for s in segs] == [0, 3, 6]
-    for seg in segs:
-        assert np.shares_memory(seg.samples, x)
-        np.testing.assert_array_equal(seg.samples, x[seg.start_frame : seg.end_frame])
-
-
-def test_segment_array_edge_cases() -> None:
-    assert segment_array(stream(0), 4) == []
-    one = segment_array(stream(1, channels=1), 4)
-    assert len(one) == 1
-    assert one[0].frame_count == 1
-    big = segment_array(stream(5), 100)
-    assert [s.frame_count for s in big] == [5]
-
-
-@pytest.mark.parametrize("size", [0, -3, 2.0, True, None])
-def test_segment_array_rejects_bad_size(size: object) -> None:
-    with pytest.raises(SegmentError, match="frames_per_segment must be"):
-        segment_array(stream(4), size)  # type: ignore[arg-type]  # on purpose
-
-
-def test_segment_array_rejects_1d() -> None:
-    with pytest.raises(SegmentError, match="reshape mono audio"):
-        segment_array(np.zeros(10, dtype=np.int16), 4)
-
-
-def test_segmenter_matches_segment_array_for_one_chunking() -> None:
+def test_segmenter_numbers_and_places_every_segment_whatever_the_chunking() -> None:
     x = stream(11)
     segmenter = Segmenter(frames_per_segment=4, channels=2)
     out: list[Segment] = []
@@ -97,12 +61,9 @@ def test_segmenter_matches_segment_array_for_one_chunking() -> None:
     tail = segmenter.flush()
     assert tail is not None
     out.append(tail)
-    expected = segment_array(x, 4)
-    assert [(s.sequence_number, s.start_frame, s.frame_count) for s in out] == [
-        (s.sequence_number, s.start_frame, s.frame_count) for s in expected
-    ]
-    for got, want in zip(out, expected, strict=True):
-        np.testing.assert_array_equal(got.samples, want.samples)
+    assert [(s.sequence_number, s.start_frame, s.frame_count) for s in out] == layout(11, 4)
+    for got in out:
+        np.testing.assert_array_equal(got.samples, x[got.start_frame : got.end_frame])
 
 
 def test_segmenter_views_when_chunks_align() -> None:
@@ -162,7 +123,7 @@ def test_segmenter_one_frame_at_a_time() -> None:
     last = segmenter.flush()
     assert last is not None
     out.append(last)
-    np.testing.assert_array_equal(reassemble(out), x)
+    np.testing.assert_array_equal(np.concatenate([s.samples for s in out]), x)
 
 
 @pytest.mark.parametrize(
@@ -189,40 +150,6 @@ def test_segmenter_rejects_mismatched_chunks() -> None:
         SegmentError, match="chunk dtype float32 differs from the stream's dtype int16"
     ):
         segmenter.feed(np.zeros((3, 2), np.float32))
-
-
-def test_reassemble_round_trip_and_copy() -> None:
-    x = stream(10)
-    out = reassemble(segment_array(x, 3))
-    np.testing.assert_array_equal(out, x)
-    assert not np.shares_memory(out, x)
-
-
-def test_reassemble_window_not_starting_at_zero() -> None:
-    x = stream(10)
-    segs = segment_array(x, 3)[1:3]
-    np.testing.assert_array_equal(reassemble(segs), x[3:9])
-
-
-def test_reassemble_rejects_empty() -> None:
-    with pytest.raises(SegmentError, match="at least one segment"):
-        reassemble([])
-
-
-def test_reassemble_rejects_order_gap_overlap_and_layout() -> None:
-    a = Segment(0, 0, np.zeros((4, 2), np.int16))
-    with pytest.raises(SegmentError, match="segment 1 has sequence number 2, expected 1"):
-        reassemble([a, Segment(2, 4, np.zeros((4, 2), np.int16))])
-    with pytest.raises(SegmentError, match=r"gap before segment 1 .*starts at frame 5.*ends at 4"):
-        reassemble([a, Segment(1, 5, np.zeros((4, 2), np.int16))])
-    with pytest.raises(SegmentError, match="overlap before segment 1"):
-        reassemble([a, Segment(1, 3, np.zeros((4, 2), np.int16))])
-    with pytest.raises(
-        SegmentError, match=r"segment 1 .* is 1-channel int16, the first is 2-channel"
-    ):
-        reassemble([a, Segment(1, 4, np.zeros((4, 1), np.int16))])
-    with pytest.raises(SegmentError, match="2-channel float32"):
-        reassemble([a, Segment(1, 4, np.zeros((4, 2), np.float32))])
 
 
 def test_fit_to_length_pads_with_silence() -> None:
