@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +48,8 @@ ROW = (
     "| {:14.1f} | {:10.1f} | {:6.1f}"
 )
 LAYOUTS = ("per-process", "one-process")
+#: `--stagger`: streams are started (added) in this many steps over one segment length.
+STAGGER_STEPS = 10
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,15 @@ def worker_env() -> dict[str, str]:
 
 
 def run_round(
-    streams: int, port: int, service_pid: int, sample: Path, work: Path, segmenter: str
+    streams: int,
+    port: int,
+    service_pid: int,
+    sample: Path,
+    work: Path,
+    segmenter: str,
+    stagger_s: float = 0.0,
 ) -> Round:
-    """N workers at once against the running service; waits for all of them."""
+    """N workers against the running service, started at once or spread over `stagger_s`."""
     env = worker_env()
     service_cpu_before = cpu_seconds(service_pid)
     started = time.monotonic()
@@ -131,6 +140,8 @@ def run_round(
         with open(work / f"worker-{streams}-{index}.log", "wb") as log:
             worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         workers.append((worker, summary))
+        if stagger_s:
+            time.sleep(stagger_s / streams)
     peak_rss = 0.0
     cpu_total: dict[int, float] = {}
     while any(worker.poll() is None for worker, _ in workers):
@@ -175,25 +186,39 @@ def run_round(
 
 
 def streams_file(path: Path, streams: int, sample: Path, work: Path, segmenter: str) -> Path:
-    """The --streams file of one round: N live streams of `sample`."""
+    """The --streams file of one round: N live streams of `sample` (rewritten in place)."""
     lines = [f'[defaults]\nrealtime = true\nsegmenter = "{segmenter}"\nsegment_ms = {SEGMENT_MS}\n']
     for index in range(streams):
         lines.append(
             f'[[stream]]\nid = "capacity-{index}"\ninput = "{sample}"\n'
             f'output = "{work / f"one-{index}.wav"}"\nsource_lang = "en"\ntarget_lang = "es"\n'
         )
-    path.write_text("\n".join(lines), encoding="utf-8")
+    scratch = path.with_suffix(".new")
+    scratch.write_text("\n".join(lines), encoding="utf-8")
+    scratch.replace(path)  # atomic: a SIGHUP never reads half a file
     return path
 
 
 def run_one_process(
-    streams: int, port: int, service_pid: int, sample: Path, work: Path, segmenter: str
+    streams: int,
+    port: int,
+    service_pid: int,
+    sample: Path,
+    work: Path,
+    segmenter: str,
+    stagger_s: float = 0.0,
 ) -> Round:
-    """One `stream-worker --streams` process running N streams; waits for it."""
+    """One `stream-worker --streams` process running N streams; waits for it.
+
+    With `stagger_s`, the streams are added over that time in steps (file rewritten, then
+    SIGHUP), as channels join a running worker, so their segments do not all end at once.
+    """
     env = worker_env()
     env["WORKER_LOG_LEVEL"] = "INFO"  # the state lines tell when every stream runs
     env["WORKER_LOG_FORMAT"] = "json"
-    config = streams_file(work / f"streams-{streams}.toml", streams, sample, work, segmenter)
+    steps = min(streams, STAGGER_STEPS) if stagger_s else 1
+    first = streams if steps == 1 else max(1, streams // steps)
+    config = streams_file(work / f"streams-{streams}.toml", first, sample, work, segmenter)
     command = [str(WORKER_PYTHON), "-m", "stream_worker", "--streams", str(config)]
     command += ["--sts-url", f"http://127.0.0.1:{port}", "--progress", "never"]
     log_path = work / f"one-process-{streams}.log"
@@ -203,6 +228,14 @@ def run_one_process(
         worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     peak_rss = cpu_now = 0.0
     startup_cpu = startup_wall = float("nan")
+    if steps > 1:  # the first streams run (SIGHUP is handled from then on); add the others
+        while worker.poll() is None and _count_state(log_path, "running") < first:
+            time.sleep(0.1)
+        for step in range(2, steps + 1):
+            time.sleep(stagger_s / steps)
+            streams_file(config, streams * step // steps, sample, work, segmenter)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGHUP)
     while worker.poll() is None:
         with contextlib.suppress(OSError):
             peak_rss = max(peak_rss, rss_mb(worker.pid))
@@ -220,6 +253,12 @@ def run_one_process(
     good = [s for s in summaries if s.get("exit_code") == 0]
     audio_s = sum(float(s["audio_s"]) for s in good)
     fallbacks = sum(int(s["segments"]["fallback"]) for s in good)
+    reasons: dict[str, int] = {}
+    for summary in good:
+        for reason, count in summary["fallbacks"].items():
+            reasons[reason] = reasons.get(reason, 0) + int(count)
+    if fallbacks:
+        print(f"capacity: one-process {streams}: fallbacks {reasons}", flush=True)
     p95s = [s["latency_ms"]["round_trip"]["p95"] for s in good]
     per_stream_audio = audio_s / max(1, len(good))
     run_cpu = max(0.0, cpu_now - (startup_cpu if startup_cpu == startup_cpu else 0.0))
@@ -253,12 +292,13 @@ def sweep(
     sample: Path,
     work: Path,
     segmenter: str,
+    stagger_s: float,
 ) -> list[Round]:
     """One layout's rounds, until one does not keep up."""
     rounds: list[Round] = []
     run = run_round if layout == "per-process" else run_one_process
     for streams in counts:
-        result = run(streams, port, service_pid, sample, work, segmenter)
+        result = run(streams, port, service_pid, sample, work, segmenter, stagger_s)
         print(ROW.format(layout, *astuple(result)), flush=True)
         rounds.append(result)
         if result.fallbacks or result.failed_workers:
@@ -311,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per stream")
     parser.add_argument("--segmenter", choices=("fixed", "vad"), default="fixed")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help="which layouts to run")
+    parser.add_argument(
+        "--stagger",
+        action="store_true",
+        help="start the streams spread over one segment length (as live channels, which do "
+        "not all start in the same instant) instead of all at once (the worst case: every "
+        "stream's segments end together)",
+    )
     args = parser.parse_args(argv)
     counts = {
         "per-process": [int(n) for n in args.streams.split(",")],
@@ -337,8 +384,16 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(scratch)
             sample = write_sample(work / "sample.wav", args.seconds)
             for layout in layouts:
+                stagger_s = SEGMENT_MS / 1000 if args.stagger else 0.0
                 results[layout] = sweep(
-                    layout, counts[layout], port, service.pid, sample, work, args.segmenter
+                    layout,
+                    counts[layout],
+                    port,
+                    service.pid,
+                    sample,
+                    work,
+                    args.segmenter,
+                    stagger_s,
                 )
     finally:
         service.terminate()
