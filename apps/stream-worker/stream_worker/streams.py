@@ -445,6 +445,8 @@ class Supervisor:
         #: Results of every run that ended, in order: (stream id, exit code).
         self.ended: list[tuple[str, int]] = []
         self._pending: dict[str, WorkerSettings] = {}
+        # Ids removed from the file by a reload: given again later, they start again.
+        self._removed: set[str] = set()
         self._pools: dict[tuple[str, str | None], httpx.AsyncClient] = {}
         self._checks: dict[tuple[str, str, str], asyncio.Task[bool]] = {}
         self._changed = asyncio.Event()
@@ -511,11 +513,15 @@ class Supervisor:
             active = run.task is not None and not run.task.done()
             if stream_id not in wanted:
                 self._pending.pop(stream_id, None)
+                self._removed.add(stream_id)
                 if active:
                     _state(stream_id, "stopping", "removed from the streams file")
                     run.stop()
                 continue
-            if wanted[stream_id] != run.settings:
+            if stream_id in self._removed:  # removed before, listed again: a new stream
+                self._removed.discard(stream_id)
+                self._pending[stream_id] = wanted[stream_id]
+            elif wanted[stream_id] != run.settings:
                 changed = sorted(
                     key
                     for key in WorkerSettings.model_fields

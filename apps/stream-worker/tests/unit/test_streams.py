@@ -398,3 +398,76 @@ def cli_main_streams(path: Path, err: io.StringIO, options: Options) -> int:
 
 def test_single_stream_command_line_is_not_taken_for_streams(tmp_path: Path) -> None:
     assert cli_main(["--input", str(tmp_path / "missing.wav"), "--output", "x.wav"]) == 2
+
+
+def test_one_metrics_port_serves_every_stream_by_its_id(tmp_path: Path, fake_sts: FakeSts) -> None:
+    import socket
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for name in ("news", "sports"):
+        write_tone(tmp_path / f"{name}.in.wav", 3.0)
+    path = write_file(
+        tmp_path / "s.toml",
+        *(
+            entry(n, tmp_path, realtime=True, segmenter="fixed", segment_ms=500)
+            for n in ("news", "sports")
+        ),
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    scraped: list[str] = []
+
+    def scrape() -> None:
+        time.sleep(2.0)  # both streams have written segments by now
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            scraped.append(answer.read().decode())
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    from stream_worker import streams
+    from stream_worker.signals import STOP_SIGNALS
+
+    STOP_SIGNALS.install()
+    try:
+        code = streams.main(
+            ["--streams", str(path), "--metrics-port", str(port)],
+            stderr=io.StringIO(),
+            options=Options(open_input, open_sink, fake_sts.transport()),
+        )
+    finally:
+        STOP_SIGNALS.restore()
+    scraper.join()
+    assert code == 0
+    dubbed = {
+        sample.labels["stream"]: sample.value
+        for family in text_string_to_metric_families(scraped[0])
+        for sample in family.samples
+        if sample.name == "stream_worker_segments_total" and sample.labels["outcome"] == "dubbed"
+    }
+    assert set(dubbed) == {"news", "sports"}
+    assert all(value >= 2 for value in dubbed.values())
+
+
+async def test_a_removed_stream_listed_again_starts_again(
+    tmp_path: Path, fake_sts: FakeSts
+) -> None:
+    write_tone(tmp_path / "a.in.wav", 1.0)
+    write_tone(tmp_path / "b.in.wav", 6.0)
+    keep = entry("b", tmp_path, realtime=True)  # keeps the supervisor running meanwhile
+    path = write_file(tmp_path / "s.toml", entry("a", tmp_path), keep)
+    err = io.StringIO()
+    supervisor = Supervisor(str(path), {}, err, Options(transport=fake_sts.transport()))
+    task = asyncio.ensure_future(supervisor.run(load_streams(str(path))))
+    while ("a", 0) not in supervisor.ended:
+        await asyncio.sleep(0.05)
+    supervisor.reload()  # unchanged and ended: stays ended
+    write_file(path, keep)
+    supervisor.reload()  # removed
+    write_file(path, entry("a", tmp_path), keep)
+    supervisor.reload()  # listed again: starts again
+    await asyncio.wait_for(task, 30)
+    assert [stream_id for stream_id, _ in supervisor.ended].count("a") == 2
+    assert [s["stream_id"] for s in summaries(err.getvalue())].count("a") == 2
