@@ -87,6 +87,8 @@ STREAMS_FLAG = "--streams"
 #: Options of the whole process: given on the command line or in the environment, refused in
 #: a stream's entry (one log, one metrics port, no progress bar for many streams).
 PROCESS_KEYS = frozenset({"log_level", "log_format", "metrics_port", "metrics_host", "progress"})
+#: Where a stream writes: one stream's each, never in [defaults] or beside --streams.
+PER_STREAM_PATHS = ("output", "summary_json", "segments_json")
 #: A stream's id is its ``id`` key (the single-stream ``--stream-id``).
 ID_KEY = "id"
 #: Output a stream may queue for its destination, in seconds of audio; past it the stream's
@@ -187,7 +189,7 @@ def load_streams(path: str, base: Mapping[str, Any] | None = None) -> dict[str, 
         raise StreamsFileError(f"{path}: 'stream' must be an array of tables ([[stream]])")
     if not entries:
         raise StreamsFileError(f"{path}: no [[stream]] entry")
-    _check_keys(f"{path}: [defaults]", defaults, fields - {"input", "output"})
+    _check_keys(f"{path}: [defaults]", defaults, fields - {"input", *PER_STREAM_PATHS})
     streams: dict[str, WorkerSettings] = {}
     for index, entry in enumerate(entries, start=1):
         stream_id = entry.get(ID_KEY)
@@ -207,6 +209,14 @@ def load_streams(path: str, base: Mapping[str, Any] | None = None) -> dict[str, 
         assert settings.stream_id is not None  # "id" is required above
         if settings.stream_id in streams:
             raise StreamsFileError(f"{where}: id {settings.stream_id!r} is given twice")
+        for key in PER_STREAM_PATHS:
+            value = getattr(settings, key)
+            other = next((o for o in streams.values() if value and getattr(o, key) == value), None)
+            if other is not None:
+                raise StreamsFileError(
+                    f"{where}: {key} {value!r} is also stream {other.stream_id!r}'s: two "
+                    "streams would write over each other"
+                )
         streams[settings.stream_id] = settings
     return streams
 
@@ -222,7 +232,7 @@ def parse_streams_command(argv: Sequence[str]) -> tuple[str, dict[str, Any], Wor
     args = vars(parser.parse_args(list(argv)))
     path = str(args.pop("streams"))
     given = {key: value for key, value in args.items() if value is not None}
-    for key in ("input", "output", "stream_id"):
+    for key in ("input", "stream_id", *PER_STREAM_PATHS):
         if key in given:
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"{flag}: with --streams, each stream's {key} is in the streams file")

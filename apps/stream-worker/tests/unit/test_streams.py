@@ -94,6 +94,11 @@ def test_file_level_problems(tmp_path: Path) -> None:
         "dup.toml": (entry("a", tmp_path) + entry("a", tmp_path), "id 'a' is given twice"),
         "missing.toml": ('[[stream]]\nid = "a"\n', "missing key 'input'"),
         "defaults.toml": ('[defaults]\ninput = "x"\n' + entry("a", tmp_path), "unknown key"),
+        "summary.toml": ('[defaults]\nsummary_json = "s.json"\n' + entry("a", tmp_path), "unknown"),
+        "same.toml": (
+            entry("a", tmp_path) + entry("b", tmp_path, output=str(tmp_path / "a.out.wav")),
+            f"stream 2 ('b'): output '{tmp_path / 'a.out.wav'}' is also stream 'a''s",
+        ),
     }
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
@@ -146,6 +151,9 @@ def test_command_line_dispatch_and_usage_errors(tmp_path: Path) -> None:
     err = io.StringIO()
     assert streams.main(["--streams", str(path), "--input", "x.wav"], stderr=err) == 2
     assert "--input: with --streams" in err.getvalue()
+    err = io.StringIO()
+    assert streams.main(["--streams", str(path), "--summary-json", "s.json"], stderr=err) == 2
+    assert "--summary-json: with --streams" in err.getvalue()
     err = io.StringIO()
     assert streams.main(["--streams", str(path), "--max-inflight", "0"], stderr=err) == 2
     assert "--max-inflight" in err.getvalue()
