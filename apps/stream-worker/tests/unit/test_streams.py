@@ -479,3 +479,19 @@ async def test_a_removed_stream_listed_again_starts_again(
     await asyncio.wait_for(task, 30)
     assert [stream_id for stream_id, _ in supervisor.ended].count("a") == 2
     assert [s["stream_id"] for s in summaries(err.getvalue())].count("a") == 2
+
+
+async def test_streams_share_connection_pools_ten_at_a_time(
+    tmp_path: Path, fake_sts: FakeSts
+) -> None:
+    from stream_worker.streams import POOL_STREAMS
+
+    names = [f"s{index}" for index in range(POOL_STREAMS + 2)]
+    for name in names:
+        write_tone(tmp_path / f"{name}.in.wav", 1.0)
+    path = write_file(tmp_path / "s.toml", *(entry(n, tmp_path, segmenter="fixed") for n in names))
+    supervisor = Supervisor(str(path), {}, io.StringIO(), Options(transport=fake_sts.transport()))
+    assert await asyncio.wait_for(supervisor.run(load_streams(str(path))), 30) == 0
+    # One pool per ten streams: shared connections, but a short scan per request.
+    assert len(supervisor._pools) == 2
+    assert {r.stream_id for r in fake_sts.requests} == set(names)
