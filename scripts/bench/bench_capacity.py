@@ -93,7 +93,10 @@ def rss_mb(pid: int) -> float:
 def start_service(port: int) -> subprocess.Popen[bytes]:
     """sts-service with the echo backends, quiet logs, on 127.0.0.1:port; waits until healthy."""
     env = {**os.environ, "STS_PORT": str(port), "STS_HOST": "127.0.0.1", "STS_LOG_LEVEL": "WARNING"}
-    env["STS_MAX_INFLIGHT"] = "1024"  # the bench measures the machine, not the 429 limit
+    # The bench measures the machine, not the 429 limits (in flight, and bodies arriving at
+    # once: N streams started together send N bodies in the same instant).
+    env["STS_MAX_INFLIGHT"] = "1024"
+    env["STS_MAX_RECEIVING"] = "1024"
     service = subprocess.Popen(
         [str(STS_PYTHON), "-m", "sts_service"], env=env, stdout=subprocess.DEVNULL
     )
