@@ -183,15 +183,39 @@ def test_each_stream_is_one_single_replica_worker(
     _, objects = rendered
     workers = _workers(objects)
     assert workers, "no stream-worker workload"
-    stream_ids = set()
+    stream_ids: list[str] = []
     for worker in workers:
         assert worker["spec"]["replicas"] == 1 and worker["spec"]["strategy"]["type"] == "Recreate"
-        refs = [e["configMapRef"]["name"] for e in _container(worker)["envFrom"]]
-        stream_config = _one(objects, "ConfigMap", refs[-1].rsplit("-", 1)[0])
-        stream_ids.add(stream_config["data"]["WORKER_STREAM_ID"])
+        if _container(worker)["args"][:1] == ["--streams"]:  # a pool: many streams, one process
+            stream_ids += _pool_stream_ids(objects, worker)
+        else:
+            refs = [e["configMapRef"]["name"] for e in _container(worker)["envFrom"]]
+            stream_config = _one(objects, "ConfigMap", refs[-1].rsplit("-", 1)[0])
+            stream_ids.append(stream_config["data"]["WORKER_STREAM_ID"])
         url = _env(worker)["WORKER_STS_URL"].get("value")
         assert url == f"http://sts-service:{_env_example()['STS_PORT']}"
-    assert len(stream_ids) == len(workers), "two workloads dub the same stream"
+    assert len(set(stream_ids)) == len(stream_ids), f"two workloads dub one stream: {stream_ids}"
+
+
+def _pool_stream_ids(objects: list[dict[str, Any]], worker: dict[str, Any]) -> list[str]:
+    """The ids of a pool's streams: its streams file, from the ConfigMap mounted where
+    its --streams argument points."""
+    path = Path(_container(worker)["args"][1])
+    mount = next(
+        m for m in _container(worker)["volumeMounts"] if Path(m["mountPath"]) == path.parent
+    )
+    volume = next(
+        v for v in worker["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    )
+    config = next(
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == volume["configMap"]["name"]
+    )
+    # The tools env may run Python 3.10 (no tomllib): the ids are plain `id = "..."` lines.
+    ids = re.findall(r'^id\s*=\s*"([^"]+)"', config["data"][path.name], re.MULTILINE)
+    assert ids, f"{config['metadata']['name']}: a pool without streams"
+    return ids
 
 
 def test_prod_requires_tokens_and_dev_does_not(rendered: tuple[str, list[dict[str, Any]]]) -> None:

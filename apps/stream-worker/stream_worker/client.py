@@ -111,6 +111,20 @@ def _retry_after_s(response: httpx.Response) -> float:
     return seconds if 0 <= seconds < float("inf") else DEFAULT_BUSY_WAIT_S
 
 
+def http_pool(
+    base_url: str,
+    token: str | None,
+    limits: httpx.Limits,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The connection pool to sts-service: one per stream, or one shared by many streams."""
+    # The bearer token sts-service may require (STS_AUTH_TOKENS); sent on every request.
+    headers = {"authorization": f"Bearer {token}"} if token else None
+    return httpx.AsyncClient(
+        base_url=base_url, timeout=None, limits=limits, transport=transport, headers=headers
+    )
+
+
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _AttemptError) and exc.retryable
 
@@ -130,6 +144,8 @@ class StsClient:
         stream_id: Stream id sent with every fragment (a random one by default).
         max_connections: Connection pool size (the pipeline's in-flight limit).
         transport: An httpx transport to use instead of the network (tests).
+        http: A connection pool shared with other streams (`--streams`), made for
+            `base_url` and `token`; the client then neither makes nor closes one.
         clock: Monotonic clock in seconds.
 
     Example:
@@ -154,6 +170,7 @@ class StsClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         token: str | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.base_url = base_url
         self.format = fmt
@@ -165,14 +182,13 @@ class StsClient:
         self.stream_id = stream_id or f"stream-{uuid.uuid4().hex[:12]}"
         self._config = ProcessConfig(source_language=source_lang, target_language=target_lang)
         self._clock = clock
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        # The bearer token sts-service may require (STS_AUTH_TOKENS); sent on every request.
-        headers = {"authorization": f"Bearer {token}"} if token else None
-        self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=None, limits=limits, transport=transport, headers=headers
-        )
+        self._owns_http = http is None
+        if http is None:
+            limits = httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            )
+            http = http_pool(base_url, token, limits, transport)
+        self._http = http
 
     async def __aenter__(self) -> StsClient:
         return self
@@ -186,8 +202,9 @@ class StsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pool (unless it is shared: its owner closes it)."""
+        if self._owns_http:
+            await self._http.aclose()
 
     async def health(self, timeout_s: float = 3.0) -> HealthResponse:
         """Fetch and validate ``GET /v1/health``.

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Dub an audio stream through sts-service without losing a sample. "
         "Every option can also be set as WORKER_<OPTION> (e.g. WORKER_STS_URL); "
-        "the command line wins.",
+        "the command line wins. `stream-worker --streams FILE` runs every stream of a TOML "
+        "file in this one process (the options given beside it apply to every stream).",
     )
     for option, kwargs in _ARGUMENTS:
         parser.add_argument(*option.flags, **kwargs)
@@ -470,8 +471,13 @@ def build_summary(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run stream-worker; returns the exit code (see the module docstring)."""
     installed_here = STOP_SIGNALS.install()  # already done by the console script
+    args = sys.argv[1:] if argv is None else argv
     try:
-        return _main(sys.argv[1:] if argv is None else argv)
+        from stream_worker import streams  # imports this module: loaded only when used
+
+        if streams.wants_streams(args):  # many streams in this process: their own command
+            return streams.main(args)
+        return _main(args)
     finally:
         if installed_here:  # called as a function (tests): leave the caller's handlers as found
             STOP_SIGNALS.restore()

@@ -32,66 +32,77 @@ from stream_worker.summary import RunStats
 ROUND_TRIP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class RunStatsCollector(Collector):
-    """Prometheus families of one run, computed from `stats()` at each scrape."""
+class StreamsCollector(Collector):
+    """Prometheus families of several runs (one label value per stream), computed at scrape.
 
-    def __init__(self, stats: Callable[[], RunStats], stream_id: str) -> None:
-        self._stats = stats
-        self._stream_id = stream_id
+    Args:
+        streams: Returns ``(stream id, stats)`` of every stream to report, at each scrape.
+    """
+
+    def __init__(self, streams: Callable[[], Iterable[tuple[str, RunStats]]]) -> None:
+        self._streams = streams
 
     def collect(self) -> Iterable[Metric]:
         """Yield every family (called by the registry at each scrape)."""
-        stats, stream = self._stats(), [self._stream_id]
+        runs = [([stream_id], stats) for stream_id, stats in self._streams()]
         segments = CounterMetricFamily(
             "stream_worker_segments", "Segments written, by outcome.", labels=["stream", "outcome"]
         )
-        segments.add_metric([*stream, "dubbed"], stats.dubbed)
-        segments.add_metric([*stream, "fallback"], stats.fallback_total)
-        yield segments
         fallbacks = CounterMetricFamily(
             "stream_worker_fallbacks",
             "Segments written as original audio, by reason.",
             labels=["stream", "reason"],
         )
-        for reason in FallbackReason:
-            fallbacks.add_metric([*stream, reason.value], stats.fallbacks[reason])
-        yield fallbacks
         retries = CounterMetricFamily(
             "stream_worker_retries", "Requests sent again after a failure.", labels=["stream"]
         )
-        retries.add_metric(stream, stats.retries)
-        yield retries
-        yield _histogram(
+        round_trip = HistogramMetricFamily(
             "stream_worker_round_trip_seconds",
             "Request sent -> final answer, per segment.",
-            stream,
-            [ms / 1000.0 for ms in list(stats.round_trip_ms)],
+            labels=["stream"],
         )
         lag = GaugeMetricFamily(
             "stream_worker_output_lag_seconds",
             "Last input sample -> output, for the last segment written.",
             labels=["stream"],
         )
-        delays = list(stats.emit_delay_ms)
-        lag.add_metric(stream, delays[-1] / 1000.0 if delays else 0.0)
-        yield lag
+        for stream, stats in runs:
+            segments.add_metric([*stream, "dubbed"], stats.dubbed)
+            segments.add_metric([*stream, "fallback"], stats.fallback_total)
+            for reason in FallbackReason:
+                fallbacks.add_metric([*stream, reason.value], stats.fallbacks[reason])
+            retries.add_metric(stream, stats.retries)
+            _add_histogram(round_trip, stream, [ms / 1000.0 for ms in list(stats.round_trip_ms)])
+            delays = list(stats.emit_delay_ms)
+            lag.add_metric(stream, delays[-1] / 1000.0 if delays else 0.0)
+        yield from (segments, fallbacks, retries, round_trip, lag)
 
 
-def _histogram(name: str, help_text: str, stream: list[str], values: list[float]) -> Metric:
+class RunStatsCollector(StreamsCollector):
+    """Prometheus families of one run, computed from `stats()` at each scrape."""
+
+    def __init__(self, stats: Callable[[], RunStats], stream_id: str) -> None:
+        super().__init__(lambda: [(stream_id, stats())])
+
+
+def _add_histogram(family: HistogramMetricFamily, stream: list[str], values: list[float]) -> None:
     ordered = sorted(values)
     buckets = [(str(bound), bisect.bisect_right(ordered, bound)) for bound in ROUND_TRIP_BUCKETS]
     buckets.append(("+Inf", len(ordered)))
-    family = HistogramMetricFamily(name, help_text, labels=["stream"])
     family.add_metric(stream, buckets, sum(ordered))
-    return family
 
 
 def serve_metrics(
     port: int, host: str, stats: Callable[[], RunStats], stream_id: str
 ) -> Callable[[], None]:
     """Serve the run's metrics on http://host:port/metrics; returns the function that stops it."""
+    return serve_collector(port, host, RunStatsCollector(stats, stream_id))
+
+
+def serve_collector(port: int, host: str, collector: Collector) -> Callable[[], None]:
+    """Serve `collector` on http://host:port/metrics; returns the function that stops it."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(RunStatsCollector(stats, stream_id))
+    registry.register(collector)
     server, thread = start_http_server(port, addr=host, registry=registry)
 
     def stop() -> None:

