@@ -1,7 +1,8 @@
 """Capacity: how many live streams one machine carries, in two worker layouts side by side.
 
-One sts-service (echo) on a free loopback port, then N live streams at once, each dubbing a
-speech-like 16 kHz sample paced at real time (`--segmenter`, fixed 6 s segments by default):
+One sts-service on a free loopback port (echo; `--engines`: whisper, Apertium and Pico, on
+English speech read by Pico), then N live streams at once, each dubbing a 16 kHz sample paced
+at real time (`--segmenter`, fixed 6 s segments by default; `vad` is the worker's default):
 
 - ``per-process``: N stream-worker processes, one stream each;
 - ``one-process``: one ``stream-worker --streams FILE`` process running all N.
@@ -13,7 +14,7 @@ one-process, and per extra stream against the sweep's first round), and the star
 seconds and wall seconds until every stream runs). The machine is shared: compare figures
 within one run, and note the load average printed first.
 
-Usage: .venv/bin/python scripts/bench/bench_capacity.py [--streams 1,8,16,32]
+Usage: .venv/bin/python scripts/bench/bench_capacity.py [--streams 1,8,16,32] [--engines]
        [--one-process-streams 1,50,100,150] [--seconds 30] [--layouts per-process,one-process]
 """
 
@@ -90,9 +91,57 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start_service(port: int) -> subprocess.Popen[bytes]:
-    """sts-service with the echo backends, quiet logs, on 127.0.0.1:port; waits until healthy."""
+#: `--engines`: the real engines, with every other service setting at its default.
+REAL_ENGINES = {
+    "STS_ASR_BACKEND": "whisper",
+    "STS_TRANSLATION_BACKEND": "apertium",
+    "STS_TTS_BACKEND": "pico",
+    "HF_HUB_OFFLINE": "1",
+}
+#: `--engines`: English news sentences Pico speaks into the streams' input (real speech for
+#: whisper; the generated dev sample is only speech-like, which it rightly hears as nothing).
+NEWS = [
+    "Good evening, here are the main stories of the day.",
+    "The city council approved a new budget for public schools on Tuesday.",
+    "Heavy rain is expected across the north of the country this weekend.",
+    "The central bank kept interest rates unchanged for the third month in a row.",
+    "Firefighters brought the warehouse fire under control this morning.",
+    "The national team won the final after a dramatic penalty shootout.",
+    "Scientists say the new vaccine is safe and effective for older people.",
+    "Trains between the two cities will run again next week.",
+]
+SPEECH_SCRIPT = """
+import sys
+import numpy as np
+from shared_audio import AudioFormat, float32_to_int16, resample, write_wav
+from sts_service.backends.pico import pico_speak
+seconds, path, sentences = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+parts, total, index = [], 0, 0
+while total < seconds * 16000:
+    samples, rate = pico_speak(sentences[index % len(sentences)], "en-US")
+    spoken = resample(float32_to_int16(samples), rate, 16000)
+    pause = np.zeros(int(0.6 * 16000), np.int16)
+    parts += [spoken.reshape(-1), pause]
+    total += spoken.shape[0] + pause.shape[0]
+    index += 1
+audio = np.concatenate(parts)[: int(seconds * 16000)]
+write_wav(path, audio[:, None], AudioFormat(16000, 1))
+"""
+
+
+def write_speech(path: Path, seconds: float) -> Path:
+    """`seconds` of English news read by Pico (en-US), 16 kHz mono, sentences 0.6 s apart."""
+    subprocess.run(
+        [str(STS_PYTHON), "-c", SPEECH_SCRIPT, str(seconds), str(path), *NEWS], check=True
+    )
+    return path
+
+
+def start_service(port: int, engines: bool = False) -> subprocess.Popen[bytes]:
+    """sts-service (echo, or the real engines) on 127.0.0.1:port; waits until it is healthy."""
     env = {**os.environ, "STS_PORT": str(port), "STS_HOST": "127.0.0.1", "STS_LOG_LEVEL": "WARNING"}
+    if engines:
+        env.update(REAL_ENGINES)
     # The bench measures the machine, not the 429 limits (in flight, and bodies arriving at
     # once: N streams started together send N bodies in the same instant).
     env["STS_MAX_INFLIGHT"] = "1024"
@@ -100,15 +149,25 @@ def start_service(port: int) -> subprocess.Popen[bytes]:
     service = subprocess.Popen(
         [str(STS_PYTHON), "-m", "sts_service"], env=env, stdout=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the real engines load their models first
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=2):
-                return service
+            url = f"http://127.0.0.1:{port}/v1/health"
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if json.loads(answer.read())["status"] == "healthy":
+                    return service
         except OSError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     service.kill()
-    raise SystemExit("capacity: sts-service did not become healthy within 60 s")
+    raise SystemExit("capacity: sts-service did not become healthy within 180 s")
+
+
+def segmenter_options(segmenter: str) -> list[str]:
+    """The worker's segmenter flags: fixed 6 s cuts, or the default pause cuts as they are."""
+    if segmenter == "fixed":
+        return ["--segmenter", "fixed", "--segment-ms", str(SEGMENT_MS)]
+    return ["--segmenter", segmenter]
 
 
 def worker_env() -> dict[str, str]:
@@ -136,10 +195,8 @@ def run_round(
         summary = work / f"summary-{streams}-{index}.json"
         command = [str(WORKER_PYTHON), "-m", "stream_worker", "--realtime", "--progress", "never"]
         command += ["--input", str(sample), "--output", str(work / f"out-{index}.wav")]
-        command += ["--sts-url", f"http://127.0.0.1:{port}"]
-        command += ["--segmenter", "fixed", "--segment-ms", str(SEGMENT_MS)]
+        command += ["--sts-url", f"http://127.0.0.1:{port}", *segmenter_options(segmenter)]
         command += ["--stream-id", f"capacity-{index}", "--summary-json", str(summary)]
-        command += ["--segmenter", segmenter]
         # The summary line and any error go to a log per worker, not over the report.
         with open(work / f"worker-{streams}-{index}.log", "wb") as log:
             worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -191,7 +248,8 @@ def run_round(
 
 def streams_file(path: Path, streams: int, sample: Path, work: Path, segmenter: str) -> Path:
     """The --streams file of one round: N live streams of `sample` (rewritten in place)."""
-    lines = [f'[defaults]\nrealtime = true\nsegmenter = "{segmenter}"\nsegment_ms = {SEGMENT_MS}\n']
+    fixed = f"segment_ms = {SEGMENT_MS}\n" if segmenter == "fixed" else ""
+    lines = [f'[defaults]\nrealtime = true\nsegmenter = "{segmenter}"\n{fixed}']
     for index in range(streams):
         lines.append(
             f'[[stream]]\nid = "capacity-{index}"\ninput = "{sample}"\n'
@@ -336,7 +394,7 @@ def verdict(layout: str, rounds: list[Round]) -> None:
     print(
         f"capacity: {layout}: largest N with zero fallbacks: {best.streams}; one stream costs "
         f"{best.worker_cpu_per_stream:.4f} core in the worker + {best.service_cpu_per_stream:.4f} "
-        f"core in sts-service (echo); CPU alone would allow ~{cores / per_stream:.0f} streams on "
+        f"core in sts-service; CPU alone would allow ~{cores / per_stream:.0f} streams on "
         f"{cores} cores; memory {memory}; {startup}"
     )
 
@@ -354,6 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per stream")
     parser.add_argument("--segmenter", choices=("fixed", "vad"), default="fixed")
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="the real engines (whisper, Apertium, Pico; make install ENGINES=1 and make "
+        "install-engines-system) on English speech read by Pico, instead of echo",
+    )
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help="which layouts to run")
     parser.add_argument(
         "--stagger",
@@ -381,12 +445,13 @@ def main(argv: list[str] | None = None) -> int:
         "| start-up s | wall s"
     )
     port = free_port()
-    service = start_service(port)
+    service = start_service(port, args.engines)
     results: dict[str, list[Round]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="capacity-") as scratch:
             work = Path(scratch)
-            sample = write_sample(work / "sample.wav", args.seconds)
+            make_input = write_speech if args.engines else write_sample
+            sample = make_input(work / "sample.wav", args.seconds)
             for layout in layouts:
                 stagger_s = SEGMENT_MS / 1000 if args.stagger else 0.0
                 results[layout] = sweep(
