@@ -271,13 +271,7 @@ async def _run(
                 source.chunks,
                 source.fmt,
                 sink,
-                PipelineOptions(
-                    segment_ms=settings.segment_ms,
-                    max_inflight=settings.max_inflight,
-                    timeout_ms=settings.request_timeout_ms,
-                    shutdown_grace_ms=settings.shutdown_grace_ms,
-                    max_delay_ms=settings.live_delay_ms if _is_live(source) else None,
-                ),
+                pipeline_options(settings, _is_live(source)),
                 progress_stream=stderr,
                 progress=show,
                 total_s=source.total_s,
@@ -364,6 +358,17 @@ def make_cutter(settings: WorkerSettings, source: Input) -> Cutter:
         max_segment_ms=settings.max_segment_ms,
     )
     return PauseSegmenter(source.fmt, SileroVad(), rules)
+
+
+def pipeline_options(settings: WorkerSettings, live: bool) -> PipelineOptions:
+    """What the pipeline takes from the settings; live, every segment has its output slot."""
+    return PipelineOptions(
+        segment_ms=settings.segment_ms,
+        max_inflight=settings.max_inflight,
+        timeout_ms=settings.request_timeout_ms,
+        shutdown_grace_ms=settings.shutdown_grace_ms,
+        max_delay_ms=settings.live_delay_ms if live else None,
+    )
 
 
 def _announce_budget(settings: WorkerSettings, live: bool) -> None:

@@ -67,9 +67,10 @@ from stream_worker.main import (
     build_parser,
     build_summary,
     make_cutter,
+    pipeline_options,
 )
 from stream_worker.metrics import StreamsCollector, serve_collector
-from stream_worker.pipeline import PipelineOptions, StreamDubber
+from stream_worker.pipeline import StreamDubber
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import Sink
 from stream_worker.summary import RunStats
@@ -621,13 +622,7 @@ class Supervisor:
                         sink.throttled(source.chunks),
                         source.fmt,
                         sink,
-                        PipelineOptions(
-                            segment_ms=settings.segment_ms,
-                            max_inflight=settings.max_inflight,
-                            timeout_ms=settings.request_timeout_ms,
-                            shutdown_grace_ms=settings.shutdown_grace_ms,
-                            max_delay_ms=settings.live_delay_ms if live else None,
-                        ),
+                        pipeline_options(settings, live),
                         total_s=source.total_s,
                         cutter=cutter,
                         segment_log=segment_log,
