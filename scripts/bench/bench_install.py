@@ -8,6 +8,9 @@ hold on a noisy shared machine):
   the installer's own "installed NAME in ..." lines;
 * uv: `uv pip install` of the same locked set into fresh venvs (a reference only: uv is put in
   a throwaway venv for the benchmark and is not a dependency of the repo);
+* pip's floor: bare pip calls installing that same locked set, one package after another,
+  with every shortcut pip has (no pip in the venv, no byte-compiling, no resolver, no build
+  isolation): what pip cannot go below on this machine;
 * the naive serial loop: per package `python -m venv` with pip, `pip install --upgrade pip
   setuptools wheel`, then the package with build isolation and free resolution (its local
   libraries named by path in the same call, without which it cannot install at all);
@@ -120,6 +123,30 @@ def uv_locked(root: Path, python: str, scratch: Path) -> float | None:
     return time.perf_counter() - started
 
 
+def pip_locked(root: Path, python: str) -> float | None:
+    """Bare pip on the locked set of `uv_locked`, one package after another; None without a lock.
+
+    The fastest pip call there is: no pip in the venv, no byte-compiling, no resolver, no
+    build isolation. What pip cannot go below here.
+    """
+    pip = [str(root / ".venv" / "bin" / "python"), "-m", "pip"]
+    minor = minor_of(interpreter_identity(python))
+    packages = discover(root)
+    started = time.perf_counter()
+    for package in packages.values():
+        spec = package_spec(package, packages)
+        lock = root / lock_path(spec.lock_name, minor).relative_to(REPO)
+        if not lock.exists():
+            return None
+        venv = package.path / ".venv"
+        timed([python, "-m", "venv", "--without-pip", str(venv)], root)
+        fast = [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile"]
+        timed([*fast, "--no-deps", "--require-hashes", "-r", str(lock)], root)
+        editables = [arg for path, extras in spec.editables for arg in ("-e", f"{path}{extras}")]
+        timed([*fast, "--no-deps", "--no-build-isolation", *editables], root)
+    return time.perf_counter() - started
+
+
 def main() -> int:
     """Run the measurements and print them with their ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -144,6 +171,10 @@ def main() -> int:
         uv = uv_locked(ours, python, Path(tmp))
         if uv is not None:
             rows.append(("uv pip install, same locked set (reference)", uv))
+        package_venvs(ours)
+        floor = pip_locked(ours, python)
+        if floor is not None:
+            rows.append(("bare pip, same locked set, serial (pip's floor)", floor))
         rows.append(("naive serial loop (reference)", naive_loop(theirs, python)))
         if not args.skip_tests:
             timed([*make, "install"], ours)
@@ -161,6 +192,11 @@ def main() -> int:
     cold = figures["make install, cold (packages, locked)"]
     if uv is not None:
         print(f"  cold make install / uv: {cold / uv:.2f}x (goal: <= 2x)")
+    if uv is not None and floor is not None:
+        print(
+            f"  pip's floor / uv: {floor / uv:.2f}x (serial); cold make install / pip's floor: "
+            f"{cold / floor:.2f}x (make runs JOBS venvs side by side)"
+        )
     serial = figures["naive serial loop (reference)"]
     print(f"  naive loop / cold make install: {serial / cold:.2f}x")
     noop = figures["make install, nothing changed (median of 5)"]
