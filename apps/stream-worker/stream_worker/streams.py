@@ -559,7 +559,10 @@ class Supervisor:
         self.runs[stream_id] = run
         context = contextvars.copy_context()
         context.run(CURRENT_STREAM.set, stream_id)
-        run.task = asyncio.get_running_loop().create_task(self._run_stream(run), context=context)
+        # Created inside the context, the task copies it: the stream's id, on Python 3.10 too
+        # (create_task's own context= argument is 3.11+).
+        loop = asyncio.get_running_loop()
+        run.task = context.run(loop.create_task, self._run_stream(run))
         run.task.add_done_callback(lambda _: self._changed.set())
 
     # ------------------------------------------------------------- one stream

@@ -48,7 +48,7 @@ def fragments() -> list[npt.NDArray[np.float32]]:
     from sts_service.backends.espeak import speak
 
     frames = round(SEGMENT_S * RATE)
-    out = []
+    out: list[npt.NDArray[np.float32]] = []
     for sentence in SENTENCES:
         speech, native = speak(sentence, "en", 160)
         mono = resample(float32_to_int16(speech), native, RATE).reshape(-1)

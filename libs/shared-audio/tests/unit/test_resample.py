@@ -94,7 +94,7 @@ def test_resample_rejects_bad_input(args: tuple[object, object, object], message
         resample(*args)  # type: ignore[arg-type]  # invalid on purpose
 
 
-def _peak_dbfs(samples: np.ndarray) -> float:
+def _peak_dbfs(samples: npt.NDArray[Any]) -> float:
     """Peak level in dBFS of int16 or float samples (a test helper; not library surface)."""
     full_scale = 32768.0 if samples.dtype == np.int16 else 1.0
     peak = float(np.max(np.abs(samples.astype(np.float64))))
