@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from monorepo.locks import lock_path, minor_of, package_spec  # noqa: E402  (beside this script)
+from monorepo.locks import LockSpec, lock_path, minor_of, package_spec  # noqa: E402  (beside this script)
 from monorepo.packages import discover, local_deps  # noqa: E402
 from monorepo.venvs import interpreter_identity  # noqa: E402
 
@@ -97,21 +97,32 @@ def naive_loop(root: Path, python: str) -> float:
     return time.perf_counter() - started
 
 
+def locked_specs(root: Path, python: str) -> list[tuple[LockSpec, Path]] | None:
+    """Each package's install spec and its lock for `python`'s minor; None if one is missing."""
+    minor = minor_of(interpreter_identity(python))
+    packages = discover(root)
+    locked = []
+    for package in packages.values():
+        spec = package_spec(package, packages)
+        lock = root / lock_path(spec.lock_name, minor).relative_to(REPO)
+        if not lock.exists():
+            return None
+        locked.append((spec, lock))
+    return locked
+
+
 def uv_locked(root: Path, python: str, scratch: Path) -> float | None:
     """`uv venv` + `uv pip install` of each package's lock and local paths; None without a lock."""
     uv_env = scratch / "uv-tool"
     timed([python, "-m", "venv", str(uv_env)], root)
     timed([str(uv_env / "bin" / "pip"), "install", "-q", "uv"], root)
     uv = str(uv_env / "bin" / "uv")
-    minor = minor_of(interpreter_identity(python))
-    packages = discover(root)
+    locked = locked_specs(root, python)
+    if locked is None:
+        return None
     started = time.perf_counter()
-    for package in packages.values():
-        spec = package_spec(package, packages)
-        lock = root / lock_path(spec.lock_name, minor).relative_to(REPO)
-        if not lock.exists():
-            return None
-        venv = package.path / ".venv"
+    for spec, lock in locked:
+        venv = spec.venv
         timed([uv, "venv", "-q", "--python", python, str(venv)], root)
         target = ["--python", str(venv / "bin" / "python")]
         timed(
@@ -130,15 +141,12 @@ def pip_locked(root: Path, python: str) -> float | None:
     build isolation. What pip cannot go below here.
     """
     pip = [str(root / ".venv" / "bin" / "python"), "-m", "pip"]
-    minor = minor_of(interpreter_identity(python))
-    packages = discover(root)
+    locked = locked_specs(root, python)
+    if locked is None:
+        return None
     started = time.perf_counter()
-    for package in packages.values():
-        spec = package_spec(package, packages)
-        lock = root / lock_path(spec.lock_name, minor).relative_to(REPO)
-        if not lock.exists():
-            return None
-        venv = package.path / ".venv"
+    for spec, lock in locked:
+        venv = spec.venv
         timed([python, "-m", "venv", "--without-pip", str(venv)], root)
         fast = [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile"]
         timed([*fast, "--no-deps", "--require-hashes", "-r", str(lock)], root)
