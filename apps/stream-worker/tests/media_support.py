@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -226,3 +229,23 @@ def rms_dbfs(path: Path) -> float:
     """The RMS level of the first audio track of ``path`` over all its channels, in dBFS."""
     _, levels = channel_dbfs(path)
     return float(10 * np.log10(np.mean([10 ** (level / 10) for level in levels])))
+
+
+def killed_live_run(src: Path, out: Path, sts_url: str, *extra: str) -> int:
+    """Run the worker live on `src` (fixed 1 s cuts, 1.5 s delay), SIGKILL it once ~4.5 s of
+    media are due at `out`, and return its exit status (-9 when the kill ended it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out), "--realtime",
+         "--sts-url", sts_url, "--segmenter", "fixed", "--segment-ms", "1000",
+         "--timeout-ms", "1000", "--output-delay-ms", "1500", "--progress", "never", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(6.0)  # ~4.5 s of media are due at the output by now
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    return proc.returncode

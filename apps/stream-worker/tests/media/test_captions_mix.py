@@ -14,8 +14,6 @@ import html
 import json
 import re
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +27,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from conftest import StsProcess  # tests/ is on sys.path
-from media_support import FPS, make_media, playable_seconds  # tests/ is on sys.path
+from media_support import (  # tests/ is on sys.path
+    FPS,
+    killed_live_run,
+    make_media,
+    playable_seconds,
+)
 from worker_support import FakeSts, free_port
 
 from shared_audio import read_wav, rms_dbfs
@@ -455,22 +458,7 @@ def test_sigkill_with_caption_tracks_keeps_the_output_and_every_cue_written(
     """
     src = make_media(tmp_path / "in.ts", 12.0)
     out, vtt = tmp_path / f"out.{ext}", tmp_path / "es.vtt"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out), "--realtime",
-         "--sts-url", echo_service.url, "--segmenter", "fixed", "--segment-ms", "1000",
-         "--timeout-ms", "1000", "--output-delay-ms", "1500", "--progress", "never",
-         "--captions", str(vtt)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not out.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(6.0)  # ~4.5 s of media are due at the output by now
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-    assert proc.returncode == -9
+    assert killed_live_run(src, out, echo_service.url, "--captions", str(vtt)) == -9
     assert playable_seconds(out) >= 2.5  # the same bound as without a caption track
     cues = read_vtt(vtt)
     assert len(cues) >= 3

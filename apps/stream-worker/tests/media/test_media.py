@@ -32,6 +32,7 @@ from media_support import (  # tests/ is on sys.path
     WRAP_S,
     channel_dbfs,
     decoded_seconds,
+    killed_live_run,
     make_media,
     packets,
     playable_seconds,
@@ -632,22 +633,7 @@ def test_sigkill_keeps_what_was_written_in_every_container(
 ) -> None:
     src = make_media(tmp_path / "in.ts", 12.0)
     out = tmp_path / f"out.{ext}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stream_worker", "-i", str(src), "-o", str(out), "--realtime",
-         "--sts-url", echo.url, "--segmenter", "fixed", "--segment-ms", "1000",
-         "--timeout-ms", "1000",
-         "--output-delay-ms", "1500", "--progress", "never"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not out.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(6.0)  # ~4.5 s of media are due at the output by now
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-    assert proc.returncode == -9
+    assert killed_live_run(src, out, echo.url) == -9
     # At most one segment (1 s) plus what was not yet due is lost.
     assert playable_seconds(out) >= 2.5
 
