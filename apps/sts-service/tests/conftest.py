@@ -20,6 +20,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -245,3 +246,25 @@ def wer() -> Callable[[list[str], list[str]], float]:
         return sum(e for e, _ in pairs) / sum(n for _, n in pairs)
 
     return rate
+
+
+class FakeWhisperModel:
+    """faster_whisper.WhisperModel's `transcribe`, as WhisperASR calls it: one confident segment
+    of `text`, and every call's keyword arguments in `calls`."""
+
+    model = SimpleNamespace(is_multilingual=False)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.calls: list[dict[str, object]] = []
+
+    def transcribe(self, audio: object, **kwargs: object) -> tuple[list[Any], None]:
+        self.calls.append(kwargs)
+        confident = {"avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}
+        return [SimpleNamespace(text=f" {self.text} ", **confident)], None
+
+
+@pytest.fixture
+def fake_whisper_model() -> Callable[[str], FakeWhisperModel]:
+    """`fake_whisper_model(text)`: a stand-in for whisper's model that always hears `text`."""
+    return FakeWhisperModel

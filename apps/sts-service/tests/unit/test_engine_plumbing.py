@@ -9,8 +9,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -397,19 +397,13 @@ def test_missing_engines_name_the_install_command(monkeypatch: pytest.MonkeyPatc
         EspeakTTS().load()
 
 
-def test_whisper_is_prompted_with_the_previous_fragment_s_transcript() -> None:
-    seen: list[dict[str, Any]] = []
-
-    class FakeWhisper:  # faster_whisper.WhisperModel's transcribe, as WhisperASR calls it
-        model = SimpleNamespace(is_multilingual=False)
-
-        def transcribe(self, audio: object, **kwargs: object) -> tuple[list[Any], None]:
-            seen.append(kwargs)
-            confident = {"avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}
-            return [SimpleNamespace(text=" the news ", **confident)], None
-
+def test_whisper_is_prompted_with_the_previous_fragment_s_transcript(
+    fake_whisper_model: Callable[[str], Any],
+) -> None:
+    model = fake_whisper_model("the news")
+    seen: list[dict[str, Any]] = model.calls
     asr = WhisperASR()
-    asr.model = FakeWhisper()
+    asr.model = model
     after_cut = Fragment("f-2", "s", 1, "en", "es", previous_text="Good evening and welcome to")
     assert asr.transcribe_sync(tone_clip(), after_cut) == "the news"
     assert asr.transcribe_sync(tone_clip(), FRAGMENT) == "the news"

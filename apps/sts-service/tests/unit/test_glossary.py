@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -133,21 +133,13 @@ def test_a_bad_glossary_stops_the_service_at_start_up_naming_file_and_line(
 
 
 def test_whisper_gets_the_pair_s_source_terms_as_hotwords_beside_the_previous_text(
-    glossary_dir: Path,
+    glossary_dir: Path, fake_whisper_model: Callable[[str], Any]
 ) -> None:
-    seen: list[dict[str, Any]] = []
-
-    class FakeWhisper:  # faster_whisper.WhisperModel's transcribe, as WhisperASR calls it
-        model = SimpleNamespace(is_multilingual=False)
-
-        def transcribe(self, audio: object, **kwargs: object) -> tuple[list[Any], None]:
-            seen.append(kwargs)
-            confident = {"avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}
-            return [SimpleNamespace(text=" said Siobhan Nguyen ", **confident)], None
-
+    model = fake_whisper_model("said Siobhan Nguyen")
+    seen: list[dict[str, Any]] = model.calls
     asr = WhisperASR(EngineOptions(glossary_dir=str(glossary_dir)))
     asr.glossaries = load_glossaries(str(glossary_dir))  # what load() reads
-    asr.model = FakeWhisper()
+    asr.model = model
     asr.model_source = "fake"
     clip = AudioClip(np.zeros((1600, 1), np.int16), AudioFormat(16000, 1))
     with_context = Fragment("f", "s", 1, "en", "es", previous_text="Good evening")
