@@ -47,8 +47,10 @@ DEFAULT_MAX_SEGMENT_MS = 2800
 DEFAULT_SERVICE_MS = 900
 DEFAULT_MARGIN_MS = 300
 #: After a hard cut, the audio before the next segment that goes with it (contract 1.2
-#: `context_audio`), chosen with bench/bench_latency.py (see the README's live section).
-DEFAULT_CONTEXT_MS = 2000
+#: `context_audio`). In bench/bench_latency.py's sweep on real recordings, 1000 ms cut the
+#: WER most (2000 ms less, and whisper then hears 2 s more per request, which broke the
+#: 900 ms service budget on a loaded machine).
+DEFAULT_CONTEXT_MS = 1000
 #: Live output delay beyond the longest segment, at least (so some dub can make its slot).
 LIVE_DELAY_SLACK_MS = 500
 
