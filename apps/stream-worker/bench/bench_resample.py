@@ -31,6 +31,7 @@ from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 
 from shared_audio import float32_to_int16, int16_to_float32, resample
+from stream_worker.conversions import OutputResampler
 
 HIGH, LOW = 48000, 16000
 SECONDS = 60
@@ -64,9 +65,16 @@ def snr_db(signal: npt.NDArray[np.floating], freq: float, rate: int) -> float:
 # ----------------------------------------------------------------------- round trips
 
 
-def ffmpeg_mono(samples: Floats, src: int, dst: int, fmt: str) -> npt.NDArray[np.generic]:
-    """Mono float samples through one FFmpeg resampler, in 1024-sample frames, flushed."""
-    resampler = AudioResampler(format=fmt, layout="mono", rate=dst)
+def ffmpeg_mono(
+    samples: Floats, src: int, dst: int, fmt: str, *, taps64: bool = False
+) -> npt.NDArray[np.generic]:
+    """Mono float samples through one FFmpeg resampler, in 1024-sample frames, flushed.
+
+    PyAV's `AudioResampler` (32 taps), or with ``taps64`` the worker's `OutputResampler`.
+    """
+    resampler: AudioResampler | OutputResampler = (
+        OutputResampler(fmt, "mono", dst) if taps64 else AudioResampler(fmt, "mono", dst)
+    )
     parts: list[npt.NDArray[np.generic]] = []
     for start in range(0, samples.shape[0], FRAME):
         frame = AudioFrame.from_ndarray(
@@ -102,6 +110,12 @@ def down_soxr(wave: Floats) -> Floats:
 def up_ffmpeg(wave: Floats) -> Floats:
     """16 kHz to 48 kHz float through FFmpeg."""
     result: Floats = ffmpeg_mono(wave, LOW, HIGH, "flt").astype(np.float32)
+    return result
+
+
+def up_ffmpeg64(wave: Floats) -> Floats:
+    """16 kHz to 48 kHz float through the worker's output resampler (64 taps)."""
+    result: Floats = ffmpeg_mono(wave, LOW, HIGH, "flt", taps64=True).astype(np.float32)
     return result
 
 
@@ -169,8 +183,8 @@ def worker_output_chunks() -> list[Ints]:
 
 
 def worker_output_ffmpeg(chunks: list[Ints]) -> None:
-    """The worker's output job, as it does it."""
-    resampler = AudioResampler(format="fltp", layout="stereo", rate=HIGH)
+    """The worker's output job, as it does it (its 64-tap `OutputResampler`)."""
+    resampler = OutputResampler(format="fltp", layout="stereo", rate=HIGH)
     for chunk in chunks:
         frame = AudioFrame.from_ndarray(
             np.ascontiguousarray(np.repeat(chunk, 2, axis=1)).reshape(1, -1),
@@ -233,20 +247,22 @@ def main() -> None:
     up = (snr_db(up_ffmpeg(wave_low), 7000, HIGH), snr_db(up_soxr(wave_low), 7000, HIGH))
     print(f"  {'down':>8}  {down[0]:>18.1f}  {down[1]:>9.1f}")
     print(f"  {'up':>8}  {up[0]:>18.1f}  {up[1]:>9.1f}")
+    worker_up = snr_db(up_ffmpeg64(wave_low), 7000, HIGH)
+    print(f"  up with the worker's 64-tap OutputResampler: {worker_up:.1f}")
     frames, chunks, parts = input_frames(), worker_output_chunks(), segments()
     jobs: list[tuple[str, Callable[[Any], None], Callable[[Any], None], object]] = [
         ("worker input (48k stereo fltp -> 16k mono s16)", worker_input_ffmpeg, worker_input_soxr,
          frames),
-        ("worker output (16k mono s16 -> 48k stereo fltp)", worker_output_ffmpeg,
+        ("worker output (16k mono s16 -> 48k stereo fltp, 64 taps)", worker_output_ffmpeg,
          worker_output_soxr, chunks),
         ("service whisper (48k stereo s16 -> 16k mono f32)", service_ffmpeg, service_soxr, parts),
     ]  # fmt: skip
     print(f"CPU over {SECONDS} s of audio, x real time (best of 3)")
-    print(f"  {'job':<50}  {'FFmpeg':>8}  {'soxr':>8}")
+    print(f"  {'job':<58}  {'FFmpeg':>8}  {'soxr':>8}")
     for name, ffmpeg_job, soxr_job, data in jobs:
         ffmpeg_s = cpu_s(functools.partial(ffmpeg_job, data))
         soxr_s = cpu_s(functools.partial(soxr_job, data))
-        print(f"  {name:<50}  {SECONDS / ffmpeg_s:>7.0f}x  {SECONDS / soxr_s:>7.0f}x")
+        print(f"  {name:<58}  {SECONDS / ffmpeg_s:>7.0f}x  {SECONDS / soxr_s:>7.0f}x")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import numpy as np
 import numpy.typing as npt
 from av.audio.frame import AudioFrame
 from av.audio.layout import AudioLayout
-from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
 from av.packet import Packet
@@ -403,7 +402,7 @@ class MediaSink:
             self._original = original
             self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
         # Straight to the encoder's own sample format (fltp for AAC and Opus): one conversion.
-        self._resampler = AudioResampler(
+        self._resampler = conversions.OutputResampler(
             format=audio.codec_context.format.name, layout=layout, rate=rate
         )
 

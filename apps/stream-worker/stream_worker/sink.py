@@ -12,7 +12,6 @@ from typing import BinaryIO, Protocol
 import numpy as np
 import numpy.typing as npt
 from av.audio.frame import AudioFrame
-from av.audio.resampler import AudioResampler
 
 from shared_audio import AudioFormat, WavStreamWriter
 from stream_worker import conversions
@@ -47,9 +46,9 @@ class FormatConverter:
     def __init__(self, source: AudioFormat, target: AudioFormat) -> None:
         self.source = source
         self.target = target
-        self._resampler: AudioResampler | None = None
+        self._resampler: conversions.OutputResampler | None = None
         if source != target:
-            self._resampler = AudioResampler(
+            self._resampler = conversions.OutputResampler(
                 format="s16", layout=layout_name(target.channels), rate=target.sample_rate
             )
 
