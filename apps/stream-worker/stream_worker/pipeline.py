@@ -305,7 +305,9 @@ class StreamDubber:
     async def _dub(self, seq: int, samples: npt.NDArray[np.int16], deadline: float) -> None:
         context = None if self._context is None else self._context[1]
         try:
-            result = await dub(self._client, seq, samples, deadline=deadline, previous_text=context)
+            result = await dub(
+                self._client, seq, samples, self._fmt, deadline=deadline, previous_text=context
+            )
             if result.transcript and (self._context is None or self._context[0] < seq):
                 self._context = (seq, result.transcript)
         except Exception as exc:  # a bug must not lose the segment: fall back and say so
