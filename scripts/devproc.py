@@ -116,7 +116,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     """Read a docker-compose style env file (no interpolation; values may be quoted).
 
     Raises:
-        DevError: naming the file and line of a line that is not ``KEY=VALUE``.
+        DevError: naming the file and line of a line that is not ``KEY=VALUE``, or of a key
+            set a second time.
     """
     values: dict[str, str] = {}
     try:
@@ -130,6 +131,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         key, sep, value = (part.strip() for part in line.partition("="))
         if not sep or not key.isidentifier():
             raise DevError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        if key in values:  # compose would take the last silently: which one is meant?
+            raise DevError(f"{path}:{number}: {key} is set twice")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         values[key] = value

@@ -21,12 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scaffold import REPO, outside_make_env, package_venv_python, run
-
-sys.path.insert(0, str(REPO / "scripts"))  # the dev scripts are plain modules (stdlib only)
-
 from dev_sample import write_sample
 from devproc import STOP_SIGNALS, free_port, health, json_records, port_is_free, read_env_file
+from scaffold import REPO, outside_make_env, package_venv_python, run
 
 pytestmark = pytest.mark.slow
 

@@ -12,31 +12,19 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
+import k8s_validate
 import pytest
+from devproc import HEALTH_PATH, read_env_file
 from scaffold import REPO
 
-sys.path.insert(0, str(REPO / "scripts"))
-import k8s_validate
-
-HEALTH_PATH = "/v1/health"
 #: The contract caps timeout_ms at 30000: no request lasts longer.
 LONGEST_REQUEST_S = 30
 METRICS_MODULE = REPO / "apps" / "sts-service" / "sts_service" / "metrics.py"
 OVERLAY_NAMES = [path.name for path in k8s_validate.overlays()]
-
-
-def _env_example() -> dict[str, str]:
-    values = {}
-    for raw in (REPO / ".env.example").read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
+ENV_EXAMPLE = read_env_file(k8s_validate.ENV_EXAMPLE)
 
 
 @pytest.fixture(scope="module", params=OVERLAY_NAMES)
@@ -95,7 +83,7 @@ def test_the_schema_check_catches_a_broken_manifest(
 def test_settings_config_map_is_env_example(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = rendered
     settings = _one(objects, "ConfigMap", "live-dubbing-settings")
-    assert settings["data"] == _env_example(), "the ConfigMap must hold .env.example, unchanged"
+    assert settings["data"] == ENV_EXAMPLE, "the ConfigMap must hold .env.example, unchanged"
 
 
 def test_the_generated_settings_file_is_current_and_a_stale_one_is_named(tmp_path: Path) -> None:
@@ -132,8 +120,8 @@ def test_sts_service_probes_and_termination(rendered: tuple[str, list[dict[str, 
     assert HEALTH_PATH in ready and "['status']" in ready, "readiness keys on the health status"
     env = {name: item.get("value") for name, item in _env(deployment).items()}
     assert env["STS_HOST"] == "0.0.0.0" and env["STS_RELOAD"] == "false"
-    assert env["STS_PORT"] == _env_example()["STS_PORT"]
-    assert str(container["ports"][0]["containerPort"]) == _env_example()["STS_PORT"]
+    assert env["STS_PORT"] == ENV_EXAMPLE["STS_PORT"]
+    assert str(container["ports"][0]["containerPort"]) == ENV_EXAMPLE["STS_PORT"]
     pod = deployment["spec"]["template"]["spec"]
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     pause = int(pre_stop[-1]) if pre_stop[0] == "sleep" else 0
@@ -193,7 +181,7 @@ def test_each_stream_is_one_single_replica_worker(
             stream_config = _one(objects, "ConfigMap", refs[-1].rsplit("-", 1)[0])
             stream_ids.append(stream_config["data"]["WORKER_STREAM_ID"])
         url = _env(worker)["WORKER_STS_URL"].get("value")
-        assert url == f"http://sts-service:{_env_example()['STS_PORT']}"
+        assert url == f"http://sts-service:{ENV_EXAMPLE['STS_PORT']}"
     assert len(set(stream_ids)) == len(stream_ids), f"two workloads dub one stream: {stream_ids}"
 
 
