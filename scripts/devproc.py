@@ -48,8 +48,11 @@ def cli(
     *,
     stopped_ok: bool = False,
     env_file: bool = False,
+    flags: dict[str, str] | None = None,
 ) -> int:
-    """Parse ``[--workdir DIR] [--env-file FILE]``, run `run` until it returns or a signal.
+    """Parse ``[--workdir DIR] [--env-file FILE] [FLAG...]``, run `run` until it ends or a signal.
+
+    `flags`: on/off options of the script, with their help text.
 
     No signal reaches the services (they run in sessions of their own): the first one cancels
     `run`, whose clean-up stops them, and later ones are ignored so as not to interrupt it.
@@ -62,6 +65,8 @@ def cli(
     )
     if env_file:
         parser.add_argument("--env-file", type=Path, default=ENV_EXAMPLE, help="settings file")
+    for flag, text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     args = parser.parse_args(argv)
     args.workdir = args.workdir.resolve()
     received: list[signal.Signals] = []

@@ -55,10 +55,8 @@ class Validator(Protocol):
 def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
     """``dirschema.adapters`` and ``dirschema.validate``, or DirschemaUnavailableError.
 
-    The annotation ``h5py.File`` is evaluated at import: without h5py (its ``[h5]`` extra,
-    ~55 MB; no HDF5 file is validated here) a placeholder stands in during the import only,
-    and dirschema's HDF5 support stays off. It imports ``pydantic`` for pydantic 1's API:
-    pydantic 2's ``pydantic.v1`` stands in for it during the import.
+    The h5py placeholder and ``pydantic.v1`` stand in during the import only (h5py, its ``[h5]``
+    extra, is ~55 MB, and no HDF5 file is validated here: its HDF5 support stays off).
     """
     first_import = "dirschema.adapters" not in sys.modules
     placeholder = first_import and not importlib.util.find_spec("h5py")

@@ -210,7 +210,7 @@ def test_env_example_parses_like_compose_env_files() -> None:
     ("script", "signum", "marker"),
     [
         ("demo", signal.SIGTERM, "3/4 dubbing"),  # both services running
-        ("demo", signal.SIGINT, "1/4 starting"),  # Ctrl-C while sts-service starts
+        ("demo", signal.SIGINT, "2/4 starting"),  # Ctrl-C while sts-service starts
         ("demo", signal.SIGHUP, "3/4 dubbing"),  # the terminal was closed
         ("dev-local", signal.SIGTERM, "starting stream-worker"),  # both services running
         ("dev-local", signal.SIGINT, "sts-service   |"),  # Ctrl-C before stream-worker starts
