@@ -318,17 +318,11 @@ def test_outside_git_the_walk_reports_mutations(
 
 def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -> None:
     for name in (
-        ".env",
-        "apps/sts-service/.env.local",
-        "libs/shared-audio/shared_audio/__pycache__/x.pyc",
-        "libs/shared-audio/build/lib/x.py",
-        "libs/shared-audio/shared_audio.egg-info/PKG-INFO",
-        ".mypy_cache/x.json",
-        "apps/stream-worker/.coverage",
-        "apps/sts-service/.env.example",
-        "libs/shared-utils/tests/unit/sample.wav",
-        "libs/shared-utils/tests/unit/keep.wav",
-    ):
+        ".env apps/sts-service/.env.local libs/shared-audio/shared_audio/__pycache__/x.pyc "
+        "libs/shared-audio/build/lib/x.py libs/shared-audio/shared_audio.egg-info/PKG-INFO "
+        ".mypy_cache/x.json apps/stream-worker/.coverage apps/sts-service/.env.example "
+        "libs/shared-utils/tests/unit/sample.wav libs/shared-utils/tests/unit/keep.wav"
+    ).split():
         _touch(structure_copy / name)
     (structure_copy / "libs/shared-utils/.gitignore").write_text("*.wav\n!keep.wav\n")
     walked = set(tracked.walk_files(structure_copy))
