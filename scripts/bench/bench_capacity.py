@@ -293,8 +293,10 @@ def run_one_process(streams: int, layout: Layout) -> Round:
         time.sleep(0.5 if math.isnan(startup_wall) else 1.0)
     wall = time.monotonic() - started
     good = [s for s in summaries(log) if s.get("exit_code") == 0]
-    reasons = Counter(r for s in good for r, n in s["fallbacks"].items() for _ in range(int(n)))
-    if reasons:
+    reasons = sum(
+        (Counter({r: int(n) for r, n in s["fallbacks"].items()}) for s in good), Counter()
+    )
+    if reasons:  # a sum of Counters keeps the reasons that happened only
         print(f"capacity: one-process {streams}: fallbacks {dict(reasons)}", flush=True)
     return tally(
         streams, good, max(0.0, cpu_now - (0.0 if math.isnan(startup_cpu) else startup_cpu)),
