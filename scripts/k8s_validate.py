@@ -100,27 +100,23 @@ def main(argv: list[str] | None = None) -> int:
         SETTINGS.write_text(settings_text(), encoding="utf-8")
         print(f"k8s: wrote {SETTINGS.relative_to(REPO)} from .env.example")
         return 0
-    stale = settings_problem()
-    if stale:
-        print(f"k8s: {stale}", file=sys.stderr)
-    failed = bool(stale)
+    found = [stale] if (stale := settings_problem()) else []
     for overlay in overlays():
         where = overlay.relative_to(REPO)
         try:
             objects = render(overlay)
-            found = [
-                f"{where}: {problem}" for problem in problems(objects, args.kubernetes_version)
-            ]
         except ValueError as exc:
-            objects, found = [], [str(exc)]
-        for problem in found:
-            print(f"k8s: {problem}", file=sys.stderr)
-        if not found:
+            found.append(str(exc))
+            continue
+        if wrong := problems(objects, args.kubernetes_version):
+            found += [f"{where}: {problem}" for problem in wrong]
+        else:
             print(
                 f"k8s: {where}: {len(objects)} objects valid (Kubernetes {args.kubernetes_version})"
             )
-        failed = failed or bool(found)
-    return 1 if failed else 0
+    for problem in found:
+        print(f"k8s: {problem}", file=sys.stderr)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

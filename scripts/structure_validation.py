@@ -1,26 +1,178 @@
 """Validate the monorepo layout against its dirschema schema (`make validate-structure`).
 
-dirschema sees what git would track (monorepo/tracked.py), through the adapter and workarounds
-of monorepo/dirschema_compat.py. The command line is scripts/validate-structure.py.
+dirschema sees what git would track (monorepo/tracked.py). The command line is
+scripts/validate-structure.py. Every workaround dirschema 0.1.0 needs is here: it is the only
+release, and it is unmaintained:
+* it declares Requires-Python <3.11 but runs on 3.10-3.13, needs typer<0.10 and click<8.2
+  (its CLI crashes on 8.2), so it lives in the root tools env only, installed with --no-deps
+  --ignore-requires-python (monorepo/locks.py);
+* it is written for pydantic 1, while the tools env holds pydantic 2 (mypy's pydantic plugin
+  for every package runs there): during its import, ``pydantic`` names pydantic 2's bundled
+  ``pydantic.v1``, so dirschema's models are pydantic 1 models;
+* importing it raises NameError unless h5py is installed (a type hint): a placeholder module
+  stands in during the import;
+* it walks a directory with ``rglob("*")``: we hand it ``TrackedTree``, an adapter of its
+  ``IDirectory`` interface that lists only what git would track;
+* ``DSValidator.validate`` returns the errors (it does not raise) and needs a Path, not a str.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
+import importlib.util
+import io
+import json
 import sys
 import time
-from collections.abc import Sequence
+import types
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple, Protocol, cast
 
-from monorepo.dirschema_compat import (
-    DirschemaUnavailableError,
-    TrackedTree,
-    Validator,
-    load_validator,
-)
+from monorepo.tracked import git_files, walk_files
 
-__all__ = ["DirschemaUnavailableError", "TrackedTree", "Validator", "load_validator", "main"]
+INSTALL_HINT = "run `make install` at the repo root, then `make validate-structure`"
+
+
+class DirschemaUnavailableError(RuntimeError):
+    """dirschema cannot be imported or run by this interpreter; the message says what to do."""
+
+
+class ValidationError(Protocol):
+    """The part of ``dirschema.validate.DSValidationError`` this module reads."""
+
+    path: str
+    err: str | Mapping[str, Sequence[str]]
+
+
+class Validator(Protocol):
+    """The part of ``dirschema.validate.DSValidator`` this module uses."""
+
+    def validate(
+        self, root_path: object
+    ) -> Mapping[str, Mapping[tuple[str | int, ...], ValidationError]]:
+        """The errors found under ``root_path`` (empty when valid)."""
+
+
+def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
+    """``dirschema.adapters`` and ``dirschema.validate``, or DirschemaUnavailableError.
+
+    The h5py placeholder and ``pydantic.v1`` stand in during the import only (h5py, its ``[h5]``
+    extra, is ~55 MB, and no HDF5 file is validated here: its HDF5 support stays off).
+    """
+    first_import = "dirschema.adapters" not in sys.modules
+    placeholder = first_import and not importlib.util.find_spec("h5py")
+    pydantic_module = sys.modules.get("pydantic")
+    if placeholder:
+        stub = types.ModuleType("h5py", "Placeholder for dirschema's import-time annotation.")
+        stub.__dict__["File"] = type("File", (), {})  # what the annotation looks up
+        sys.modules["h5py"] = stub
+    try:
+        if first_import and importlib.util.find_spec("pydantic.v1"):
+            pydantic_module = importlib.import_module("pydantic")
+            sys.modules["pydantic"] = importlib.import_module("pydantic.v1")
+        adapters = importlib.import_module("dirschema.adapters")
+        validate = importlib.import_module("dirschema.validate")
+    except ImportError as exc:
+        raise DirschemaUnavailableError(
+            f"dirschema is not installed for {sys.executable} ({exc}): {INSTALL_HINT}"
+        ) from exc
+    except Exception as exc:  # a broken install or a missing pin: any import-time failure
+        try:
+            pydantic = importlib.metadata.version("pydantic")
+        except importlib.metadata.PackageNotFoundError:
+            pydantic = "none"
+        raise DirschemaUnavailableError(
+            f"dirschema 0.1.0 cannot run on {sys.executable} (Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}, pydantic {pydantic}): "
+            f"{type(exc).__name__}: {exc}. It needs pydantic<2 (or pydantic 2's pydantic.v1), "
+            f"typer<0.10 and click<8.2, "
+            f"which only the root tools environment (.venv) pins: {INSTALL_HINT}"
+        ) from exc
+    finally:
+        if pydantic_module is not None:
+            sys.modules["pydantic"] = pydantic_module
+        if placeholder:
+            sys.modules.pop("h5py", None)
+    if placeholder:
+        adapters.__dict__["_has_h5"] = False  # dirschema's HDF5 switch: keep HDF5 off
+    return adapters, validate
+
+
+class TrackedTree:
+    """dirschema's ``IDirectory`` over an explicit list of files below ``root``.
+
+    Folders are the parents of the listed files (git tracks no empty folder); nothing outside
+    the list exists for the schema, whatever lies on disk. ``source`` says how the list was
+    made (``"git"`` or ``"walk"``).
+    """
+
+    def __init__(self, root: Path, files: Iterable[str], source: str) -> None:
+        self.root, self.source, self.files = root, source, frozenset(files)
+        dirs: set[str] = {""}
+        for name in self.files:
+            parent = name.rpartition("/")[0]
+            while parent not in dirs:
+                dirs.add(parent)
+                parent = parent.rpartition("/")[0]
+        self.dirs = frozenset(dirs)
+
+    @classmethod
+    def for_path(cls, path: Path) -> TrackedTree:
+        """The files of ``path`` as git lists them in a checkout, else as a walk mimics it."""
+        files = git_files(path)
+        return cls(path, walk_files(path), "walk") if files is None else cls(path, files, "git")
+
+    def get_paths(self) -> list[str]:
+        """Every path to check: the root (``""``), each folder and each file, sorted."""
+        return sorted(self.dirs | self.files)
+
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a folder holding at least one listed file (or the root)."""
+        return path.rstrip("/") in self.dirs
+
+    def is_file(self, path: str) -> bool:
+        """Whether ``path`` is a listed file."""
+        return path in self.files
+
+    def open_file(self, path: str) -> IO[bytes] | None:
+        """A listed file's bytes, read into memory: dirschema never closes what it opens."""
+        try:
+            return io.BytesIO((self.root / path).read_bytes()) if path in self.files else None
+        except OSError:
+            return None
+
+    def decode_json(self, data: IO[bytes], path: str) -> object:
+        """A file's bytes as JSON, else YAML, as dirschema's own adapters do (None if neither)."""
+        raw = data.read()
+        try:
+            return cast(object, json.loads(raw))
+        except ValueError:
+            yaml = importlib.import_module("ruamel.yaml")
+            try:
+                return cast(object, yaml.YAML(typ="safe").load(io.BytesIO(raw)))
+            except Exception:  # ruamel's parser errors share no public base class
+                return None
+
+    def load_meta(self, path: str) -> object:
+        """A listed file as JSON/YAML metadata (None if unlisted or unparsable)."""
+        handle = self.open_file(path)
+        return None if handle is None else self.decode_json(handle, path)
+
+
+def load_validator(schema: Path) -> Validator:
+    """A validator for a dirschema schema file; ValueError if it is missing or invalid."""
+    adapters, validate = _import_dirschema()
+    adapters.IDirectory.register(TrackedTree)
+    if not schema.is_file():
+        raise ValueError(f"{schema}: schema file not found")
+    try:
+        return cast(Validator, validate.DSValidator(schema.resolve()))
+    except Exception as exc:  # pydantic/jsonref/ruamel errors: report them, naming the file
+        raise ValueError(f"{schema}: not a valid dirschema schema: {exc}") from exc
+
 
 DEFAULT_SCHEMA = Path(".schemas/monorepo-structure.yaml")  # relative to the repository
 

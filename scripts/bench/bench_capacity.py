@@ -23,21 +23,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections import Counter
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from dev_sample import write_sample  # noqa: E402  (scripts beside this one, not installed modules)
+from devproc import free_port, health  # noqa: E402  (likewise)
 
 STS_PYTHON = REPO / "apps" / "sts-service" / ".venv" / "bin" / "python"
 WORKER_PYTHON = REPO / "apps" / "stream-worker" / ".venv" / "bin" / "python"
@@ -69,14 +71,6 @@ class Round:
     wall_s: float
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now, on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -88,7 +82,7 @@ def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    return 0.0
+    return 0.0  # a process that has ended but not been reaped yet
 
 
 #: `--engines`: the real engines, with every other service setting at its default.
@@ -140,69 +134,106 @@ def write_speech(path: Path, seconds: float) -> Path:
 def start_service(port: int, engines: bool = False) -> subprocess.Popen[bytes]:
     """sts-service (echo, or the real engines) on 127.0.0.1:port; waits until it is healthy."""
     env = {**os.environ, "STS_PORT": str(port), "STS_HOST": "127.0.0.1", "STS_LOG_LEVEL": "WARNING"}
-    if engines:
-        env.update(REAL_ENGINES)
+    env.update(REAL_ENGINES if engines else {})
     # The bench measures the machine, not the 429 limits (in flight, and bodies arriving at
     # once: N streams started together send N bodies in the same instant).
-    env["STS_MAX_INFLIGHT"] = "1024"
-    env["STS_MAX_RECEIVING"] = "1024"
+    env.update(STS_MAX_INFLIGHT="1024", STS_MAX_RECEIVING="1024")
     service = subprocess.Popen(
         [str(STS_PYTHON), "-m", "sts_service"], env=env, stdout=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 180  # the real engines load their models first
     while time.monotonic() < deadline:
-        try:
-            url = f"http://127.0.0.1:{port}/v1/health"
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if json.loads(answer.read())["status"] == "healthy":
-                    return service
-        except OSError:
-            pass
+        if (health(f"http://127.0.0.1:{port}", 2.0) or {}).get("status") == "healthy":
+            return service
         time.sleep(0.3)
     service.kill()
     raise SystemExit("capacity: sts-service did not become healthy within 180 s")
 
 
-def segmenter_options(segmenter: str) -> list[str]:
-    """The worker's segmenter flags: fixed 6 s cuts, or the default pause cuts as they are."""
-    if segmenter == "fixed":
-        return ["--segmenter", "fixed", "--segment-ms", str(SEGMENT_MS)]
-    return ["--segmenter", segmenter]
+@dataclass
+class Layout:
+    """What one round runs: N streams of `sample` against the service on `port`."""
+
+    port: int
+    service_pid: int
+    sample: Path
+    work: Path
+    segmenter: str
+    stagger_s: float
+
+    def worker_env(self, level: str = "WARNING") -> dict[str, str]:
+        """This environment without WORKER_ variables, at log level `level`, in JSON."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKER_")}
+        return {**env, "WORKER_LOG_LEVEL": level, "WORKER_LOG_FORMAT": "json"}
+
+    def start(
+        self, command: list[str], log: Path, level: str = "WARNING"
+    ) -> subprocess.Popen[bytes]:
+        """A worker process, its output (the summary line, any error) in `log`."""
+        command = [str(WORKER_PYTHON), "-m", "stream_worker", *command, "--progress", "never"]
+        command += ["--sts-url", f"http://127.0.0.1:{self.port}"]
+        with open(log, "wb") as out:
+            return subprocess.Popen(
+                command, env=self.worker_env(level), stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def streams_file(self, path: Path, streams: int) -> Path:
+        """The --streams file of one round: N live streams of the sample (rewritten in place)."""
+        fixed = f"segment_ms = {SEGMENT_MS}\n" if self.segmenter == "fixed" else ""
+        lines = [f'[defaults]\nrealtime = true\nsegmenter = "{self.segmenter}"\n{fixed}']
+        lines += [
+            f'[[stream]]\nid = "capacity-{index}"\ninput = "{self.sample}"\n'
+            f'output = "{self.work / f"one-{index}.wav"}"\nsource_lang = "en"\ntarget_lang = "es"\n'
+            for index in range(streams)
+        ]
+        scratch = path.with_suffix(".new")
+        scratch.write_text("\n".join(lines), encoding="utf-8")
+        scratch.replace(path)  # atomic: a SIGHUP never reads half a file
+        return path
 
 
-def worker_env() -> dict[str, str]:
-    """The environment of a worker: this one without WORKER_ variables, quiet logs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKER_")}
-    env["WORKER_LOG_LEVEL"] = "WARNING"
-    return env
+def summaries(log: Path) -> list[dict[str, Any]]:
+    """The summary lines a worker logged (JSON), one per stream it ran."""
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"event":"summary"')]
 
 
-def run_round(
-    streams: int,
-    port: int,
-    service_pid: int,
-    sample: Path,
-    work: Path,
-    segmenter: str,
-    stagger_s: float = 0.0,
+def running_streams(log: Path) -> int:
+    """How many streams logged the state `running` so far (JSON log lines of one process)."""
+    with contextlib.suppress(OSError):
+        return log.read_text(encoding="utf-8", errors="replace").count('"state": "running"')
+    return 0
+
+
+def tally(
+    streams: int, good: list[dict[str, Any]], worker_cpu: float, service_cpu: float, **rest: float
 ) -> Round:
-    """N workers against the running service, started at once or spread over `stagger_s`."""
-    env = worker_env()
-    service_cpu_before = cpu_seconds(service_pid)
+    """A Round from the summaries of the streams that ended well, and what was measured."""
+    audio_s = sum(float(s["audio_s"]) for s in good)
+    per_stream_audio_s = max(audio_s / max(1, len(good)), 1e-9)
+    p95s = [s["latency_ms"]["round_trip"]["p95"] for s in good]
+    return Round(
+        streams=streams,
+        fallbacks=sum(int(s["segments"]["fallback"]) for s in good),
+        failed_workers=streams - len(good),
+        round_trip_p95_ms=max((float(p) for p in p95s if p is not None), default=float("nan")),
+        worker_cpu_per_stream=worker_cpu / max(audio_s, 1e-9),
+        service_cpu_per_stream=service_cpu / max(1, streams) / per_stream_audio_s,
+        **rest,
+    )
+
+
+def run_per_process(streams: int, layout: Layout) -> Round:
+    """N workers against the running service, started at once or spread over its stagger."""
+    service_cpu_before = cpu_seconds(layout.service_pid)
     started = time.monotonic()
     workers = []
     for index in range(streams):
-        summary = work / f"summary-{streams}-{index}.json"
-        command = [str(WORKER_PYTHON), "-m", "stream_worker", "--realtime", "--progress", "never"]
-        command += ["--input", str(sample), "--output", str(work / f"out-{index}.wav")]
-        command += ["--sts-url", f"http://127.0.0.1:{port}", *segmenter_options(segmenter)]
-        command += ["--stream-id", f"capacity-{index}", "--summary-json", str(summary)]
-        # The summary line and any error go to a log per worker, not over the report.
-        with open(work / f"worker-{streams}-{index}.log", "wb") as log:
-            worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        workers.append((worker, summary))
-        if stagger_s:
-            time.sleep(stagger_s / streams)
+        log = layout.work / f"worker-{streams}-{index}.log"
+        command = ["--realtime", "--input", str(layout.sample), "--stream-id", f"capacity-{index}"]
+        command += ["--output", str(layout.work / f"out-{index}.wav")]
+        workers.append((layout.start([*command, *segmenter_options(layout.segmenter)], log), log))
+        time.sleep(layout.stagger_s / streams)
     peak_rss = 0.0
     cpu_total: dict[int, float] = {}
     while any(worker.poll() is None for worker, _ in workers):
@@ -213,158 +244,78 @@ def run_round(
                     cpu_total[worker.pid] = cpu_seconds(worker.pid)
         time.sleep(1.0)
     wall = time.monotonic() - started
-    service_cpu = cpu_seconds(service_pid) - service_cpu_before
-    fallbacks = failed = 0
-    worker_cpu = startup_cpu = 0.0
-    round_trips: list[float] = []
-    audio_s = 0.0
-    for worker, summary in workers:
-        if worker.returncode != 0 or not summary.exists():
-            failed += 1
-            continue
-        data = json.loads(summary.read_text())
-        fallbacks += int(data["segments"]["fallback"])
-        worker_cpu += float(data["cpu_s"])
-        # The summary's cpu_s is the run's; the rest of the process's (last sample) is start-up.
-        startup_cpu += max(0.0, cpu_total.get(worker.pid, 0.0) - float(data["cpu_s"]))
-        audio_s += float(data["audio_s"])
-        p95 = data["latency_ms"]["round_trip"]["p95"]
-        if p95 is not None:
-            round_trips.append(float(p95))
-    per_stream_audio = audio_s / max(1, streams - failed)
-    return Round(
-        streams=streams,
-        fallbacks=fallbacks,
-        failed_workers=failed,
-        round_trip_p95_ms=max(round_trips, default=float("nan")),
-        worker_cpu_per_stream=worker_cpu / max(audio_s, 1e-9),
-        service_cpu_per_stream=service_cpu / max(1, streams) / max(per_stream_audio, 1e-9),
-        worker_rss_mb=peak_rss,
-        startup_cpu_s=startup_cpu,
-        startup_wall_s=float("nan"),
-        wall_s=wall,
-    )
+    good = [(w, s) for w, log in workers if w.returncode == 0 for s in summaries(log)[-1:]]
+    run_cpu = sum(float(s["cpu_s"]) for _, s in good)
+    # The summary's cpu_s is the run's; the rest of the process's (last sample) is start-up.
+    startup = sum(max(0.0, cpu_total.get(w.pid, 0.0) - float(s["cpu_s"])) for w, s in good)
+    return tally(
+        streams, [s for _, s in good], run_cpu,
+        cpu_seconds(layout.service_pid) - service_cpu_before,
+        worker_rss_mb=peak_rss, startup_cpu_s=startup, startup_wall_s=float("nan"), wall_s=wall,
+    )  # fmt: skip
 
 
-def streams_file(path: Path, streams: int, sample: Path, work: Path, segmenter: str) -> Path:
-    """The --streams file of one round: N live streams of `sample` (rewritten in place)."""
-    fixed = f"segment_ms = {SEGMENT_MS}\n" if segmenter == "fixed" else ""
-    lines = [f'[defaults]\nrealtime = true\nsegmenter = "{segmenter}"\n{fixed}']
-    for index in range(streams):
-        lines.append(
-            f'[[stream]]\nid = "capacity-{index}"\ninput = "{sample}"\n'
-            f'output = "{work / f"one-{index}.wav"}"\nsource_lang = "en"\ntarget_lang = "es"\n'
-        )
-    scratch = path.with_suffix(".new")
-    scratch.write_text("\n".join(lines), encoding="utf-8")
-    scratch.replace(path)  # atomic: a SIGHUP never reads half a file
-    return path
+def segmenter_options(segmenter: str) -> list[str]:
+    """The worker's segmenter flags: fixed 6 s cuts, or the default pause cuts as they are."""
+    fixed = ["--segment-ms", str(SEGMENT_MS)] if segmenter == "fixed" else []
+    return ["--segmenter", segmenter, *fixed]
 
 
-def run_one_process(
-    streams: int,
-    port: int,
-    service_pid: int,
-    sample: Path,
-    work: Path,
-    segmenter: str,
-    stagger_s: float = 0.0,
-) -> Round:
+def run_one_process(streams: int, layout: Layout) -> Round:
     """One `stream-worker --streams` process running N streams; waits for it.
 
-    With `stagger_s`, the streams are added over that time in steps (file rewritten, then
+    With a stagger, the streams are added over that time in steps (file rewritten, then
     SIGHUP), as channels join a running worker, so their segments do not all end at once.
     """
-    env = worker_env()
-    env["WORKER_LOG_LEVEL"] = "INFO"  # the state lines tell when every stream runs
-    env["WORKER_LOG_FORMAT"] = "json"
-    steps = min(streams, STAGGER_STEPS) if stagger_s else 1
+    steps = min(streams, STAGGER_STEPS) if layout.stagger_s else 1
     first = streams if steps == 1 else max(1, streams // steps)
-    config = streams_file(work / f"streams-{streams}.toml", first, sample, work, segmenter)
-    command = [str(WORKER_PYTHON), "-m", "stream_worker", "--streams", str(config)]
-    command += ["--sts-url", f"http://127.0.0.1:{port}", "--progress", "never"]
-    log_path = work / f"one-process-{streams}.log"
-    service_cpu_before = cpu_seconds(service_pid)
+    config = layout.streams_file(layout.work / f"streams-{streams}.toml", first)
+    log = layout.work / f"one-process-{streams}.log"
+    service_cpu_before = cpu_seconds(layout.service_pid)
     started = time.monotonic()
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = layout.start(["--streams", str(config)], log, "INFO")  # INFO: the state lines
     peak_rss = cpu_now = 0.0
     startup_cpu = startup_wall = float("nan")
     if steps > 1:  # the first streams run (SIGHUP is handled from then on); add the others
-        while worker.poll() is None and _count_state(log_path, "running") < first:
+        while worker.poll() is None and running_streams(log) < first:
             time.sleep(0.1)
         for step in range(2, steps + 1):
-            time.sleep(stagger_s / steps)
-            streams_file(config, streams * step // steps, sample, work, segmenter)
+            time.sleep(layout.stagger_s / steps)
+            layout.streams_file(config, streams * step // steps)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGHUP)
     while worker.poll() is None:
         with contextlib.suppress(OSError):
             peak_rss = max(peak_rss, rss_mb(worker.pid))
             cpu_now = cpu_seconds(worker.pid)
-        if startup_wall != startup_wall and _count_state(log_path, "running") >= streams:
+        if math.isnan(startup_wall) and running_streams(log) >= streams:
             startup_wall, startup_cpu = time.monotonic() - started, cpu_now
-        time.sleep(0.5 if startup_wall != startup_wall else 1.0)
+        time.sleep(0.5 if math.isnan(startup_wall) else 1.0)
     wall = time.monotonic() - started
-    service_cpu = cpu_seconds(service_pid) - service_cpu_before
-    summaries = [
-        json.loads(line)
-        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        if line.startswith('{"event":"summary"')
-    ]
-    good = [s for s in summaries if s.get("exit_code") == 0]
-    audio_s = sum(float(s["audio_s"]) for s in good)
-    fallbacks = sum(int(s["segments"]["fallback"]) for s in good)
-    reasons: dict[str, int] = {}
-    for summary in good:
-        for reason, count in summary["fallbacks"].items():
-            reasons[reason] = reasons.get(reason, 0) + int(count)
-    if fallbacks:
-        print(f"capacity: one-process {streams}: fallbacks {reasons}", flush=True)
-    p95s = [s["latency_ms"]["round_trip"]["p95"] for s in good]
-    per_stream_audio = audio_s / max(1, len(good))
-    run_cpu = max(0.0, cpu_now - (startup_cpu if startup_cpu == startup_cpu else 0.0))
-    return Round(
-        streams=streams,
-        fallbacks=fallbacks,
-        failed_workers=streams - len(good),
-        round_trip_p95_ms=max((float(p) for p in p95s if p is not None), default=float("nan")),
-        worker_cpu_per_stream=run_cpu / max(audio_s, 1e-9),
-        service_cpu_per_stream=service_cpu / max(1, streams) / max(per_stream_audio, 1e-9),
-        worker_rss_mb=peak_rss,
-        startup_cpu_s=startup_cpu,
-        startup_wall_s=startup_wall,
-        wall_s=wall,
+    good = [s for s in summaries(log) if s.get("exit_code") == 0]
+    reasons = sum(
+        (Counter({r: int(n) for r, n in s["fallbacks"].items()}) for s in good), Counter()
     )
+    if reasons:  # a sum of Counters keeps the reasons that happened only
+        print(f"capacity: one-process {streams}: fallbacks {dict(reasons)}", flush=True)
+    return tally(
+        streams, good, max(0.0, cpu_now - (0.0 if math.isnan(startup_cpu) else startup_cpu)),
+        cpu_seconds(layout.service_pid) - service_cpu_before,
+        worker_rss_mb=peak_rss, startup_cpu_s=startup_cpu, startup_wall_s=startup_wall,
+        wall_s=wall,
+    )  # fmt: skip
 
 
-def _count_state(log_path: Path, state: str) -> int:
-    """How many streams logged `state` so far (JSON log lines of the one process)."""
-    needle = f'"state": "{state}"'
-    with contextlib.suppress(OSError):
-        return log_path.read_text(encoding="utf-8", errors="replace").count(needle)
-    return 0
-
-
-def sweep(
-    layout: str,
-    counts: list[int],
-    port: int,
-    service_pid: int,
-    sample: Path,
-    work: Path,
-    segmenter: str,
-    stagger_s: float,
-) -> list[Round]:
+def sweep(name: str, counts: list[int], layout: Layout) -> list[Round]:
     """One layout's rounds, until one does not keep up."""
     rounds: list[Round] = []
-    run = run_round if layout == "per-process" else run_one_process
+    run = run_per_process if name == "per-process" else run_one_process
     for streams in counts:
-        result = run(streams, port, service_pid, sample, work, segmenter, stagger_s)
-        print(ROW.format(layout, *astuple(result)), flush=True)
+        result = run(streams, layout)
+        print(ROW.format(name, *astuple(result)), flush=True)
         rounds.append(result)
         if result.fallbacks or result.failed_workers:
-            print(f"capacity: {layout}: {streams} streams did not keep up; its sweep stops here")
+            print(f"capacity: {name}: {streams} streams did not keep up; its sweep stops here")
             break
     return rounds
 
@@ -452,23 +403,15 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(scratch)
             make_input = write_speech if args.engines else write_sample
             sample = make_input(work / "sample.wav", args.seconds)
-            for layout in layouts:
-                stagger_s = SEGMENT_MS / 1000 if args.stagger else 0.0
-                results[layout] = sweep(
-                    layout,
-                    counts[layout],
-                    port,
-                    service.pid,
-                    sample,
-                    work,
-                    args.segmenter,
-                    stagger_s,
-                )
+            stagger_s = SEGMENT_MS / 1000 if args.stagger else 0.0
+            layout = Layout(port, service.pid, sample, work, args.segmenter, stagger_s)
+            for name in layouts:
+                results[name] = sweep(name, counts[name], layout)
     finally:
         service.terminate()
         service.wait(timeout=30)
-    for layout, rounds in results.items():
-        verdict(layout, rounds)
+    for name, rounds in results.items():
+        verdict(name, rounds)
     return 0
 
 

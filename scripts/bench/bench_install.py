@@ -29,12 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from monorepo.locks import LockSpec, lock_path, minor_of, package_spec  # noqa: E402  (beside this script)
+from monorepo.locks import lock_path, minor_of, package_spec  # noqa: E402  (beside this script)
 from monorepo.packages import discover, local_deps  # noqa: E402
 from monorepo.venvs import interpreter_identity  # noqa: E402
 
@@ -42,24 +43,12 @@ from monorepo.venvs import interpreter_identity  # noqa: E402
 OUTER_MAKE = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PYTHON", "SLOW", "SINCE", "LOCKED", "ENGINES"}
 
 
-def copy_repo(target: Path) -> None:
-    """Clone the repo's last commit: no venvs, and the history the scaffold's tests need."""
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True)
-
-
-def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
-    """Seconds a command took; raises if it fails."""
-    return timed_output(command, cwd, env)[0]
-
-
-def timed_output(
-    command: list[str], cwd: Path, env: dict[str, str] | None = None
-) -> tuple[float, str]:
+def timed(command: list[str], cwd: Path) -> tuple[float, str]:
     """Seconds a command took, and its output; raises if it fails."""
     started = time.perf_counter()
     done = subprocess.run(
         command, cwd=cwd, check=False,
-        env={**{k: v for k, v in os.environ.items() if k not in OUTER_MAKE}, **(env or {})},
+        env={k: v for k, v in os.environ.items() if k not in OUTER_MAKE},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     if done.returncode != 0:
@@ -67,14 +56,13 @@ def timed_output(
     return time.perf_counter() - started, done.stdout
 
 
+def took(command: list[str], cwd: Path) -> float:
+    """Seconds a command took; raises if it fails."""
+    return timed(command, cwd)[0]
+
+
 # The installer's summary line: "installed NAME in 12.3 s: venv 0.1 s, lock 10.2 s, ..."
 INSTALLED = re.compile(r"^installed (\S+) in ([\d.]+) s: (.*?) \(", re.MULTILINE)
-
-
-def where_time_goes(output: str) -> list[str]:
-    """One line per venv a make install built: its total and its steps."""
-    return [f"{name:<20} {float(total):6.1f} s  ({steps})" for name, total, steps in
-            INSTALLED.findall(output)]  # fmt: skip
 
 
 def package_venvs(root: Path) -> None:
@@ -91,68 +79,58 @@ def naive_loop(root: Path, python: str) -> float:
         venv = package.path / ".venv"
         pip = str(venv / "bin" / "pip")
         editables = [arg for dep in local_deps(package, packages) for arg in ("-e", str(dep.path))]
-        timed([python, "-m", "venv", str(venv)], root)
-        timed([pip, "install", "-q", "--upgrade", "pip", "setuptools", "wheel"], root)
-        timed([pip, "install", "-q", *editables, "-e", f"{package.path}[dev]"], root)
+        took([python, "-m", "venv", str(venv)], root)
+        took([pip, "install", "-q", "--upgrade", "pip", "setuptools", "wheel"], root)
+        took([pip, "install", "-q", *editables, "-e", f"{package.path}[dev]"], root)
     return time.perf_counter() - started
 
 
-def locked_specs(root: Path, python: str) -> list[tuple[LockSpec, Path]] | None:
-    """Each package's install spec and its lock for `python`'s minor; None if one is missing."""
+def locked_install(
+    root: Path, python: str, new_venv: list[str], install: Callable[[Path], list[str]], *flags: str
+) -> float | None:
+    """Each package's lock, then its local paths (with `flags`), into fresh venvs, serially.
+
+    `new_venv` + a folder makes a venv, `install(venv python)` installs into it. None when a
+    package has no lock for `python`'s minor.
+    """
     minor = minor_of(interpreter_identity(python))
     packages = discover(root)
-    locked = []
-    for package in packages.values():
-        spec = package_spec(package, packages)
-        lock = root / lock_path(spec.lock_name, minor).relative_to(REPO)
-        if not lock.exists():
-            return None
-        locked.append((spec, lock))
-    return locked
+    specs = [package_spec(package, packages) for package in packages.values()]
+    locks = [root / lock_path(spec.lock_name, minor).relative_to(REPO) for spec in specs]
+    if not all(lock.exists() for lock in locks):
+        return None
+    started = time.perf_counter()
+    for spec, lock in zip(specs, locks, strict=True):
+        took([*new_venv, str(spec.venv)], root)
+        into = install(spec.venv / "bin" / "python")
+        took([*into, "--no-deps", "--require-hashes", "-r", str(lock)], root)
+        editables = [arg for path, extras in spec.editables for arg in ("-e", f"{path}{extras}")]
+        took([*into, "--no-deps", *flags, *editables], root)
+    return time.perf_counter() - started
 
 
 def uv_locked(root: Path, python: str, scratch: Path) -> float | None:
-    """`uv venv` + `uv pip install` of each package's lock and local paths; None without a lock."""
-    uv_env = scratch / "uv-tool"
-    timed([python, "-m", "venv", str(uv_env)], root)
-    timed([str(uv_env / "bin" / "pip"), "install", "-q", "uv"], root)
-    uv = str(uv_env / "bin" / "uv")
-    locked = locked_specs(root, python)
-    if locked is None:
-        return None
-    started = time.perf_counter()
-    for spec, lock in locked:
-        venv = spec.venv
-        timed([uv, "venv", "-q", "--python", python, str(venv)], root)
-        target = ["--python", str(venv / "bin" / "python")]
-        timed(
-            [uv, "pip", "install", "-q", *target, "--no-deps", "--require-hashes", "-r", str(lock)],
-            root,
-        )
-        editables = [arg for path, extras in spec.editables for arg in ("-e", f"{path}{extras}")]
-        timed([uv, "pip", "install", "-q", *target, "--no-deps", *editables], root)
-    return time.perf_counter() - started
+    """`uv venv` + `uv pip install` of the locked set (uv in a throwaway venv of its own)."""
+    took([python, "-m", "venv", str(scratch / "uv-tool")], root)
+    took([str(scratch / "uv-tool" / "bin" / "pip"), "install", "-q", "uv"], root)
+    uv = str(scratch / "uv-tool" / "bin" / "uv")
+    return locked_install(
+        root, python, [uv, "venv", "-q", "--python", python],
+        lambda venv: [uv, "pip", "install", "-q", "--python", str(venv)],
+    )  # fmt: skip
 
 
 def pip_locked(root: Path, python: str) -> float | None:
-    """Bare pip on the locked set of `uv_locked`, one package after another; None without a lock.
+    """Bare pip on the same locked set, with every shortcut pip has: its floor here.
 
-    The fastest pip call there is: no pip in the venv, no byte-compiling, no resolver, no
-    build isolation. What pip cannot go below here.
+    No pip in the venv, no byte-compiling, no resolver, no build isolation.
     """
     pip = [str(root / ".venv" / "bin" / "python"), "-m", "pip"]
-    locked = locked_specs(root, python)
-    if locked is None:
-        return None
-    started = time.perf_counter()
-    for spec, lock in locked:
-        venv = spec.venv
-        timed([python, "-m", "venv", "--without-pip", str(venv)], root)
-        fast = [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile"]
-        timed([*fast, "--no-deps", "--require-hashes", "-r", str(lock)], root)
-        editables = [arg for path, extras in spec.editables for arg in ("-e", f"{path}{extras}")]
-        timed([*fast, "--no-deps", "--no-build-isolation", *editables], root)
-    return time.perf_counter() - started
+    return locked_install(
+        root, python, [python, "-m", "venv", "--without-pip"],
+        lambda venv: [*pip, "--python", str(venv), "install", "-q", "--no-compile"],
+        "--no-build-isolation",
+    )  # fmt: skip
 
 
 def main() -> int:
@@ -166,14 +144,13 @@ def main() -> int:
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
         ours, theirs = Path(tmp) / "ours", Path(tmp) / "naive"
-        copy_repo(ours)
-        copy_repo(theirs)
-        timed([*make, "tools"], ours)  # the tools env is not part of the comparison
-        cold, output = timed_output([*make, "install"], ours)
+        for copy in (ours, theirs):  # no venvs, and the history the scaffold's tests need
+            subprocess.run(["git", "clone", "--quiet", str(REPO), str(copy)], check=True)
+        took([*make, "tools"], ours)  # the tools env is not part of the comparison
+        cold, output = timed([*make, "install"], ours)
         rows.append(("make install, cold (packages, locked)", cold))
-        breakdown = where_time_goes(output)
         # The median of five: one run of a ~50 ms command is mostly the machine's noise.
-        noops = sorted(timed(["make", "install"], ours) for _ in range(5))
+        noops = sorted(took(["make", "install"], ours) for _ in range(5))
         rows.append(("make install, nothing changed (median of 5)", noops[2]))
         package_venvs(ours)
         uv = uv_locked(ours, python, Path(tmp))
@@ -185,17 +162,17 @@ def main() -> int:
             rows.append(("bare pip, same locked set, serial (pip's floor)", floor))
         rows.append(("naive serial loop (reference)", naive_loop(theirs, python)))
         if not args.skip_tests:
-            timed([*make, "install"], ours)
-            rows.append(("make test (fast loop)", timed([*make, "test"], ours)))
-            rows.append(("make test-all (SLOW=1, what CI adds)", timed([*make, "test-all"], ours)))
+            took([*make, "install"], ours)
+            rows.append(("make test (fast loop)", took([*make, "test"], ours)))
+            rows.append(("make test-all (SLOW=1, what CI adds)", took([*make, "test-all"], ours)))
     width = max(len(name) for name, _ in rows)
     print(f"install and test-loop benchmark (PYTHON={args.python or ''}; warm pip cache; one run)")
     for name, seconds in rows:
         print(f"  {name:<{width}}  {seconds:8.2f} s")
     jobs = os.environ.get("JOBS") or os.cpu_count()
     print(f"  where the cold install's time goes (package venvs side by side, JOBS={jobs}):")
-    for line in breakdown:
-        print(f"    {line}")
+    for name, total, steps in INSTALLED.findall(output):
+        print(f"    {name:<20} {float(total):6.1f} s  ({steps})")
     figures = dict(rows)
     cold = figures["make install, cold (packages, locked)"]
     if uv is not None:

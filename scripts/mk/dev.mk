@@ -61,4 +61,4 @@ install-engines-system: ## (needs root) apt-get install Apertium with every lang
 	@bash scripts/install_engines_system.sh
 
 demo-dub: $(TOOLS_STAMP) ## Dub an English bulletin into Spanish speech with the real engines (needs ENGINES=1 install)
-	@$(TOOLS_PY) scripts/demo_dub.py $(DEMO_DUB_ARGS)
+	@$(TOOLS_PY) scripts/demo.py --engines $(DEMO_DUB_ARGS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monorepo.locks import drift, tools_version_drift
+from monorepo.locks import drift
 from monorepo.packages import ROOT, Package, WorkspaceError, load_toml, local_deps
 
 # Tool configuration lives only in the root pyproject.toml: mypy and ruff do not merge a
@@ -83,7 +83,6 @@ def check(packages: dict[str, Package]) -> list[str]:
         if (ROOT / name).exists()
     ]
     errors, notes = drift(packages)
-    errors += tools_version_drift(packages)
     for note in notes:
         print(f"note: {note}")
     return problems + errors

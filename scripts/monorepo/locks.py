@@ -116,23 +116,32 @@ def all_specs(packages: dict[str, Package]) -> list[LockSpec]:
     return specs
 
 
-def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
-    """(errors, notes): locks compiled from other dependency lists; venvs not locked yet.
+#: Run from the tools env against every package (mypy's pydantic plugin): the version that runs
+#: must be the version each package imports.
+SHARED_WITH_TOOLS = ("pydantic",)
 
-    A package with no lock yet (one `make new-lib` just made) is a note, not an error, and so
-    is a lock that is stale only because it holds such a package (docs/.venv holds them all):
-    a generated package passes every loop before anyone runs `make lock`.
+
+def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
+    """(errors, notes): stale locks, SHARED_WITH_TOOLS drift, venvs not locked yet.
+
+    An error: a lock compiled from other dependency lists, or one pinning a SHARED_WITH_TOOLS
+    distribution at another version than the tools lock. A package with no lock yet (one
+    `make new-lib` just made) is a note, and so is a lock that is stale only because it holds
+    such a package (docs/.venv holds them all): a generated package passes every loop before
+    anyone runs `make lock`.
     """
     errors: list[str] = []
     notes: list[str] = []
+    specs = all_specs(packages)
     for folder in sorted(LOCKS.glob("py3.*")):
         minor = folder.name.removeprefix("py")
-        specs = all_specs(packages)
         unlocked = [s for s in specs if not lock_path(s.lock_name, minor).exists()]
         # Packages whose own lock is missing: new ones ("name.extra", an extra's lock, does not
         # count: a package with a new extra is not new).
         new = {s.venv.parent for s in unlocked if s.name[:5] in ("apps/", "libs/")}
         new -= {s.venv.parent for s in unlocked if "." in s.lock_name}
+        tools_lock = lock_path(tools_spec().lock_name, minor)
+        tools_pins = pins(tools_lock.read_text()) if tools_lock.exists() else {}
         for spec in specs:
             lock = lock_path(spec.lock_name, minor)
             rel = lock.relative_to(ROOT)
@@ -140,37 +149,19 @@ def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
                 notes.append(
                     f"{rel}: not locked yet ({spec.name} resolves freely); run `make lock`"
                 )
-            elif not locked_pins_current(spec, lock):
+                continue
+            if not locked_pins_current(spec, lock):
                 problem = f"{rel}: {spec.name}'s pyproject dependencies changed since this lock "
                 stale_by_new = any(path in new for path, _ in spec.editables)
                 (notes if stale_by_new else errors).append(problem + "was made: run `make lock`")
+            locked = pins(lock.read_text())
+            errors += [
+                f"{rel}: {name} {locked[name]}, but the tools env (whose mypy plugin checks this "
+                f"package) has {tools_pins.get(name)}: run `make lock-upgrade`"
+                for name in SHARED_WITH_TOOLS
+                if tools_pins and name in locked and locked[name] != tools_pins.get(name)
+            ]
     return errors, notes
-
-
-#: Run from the tools env against every package (mypy's pydantic plugin): the version that runs
-#: must be the version each package imports.
-SHARED_WITH_TOOLS = ("pydantic",)
-
-
-def tools_version_drift(packages: dict[str, Package]) -> list[str]:
-    """Locks pinning a SHARED_WITH_TOOLS distribution at another version than the tools lock."""
-    errors = []
-    for folder in sorted(LOCKS.glob("py3.*")):
-        tools_lock = lock_path(tools_spec().lock_name, folder.name.removeprefix("py"))
-        if not tools_lock.exists():
-            continue
-        tools_pins = pins(tools_lock.read_text())
-        for spec in all_specs(packages)[1:]:
-            lock = lock_path(spec.lock_name, folder.name.removeprefix("py"))
-            locked = pins(lock.read_text()) if lock.exists() else {}
-            for name in SHARED_WITH_TOOLS:
-                if name in locked and locked[name] != tools_pins.get(name):
-                    errors.append(
-                        f"{lock.relative_to(ROOT)}: {name} {locked[name]}, but the tools env "
-                        f"(whose mypy plugin checks this package) has {tools_pins.get(name)}: "
-                        "run `make lock-upgrade`"
-                    )
-    return errors
 
 
 def pins(text: str) -> dict[str, str]:

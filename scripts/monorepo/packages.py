@@ -57,7 +57,6 @@ class Package:
     kind: str  # "apps" or "libs"
     requirements: tuple[str, ...]  # runtime dependencies + every extra
     extras: tuple[str, ...]  # optional-dependency groups other than dev (e.g. "engines")
-    build_requires: tuple[str, ...]
 
     @property
     def rel(self) -> str:
@@ -87,7 +86,6 @@ def read_package(pyproject: Path, root: Path = ROOT) -> Package:
             *(r for group in optional.values() for r in group),
         ),
         extras=tuple(sorted(name for name in optional if name != "dev")),
-        build_requires=tuple(data.get("build-system", {}).get("requires", [])),
     )
 
 

@@ -69,16 +69,26 @@ def git(repo: Path, *args: str) -> Result:
     return run(["git", *config, "-c", "init.defaultBranch=main", *args], cwd=repo)
 
 
-def copy_tracked_tree(target: Path, source: Path = REPO, *, commit: bool = False) -> None:
-    """Copy what git would track in `source` (no venvs, caches or build outputs) to `target`,
-    as a git repository with every file added (and committed, with `commit`)."""
+def commit_all(root: Path, tag: str = "") -> None:
+    """Make `root` a git repository with every file committed (and tagged `tag`)."""
+    steps = [["init", "-q", "--template="], ["add", "-A"], ["commit", "-qnm", "copy"]]
+    for step in steps + ([["tag", tag]] if tag else []):  # --template=: no sample hooks, faster
+        done = git(root, *step)
+        assert done.returncode == 0, done.output
+
+
+def restore(repo: Path, ref: str = "HEAD", clean: str = "-fdq") -> None:
+    """Put a git copy back as committed at `ref`: changes undone, new files removed."""
+    for step in (["reset", "-q", "--hard", ref], ["clean", clean]):
+        done = git(repo, *step)
+        assert done.returncode == 0, done.output
+
+
+def copy_tracked_tree(target: Path, source: Path = REPO) -> None:
+    """Copy what git would track in `source` (no venvs, caches or build outputs) to `target`."""
     for name in git_files(source) or []:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, target / name)
-    steps = [["init", "-q", "--template="], ["add", "-A"]]  # no sample hooks: faster copies
-    for step in steps + ([["commit", "-q", "--no-verify", "-m", "copy"]] if commit else []):
-        done = git(target, *step)
-        assert done.returncode == 0, done.output
 
 
 @functools.cache

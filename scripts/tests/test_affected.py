@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, git, run
+from scaffold import REPO, commit_all, run
 
 # folder: local dependencies
 PACKAGES = {"libs/base": [], "libs/mid": ["base"], "apps/front": ["mid"], "apps/solo": []}
@@ -27,8 +27,7 @@ def history(tmp_path: Path) -> Path:
         (root / folder / "pyproject.toml").write_text(
             f'[project]\nname = "{name}"\nversion = "0.1.0"\ndependencies = {deps}\n'
         )
-    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "start"], ["tag", "start"]):
-        assert git(root, *step).returncode == 0
+    commit_all(root, tag="start")
     return root
 
 

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import wave
 from collections.abc import Callable
@@ -21,12 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scaffold import REPO, outside_make_env, package_venv_python, run
-
-sys.path.insert(0, str(REPO / "scripts"))  # the dev scripts are plain modules (stdlib only)
-
 from dev_sample import write_sample
 from devproc import STOP_SIGNALS, free_port, health, json_records, port_is_free, read_env_file
+from scaffold import REPO, outside_make_env, package_venv_python, run
 
 pytestmark = pytest.mark.slow
 
@@ -70,31 +66,21 @@ def _stop_signals_at_default() -> None:
 
 
 def _signal_when(
-    command: list[str], env: dict[str, str], ready: Callable[[list[str]], bool], signum: int
+    command: list[str], env: dict[str, str], ready: Callable[[str], bool], signum: int, log: Path
 ) -> tuple[int, str]:
-    """Start `command` in a process group of its own (a SIGINT to it is a Ctrl-C), send `signum`
-    to the group once `ready(output lines)`, or on a failure; (exit status, output).
-    """
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-        preexec_fn=_stop_signals_at_default,
-    )  # fmt: skip
-    lines: list[str] = []
-    stdout = process.stdout
-    assert stdout is not None
-
-    def read() -> None:
-        with stdout:
-            lines.extend(stdout)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    """Start `command` in a process group of its own (a SIGINT to it is a Ctrl-C), its output
+    in `log`; send `signum` to the group once `ready(output)`, or on a failure. Returns (exit
+    status, output)."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_stop_signals_at_default,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        while not ready(list(lines)):
-            assert process.poll() is None, f"exited early:\n{''.join(lines)}"
-            assert time.monotonic() < deadline, f"not ready within 90 s:\n{''.join(lines)}"
+        while not ready(output := log.read_text(errors="replace")):
+            assert process.poll() is None, f"exited early:\n{output}"
+            assert time.monotonic() < deadline, f"not ready within 90 s:\n{output}"
             time.sleep(0.1)
     finally:
         if process.poll() is None:
@@ -104,13 +90,11 @@ def _signal_when(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
-        finally:
-            reader.join(timeout=5)
-    return process.returncode, "".join(lines)
+    return process.returncode, log.read_text(errors="replace")
 
 
-def _summaries(lines: list[str]) -> list[dict[str, Any]]:
-    return [r for r in json_records("".join(lines)) if r.get("event") == "summary"]
+def _summaries(output: str) -> list[dict[str, Any]]:
+    return [r for r in json_records(output) if r.get("event") == "summary"]
 
 
 def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
@@ -118,8 +102,8 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
     port = free_port()
     workdir = tmp_path / "dev-local-work"
 
-    def first_pass_done(lines: list[str]) -> bool:
-        if not _summaries(lines) or health(f"http://127.0.0.1:{port}") is None:
+    def first_pass_done(output: str) -> bool:
+        if not _summaries(output) or health(f"http://127.0.0.1:{port}") is None:
             return False
         with wave.open(str(workdir / "dubbed.wav"), "rb") as dubbed:
             assert dubbed.getnframes() == 2 * 16000
@@ -130,8 +114,9 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
         _make_env(STS_PORT=str(port), DEV_SAMPLE_SECONDS="2", WORKER_SEGMENT_MS="1000"),
         first_pass_done,
         signal.SIGINT,
+        tmp_path / "output.log",
     )
-    summary = _summaries([output])[0]
+    summary = _summaries(output)[0]
     assert summary["segments"]["dubbed"] == summary["segments"]["total"] > 0, summary
     assert summary["sts_url"] == f"http://127.0.0.1:{port}"
     prefixes = {line.split("|", 1)[0].strip() for line in output.splitlines() if "|" in line}
@@ -213,7 +198,7 @@ def test_env_example_parses_like_compose_env_files() -> None:
     ("script", "signum", "marker"),
     [
         ("demo", signal.SIGTERM, "3/4 dubbing"),  # both services running
-        ("demo", signal.SIGINT, "1/4 starting"),  # Ctrl-C while sts-service starts
+        ("demo", signal.SIGINT, "2/4 starting"),  # Ctrl-C while sts-service starts
         ("demo", signal.SIGHUP, "3/4 dubbing"),  # the terminal was closed
         ("dev-local", signal.SIGTERM, "starting stream-worker"),  # both services running
         ("dev-local", signal.SIGINT, "sts-service   |"),  # Ctrl-C before stream-worker starts
@@ -227,7 +212,7 @@ def test_a_signal_stops_everything_the_script_started_quietly(
     env = _make_env(STS_PORT=str(free_port()), DEV_SAMPLE_SECONDS="2")  # the demo ignores them
     command = [sys.executable, f"scripts/{script.replace('-', '_')}.py", "--workdir", str(tmp_path)]
     status, output = _signal_when(
-        command, env, lambda lines: any(marker in x for x in lines), signum
+        command, env, lambda output: marker in output, signum, tmp_path / "output.log"
     )
     # Stopping is the normal end of the dev-local loop; the demo dies of the signal.
     assert status == (0 if script == "dev-local" else 128 + signum), output

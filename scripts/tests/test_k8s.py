@@ -12,44 +12,41 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
+import k8s_validate
 import pytest
+from devproc import HEALTH_PATH, read_env_file
 from scaffold import REPO
 
-sys.path.insert(0, str(REPO / "scripts"))
-import k8s_validate
-
-HEALTH_PATH = "/v1/health"
 #: The contract caps timeout_ms at 30000: no request lasts longer.
 LONGEST_REQUEST_S = 30
 METRICS_MODULE = REPO / "apps" / "sts-service" / "sts_service" / "metrics.py"
 OVERLAY_NAMES = [path.name for path in k8s_validate.overlays()]
+ENV_EXAMPLE = read_env_file(k8s_validate.ENV_EXAMPLE)
 
 
-def _env_example() -> dict[str, str]:
-    values = {}
-    for raw in (REPO / ".env.example").read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
+Objects = list[dict[str, Any]]
 
 
 @pytest.fixture(scope="module", params=OVERLAY_NAMES)
-def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+def overlay(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    return name, k8s_validate.render(k8s_validate.OVERLAYS / name)
+    return name
 
 
-def _objects(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def objects(overlay: str) -> Objects:
+    """What the overlay renders: each test below runs once per overlay."""
+    return k8s_validate.render(k8s_validate.OVERLAYS / overlay)
+
+
+def _objects(objects: Objects, kind: str) -> Objects:
     return [obj for obj in objects if obj["kind"] == kind]
 
 
-def _one(objects: list[dict[str, Any]], kind: str, name_prefix: str) -> dict[str, Any]:
+def _one(objects: Objects, kind: str, name_prefix: str) -> dict[str, Any]:
     found = [o for o in _objects(objects, kind) if o["metadata"]["name"].startswith(name_prefix)]
     assert len(found) == 1, f"expected one {kind} {name_prefix}*, found {len(found)}"
     return found[0]
@@ -64,7 +61,7 @@ def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {item["name"]: item for item in _container(deployment).get("env", [])}
 
 
-def _workers(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _workers(objects: Objects) -> Objects:
     deployments = _objects(objects, "Deployment")
     return [d for d in deployments if d["metadata"]["name"].startswith("stream-worker-")]
 
@@ -73,18 +70,12 @@ def test_there_are_dev_and_prod_overlays() -> None:
     assert {"dev", "prod"} <= set(OVERLAY_NAMES)
 
 
-def test_every_object_matches_the_kubernetes_schema(
-    rendered: tuple[str, list[dict[str, Any]]],
-) -> None:
-    name, objects = rendered
-    assert objects, f"overlay {name} renders nothing"
+def test_every_object_matches_the_kubernetes_schema(overlay: str, objects: Objects) -> None:
+    assert objects, f"overlay {overlay} renders nothing"
     assert k8s_validate.problems(objects) == []
 
 
-def test_the_schema_check_catches_a_broken_manifest(
-    rendered: tuple[str, list[dict[str, Any]]],
-) -> None:
-    _, objects = rendered
+def test_the_schema_check_catches_a_broken_manifest(objects: Objects) -> None:
     broken = copy.deepcopy(_one(objects, "Deployment", "sts-service"))
     broken["spec"]["replicas"] = "two"
     _container(broken)["livenessProbe"]["httpGet"]["pathh"] = HEALTH_PATH
@@ -92,10 +83,9 @@ def test_the_schema_check_catches_a_broken_manifest(
     assert found and "sts-service" in found[0]
 
 
-def test_settings_config_map_is_env_example(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    _, objects = rendered
+def test_settings_config_map_is_env_example(objects: Objects) -> None:
     settings = _one(objects, "ConfigMap", "live-dubbing-settings")
-    assert settings["data"] == _env_example(), "the ConfigMap must hold .env.example, unchanged"
+    assert settings["data"] == ENV_EXAMPLE, "the ConfigMap must hold .env.example, unchanged"
 
 
 def test_the_generated_settings_file_is_current_and_a_stale_one_is_named(tmp_path: Path) -> None:
@@ -122,8 +112,7 @@ def test_no_kustomization_reaches_outside_infra_k8s() -> None:
                 assert target.is_relative_to(REPO / "infra" / "k8s"), f"{kustomization}: {line}"
 
 
-def test_sts_service_probes_and_termination(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    _, objects = rendered
+def test_sts_service_probes_and_termination(objects: Objects) -> None:
     deployment = _one(objects, "Deployment", "sts-service")
     container = _container(deployment)
     for probe in ("livenessProbe", "startupProbe"):
@@ -132,8 +121,8 @@ def test_sts_service_probes_and_termination(rendered: tuple[str, list[dict[str, 
     assert HEALTH_PATH in ready and "['status']" in ready, "readiness keys on the health status"
     env = {name: item.get("value") for name, item in _env(deployment).items()}
     assert env["STS_HOST"] == "0.0.0.0" and env["STS_RELOAD"] == "false"
-    assert env["STS_PORT"] == _env_example()["STS_PORT"]
-    assert str(container["ports"][0]["containerPort"]) == _env_example()["STS_PORT"]
+    assert env["STS_PORT"] == ENV_EXAMPLE["STS_PORT"]
+    assert str(container["ports"][0]["containerPort"]) == ENV_EXAMPLE["STS_PORT"]
     pod = deployment["spec"]["template"]["spec"]
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     pause = int(pre_stop[-1]) if pre_stop[0] == "sleep" else 0
@@ -142,8 +131,7 @@ def test_sts_service_probes_and_termination(rendered: tuple[str, list[dict[str, 
     assert pod["securityContext"]["runAsNonRoot"] is True
 
 
-def test_selectors_match_their_pods(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    _, objects = rendered
+def test_selectors_match_their_pods(objects: Objects) -> None:
     pods = {
         d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
         for d in _objects(objects, "Deployment")
@@ -164,10 +152,7 @@ def test_selectors_match_their_pods(rendered: tuple[str, list[dict[str, Any]]]) 
             assert matched == [n for n in pods if n.startswith("sts-service")], (kind, matched)
 
 
-def test_hpa_scales_sts_service_on_an_exported_metric(
-    rendered: tuple[str, list[dict[str, Any]]],
-) -> None:
-    _, objects = rendered
+def test_hpa_scales_sts_service_on_an_exported_metric(objects: Objects) -> None:
     hpa = _one(objects, "HorizontalPodAutoscaler", "sts-service")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "sts-service"
     names = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
@@ -177,10 +162,7 @@ def test_hpa_scales_sts_service_on_an_exported_metric(
     assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
 
 
-def test_each_stream_is_one_single_replica_worker(
-    rendered: tuple[str, list[dict[str, Any]]],
-) -> None:
-    _, objects = rendered
+def test_each_stream_is_one_single_replica_worker(objects: Objects) -> None:
     workers = _workers(objects)
     assert workers, "no stream-worker workload"
     stream_ids: list[str] = []
@@ -193,11 +175,11 @@ def test_each_stream_is_one_single_replica_worker(
             stream_config = _one(objects, "ConfigMap", refs[-1].rsplit("-", 1)[0])
             stream_ids.append(stream_config["data"]["WORKER_STREAM_ID"])
         url = _env(worker)["WORKER_STS_URL"].get("value")
-        assert url == f"http://sts-service:{_env_example()['STS_PORT']}"
+        assert url == f"http://sts-service:{ENV_EXAMPLE['STS_PORT']}"
     assert len(set(stream_ids)) == len(stream_ids), f"two workloads dub one stream: {stream_ids}"
 
 
-def _pool_stream_ids(objects: list[dict[str, Any]], worker: dict[str, Any]) -> list[str]:
+def _pool_stream_ids(objects: Objects, worker: dict[str, Any]) -> list[str]:
     """The ids of a pool's streams: its streams file, from the ConfigMap mounted where
     its --streams argument points."""
     path = Path(_container(worker)["args"][1])
@@ -218,15 +200,14 @@ def _pool_stream_ids(objects: list[dict[str, Any]], worker: dict[str, Any]) -> l
     return ids
 
 
-def test_prod_requires_tokens_and_dev_does_not(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    name, objects = rendered
+def test_prod_requires_tokens_and_dev_does_not(overlay: str, objects: Objects) -> None:
     sts = _env(_one(objects, "Deployment", "sts-service"))
-    if name == "prod":
+    if overlay == "prod":
         ref = sts["STS_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
         assert ref.get("optional", False) is False, "prod must not start without its tokens"
         for worker in _workers(objects):
             assert "secretKeyRef" in _env(worker)["WORKER_STS_TOKEN"]["valueFrom"]
-    elif name == "dev":
+    elif overlay == "dev":
         assert "STS_AUTH_TOKENS" not in sts
 
 

@@ -90,7 +90,7 @@ def test_coverage_is_measured_on_the_import_name() -> None:
 
 def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
     """Lock a mini package to what its venv holds now (pins + hashes), as `make lock` would."""
-    from monorepo.locks import DIGEST_PREFIX, minor_of, package_spec
+    from monorepo.locks import DIGEST_PREFIX, lock_path, minor_of, package_spec
     from monorepo.packages import discover, find_package
     from monorepo.venvs import interpreter_identity
 
@@ -103,24 +103,20 @@ def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
     spec = package_spec(find_package(str(mini.root / folder), packages), packages)
     lines = [DIGEST_PREFIX + spec.digest()]
     for name, version in pins.items():
-        files = [
-            w
-            for w in wheels.iterdir()
-            if w.name.lower().startswith(name.lower().replace("-", "_") + "-" + version)
-        ]
-        hashes = " ".join(
-            f"--hash=sha256:{hashlib.sha256(w.read_bytes()).hexdigest()}" for w in files
+        prefix = f"{name.lower().replace('-', '_')}-{version}"
+        files = [w for w in wheels.iterdir() if w.name.lower().startswith(prefix)]
+        lines.append(
+            " ".join([f"{name}=={version}", *(f"--hash=sha256:{_sha256(w)}" for w in files)])
         )
-        lines.append(f"{name}=={version} {hashes}")
-    lock = (
-        mini.root
-        / "locks"
-        / f"py{minor_of(interpreter_identity(str(python)))}"
-        / f"{spec.lock_name}.txt"
-    )
+    minor = minor_of(interpreter_identity(str(python)))
+    lock = mini.root / lock_path(spec.lock_name, minor).relative_to(REPO)
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text("\n".join(lines) + "\n")
     return pins
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.slow  # installs in a mini repo, twice

@@ -19,7 +19,7 @@ from pathlib import Path
 import new_package
 import pytest
 from monorepo.packages import load_toml
-from scaffold import REPO, TOOLS_VENV, api_page_gaps, copy_tracked_tree, run
+from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run
 
 
 def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
@@ -108,25 +108,26 @@ def fake_pypi() -> Iterator[str]:
     thread.join(timeout=5)
 
 
-def test_a_name_served_by_the_index_gets_a_dependency_confusion_warning(fake_pypi: str) -> None:
-    status = new_package.pypi_status("taken-name", fake_pypi)
+@pytest.mark.parametrize(
+    ("name", "listening", "start", "then"),
+    [
+        (
+            "taken-name",
+            True,
+            "WARNING: PyPI already serves a project named 'taken-name'",
+            "dependency confusion",
+        ),
+        ("free-name", True, "PyPI check: 'free-name' is not on PyPI", "good: nobody can"),
+        ("any-name", False, "PyPI check skipped (offline or unreachable", ""),  # none listens
+    ],
+)
+def test_the_pypi_check_warns_clears_or_says_it_was_skipped(
+    fake_pypi: str, name: str, listening: bool, start: str, then: str
+) -> None:
+    url = fake_pypi if listening else "http://127.0.0.1:9"  # the discard port: nothing there
+    status = new_package.pypi_status(name, url, timeout=2)
 
-    assert status.startswith("WARNING: PyPI already serves a project named 'taken-name'")
-    assert "dependency confusion" in status
-
-
-def test_a_free_name_says_so(fake_pypi: str) -> None:
-    assert "is not on PyPI" in new_package.pypi_status("free-name", fake_pypi)
-
-
-def test_offline_the_check_is_skipped_and_says_so() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePyPI)
-    port = server.server_port
-    server.server_close()  # nothing listens there now
-
-    status = new_package.pypi_status("any-name", f"http://127.0.0.1:{port}", timeout=2)
-
-    assert status.startswith("PyPI check skipped (offline or unreachable")
+    assert status.startswith(start) and then in status, status
 
 
 # ---- what it writes --------------------------------------------------------------------------
@@ -224,7 +225,8 @@ def build_python() -> str:
 @pytest.mark.slow
 def test_generated_packages_pass_every_root_loop_in_a_copy_of_the_repo(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    copy_tracked_tree(root, commit=True)
+    copy_tracked_tree(root)
+    commit_all(root)
 
     def make(*args: str) -> str:
         result = run(["make", f"PYTHON={build_python()}", *args], cwd=root, timeout=1800)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, TOOLS_VENV, copy_tracked_tree, git, run
+from scaffold import REPO, TOOLS_VENV, commit_all, copy_tracked_tree, git, restore, run
 
 # Each test commits in a copy of the repo through the real hook: `make test-all` and CI.
 pytestmark = pytest.mark.slow
@@ -26,8 +26,8 @@ def scratch_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     by `make install-hooks` and the real tools env reachable as .venv (excluded from git, as
     .gitignore does for a real one)."""
     root = tmp_path_factory.mktemp("hook") / "repo"
-    copy_tracked_tree(root, commit=True)
-    assert git(root, "tag", "copy").returncode == 0
+    copy_tracked_tree(root)
+    commit_all(root, tag="copy")
     (root / ".venv").symlink_to(TOOLS_VENV)
     (root / ".git" / "info").mkdir(exist_ok=True)
     (root / ".git" / "info" / "exclude").write_text(".venv\n")
@@ -41,8 +41,7 @@ def scratch_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def scratch(scratch_repo: Path) -> Iterator[Path]:
     """The scratch repo, put back to its one commit after each test."""
     yield scratch_repo
-    assert git(scratch_repo, "reset", "-q", "--hard", "copy").returncode == 0
-    assert git(scratch_repo, "clean", "-fdq").returncode == 0
+    restore(scratch_repo, "copy")
 
 
 def head(repo: Path) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import MiniRepo, git, run
+from scaffold import MiniRepo, commit_all, run
 
 # Each test runs make in the installed mini repo: part of `make test-all` and CI.
 pytestmark = pytest.mark.slow
@@ -73,9 +73,9 @@ def test_noop_install_does_no_pip_work(shared_mini_repo: MiniRepo) -> None:
     assert [stamp.stat().st_mtime_ns for stamp in stamps] == before
 
     # Nor any interpreter (what keeps it near 50 ms): a dry run lists every command it would
-    # start. Without PYTHON the recorded interpreter is trusted; PYTHON= re-checks it.
-    env = {key: value for key, value in os.environ.items() if key != "PYTHON"}
-    dry = run(["make", "-n", "install"], cwd=shared_mini_repo.root, env=env)
+    # start. Without PYTHON (run() drops an outer make's) the recorded interpreter is trusted;
+    # PYTHON= re-checks it.
+    dry = run(["make", "-n", "install"], cwd=shared_mini_repo.root)
     assert dry.returncode == 0, dry.output
     assert not re.search(r"check_python|workspace\.py|bin/python", dry.output), dry.output
     assert "check_python.py" in shared_mini_repo.make("-n", "install").output
@@ -137,8 +137,7 @@ def test_a_package_runs_alone_with_the_interpreter_chosen_at_the_root(
 
     # The venvs were built with PYTHON=<this interpreter>; a later command without PYTHON
     # must reuse it (recorded in .make/python-id), not rebuild with the default python3.
-    env = {key: value for key, value in os.environ.items() if key != "PYTHON"}
-    result = run(["make", "-C", "libs/beta", "install"], cwd=shared_mini_repo.root, env=env)
+    result = run(["make", "-C", "libs/beta", "install"], cwd=shared_mini_repo.root)
 
     assert result.returncode == 0, result.output
     assert "installed" not in result.output
@@ -151,8 +150,7 @@ def _fresh_copy(template: Path, target: Path, *, tools_env: bool = True) -> Mini
     shutil.rmtree(target / ".make")
     if not tools_env:
         shutil.rmtree(target / ".venv")
-    for step in (["init", "-q", "--template="], ["add", "-A"], ["commit", "-qm", "clone"]):
-        assert git(target, *step).returncode == 0
+    commit_all(target)
     return MiniRepo(target)
 
 

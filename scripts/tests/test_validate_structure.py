@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import structure_validation as sv
 from monorepo import tracked
-from scaffold import REPO, git
+from scaffold import REPO, commit_all, copy_tracked_tree, git, restore
 
 CLI = REPO / "scripts" / "validate-structure.py"
 SCHEMA = REPO / ".schemas" / "monorepo-structure.yaml"
@@ -65,13 +65,9 @@ def structure_pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     something that was there.
     """
     destination = tmp_path_factory.mktemp("structure") / "pristine"
-    for name in sv.TrackedTree.for_path(REPO).files:
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target)
+    copy_tracked_tree(destination)
     _ensure_layout(destination)
-    for step in (["init", "-q", "--template="], ["add", "-A"], ["commit", "-qm", "pristine"]):
-        assert git(destination, *step).returncode == 0
+    commit_all(destination)
     return destination
 
 
@@ -79,8 +75,7 @@ def structure_pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def structure_copy(structure_pristine_copy: Path) -> Iterator[Path]:
     """The pristine copy (a git repository) for one test to change; put back afterwards."""
     yield structure_pristine_copy
-    for step in (["reset", "-q", "--hard"], ["clean", "-fdxq"]):
-        assert git(structure_pristine_copy, *step).returncode == 0
+    restore(structure_pristine_copy, clean="-fdxq")  # -x: files force-added despite .gitignore
 
 
 @pytest.fixture
@@ -120,12 +115,7 @@ def _ensure_package(repo: Path, folder: str, import_name: str, *, app: bool) -> 
 
 
 def _ensure_layout(repo: Path) -> None:
-    for folder in (
-        "apps/sts-service",
-        "apps/stream-worker",
-        "libs/shared-audio",
-        "libs/shared-utils",
-    ):
+    for folder in "apps/sts-service apps/stream-worker libs/shared-audio libs/shared-utils".split():
         _ensure_package(repo, folder, folder[5:].replace("-", "_"), app=folder.startswith("apps"))
     for name in (
         "Makefile README.md docs/index.md specs/001-placeholder.md infra/README.md "
@@ -151,11 +141,11 @@ def _mutate(repo: Path, command: str) -> None:
     assert git(repo, "add", "-A").returncode == 0
 
 
-def _new_lines(repo: Path, validator: sv.Validator, before: set[Line], *commands: str) -> set[Line]:
-    """The violations that ``commands`` add to the git repository ``repo``."""
+def _after(repo: Path, validator: sv.Validator, *commands: str) -> set[Line]:
+    """The violations in the git repository ``repo`` once ``commands`` are applied."""
     for command in commands:
         _mutate(repo, command)
-    return _lines(repo, validator) - before
+    return _lines(repo, validator)
 
 
 def _matches(lines: set[Line], expected: dict[str, str]) -> bool:
@@ -281,7 +271,7 @@ def test_mutations_are_reported_with_path_and_message_and_nothing_else(
     structure_copy: Path, structure_validator: sv.Validator, batch: list[tuple[str, dict[str, str]]]
 ) -> None:
     commands = [command for command, _ in batch]
-    new = _new_lines(structure_copy, structure_validator, set(), *commands)
+    new = _after(structure_copy, structure_validator, *commands)
     expected = {path: message for _, lines in batch for path, message in lines.items()}
     assert _matches(new, expected), (
         f"{commands}: expected {sorted(expected.items())}, got {sorted(new)}"
@@ -291,22 +281,14 @@ def test_mutations_are_reported_with_path_and_message_and_nothing_else(
 def test_a_new_package_of_every_word_count_is_checked(
     structure_copy: Path, structure_validator: sv.Validator
 ) -> None:
-    folders = [
-        "libs/toolkit",
-        "libs/audio2-codec",
-        "apps/live-dub-gateway",
-        "apps/one-two-three-four",
-    ]
-    imports = {folder: f"{folder}/{folder[5:].replace('-', '_')}" for folder in folders}
+    folders = "libs/toolkit libs/audio2-codec apps/live-dub-gateway apps/one-two-three-four"
+    imports = {folder: f"{folder}/{folder[5:].replace('-', '_')}" for folder in folders.split()}
     for folder, package in imports.items():
-        _ensure_package(
-            structure_copy, folder, package.split("/")[-1], app=folder.startswith("apps/")
-        )
-    assert _new_lines(structure_copy, structure_validator, set(), "add README.md") == set()
+        app = folder.startswith("apps/")
+        _ensure_package(structure_copy, folder, package.rsplit("/", 1)[1], app=app)
+    assert _after(structure_copy, structure_validator, "add README.md") == set()
 
-    new = _new_lines(
-        structure_copy, structure_validator, set(), *(f"rm {p}" for p in imports.values())
-    )
+    new = _after(structure_copy, structure_validator, *(f"rm {p}" for p in imports.values()))
     missing = {f"{p}/__init__.py": MISSING_INIT for p in imports.values()}
     assert _matches(new, {**missing, **{f"{p}/py.typed": MISSING_TYPED for p in imports.values()}})
 
@@ -336,17 +318,11 @@ def test_outside_git_the_walk_reports_mutations(
 
 def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -> None:
     for name in (
-        ".env",
-        "apps/sts-service/.env.local",
-        "libs/shared-audio/shared_audio/__pycache__/x.pyc",
-        "libs/shared-audio/build/lib/x.py",
-        "libs/shared-audio/shared_audio.egg-info/PKG-INFO",
-        ".mypy_cache/x.json",
-        "apps/stream-worker/.coverage",
-        "apps/sts-service/.env.example",
-        "libs/shared-utils/tests/unit/sample.wav",
-        "libs/shared-utils/tests/unit/keep.wav",
-    ):
+        ".env apps/sts-service/.env.local libs/shared-audio/shared_audio/__pycache__/x.pyc "
+        "libs/shared-audio/build/lib/x.py libs/shared-audio/shared_audio.egg-info/PKG-INFO "
+        ".mypy_cache/x.json apps/stream-worker/.coverage apps/sts-service/.env.example "
+        "libs/shared-utils/tests/unit/sample.wav libs/shared-utils/tests/unit/keep.wav"
+    ).split():
         _touch(structure_copy / name)
     (structure_copy / "libs/shared-utils/.gitignore").write_text("*.wav\n!keep.wav\n")
     walked = set(tracked.walk_files(structure_copy))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, git, run
+from scaffold import REPO, commit_all, restore, run
 
 PACKAGES = ["apps/sts-service", "apps/stream-worker", "libs/shared-audio", "libs/shared-utils"]
 AUDIO, UTILS = "libs/shared-audio/pyproject.toml", "libs/shared-utils/pyproject.toml"
@@ -29,8 +29,7 @@ def pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for folder in ["scripts", "locks", *PACKAGES]:
         shutil.copytree(REPO / folder, root / folder, ignore=ignore)
     shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
-    for step in (["init", "-q", "--template="], ["add", "-A"], ["commit", "-qm", "copy"]):
-        assert git(root, *step).returncode == 0
+    commit_all(root)
     for command in ("check", "lint-imports"):
         code, output = workspace(root, command)
         assert code == 0, output
@@ -41,8 +40,7 @@ def pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def repo_copy(pristine_copy: Path) -> Iterator[Path]:
     """The pristine copy for one test to change; put back afterwards."""
     yield pristine_copy
-    assert git(pristine_copy, "reset", "-q", "--hard").returncode == 0
-    assert git(pristine_copy, "clean", "-fdq").returncode == 0
+    restore(pristine_copy)
 
 
 def test_the_repo_passes() -> None:

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from shared_audio import AudioFormat, array_to_pcm
+from shared_audio import AudioFormat
 from shared_utils import CircuitBreaker, retry_async
 from shared_utils.contract import (
     HEALTH_PATH,
@@ -42,7 +42,6 @@ from shared_utils.contract import (
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
     PROCESS_PATH,
-    AudioPayload,
     ErrorResponse,
     HealthResponse,
     ProcessConfig,
@@ -50,6 +49,7 @@ from shared_utils.contract import (
     ProcessResponse,
     ProcessStatus,
 )
+from stream_worker import conversions
 from stream_worker.outcome import DubResult, FallbackReason
 
 logger = logging.getLogger(__name__)
@@ -260,13 +260,12 @@ class StsClient:
         heard_before = None
         if context_audio is not None and context_audio.shape[0] and self.send_context_audio:
             longest = self.format.frames_for_ms(MAX_CONTEXT_MS)
-            pcm = array_to_pcm(context_audio[-longest:], self.format)
-            heard_before = AudioPayload.from_pcm(pcm, self.format)
+            heard_before = conversions.to_wire(context_audio[-longest:], self.format)
         return ProcessRequest(
             fragment_id=f"{self.stream_id}-{sequence_number}",
             stream_id=self.stream_id,
             sequence_number=sequence_number,
-            audio=AudioPayload.from_pcm(array_to_pcm(samples, self.format), self.format),
+            audio=conversions.to_wire(samples, self.format),
             config=self._config,
             timeout_ms=self.timeout_ms if timeout_ms is None else timeout_ms,
             previous_text=context,
@@ -309,18 +308,18 @@ class StsClient:
             )
         deadline = start + budget_s
         attempts = 0
+        # Encoded once: a retry or a busy wait sends the same audio with a new timeout.
+        request = self.build_request(
+            sequence_number, samples, _timeout_ms(budget_s * 1000), previous_text, context_audio
+        )
 
         async def attempt() -> ProcessResponse:
             nonlocal attempts
             while True:  # busy answers are asked again; anything else leaves the loop
                 attempts += 1
-                remaining_ms = int((deadline - self._clock()) * 1000)
-                timeout_ms = min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, remaining_ms))
-                request = self.build_request(
-                    sequence_number, samples, timeout_ms, previous_text, context_audio
-                )
+                timeout_ms = _timeout_ms((deadline - self._clock()) * 1000)
                 try:
-                    return await self._send(request)
+                    return await self._send(request.model_copy(update={"timeout_ms": timeout_ms}))
                 except _BusyError as busy:
                     wait_s = busy.retry_after_s + random.uniform(0, BUSY_JITTER_S)
                     if self._clock() + wait_s >= deadline:
@@ -441,6 +440,11 @@ class StsClient:
                 reason, detail, retryable=error.retryable if error is not None else False
             )
         return answer
+
+
+def _timeout_ms(remaining_ms: float) -> int:
+    """The request's `timeout_ms` for the time left: within what the contract allows."""
+    return min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, int(remaining_ms)))
 
 
 def speaks(contract_version: str, since: tuple[int, int]) -> bool:

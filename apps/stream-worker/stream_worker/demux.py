@@ -38,7 +38,8 @@ from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioError, AudioFormat
-from stream_worker.media import TimedPacket, layout_name, to_samples
+from stream_worker import conversions
+from stream_worker.media import TimedPacket, layout_name
 from stream_worker.source import InputStats
 
 logger = logging.getLogger(__name__)
@@ -341,6 +342,8 @@ class MediaSource:
         self._timeline = self._new_timeline([*self.info.video, audio])
         self._covered = 0  # service frames handed on (the audio timeline read so far)
         self._resampler = self._new_resampler()
+        # Whether a frame went through the resampler: from then on all do (it holds samples).
+        self._resampling = False
         self.duration_s = self._declared_duration()
 
     @property
@@ -504,7 +507,7 @@ class MediaSource:
 
     def _decode(self, packet: Packet[Any] | None) -> list[AudioFrame]:
         try:
-            return self._audio.codec_context.decode(packet)
+            return conversions.decode(self._audio.codec_context, packet)
         except av.error.InvalidDataError as exc:  # one damaged packet: skip it, keep going
             logger.warning("%s: skipped an undecodable audio packet: %s", self.target, exc)
             return []
@@ -553,16 +556,37 @@ class MediaSource:
                 yield np.zeros((frames, self.format.channels), dtype=np.int16)
             elif start_s + frame.samples / frame.sample_rate < end_s - AUDIO_GAP_S:
                 return  # wholly inside time already written (or filled): drop, keep time
+        if not self._resampling and self._in_service_format(frame):
+            yield conversions.to_samples(frame, self.format.channels)
+            return
+        self._resampling = True
         frame.pts = None  # the resampler keeps its own count; the timeline is kept above
-        for out in self._resampler.resample(frame):
-            yield self._array(out)
+        for out in conversions.resample(self._resampler, frame):
+            yield conversions.to_samples(out, self.format.channels)
+
+    def _in_service_format(self, frame: AudioFrame) -> bool:
+        """Whether ``frame`` is already packed s16 at the service's rate and channel count.
+
+        Then it needs no resampling. FFmpeg's own passthrough misses it when the layout is
+        named differently: the WAV decoder calls mono "1 channels", and swresample copied
+        every frame for nothing.
+        """
+        return (
+            frame.format.name == "s16"
+            and frame.sample_rate == self.format.sample_rate
+            and frame.layout.nb_channels == self.format.channels
+        )
 
     def _flush(self) -> Iterator[Chunk]:
-        for out in self._resampler.resample(None):
-            yield self._array(out)
+        """What the resampler holds (nothing when no frame needed it).
 
-    def _array(self, frame: AudioFrame) -> Chunk:
-        return to_samples(frame, self.format.channels)
+        Its callers replace it with a new one, or have no more frames.
+        """
+        if not self._resampling:
+            return
+        self._resampling = False
+        for out in conversions.resample(self._resampler, None):
+            yield conversions.to_samples(out, self.format.channels)
 
     def _check_complete(self) -> None:
         """A file is truncated when what was read ends well before its declared duration.

@@ -1,8 +1,8 @@
 """The PyAV glue the media input, the media output and the WAV converter share.
 
-One place for each conversion between numpy and PyAV, so the three cannot drift apart: the
-channel layout a channel count means, where mono goes in a wider layout, ``int16`` samples to
-an s16 frame and back, and a packet carried with its time on the output timeline.
+One place for each, so the three cannot drift apart: the channel layout a channel count
+means, where mono goes in a wider layout, and a packet carried with its time on the output
+timeline. The conversions of the audio itself are in :mod:`stream_worker.conversions`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from av.audio.frame import AudioFrame
 from av.audio.layout import AudioLayout
 from av.packet import Packet
-
-from shared_audio import AudioFormat
 
 Samples = npt.NDArray[np.int16]
 
@@ -53,29 +50,6 @@ def widen(samples: Samples, layout: str) -> Samples:
     wide = np.zeros((samples.shape[0], AudioLayout(layout).nb_channels), dtype=np.int16)
     wide[:, list(mono_slots(layout))] = samples[:, :1]
     return wide
-
-
-def to_frame(samples: Samples, fmt: AudioFormat, layout: str | None = None) -> AudioFrame:
-    """``(frames, channels)`` int16 samples as one packed s16 frame at ``fmt``'s rate.
-
-    With ``layout`` (where the frame goes next), mono samples are first `widen`-ed into it,
-    so no resampler after this upmixes them (FFmpeg's upmix attenuates; see `mono_slots`).
-    Other channel counts keep their own layout: FFmpeg maps stereo into a wider layout at
-    full level, and a downmix is FFmpeg's.
-    """
-    name = layout_name(fmt.channels)
-    if layout is not None and fmt.channels == 1 and AudioLayout(layout).nb_channels > 1:
-        samples, name = widen(samples, layout), layout
-    frame = AudioFrame.from_ndarray(
-        np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=name
-    )
-    frame.sample_rate = fmt.sample_rate
-    return frame
-
-
-def to_samples(frame: AudioFrame, channels: int) -> Samples:
-    """A packed s16 frame's samples as ``(frames, channels)`` int16."""
-    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1, channels)
 
 
 @dataclass(frozen=True)

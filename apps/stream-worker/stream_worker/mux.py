@@ -35,17 +35,17 @@ import numpy as np
 import numpy.typing as npt
 from av.audio.frame import AudioFrame
 from av.audio.layout import AudioLayout
-from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 
 from shared_audio import AudioFormat
+from stream_worker import conversions
 from stream_worker.captions import CaptionKind, Cue, escape
 from stream_worker.demux import MediaInfo, PacketQueue, is_live_url, unavailable_protocol
 from stream_worker.languages import iso639_2
-from stream_worker.media import TimedPacket, to_frame
+from stream_worker.media import TimedPacket
 
 logger = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ class MediaSink:
             self._original = original
             self.stats.tracks.append({"kind": "original", "language": iso639_2(original_lang)})
         # Straight to the encoder's own sample format (fltp for AAC and Opus): one conversion.
-        self._resampler = AudioResampler(
+        self._resampler = conversions.OutputResampler(
             format=audio.codec_context.format.name, layout=layout, rate=rate
         )
 
@@ -468,8 +468,8 @@ class MediaSink:
         self._inbox.put(samples)
 
     def _convert(self, samples: npt.NDArray[np.int16]) -> None:
-        frame = to_frame(samples, self._service_fmt, self._layout)
-        self._encode(self._resampler.resample(frame))
+        frame = conversions.to_frame(samples, self._service_fmt, self._layout)
+        self._encode(conversions.resample(self._resampler, frame))
 
     def _encode(self, frames: list[AudioFrame]) -> None:
         if self._samples_out == 0:  # the source's first timestamp is known by now
@@ -480,7 +480,7 @@ class MediaSink:
             frame.pts = start + self._samples_out
             frame.time_base = Fraction(1, self.rate)
             self._samples_out += frame.samples
-            packets.extend(self._audio.encode(frame))
+            packets.extend(conversions.encode(self._audio, frame))
         self._queue_audio(packets)
         self._audio_end_s = (start + self._samples_out) / self.rate
 
@@ -493,15 +493,7 @@ class MediaSink:
             self._skip -= drop
             if drop == frame.samples:
                 continue
-            planar = frame.format.is_planar
-            cut = drop if planar else drop * self._media.source_channels
-            rest = AudioFrame.from_ndarray(
-                np.ascontiguousarray(frame.to_ndarray()[:, cut:]),  # type: ignore[arg-type]  # same dtype as it came
-                format=frame.format.name,
-                layout=self._layout,
-            )
-            rest.sample_rate = self.rate
-            kept.append(rest)
+            kept.append(conversions.drop_head(frame, drop, self._layout))
         return kept
 
     def _queue_audio(self, packets: list[Packet[Any]]) -> None:
@@ -617,8 +609,8 @@ class MediaSink:
         try:
             if self._error is not None:
                 raise self._error
-            self._encode(self._resampler.resample(None))
-            self._queue_audio(list(self._audio.encode(None)))
+            self._encode(conversions.resample(self._resampler, None))
+            self._queue_audio(conversions.encode(self._audio, None))
             # Stopped before the input ended (a signal): the reader had read ahead, and the
             # audio of that read-ahead is not written, so neither is its video. Otherwise
             # everything goes (video may legitimately outlast the audio).

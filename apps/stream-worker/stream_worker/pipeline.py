@@ -338,6 +338,7 @@ class StreamDubber:
                 self._client,
                 seq,
                 samples,
+                self._fmt,
                 deadline=deadline,
                 previous_text=context,
                 context_audio=heard_before,

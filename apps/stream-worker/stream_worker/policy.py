@@ -7,9 +7,12 @@ replaces the segment. Rules, in order (documented in the README):
   is original audio rather than doubtful audio;
 - audio in another format than the stream -> ``sts_error``;
 - ``success`` with no audio for a segment that has frames -> ``sts_error``;
-- a silent dub of audio that is not silent (`shared_audio.is_silent_dub`, the definition
-  sts-service applies too) -> ``silent_dub``;
+- a silent dub of audio that is not silent (`shared_audio.is_silent_dub`) -> ``silent_dub``;
 - audio of the wrong length is fitted to the segment (padded with silence or trimmed).
+
+These checks are made here only: sts-service answers what its engines made, and the answer's
+payload was checked against the contract (rate, channels, whole frames) when it was parsed.
+The request's audio is checked by the service alone, when it parses it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import logging
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioError, AudioFormat, fit_to_length, is_silent_dub, pcm_to_array
+from shared_audio import AudioFormat, fit_to_length, is_silent_dub
 from shared_utils.contract import ProcessStatus
+from stream_worker import conversions
 from stream_worker.client import StsAnswer, StsClient
 from stream_worker.outcome import DubResult, FallbackReason
 
@@ -58,10 +62,7 @@ def judge(answer: StsAnswer, original: npt.NDArray[np.int16], fmt: AudioFormat) 
             f"dubbed audio is {got.sample_rate} Hz x {got.channels}, the stream is "
             f"{fmt.sample_rate} Hz x {fmt.channels}",
         )
-    try:
-        dubbed = pcm_to_array(response.audio.pcm_bytes(), fmt)
-    except AudioError as exc:  # pragma: no cover - the contract checks whole frames
-        return fallback(FallbackReason.STS_ERROR, str(exc))
+    dubbed = conversions.from_wire(response.audio)
     frames = int(original.shape[0])
     if frames and dubbed.shape[0] == 0:
         return fallback(FallbackReason.STS_ERROR, "status=success with empty audio")
@@ -95,12 +96,16 @@ async def dub(
     client: StsClient,
     sequence_number: int,
     samples: npt.NDArray[np.int16],
+    fmt: AudioFormat,
     *,
     deadline: float | None = None,
     previous_text: str | None = None,
     context_audio: npt.NDArray[np.int16] | None = None,
 ) -> DubResult:
-    """Send one segment (answer due by `deadline`) and judge the answer. Never raises."""
+    """Send one segment of format `fmt` (answer due by `deadline`), judge the answer.
+
+    Never raises.
+    """
     reply = await client.send(
         sequence_number,
         samples,
@@ -110,4 +115,4 @@ async def dub(
     )
     if isinstance(reply, DubResult):
         return reply
-    return judge(reply, samples, client.format)
+    return judge(reply, samples, fmt)

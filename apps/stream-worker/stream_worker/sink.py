@@ -12,10 +12,10 @@ from typing import BinaryIO, Protocol
 import numpy as np
 import numpy.typing as npt
 from av.audio.frame import AudioFrame
-from av.audio.resampler import AudioResampler
 
-from shared_audio import AudioFormat, WavStreamWriter, array_to_pcm
-from stream_worker.media import layout_name, to_frame, to_samples
+from shared_audio import AudioFormat, WavStreamWriter
+from stream_worker import conversions
+from stream_worker.media import layout_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,36 +36,37 @@ class Sink(Protocol):
 
 
 class FormatConverter:
-    """Resamples int16 chunks from one rate/channel count to another (identity if equal).
+    """Turns int16 chunks of one format into S16LE bytes of another (plain bytes if equal).
 
     The resampler is FFmpeg's (swresample, through PyAV), which keeps its state across
     chunks, so chunk boundaries leave no clicks; :meth:`flush` returns what it holds back.
+    Its frames go out as bytes straight from their buffers (`conversions.frame_to_pcm`).
     """
 
     def __init__(self, source: AudioFormat, target: AudioFormat) -> None:
         self.source = source
         self.target = target
-        self._resampler: AudioResampler | None = None
+        self._resampler: conversions.OutputResampler | None = None
         if source != target:
-            self._resampler = AudioResampler(
+            self._resampler = conversions.OutputResampler(
                 format="s16", layout=layout_name(target.channels), rate=target.sample_rate
             )
 
-    def convert(self, samples: npt.NDArray[np.int16]) -> list[npt.NDArray[np.int16]]:
-        """The samples in the target format (possibly split, possibly held back in part)."""
+    def convert(self, samples: npt.NDArray[np.int16]) -> list[bytes]:
+        """The samples as target-format PCM (possibly split, possibly held back in part)."""
         if self._resampler is None:
-            return [samples]
-        frame = to_frame(samples, self.source, layout_name(self.target.channels))
-        return [self._array(out) for out in self._resampler.resample(frame)]
+            return [conversions.to_pcm(samples, self.source)]
+        frame = conversions.to_frame(samples, self.source, layout_name(self.target.channels))
+        return self._pcm(conversions.resample(self._resampler, frame))
 
-    def flush(self) -> list[npt.NDArray[np.int16]]:
-        """What the resampler still holds."""
+    def flush(self) -> list[bytes]:
+        """What the resampler still holds, as target-format PCM."""
         if self._resampler is None:
             return []
-        return [self._array(out) for out in self._resampler.resample(None)]
+        return self._pcm(conversions.resample(self._resampler, None))
 
-    def _array(self, frame: AudioFrame) -> npt.NDArray[np.int16]:
-        return to_samples(frame, self.target.channels)
+    def _pcm(self, frames: list[AudioFrame]) -> list[bytes]:
+        return [conversions.frame_to_pcm(frame, self.target) for frame in frames]
 
 
 class WavSink:
@@ -108,15 +109,17 @@ class WavSink:
         for part in self._convert.convert(samples):
             self._write(part)
 
-    def _write(self, samples: npt.NDArray[np.int16]) -> None:
-        while samples.shape[0]:
+    def _write(self, pcm: bytes) -> None:
+        frame_bytes = self._fmt.frame_bytes
+        data = memoryview(pcm)
+        while data.nbytes:
             room = self._max_frames - self._in_file
             if room == 0:
                 self._roll()
                 continue
-            head, samples = samples[:room], samples[room:]
-            self._writer.write(head)
-            self._in_file += int(head.shape[0])
+            head, data = data[: room * frame_bytes], data[room * frame_bytes :]
+            self._writer.write_pcm(bytes(head) if len(head) < len(pcm) else pcm)
+            self._in_file += head.nbytes // frame_bytes
 
     def _roll(self) -> None:
         self._writer.close()
@@ -150,7 +153,7 @@ class RawSink:
 
     def write(self, samples: npt.NDArray[np.int16]) -> None:
         """Append samples and flush, so a downstream process gets them at once."""
-        self._stream.write(array_to_pcm(samples, self._fmt))
+        self._stream.write(conversions.to_pcm(samples, self._fmt))
         self._stream.flush()
         self.frames_written += int(samples.shape[0])
 

@@ -21,7 +21,8 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioFormat, pcm_to_array
+from shared_audio import AudioFormat
+from stream_worker import conversions
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class RawPcmReader:
             whole = len(data) - len(data) % frame
             carry = data[whole:]
             if whole:
-                chunk: Chunk = pcm_to_array(data[:whole], self.format)
+                chunk = conversions.from_pcm(data[:whole], self.format)
                 self.stats.frames += chunk.shape[0]
                 yield chunk
         if carry:

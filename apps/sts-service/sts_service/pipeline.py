@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from shared_audio import is_silent_dub
 from shared_utils.contract import (
     BackendHealth,
     ErrorCode,
@@ -151,8 +150,11 @@ class Pipeline:
             timeout_s: Deadline for the three stages together, in seconds.
 
         Returns:
-            `success`; `partial` when the dubbed audio fails a sanity check; `failed` when a
-            backend raised; `timeout` when the deadline passed first.
+            `success` with what the stages made; `failed` when a backend raised or returned
+            something that is not text or int16 audio; `timeout` when the deadline passed
+            first. Whether the dub is good enough to air (its format, level and length
+            against the segment) is the client's to judge, once: it has the segment and
+            receives the dub (stream-worker's policy). The service never answers `partial`.
         """
         not_ready = self.loading.not_ready()
         if not_ready is not None:
@@ -204,14 +206,12 @@ class Pipeline:
                 **{f"{stage}_ms": round(ms, 1) for stage, ms in progress.timings.items()},
             },
         )
-        problem = self._sanity_problem(audio, dubbed)
         return PipelineResult(
-            status=ProcessStatus.PARTIAL if problem else ProcessStatus.SUCCESS,
+            status=ProcessStatus.SUCCESS,
             timings=progress.stage_timings(),
             audio=dubbed,
             transcript=progress.transcript,
             translated_text=progress.translated_text,
-            error=ErrorInfo.of(ErrorCode.MODEL_ERROR, problem, stage="tts") if problem else None,
         )
 
     async def _stages(self, audio: AudioClip, fragment: Fragment, progress: _Progress) -> AudioClip:
@@ -242,6 +242,8 @@ class Pipeline:
     def _check_clip(self, dubbed: object) -> None:
         if not isinstance(dubbed, AudioClip):
             raise self._bad_output("tts", f"returned {type(dubbed).__name__}, expected AudioClip")
+        if dubbed.payload is not None:  # a request's own audio: checked when it was parsed
+            return
         samples = dubbed.samples
         if (
             not isinstance(samples, np.ndarray)
@@ -297,19 +299,6 @@ class Pipeline:
 
     def _backend_name(self, stage: StageName) -> str:
         return dict(self.backends())[stage].name
-
-    def _sanity_problem(self, source: AudioClip, dubbed: AudioClip) -> str | None:
-        """Why the dubbed audio cannot be trusted, or None when it looks right."""
-        if dubbed.fmt != source.fmt:
-            return (
-                f"tts backend {self.tts.name!r} returned {dubbed.fmt.sample_rate} Hz / "
-                f"{dubbed.fmt.channels} ch audio for {source.fmt.sample_rate} Hz / "
-                f"{source.fmt.channels} ch input"
-            )
-        if is_silent_dub(source.samples, dubbed.samples):
-            kind = "empty" if dubbed.frame_count == 0 else "silent"
-            return f"tts backend {self.tts.name!r} returned {kind} audio for non-silent input"
-        return None
 
 
 async def _with_timeout(work: Coroutine[Any, Any, _T], timeout_s: float) -> _T:

@@ -13,6 +13,8 @@ import json
 from enum import Enum
 from typing import Annotated, Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,6 +27,10 @@ from pydantic import (
 )
 
 from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES, AudioFormat, SampleEncoding
+from shared_audio.pcm import check_frames
+
+#: The wire's sample type: 16-bit signed little-endian (a no-op view on little-endian machines).
+_WIRE_INT16 = np.dtype("<i2")
 
 
 def _integral_float_to_int(value: object) -> object:
@@ -194,6 +200,45 @@ class AudioPayload(_Model):
             channels=audio_format.channels,
             data_base64=base64.b64encode(pcm).decode("ascii"),
         )
+
+    @classmethod
+    def from_samples(
+        cls, samples: npt.NDArray[np.int16], audio_format: AudioFormat
+    ) -> AudioPayload:
+        """int16 ``(frames, channels)`` samples (1-D for mono) as a payload, in one step.
+
+        Base64 of the samples' own buffer: the sending side's one conversion (no
+        intermediate ``bytes``). It is not validated
+        again, so that each payload is checked once, by its receiver: an `AudioFormat` is a
+        supported S16LE rate and channel count, the shape check makes whole frames and
+        `base64.b64encode` writes canonical base64.
+
+        Raises:
+            ValueError: if the format is not S16LE, or the samples are not int16 shaped
+                ``(frames, audio_format.channels)`` (or 1-D for mono).
+        """
+        if audio_format.encoding is not SampleEncoding.S16LE:
+            raise ValueError("the wire contract carries PCM S16LE only")
+        if not isinstance(samples, np.ndarray) or samples.dtype != np.int16:
+            what = getattr(samples, "dtype", type(samples).__name__)
+            raise ValueError(f"audio samples must be int16, got {what}")
+        check_frames(samples, audio_format.channels, allow_1d=audio_format.channels == 1)
+        wire = np.ascontiguousarray(samples, dtype=_WIRE_INT16)
+        return cls.model_construct(
+            sample_rate_hz=audio_format.sample_rate,
+            channels=audio_format.channels,
+            data_base64=base64.b64encode(wire.data).decode("ascii"),
+        )
+
+    def samples(self) -> npt.NDArray[np.int16]:
+        """The int16 ``(frames, channels)`` samples: the receiving side's one conversion.
+
+        A read-only view on the decoded bytes (no second copy). Whole frames are known from
+        validation.
+        """
+        wire = np.frombuffer(base64.b64decode(self.data_base64), dtype=_WIRE_INT16)
+        native: npt.NDArray[np.int16] = wire.astype(np.int16, copy=False).reshape(-1, self.channels)
+        return native
 
     def byte_count(self) -> int:
         """Number of PCM bytes, from the base64 length alone (no decoding).

@@ -36,7 +36,7 @@ async def dub_once(
     breaker: CircuitBreaker | None = None,
 ) -> DubResult:
     async with make_client(fake, timeout_ms=timeout_ms, breaker=breaker) as client:
-        return await dub(client, 7, samples)
+        return await dub(client, 7, samples, FMT)
 
 
 async def test_requests_validate_against_the_contract(fake_sts: FakeSts) -> None:
@@ -57,7 +57,7 @@ async def test_requests_validate_against_the_contract(fake_sts: FakeSts) -> None
 async def test_every_fragment_id_is_unique_per_segment(fake_sts: FakeSts) -> None:
     async with make_client(fake_sts) as client:
         for seq in range(5):
-            await dub(client, seq, AUDIO[:1600])
+            await dub(client, seq, AUDIO[:1600], FMT)
     ids = [r.fragment_id for r in fake_sts.requests]
     assert len(set(ids)) == 5
 
@@ -145,7 +145,7 @@ async def test_busy_until_the_deadline_falls_back_as_busy_and_keeps_the_breaker_
     fake = FakeSts(behaviour=lambda req: busy("0.3"))
     async with make_client(fake, timeout_ms=1000, breaker=breaker) as client:
         for seq in range(3):
-            result = await dub(client, seq, AUDIO)
+            result = await dub(client, seq, AUDIO, FMT)
             assert result.reason is FallbackReason.BUSY
             assert "QUEUE_FULL" in result.detail and "deadline" in result.detail
     assert state_of(breaker) is CircuitState.CLOSED
@@ -211,7 +211,7 @@ async def test_connection_errors_are_unreachable_and_retried_once() -> None:
 
     async with make_client(FakeSts()) as client:
         client._http._transport = httpx.MockTransport(handler)
-        result = await dub(client, 0, AUDIO)
+        result = await dub(client, 0, AUDIO, FMT)
     assert result.reason is FallbackReason.UNREACHABLE
     assert calls == 2
 
@@ -283,20 +283,20 @@ async def test_breaker_state_changes_as_the_client_uses_it() -> None:
     fake = FakeSts(behaviour=lambda req: None if healthy else failed(req, ErrorCode.MODEL_ERROR))
     async with make_client(fake, breaker=breaker) as client:
         healthy = False
-        assert (await dub(client, 0, AUDIO)).reason is FallbackReason.STS_ERROR
+        assert (await dub(client, 0, AUDIO, FMT)).reason is FallbackReason.STS_ERROR
         assert state_of(breaker) is CircuitState.CLOSED
-        assert (await dub(client, 1, AUDIO)).reason is FallbackReason.STS_ERROR
+        assert (await dub(client, 1, AUDIO, FMT)).reason is FallbackReason.STS_ERROR
         assert state_of(breaker) is CircuitState.OPEN
         sent = len(fake.requests)
-        result = await dub(client, 2, AUDIO)
+        result = await dub(client, 2, AUDIO, FMT)
         assert result.reason is FallbackReason.CIRCUIT_OPEN
         assert len(fake.requests) == sent  # the service was not called
         now[0] = 11.0  # reset timeout passed: one probe, which fails -> open again
-        assert (await dub(client, 3, AUDIO)).reason is FallbackReason.STS_ERROR
+        assert (await dub(client, 3, AUDIO, FMT)).reason is FallbackReason.STS_ERROR
         assert state_of(breaker) is CircuitState.OPEN
         now[0] = 22.0
         healthy = True  # probe succeeds -> closed
-        assert (await dub(client, 4, AUDIO)).reason is None
+        assert (await dub(client, 4, AUDIO, FMT)).reason is None
         assert state_of(breaker) is CircuitState.CLOSED
 
 
@@ -305,7 +305,7 @@ async def test_non_retryable_rejection_does_not_open_the_breaker() -> None:
     fake = FakeSts(behaviour=lambda req: http_error(422, ErrorCode.INVALID_AUDIO))
     async with make_client(fake, breaker=breaker) as client:
         for seq in range(3):
-            assert (await dub(client, seq, AUDIO)).reason is FallbackReason.REJECTED
+            assert (await dub(client, seq, AUDIO, FMT)).reason is FallbackReason.REJECTED
     assert state_of(breaker) is CircuitState.CLOSED
 
 

@@ -43,10 +43,11 @@ from worker_support import free_port
 
 from shared_audio import AudioFormat, read_wav
 from stream_worker import demux as demux_module
+from stream_worker.conversions import to_frame, to_samples
 from stream_worker.demux import MAX_AUDIO_LAG_S, MediaSource, is_live_url
 from stream_worker.languages import iso639_2
 from stream_worker.main import main
-from stream_worker.media import layout_name, mono_slots, to_frame, to_samples
+from stream_worker.media import layout_name, mono_slots
 from stream_worker.mux import OUTPUT_LAYOUTS, encoder_rate, output_format, output_layout
 from stream_worker.sink import WavSink
 

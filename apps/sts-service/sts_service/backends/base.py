@@ -18,7 +18,7 @@ import importlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal, TypeVar
 
@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field, field_validator
 
-from shared_audio import AudioFormat, array_to_pcm, pcm_to_array
+from shared_audio import AudioFormat
 from shared_utils.contract import AudioPayload, ErrorCode, ProcessRequest
 from sts_service.backends.glossary import load_glossaries
 from sts_service.queueing import FairSlots, QueueFullError
@@ -136,37 +136,59 @@ class EngineOptions(BaseModel):
         )
 
 
-@dataclass(frozen=True)
 class AudioClip:
     """Audio passed between stages: int16 samples shaped ``(frames, channels)`` and its format.
 
-    A clip decoded from a request keeps that request's payload, so audio a backend passes
-    through unchanged (the echo TTS) is answered without being encoded again.
+    A clip read from a request keeps that request's payload and is decoded only when a stage
+    reads its `samples`: audio a backend passes through unchanged (the echo TTS) is answered
+    with the request's own base64 text, with no conversion at all.
     """
 
-    samples: npt.NDArray[np.int16]
-    fmt: AudioFormat
-    _payload: AudioPayload | None = field(default=None, repr=False, compare=False)
+    __slots__ = ("_payload", "_samples", "fmt")
+
+    def __init__(self, samples: npt.NDArray[np.int16], fmt: AudioFormat) -> None:
+        self._samples: npt.NDArray[np.int16] | None = samples
+        self._payload: AudioPayload | None = None
+        self.fmt = fmt
+
+    def __repr__(self) -> str:
+        return f"AudioClip({self.frame_count} frames, {self.fmt})"
 
     @classmethod
     def from_payload(cls, payload: AudioPayload) -> AudioClip:
-        """Decode a contract audio payload (already validated: whole S16LE frames).
+        """The clip of a contract audio payload (already validated: whole S16LE frames)."""
+        clip = cls.__new__(cls)
+        clip._samples = None
+        clip._payload = payload
+        clip.fmt = payload.audio_format()
+        return clip
 
-        The samples are a read-only view on the decoded bytes.
-        """
-        fmt = payload.audio_format()
-        return cls(pcm_to_array(payload.pcm_bytes(), fmt, copy=False), fmt, payload)
+    @property
+    def payload(self) -> AudioPayload | None:
+        """The request payload this clip was read from (valid by the contract), if any."""
+        return self._payload
+
+    @property
+    def samples(self) -> npt.NDArray[np.int16]:
+        """The samples; a clip read from a payload is decoded here, once (a read-only view)."""
+        if self._samples is None:
+            assert self._payload is not None  # one of the two is always set
+            self._samples = self._payload.samples()
+        return self._samples
 
     def to_payload(self) -> AudioPayload:
-        """Encode as a contract audio payload."""
+        """As a contract audio payload: the one it was read from, else its samples encoded."""
         if self._payload is not None:
             return self._payload
-        return AudioPayload.from_pcm(array_to_pcm(self.samples, self.fmt), self.fmt)
+        return AudioPayload.from_samples(self.samples, self.fmt)
 
     @property
     def frame_count(self) -> int:
-        """Number of frames."""
-        return int(self.samples.shape[0])
+        """Number of frames (of a payload not decoded yet: from its length alone)."""
+        if self._samples is None:
+            assert self._payload is not None
+            return self._payload.frame_count()
+        return int(self._samples.shape[0])
 
 
 @dataclass(frozen=True)

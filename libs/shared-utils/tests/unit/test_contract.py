@@ -5,6 +5,7 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -373,6 +374,34 @@ def test_from_pcm_rejects_float_encoding() -> None:
 def test_from_pcm_rejects_partial_frames() -> None:
     with pytest.raises(ValueError, match="3 bytes, not a whole number"):
         AudioPayload.from_pcm(b"\x00\x01\x02", AudioFormat(16000, 1))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_from_samples_is_the_pcm_payload_and_samples_reads_it_back(channels: int) -> None:
+    fmt = AudioFormat(16000, channels)
+    samples = np.arange(-300, 300, dtype=np.int16).reshape(-1, channels)
+    payload = AudioPayload.from_samples(samples, fmt)
+    assert payload == AudioPayload.from_pcm(samples.astype("<i2").tobytes(), fmt)
+    # What the sender skips, the receiver checks: it parses as a valid payload.
+    assert AudioPayload.model_validate_json(payload.model_dump_json()) == payload
+    back = payload.samples()
+    assert back.dtype == np.int16 and back.shape == samples.shape
+    assert np.array_equal(back, samples)
+
+
+@pytest.mark.parametrize(
+    ("samples", "fmt", "message"),
+    [
+        (np.zeros((4, 2), dtype=np.int16), AudioFormat(16000, 1), "2 channels"),
+        (np.zeros((4, 1), dtype=np.float32), AudioFormat(16000, 1), "must be int16"),
+        (np.zeros((4, 1), dtype=np.int16), AudioFormat(16000, 1, SampleEncoding.F32LE), "S16LE"),
+    ],
+)
+def test_from_samples_refuses_what_is_not_whole_s16_frames_of_its_format(
+    samples: np.ndarray[Any, Any], fmt: AudioFormat, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        AudioPayload.from_samples(samples, fmt)
 
 
 def test_empty_audio_is_zero_frames() -> None:
