@@ -289,8 +289,13 @@ def run_worker(url: str, wav: Path, tmp: Path, name: str, *extra: str) -> Record
     return json.loads(summary.read_text()), records
 
 
-def report(name: str, summary: dict[str, Any], records: list[dict[str, Any]],
-           words: list[tuple[float, float]] | None, script: list[str]) -> dict[str, Any]:  # fmt: skip
+def report(
+    name: str,
+    summary: dict[str, Any],
+    records: list[dict[str, Any]],
+    words: list[tuple[float, float]] | None,
+    script: list[str],
+) -> dict[str, Any]:
     """The figures of one run (without word positions, no share of cuts inside words)."""
     cuts = [r["source_end_s"] for r in records[:-1]]
     speech_cuts = [
@@ -386,11 +391,11 @@ def sweep(url: str, audio: np.ndarray[Any, Any], script: list[str]) -> None:
             spans += cutter.feed(audio[start : start + 320, None])
         spans += cutter.flush()
         sent = []  # (samples, context)
-        for before, span in zip([None, *spans], spans):
+        for i, span in enumerate(spans):
             if not span.speech:
                 continue
-            tail = None
-            if before is not None and before.speech and before.hard_cut:
+            tail, before = None, spans[i - 1]
+            if i and before.speech and before.hard_cut:
                 tail = before.segment.samples[before.segment.frame_count - context_ms * 16 :]
             sent.append((span.segment.samples, tail))
         scores = []
