@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioError, AudioFormat
+from shared_audio import AudioError, AudioFormat, is_speech
 from stream_worker.client import StsClient
 from stream_worker.latency import Timing, segment_record
 from stream_worker.outcome import DubResult, FallbackReason
@@ -40,6 +40,10 @@ DEADLINE_GRACE_S = 0.25
 #: to hand the audio to the sink), and the client's this long before the buffer's.
 SLOT_GRACE_S = 0.25
 CLIENT_GRACE_S = 0.05
+#: A cut at the maximum length (or a fixed cut) is inside speech when the last this-many ms
+#: before it hold speech; one in silence (a fixed cut in a pause) split no word, and the
+#: next segment goes without context audio.
+CUT_IN_SPEECH_MS = 200
 
 
 @dataclass
@@ -315,7 +319,8 @@ class StreamDubber:
         tail, self._cut_tail = self._cut_tail, None
         segment = span.segment
         frames = self._fmt.frames_for_ms(self._options.context_ms)
-        if span.speech and span.hard_cut and frames:
+        before_cut = segment.samples[-self._fmt.frames_for_ms(CUT_IN_SPEECH_MS) :]
+        if span.speech and span.hard_cut and frames and is_speech(before_cut):
             self._cut_tail = (segment.end_frame, segment.samples[-frames:])
         if tail is None or not span.speech or tail[0] != segment.start_frame:
             return None

@@ -197,6 +197,19 @@ async def test_a_segment_after_a_hard_cut_carries_the_audio_before_it(fake_sts: 
     assert carried >= 1
 
 
+async def test_a_cut_in_silence_sends_no_context_audio(fake_sts: FakeSts) -> None:
+    # Fixed 1 s cuts over 2 s of silence, 1 s of speech, 2 s of silence: only the segment
+    # after the cut that ends the speech carries context; cuts in silence split no word.
+    audio = speech([("p", 2000.0), ("w", 1000.0), ("p", 2000.0)])
+    client = make_client(fake_sts)
+    client.service_contract = "1.2"
+    async with client:
+        dubber = StreamDubber(client, iter([audio]), FMT, MemorySink(), options(context_ms=500))
+        await dubber.run()
+    carried = [r.sequence_number for r in fake_sts.requests if r.context_audio is not None]
+    assert carried == [3]
+
+
 async def test_no_context_audio_goes_to_a_1_1_service_or_when_switched_off(
     fake_sts: FakeSts,
 ) -> None:
