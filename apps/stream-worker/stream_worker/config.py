@@ -20,6 +20,7 @@ from shared_audio import SUPPORTED_CHANNELS, SUPPORTED_SAMPLE_RATES
 from shared_utils import LogFormat, LogLevel, ServiceSettings
 from shared_utils.contract import (
     DEFAULT_STS_URL,
+    MAX_CONTEXT_MS,
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
     ProcessConfig,
@@ -45,6 +46,11 @@ DEFAULT_MAX_SEGMENT_MS = 2800
 #: encoding and writing.
 DEFAULT_SERVICE_MS = 900
 DEFAULT_MARGIN_MS = 300
+#: After a hard cut, the audio before the next segment that goes with it (contract 1.2
+#: `context_audio`). In bench/bench_latency.py's sweep on real recordings, 1000 ms cut the
+#: WER most (2000 ms less, and whisper then hears 2 s more per request, which broke the
+#: 900 ms service budget on a loaded machine).
+DEFAULT_CONTEXT_MS = 1000
 #: Live output delay beyond the longest segment, at least (so some dub can make its slot).
 LIVE_DELAY_SLACK_MS = 500
 
@@ -168,6 +174,13 @@ class WorkerSettings(ServiceSettings):
         ge=0,
         le=10000,
         description="delay budget: margin for buffering, encoding and writing (ms)",
+    )
+    context_ms: int = Field(
+        default=DEFAULT_CONTEXT_MS,
+        ge=0,
+        le=MAX_CONTEXT_MS,
+        description="after a cut inside speech, this much audio before the next segment goes "
+        "with it so ASR hears the split word whole (ms; 0: none)",
     )
     max_inflight: int = Field(default=3, ge=1, le=64, description="requests in flight at most")
     timeout_ms: int | None = Field(

@@ -28,7 +28,7 @@ from shared_utils import CircuitBreaker, SettingsError, configure_logging, load_
 from shared_utils.contract import CONTRACT_VERSION
 from stream_worker import __version__
 from stream_worker.captions import Captioner, CaptionKind, WebVttFile
-from stream_worker.client import StsClient, StsUnavailableError, speaks_previous_text
+from stream_worker.client import StsClient, StsUnavailableError
 from stream_worker.config import Cli, WorkerSettings
 from stream_worker.endpoints import (
     EndpointError,
@@ -193,7 +193,7 @@ async def _check_sts(client: StsClient, require: bool) -> None:
         client.base_url,
         health.status.value,
     )
-    client.send_previous_text = speaks_previous_text(health.contract_version)
+    client.service_contract = health.contract_version
     if health.contract_version != CONTRACT_VERSION:
         logger.warning(
             "sts-service speaks contract %s, this worker %s",
@@ -368,6 +368,7 @@ def pipeline_options(settings: WorkerSettings, live: bool) -> PipelineOptions:
         timeout_ms=settings.request_timeout_ms,
         shutdown_grace_ms=settings.shutdown_grace_ms,
         max_delay_ms=settings.live_delay_ms if live else None,
+        context_ms=settings.context_ms,
     )
 
 

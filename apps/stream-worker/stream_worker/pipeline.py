@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioError, AudioFormat
+from shared_audio import AudioError, AudioFormat, is_speech
 from stream_worker.client import StsClient
 from stream_worker.latency import Timing, segment_record
 from stream_worker.outcome import DubResult, FallbackReason
@@ -40,6 +40,10 @@ DEADLINE_GRACE_S = 0.25
 #: to hand the audio to the sink), and the client's this long before the buffer's.
 SLOT_GRACE_S = 0.25
 CLIENT_GRACE_S = 0.05
+#: A cut at the maximum length (or a fixed cut) is inside speech when the last this-many ms
+#: before it hold speech; one in silence (a fixed cut in a pause) split no word, and the
+#: next segment goes without context audio.
+CUT_IN_SPEECH_MS = 200
 
 
 @dataclass
@@ -53,6 +57,9 @@ class PipelineOptions:
         shutdown_grace_ms: On stop, how long in-flight segments may still finish.
         max_delay_ms: Live output: a segment must be written this long after its first
             sample arrived (the output's fixed delay), dubbed or not; None for no limit.
+        context_ms: After a cut inside speech (at the maximum length, not at a pause), this
+            much of the audio before the next segment goes with it, for ASR to hear the
+            word the cut split whole; 0 sends none.
     """
 
     segment_ms: int
@@ -60,6 +67,7 @@ class PipelineOptions:
     timeout_ms: int
     shutdown_grace_ms: int = 2000
     max_delay_ms: int | None = None
+    context_ms: int = 0
 
 
 @dataclass
@@ -140,6 +148,9 @@ class StreamDubber:
         self._origin: float | None = None
         # The newest transcript so far (sequence number, text): context for the next request.
         self._context: tuple[int, str] | None = None
+        # The end of the last segment sent, when a cut inside speech ended it: (its end
+        # frame, its last `context_ms` of audio), to go with the segment that starts there.
+        self._cut_tail: tuple[int, npt.NDArray[np.int16]] | None = None
         self._buffer = ReorderBuffer()
         self._stats = RunStats()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -269,6 +280,7 @@ class StreamDubber:
         segment = span.segment
         seq = segment.sequence_number
         samples: npt.NDArray[np.int16] = segment.samples
+        heard_before = self._heard_before(span)
         if not span.speech:
             self._buffer.add(seq, samples, ready_at=ready_at, deadline=ready_at)
             self._buffer.resolve(seq, DubResult.not_speech())
@@ -294,19 +306,47 @@ class StreamDubber:
             request_deadline = deadline - CLIENT_GRACE_S
         self._buffer.add(seq, samples, ready_at=ready_at, deadline=deadline)
         self._wakeup.set()  # the emitter must learn the new deadline
-        task = asyncio.create_task(self._dub(seq, samples, request_deadline))
+        task = asyncio.create_task(self._dub(seq, samples, request_deadline, heard_before))
         self._tasks.add(task)
         task.add_done_callback(self._on_task_done)
+
+    def _heard_before(self, span: Span) -> npt.NDArray[np.int16] | None:
+        """The audio to send with `span` as context, and remember `span`'s own tail.
+
+        The context is the tail of the speech segment a hard cut ended right where `span`
+        begins: the word the cut split is in it.
+        """
+        tail, self._cut_tail = self._cut_tail, None
+        segment = span.segment
+        frames = self._fmt.frames_for_ms(self._options.context_ms)
+        before_cut = segment.samples[-self._fmt.frames_for_ms(CUT_IN_SPEECH_MS) :]
+        if span.speech and span.hard_cut and frames and is_speech(before_cut):
+            self._cut_tail = (segment.end_frame, segment.samples[-frames:])
+        if tail is None or not span.speech or tail[0] != segment.start_frame:
+            return None
+        return tail[1]
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _dub(self, seq: int, samples: npt.NDArray[np.int16], deadline: float) -> None:
+    async def _dub(
+        self,
+        seq: int,
+        samples: npt.NDArray[np.int16],
+        deadline: float,
+        heard_before: npt.NDArray[np.int16] | None,
+    ) -> None:
         context = None if self._context is None else self._context[1]
         try:
             result = await dub(
-                self._client, seq, samples, self._fmt, deadline=deadline, previous_text=context
+                self._client,
+                seq,
+                samples,
+                self._fmt,
+                deadline=deadline,
+                previous_text=context,
+                context_audio=heard_before,
             )
             if result.transcript and (self._context is None or self._context[0] < seq):
                 self._context = (seq, result.transcript)

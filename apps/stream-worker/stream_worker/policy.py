@@ -100,13 +100,18 @@ async def dub(
     *,
     deadline: float | None = None,
     previous_text: str | None = None,
+    context_audio: npt.NDArray[np.int16] | None = None,
 ) -> DubResult:
     """Send one segment of format `fmt` (answer due by `deadline`), judge the answer.
 
     Never raises.
     """
     reply = await client.send(
-        sequence_number, samples, deadline=deadline, previous_text=previous_text
+        sequence_number,
+        samples,
+        deadline=deadline,
+        previous_text=previous_text,
+        context_audio=context_audio,
     )
     if isinstance(reply, DubResult):
         return reply

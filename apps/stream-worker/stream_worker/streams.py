@@ -466,7 +466,7 @@ class Supervisor:
         self._removed: set[str] = set()
         self._pools: dict[tuple[str, str | None, int], httpx.AsyncClient] = {}
         self._clients_made = 0
-        self._checks: dict[tuple[str, str, str], asyncio.Task[bool]] = {}
+        self._checks: dict[tuple[str, str, str], asyncio.Task[str]] = {}
         self._changed = asyncio.Event()
         self._stopping = False
         self._openers = concurrent.futures.ThreadPoolExecutor(
@@ -697,14 +697,14 @@ class Supervisor:
         check = self._checks.get(key)
         if check is None:
 
-            async def first() -> bool:
+            async def first() -> str:
                 await _check_sts(client, settings.require_sts)
-                return client.send_previous_text
+                return client.service_contract
 
             check = asyncio.ensure_future(first())
             self._checks[key] = check
         try:
-            client.send_previous_text = await asyncio.shield(check)
+            client.service_contract = await asyncio.shield(check)
         except UsageError:
             if settings.require_sts:
                 raise

@@ -250,18 +250,32 @@ def wer() -> Callable[[list[str], list[str]], float]:
 
 class FakeWhisperModel:
     """faster_whisper.WhisperModel's `transcribe`, as WhisperASR calls it: one confident segment
-    of `text`, and every call's keyword arguments in `calls`."""
+    of `text`, and every call's keyword arguments in `calls` (and the seconds heard in
+    `seconds`). With ``word_timestamps``, the words share the audio's duration evenly."""
 
     model = SimpleNamespace(is_multilingual=False)
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.calls: list[dict[str, object]] = []
+        self.seconds: list[float] = []
 
-    def transcribe(self, audio: object, **kwargs: object) -> tuple[list[Any], None]:
+    def transcribe(
+        self, audio: npt.NDArray[np.float32], **kwargs: object
+    ) -> tuple[list[Any], None]:
         self.calls.append(kwargs)
+        duration = audio.shape[0] / 16000
+        self.seconds.append(duration)
         confident = {"avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}
-        return [SimpleNamespace(text=f" {self.text} ", **confident)], None
+        words = None
+        if kwargs.get("word_timestamps"):
+            spoken = self.text.split()
+            share = duration / len(spoken)
+            words = [
+                SimpleNamespace(word=f" {word}", start=i * share, end=(i + 1) * share)
+                for i, word in enumerate(spoken)
+            ]
+        return [SimpleNamespace(text=f" {self.text} ", words=words, **confident)], None
 
 
 @pytest.fixture

@@ -48,11 +48,15 @@ def _integral_float_to_int(value: object) -> object:
 JsonInt = Annotated[int, BeforeValidator(_integral_float_to_int)]
 
 #: Bumped on any change to the models below: the minor for an optional addition an older
-#: peer may ignore (1.1: `ProcessRequest.previous_text`), the major for an incompatible one.
-CONTRACT_VERSION = "1.1"
+#: peer may ignore (1.1: `ProcessRequest.previous_text`; 1.2: `ProcessRequest.context_audio`),
+#: the major for an incompatible one.
+CONTRACT_VERSION = "1.2"
 
 #: Longest `previous_text`: whisper reads at most 224 prompt tokens, about 1000 characters.
 MAX_PREVIOUS_TEXT_CHARS = 1000
+#: Longest `context_audio`: enough for the words a hard cut split, and a bound on what a
+#: request may add to the fragment it carries.
+MAX_CONTEXT_MS = 3000
 
 #: HTTP routes of the contract (the only place they are spelled).
 HEALTH_PATH = "/v1/health"
@@ -296,6 +300,35 @@ class ProcessRequest(_Model):
         description="Since 1.1: the transcript of the stream's previous speech fragment, as "
         "context for ASR across a cut (whisper's initial prompt).",
     )
+    context_audio: AudioPayload | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # absent, the request is a 1.1 request
+        description="Since 1.2: the stream's audio just before this fragment (same rate and "
+        f"channels as `audio`, at most {MAX_CONTEXT_MS} ms), which ASR hears so that a word "
+        "the cut split is heard whole. The transcript, translation and dub cover `audio` only.",
+    )
+
+    @model_validator(mode="after")
+    def _context_fits(self) -> ProcessRequest:
+        context = self.context_audio
+        if context is None:
+            return self
+        if (context.sample_rate_hz, context.channels) != (
+            self.audio.sample_rate_hz,
+            self.audio.channels,
+        ):
+            raise ValueError(
+                f"context_audio is {context.sample_rate_hz} Hz, {context.channels} channel(s); "
+                f"it must match audio ({self.audio.sample_rate_hz} Hz, "
+                f"{self.audio.channels} channel(s))"
+            )
+        longest = context.sample_rate_hz * MAX_CONTEXT_MS // 1000
+        if context.frame_count() > longest:
+            raise ValueError(
+                f"context_audio holds {context.frame_count()} frames, more than "
+                f"{MAX_CONTEXT_MS} ms ({longest} frames)"
+            )
+        return self
 
 
 class ProcessStatus(str, Enum):

@@ -7,7 +7,9 @@ kinds of conversion a run's segments went through. sts-service's echo answers th
 request's base64 text as it came, without decoding it: no conversion on that side
 (sts-service's ``test_echo_answers_the_request_payload_without_a_conversion`` pins it).
 
-A media file (48 kHz stereo AAC, with video) to a media file: 8 conversions.
+A media file (48 kHz stereo AAC, with video) to a media file: 8 conversions. (A segment
+after a cut inside speech also sends the tail of the segment before it as context for ASR:
+a second ``to_wire`` of audio that already crossed, counted below, not a new kind.)
 
 1. ``decode``: AAC packets to PCM frames (fltp);
 2. ``resample`` to the service's s16, mono, 16 kHz, in one FFmpeg call;
@@ -138,8 +140,11 @@ def assert_each_segment_crossed_the_wire_once(seen: Conversions, summary: dict[s
     assert segments["dubbed"] == segments["total"] >= round(SECONDS)
     # One request per segment (plus the start-up's language-pair probe, a moment of silence
     # whose answer is not read), one answer read per segment: a conversion repeated on one
-    # segment (a retry encoding the request again, a second decode) fails here.
-    assert seen.count("to_wire") == segments["total"] + 1
+    # segment (a retry encoding the request again, a second decode) fails here. Each segment
+    # after a fixed cut (a cut inside speech) also carries the last `--context-ms` of the
+    # one before as `context_audio` (decision 0017): one more `to_wire`, of that tail.
+    carrying_context = segments["total"] - 1
+    assert seen.count("to_wire") == segments["total"] + 1 + carrying_context
     assert seen.count("from_wire") == segments["total"]
 
 

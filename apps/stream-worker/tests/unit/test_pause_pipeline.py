@@ -123,7 +123,7 @@ async def test_each_request_carries_the_previous_transcript_to_a_service_that_re
     audio = speech(PLAN)
     sink = MemorySink()
     client = make_client(fake_sts)
-    client.send_previous_text = True  # what a 1.1 health answer sets
+    client.service_contract = "1.1"  # what a 1.1 health answer sets
     async with client:
         dubber = StreamDubber(
             client,
@@ -145,3 +145,75 @@ async def test_no_previous_text_goes_to_a_service_that_would_reject_it(fake_sts:
     _, _, records = await dub(fake_sts, speech(PLAN), max_inflight=1)
     assert sum(r["speech"] for r in records) >= 2
     assert all(request.previous_text is None for request in fake_sts.requests)
+
+
+async def dub_with_contract(
+    fake: FakeSts, audio: np.ndarray[Any, Any], contract: str, context_ms: int
+) -> tuple[MemorySink, list[Any]]:
+    sink, spans = MemorySink(), []
+    cutter = PauseSegmenter(FMT, LevelDetector(), RULES)
+    feed = cutter.feed
+
+    def noted(chunk: np.ndarray[Any, Any]) -> list[Any]:
+        out = feed(chunk)
+        spans.extend(out)
+        return out
+
+    cutter.feed = noted  # type: ignore[method-assign]  # records the spans as they are cut
+    client = make_client(fake)
+    client.service_contract = contract
+    async with client:
+        dubber = StreamDubber(
+            client, iter([audio]), FMT, sink, options(context_ms=context_ms), cutter=cutter
+        )
+        await dubber.run()
+    return sink, spans
+
+
+async def test_a_segment_after_a_hard_cut_carries_the_audio_before_it(fake_sts: FakeSts) -> None:
+    # The 1.5 s word outlasts the 1.2 s maximum: it is cut inside, and the segment that
+    # starts at that cut carries the last 500 ms before it, for ASR to hear the word whole.
+    audio = speech(PLAN)
+    sink, spans = await dub_with_contract(fake_sts, audio, "1.2", context_ms=500)
+    assert np.array_equal(sink.audio(), audio)  # the dub still covers each segment alone
+    by_seq = {span.segment.sequence_number: span for span in spans}
+    carried = 0
+    for request in fake_sts.requests:
+        before = by_seq.get(request.sequence_number - 1)
+        after_hard_cut = (
+            before is not None
+            and before.speech
+            and before.hard_cut
+            and before.segment.end_frame == by_seq[request.sequence_number].segment.start_frame
+        )
+        if not after_hard_cut:  # after a pause cut (in silence) or a non-speech span: none
+            assert request.context_audio is None
+            continue
+        assert before is not None and request.context_audio is not None
+        end = before.segment.end_frame
+        expected = audio[end - FMT.frames_for_ms(500) : end]
+        assert request.context_audio.pcm_bytes() == expected.astype("<i2").tobytes()
+        carried += 1
+    assert carried >= 1
+
+
+async def test_a_cut_in_silence_sends_no_context_audio(fake_sts: FakeSts) -> None:
+    # Fixed 1 s cuts over 2 s of silence, 1 s of speech, 2 s of silence: only the segment
+    # after the cut that ends the speech carries context; cuts in silence split no word.
+    audio = speech([("p", 2000.0), ("w", 1000.0), ("p", 2000.0)])
+    client = make_client(fake_sts)
+    client.service_contract = "1.2"
+    async with client:
+        dubber = StreamDubber(client, iter([audio]), FMT, MemorySink(), options(context_ms=500))
+        await dubber.run()
+    carried = [r.sequence_number for r in fake_sts.requests if r.context_audio is not None]
+    assert carried == [3]
+
+
+async def test_no_context_audio_goes_to_a_1_1_service_or_when_switched_off(
+    fake_sts: FakeSts,
+) -> None:
+    audio = speech(PLAN)
+    await dub_with_contract(fake_sts, audio, "1.1", context_ms=500)
+    await dub_with_contract(fake_sts, audio, "1.2", context_ms=0)
+    assert fake_sts.requests and all(r.context_audio is None for r in fake_sts.requests)

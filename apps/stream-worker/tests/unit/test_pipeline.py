@@ -140,6 +140,7 @@ async def test_unexpected_client_error_falls_back_as_internal(
         samples: npt.NDArray[np.int16],
         deadline: float | None = None,
         previous_text: str | None = None,
+        context_audio: npt.NDArray[np.int16] | None = None,
     ) -> StsAnswer | DubResult:
         nonlocal calls
         calls += 1
@@ -166,6 +167,7 @@ async def test_answer_after_the_reorder_deadline_is_dropped_and_counted(
         samples: npt.NDArray[np.int16],
         deadline: float | None = None,
         previous_text: str | None = None,
+        context_audio: npt.NDArray[np.int16] | None = None,
     ) -> DubResult:
         if seq == 0:  # ignores the client deadline: only the reorder buffer's can save us
             await asyncio.sleep(1.4)

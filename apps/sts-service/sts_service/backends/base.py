@@ -193,7 +193,11 @@ class AudioClip:
 
 @dataclass(frozen=True)
 class Fragment:
-    """What a stage may know about the fragment being processed (everything but the audio)."""
+    """What a stage may know about the fragment being processed (everything but its audio).
+
+    `context` is the stream's audio just before the fragment (contract 1.2), for ASR to hear
+    a word the cut split whole; nothing is dubbed from it.
+    """
 
     fragment_id: str
     stream_id: str
@@ -202,10 +206,12 @@ class Fragment:
     target_language: str
     voice: str | None = None
     previous_text: str | None = None
+    context: AudioClip | None = None
 
     @classmethod
     def from_request(cls, request: ProcessRequest) -> Fragment:
         """The fragment described by a contract request."""
+        context = request.context_audio
         return cls(
             fragment_id=request.fragment_id,
             stream_id=request.stream_id,
@@ -214,6 +220,7 @@ class Fragment:
             target_language=request.config.target_language,
             voice=request.config.voice,
             previous_text=request.previous_text,
+            context=None if context is None else AudioClip.from_payload(context),
         )
 
 

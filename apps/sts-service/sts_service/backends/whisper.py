@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
@@ -235,8 +236,14 @@ class WhisperASR(SyncASRBackend):
             )
         options = self.options
         glossary = glossary_for(self.glossaries, fragment.source_language, fragment.target_language)
+        context = fragment.context
+        heard = (
+            audio
+            if context is None
+            else AudioClip(np.concatenate((context.samples, audio.samples)), audio.fmt)
+        )
         segments, _info = model.transcribe(
-            to_whisper_input(audio),
+            to_whisper_input(heard),
             language=language if model.model.is_multilingual else None,
             beam_size=options.whisper_beam_size,
             # No text carried over between the windows of one fragment, which stops Whisper's
@@ -254,7 +261,10 @@ class WhisperASR(SyncASRBackend):
             log_prob_threshold=options.whisper_log_prob_threshold,
             compression_ratio_threshold=options.whisper_compression_ratio_threshold,
             vad_filter=False,
-            without_timestamps=True,
+            # With context audio, the word timings tell the fragment's words from the
+            # context's; without, no timestamps is the faster decoding.
+            without_timestamps=context is None,
+            word_timestamps=context is not None,
         )
         kept, dropped = confident_segments(list(segments), options)
         if dropped:
@@ -266,7 +276,42 @@ class WhisperASR(SyncASRBackend):
                 [segment.text.strip() for segment in dropped],
                 extra={"fragment_id": fragment.fragment_id, "asr_dropped": len(dropped)},
             )
-        return " ".join(segment.text.strip() for segment in kept).strip()
+        if context is None:
+            return " ".join(segment.text.strip() for segment in kept).strip()
+        return words_after(kept, context.fmt.duration_s(context.frame_count))
+
+
+class _Word(Protocol):
+    """What `words_after` reads of a faster-whisper word."""
+
+    word: str
+    start: float
+    end: float
+
+
+class _TimedSegment(Protocol):
+    """A faster-whisper segment decoded with word timestamps."""
+
+    @property
+    def words(self) -> Sequence[_Word] | None:
+        """Its words with their timings."""
+        ...  # pragma: no cover - a protocol
+
+
+def words_after(segments: Sequence[_TimedSegment], offset_s: float) -> str:
+    """The words centred after `offset_s` (seconds from the start of what whisper heard).
+
+    With context audio, whisper hears a word the cut split whole. It is kept when most of it
+    lies in this fragment (its midpoint is past the context); otherwise it was mostly in the
+    previous fragment, which already transcribed it.
+    """
+    kept = [
+        word.word
+        for segment in segments
+        for word in segment.words or ()
+        if (word.start + word.end) / 2 >= offset_s
+    ]
+    return "".join(kept).strip()
 
 
 class _Segment(Protocol):

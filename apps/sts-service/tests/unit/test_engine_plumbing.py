@@ -18,7 +18,12 @@ import numpy as np
 import pytest
 
 from shared_audio import AudioFormat
-from shared_utils.contract import ErrorCode
+from shared_utils.contract import (
+    AudioPayload,
+    ErrorCode,
+    ProcessConfig,
+    ProcessRequest,
+)
 from sts_service.app import create_app
 from sts_service.backends import EchoTranslator, EchoTTS, build_pipeline
 from sts_service.backends.apertium import (
@@ -409,6 +414,42 @@ def test_whisper_is_prompted_with_the_previous_fragment_s_transcript(
     assert asr.transcribe_sync(tone_clip(), FRAGMENT) == "the news"
     assert [call["initial_prompt"] for call in seen] == ["Good evening and welcome to", None]
     assert all(call["condition_on_previous_text"] is False for call in seen)
+
+
+def test_whisper_hears_the_context_audio_and_keeps_only_the_fragment_s_words(
+    fake_whisper_model: Callable[[str], Any],
+) -> None:
+    # Heard: 0.8 s of context, then 1.2 s of fragment; the fake spreads its four words over
+    # the 2 s, 0.5 s each, so "bravo" (0.5-1.0 s) straddles the cut and lies mostly before it.
+    model = fake_whisper_model("alpha bravo charlie delta")
+    asr = WhisperASR()
+    asr.model = model
+    after_cut = Fragment("f-2", "s", 1, "en", "es", context=tone_clip(12800))
+    assert asr.transcribe_sync(tone_clip(19200), after_cut) == "charlie delta"
+    assert model.seconds == [2.0]
+    assert model.calls[0]["word_timestamps"] is True
+    assert model.calls[0]["without_timestamps"] is False
+    # Without context: the whole transcript, decoded without timestamps.
+    assert asr.transcribe_sync(tone_clip(19200), FRAGMENT) == "alpha bravo charlie delta"
+    assert model.calls[1]["word_timestamps"] is False
+    assert model.calls[1]["without_timestamps"] is True
+
+
+def test_a_request_s_context_audio_reaches_the_stages_as_a_clip() -> None:
+    pcm = np.arange(320, dtype="<i2").tobytes()
+    audio = AudioPayload.from_pcm(pcm, FMT)
+    request = ProcessRequest(
+        fragment_id="f-2",
+        stream_id="s",
+        sequence_number=1,
+        audio=audio,
+        config=ProcessConfig(source_language="en", target_language="es"),
+        context_audio=AudioPayload.from_pcm(pcm[:320], FMT),
+    )
+    context = Fragment.from_request(request).context
+    assert context is not None and context.fmt == FMT
+    assert context.samples[:, 0].tolist() == list(range(160))
+    assert Fragment.from_request(request.model_copy(update={"context_audio": None})).context is None
 
 
 def test_engines_refuse_to_serve_before_loading() -> None:

@@ -168,6 +168,32 @@ def test_previous_text_is_carried() -> None:
     assert json.loads(request.model_dump_json())["previous_text"] == "Good evening."
 
 
+def test_context_audio_is_carried() -> None:
+    request = ProcessRequest.model_validate(request_dict(context_audio=audio_dict()))
+    assert request.context_audio is not None
+    assert request.context_audio.pcm_bytes() == PCM
+    assert json.loads(request.model_dump_json())["context_audio"] == audio_dict()
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (
+            audio_dict(sample_rate_hz=48000),
+            "context_audio is 48000 Hz, 1 channel(s); it must match",
+        ),
+        (audio_dict(channels=2), "context_audio is 16000 Hz, 2 channel(s); it must match"),
+        (
+            audio_dict(data_base64=base64.b64encode(b"\0\0" * 48001).decode()),
+            "context_audio holds 48001 frames, more than 3000 ms (48000 frames)",
+        ),
+    ],
+)
+def test_context_audio_must_fit_the_fragment(context: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ProcessRequest.model_validate(request_dict(context_audio=context))
+
+
 def test_a_request_without_context_is_a_1_0_request() -> None:
     # A 1.0 service rejects unknown fields, null ones too: absent context is left out.
     body = json.loads(ProcessRequest.model_validate(request_dict()).model_dump_json())
@@ -507,7 +533,7 @@ def health_dict(**overrides: object) -> dict[str, Any]:
 
 def test_health_parses_with_contract_version_default() -> None:
     health = HealthResponse.model_validate(health_dict())
-    assert health.contract_version == "1.1"
+    assert health.contract_version == "1.2"
     assert health.backends[0].detail is None
 
 
