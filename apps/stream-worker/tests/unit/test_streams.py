@@ -22,6 +22,7 @@ from shared_audio import read_wav
 from stream_worker.config import WorkerSettings
 from stream_worker.endpoints import Input, open_input, open_sink
 from stream_worker.main import main as cli_main
+from stream_worker.metrics import STREAM_LABEL
 from stream_worker.sink import Sink
 from stream_worker.streams import (
     Options,
@@ -450,7 +451,7 @@ def test_one_metrics_port_serves_every_stream_by_its_id(tmp_path: Path, fake_sts
     scraper.join()
     assert code == 0
     dubbed = {
-        sample.labels["stream"]: sample.value
+        sample.labels[STREAM_LABEL]: sample.value
         for family in text_string_to_metric_families(scraped[0])
         for sample in family.samples
         if sample.name == "stream_worker_segments_total" and sample.labels["outcome"] == "dubbed"
