@@ -74,6 +74,7 @@ from stream_worker.pipeline import StreamDubber
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import Sink
 from stream_worker.summary import RunStats
+from stream_worker.vad import BatchedVad, VadBatcher
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -472,6 +473,7 @@ class Supervisor:
         self._openers = concurrent.futures.ThreadPoolExecutor(
             OPEN_THREADS, thread_name_prefix="open-stream"
         )
+        self._vad_batcher: asyncio.Future[VadBatcher] | None = None  # the first VAD stream's
 
     # ------------------------------------------------------------- the set of streams
 
@@ -504,6 +506,10 @@ class Supervisor:
             for pool in self._pools.values():
                 await pool.aclose()
             self._openers.shutdown(wait=False, cancel_futures=True)
+            batcher = self._vad_batcher
+            if batcher is not None and batcher.done() and not batcher.cancelled():
+                if batcher.exception() is None:
+                    batcher.result().close()
         failed = [stream_id for stream_id, code in self.ended if code != EXIT_OK]
         return EXIT_FAILURE if failed else EXIT_OK
 
@@ -619,10 +625,15 @@ class Supervisor:
                     backlog = source.fmt.frames_for_ms(round(self.options.output_backlog_s * 1000))
                     sink = ThreadedSink(inner, backlog, run.stream_id)
                     live = _is_live(source)
-                    cutter = await self._in_thread(lambda: make_cutter(settings, source))
+                    chunks = sink.throttled(source.chunks)
+                    detector = None
+                    if settings.segmenter == "vad":  # scored off the loop, batched
+                        detector = BatchedVad(await self._batcher(), source.fmt.sample_rate)
+                        chunks = detector.scored(chunks)
+                    cutter = make_cutter(settings, source, detector)
                     dubber = StreamDubber(
                         client,
-                        sink.throttled(source.chunks),
+                        chunks,
                         source.fmt,
                         sink,
                         pipeline_options(settings, live),
@@ -647,6 +658,12 @@ class Supervisor:
             return build_summary(settings, source, outcome, inner, cpu_s=0.0)
         finally:
             source.close()
+
+    async def _batcher(self) -> VadBatcher:
+        """The process's VAD batcher (loading the model, ~0.3 s, on a thread the first time)."""
+        if self._vad_batcher is None:  # one for all: the streams that start together wait
+            self._vad_batcher = asyncio.ensure_future(self._in_thread(VadBatcher))
+        return await asyncio.shield(self._vad_batcher)
 
     async def _finish(self, sink: ThreadedSink) -> None:
         """Wait while the output writes what is queued and closes, as long as it progresses.
