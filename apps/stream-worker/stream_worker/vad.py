@@ -109,6 +109,12 @@ def to_vad_window(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
 # ------------------------------------------------------------------ many streams, batched
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(eq=False)
 class _Request:
     """One stream's windows, scored one per batch (its state carries from one to the next)."""
@@ -117,7 +123,15 @@ class _Request:
     windows: npt.NDArray[np.float32]  # (k, 512)
     probabilities: list[float] = field(default_factory=list)
     error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False
+    # Released when finished. A bare lock, not a threading.Event: an Event's set and wait run
+    # a Condition in Python, which at 3000 windows a second held the GIL (and so the event
+    # loop) measurably; a lock is released and waited on in C.
+    done: threading.Lock = field(default_factory=_held_lock)
+
+    def finish(self) -> None:
+        self.finished = True
+        self.done.release()
 
 
 class VadBatcher:
@@ -163,7 +177,7 @@ class VadBatcher:
                 raise RuntimeError("the VAD batcher is closed")
             self._pending.append(request)
             self._work.notify()
-        request.done.wait()
+        request.done.acquire()
         if request.error is not None:
             raise request.error
         return request.probabilities
@@ -190,7 +204,7 @@ class VadBatcher:
                 batch = carry + self._pending
                 self._pending = batch[self._max_batch :]
                 batch = batch[: self._max_batch]
-            carry = [r for r in self._step(batch) if not r.done.is_set()]
+            carry = [r for r in self._step(batch) if not r.finished]
 
     def _step(self, batch: list[_Request]) -> list[_Request]:
         """Score the next window of each request of `batch`; finish the complete ones."""
@@ -206,7 +220,7 @@ class VadBatcher:
         except Exception as exc:  # handed to every caller of this batch
             for request in batch:
                 request.error = exc
-                request.done.set()
+                request.finish()
             return batch
         self.runs += 1
         self.windows += len(batch)
@@ -215,7 +229,7 @@ class VadBatcher:
             request.owner.state = state[:, row : row + 1, :].copy()
             request.probabilities.append(float(out[row, 0]))
             if len(request.probabilities) == len(request.windows):
-                request.done.set()
+                request.finish()
         return batch
 
 
@@ -241,21 +255,29 @@ class BatchedVad:
         self.context = np.zeros(VAD_CONTEXT_SAMPLES, np.float32)
 
     def scored(self, chunks: Iterable[npt.NDArray[np.int16]]) -> Iterator[npt.NDArray[np.int16]]:
-        """`chunks`, each given on once its complete windows are scored (runs on the reader)."""
+        """The audio of `chunks`, given on once it completes a window, scored (on the reader).
+
+        A chunk that completes no window (a 20 ms chunk does every other time) is held and
+        given on with the next: the segmenter could not cut in it anyway, and each chunk
+        handed to the event loop costs the loop a wake-up.
+        """
         rest: npt.NDArray[np.int16] | None = None  # frames after the last complete window
+        held: list[npt.NDArray[np.int16]] = []
         for chunk in chunks:
             pending = chunk if rest is None else np.concatenate((rest, chunk))
             count = pending.shape[0] // self._hop
-            if count:
-                windows = np.stack(
-                    [
-                        to_vad_window(pending[i * self._hop : (i + 1) * self._hop])
-                        for i in range(count)
-                    ]
-                )
-                self._scores.extend(self._batcher.score(self, windows))
+            held.append(chunk)
             rest = pending[count * self._hop :]
-            yield chunk
+            if not count:
+                continue
+            windows = np.stack(
+                [to_vad_window(pending[i * self._hop : (i + 1) * self._hop]) for i in range(count)]
+            )
+            self._scores.extend(self._batcher.score(self, windows))
+            yield held[0] if len(held) == 1 else np.concatenate(held)
+            held = []
+        if held:
+            yield np.concatenate(held)
 
     def probability(self, window: npt.NDArray[np.float32]) -> float:
         """The score of the next window (the segmenter asks for them in order).

@@ -170,3 +170,19 @@ async def test_streams_cut_at_pauses_share_one_batcher_and_stay_sample_exact(
         _, out = read_wav(tmp_path / f"{name}.out.wav")
         assert np.array_equal(out, samples), name  # the echo service sends the audio back
     assert len(fake_sts.requests) >= len(audio)  # speech was found and sent
+
+
+def test_chunks_that_complete_no_window_are_held_for_the_next() -> None:
+    audio = speech([("w", 700), ("p", 300)])
+    chunks = list(chunked(audio, 320))  # 20 ms: a window completes every 1.6 chunks
+    batcher = VadBatcher(gather_s=0.0)
+    try:
+        given = list(BatchedVad(batcher, 16000).scored(iter(chunks)))
+    finally:
+        batcher.close()
+    assert np.array_equal(np.concatenate(given), audio)
+    # Each chunk given on completes at least one window (the last may hold only the rest).
+    completed = [int(end) // 512 for end in np.cumsum([c.shape[0] for c in given])]
+    assert all(a < b for a, b in zip([0, *completed[:-2]], completed[:-1], strict=True))
+    assert len(given) < len(chunks)
+    assert batcher.windows == audio.shape[0] // 512
