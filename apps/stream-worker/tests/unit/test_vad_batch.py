@@ -172,17 +172,32 @@ async def test_streams_cut_at_pauses_share_one_batcher_and_stay_sample_exact(
     assert len(fake_sts.requests) >= len(audio)  # speech was found and sent
 
 
-def test_chunks_that_complete_no_window_are_held_for_the_next() -> None:
+def test_audio_is_given_on_in_pieces_of_two_windows_once_the_next_is_read() -> None:
     audio = speech([("w", 700), ("p", 300)])
     chunks = list(chunked(audio, 320))  # 20 ms: a window completes every 1.6 chunks
+    read = 0
+
+    def reading() -> Iterator[npt.NDArray[np.int16]]:
+        nonlocal read
+        for chunk in chunks:
+            read += chunk.shape[0]
+            yield chunk
+
     batcher = VadBatcher(gather_s=0.0)
+    given: list[npt.NDArray[np.int16]] = []
+    read_when_given: list[int] = []
     try:
-        given = list(BatchedVad(batcher, 16000).scored(iter(chunks)))
+        for piece in BatchedVad(batcher, 16000).scored(reading()):
+            given.append(piece)
+            read_when_given.append(read)
     finally:
         batcher.close()
     assert np.array_equal(np.concatenate(given), audio)
-    # Each chunk given on completes at least one window (the last may hold only the rest).
-    completed = [int(end) // 512 for end in np.cumsum([c.shape[0] for c in given])]
-    assert all(a < b for a, b in zip([0, *completed[:-2]], completed[:-1], strict=True))
-    assert len(given) < len(chunks)
-    assert batcher.windows == audio.shape[0] // 512
+    assert batcher.windows == audio.shape[0] // 512  # every complete window, the last too
+    ends = [int(end) for end in np.cumsum([piece.shape[0] for piece in given])]
+    windows = [end // 512 for end in ends]
+    # Each piece but the last completes at least two windows more than the one before it,
+    assert all(b - a >= 2 for a, b in zip([0, *windows[:-2]], windows[:-1], strict=True))
+    # and is given on only once the audio of the next piece has been read.
+    assert all(read > end for read, end in zip(read_when_given[:-2], ends[:-2], strict=True))
+    assert read_when_given[0] >= ends[1]
