@@ -2,7 +2,7 @@
 
 One sts-service on a free loopback port (echo; `--engines`: whisper, Apertium and Pico, on
 English speech read by Pico), then N live streams at once, each dubbing a 16 kHz sample paced
-at real time (`--segmenter`, fixed 6 s segments by default; `vad` is the worker's default):
+at real time (`--segmenter`: `vad`, pause cuts, the worker's default; or fixed 6 s segments):
 
 - ``per-process``: N stream-worker processes, one stream each;
 - ``one-process``: one ``stream-worker --streams FILE`` process running all N.
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         help="one-process: comma-separated sweep of N (its first N is the per-stream baseline)",
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per stream")
-    parser.add_argument("--segmenter", choices=("fixed", "vad"), default="fixed")
+    parser.add_argument("--segmenter", choices=("fixed", "vad"), default="vad")
     parser.add_argument(
         "--engines",
         action="store_true",

@@ -48,6 +48,7 @@ from stream_worker.reorder import Emitted
 from stream_worker.segmenter import Cutter, FixedCutter, PauseRules, PauseSegmenter
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import Sink
+from stream_worker.vad import SpeechDetector
 from stream_worker.voiceover import VoiceOver
 
 logger = logging.getLogger(__name__)
@@ -346,8 +347,13 @@ def _caption_files(settings: WorkerSettings) -> Iterator[dict[CaptionKind, WebVt
             file.close()
 
 
-def make_cutter(settings: WorkerSettings, source: Input) -> Cutter:
-    """The cutter the settings ask for: pauses found by Silero VAD, or fixed lengths."""
+def make_cutter(
+    settings: WorkerSettings, source: Input, detector: SpeechDetector | None = None
+) -> Cutter:
+    """The cutter the settings ask for: pauses found by Silero VAD, or fixed lengths.
+
+    `detector` replaces the stream's own Silero VAD (``--streams``: the batched one).
+    """
     if settings.segmenter == "fixed":
         return FixedCutter(source.fmt, settings.segment_ms)
     from stream_worker.vad import SileroVad  # onnxruntime: loaded only when used
@@ -357,7 +363,7 @@ def make_cutter(settings: WorkerSettings, source: Input) -> Cutter:
         min_segment_ms=settings.min_segment_ms,
         max_segment_ms=settings.max_segment_ms,
     )
-    return PauseSegmenter(source.fmt, SileroVad(), rules)
+    return PauseSegmenter(source.fmt, detector or SileroVad(), rules)
 
 
 def pipeline_options(settings: WorkerSettings, live: bool) -> PipelineOptions:

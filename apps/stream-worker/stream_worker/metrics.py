@@ -3,6 +3,8 @@
 The values are computed at scrape time from the run's own statistics, so the dubbing path
 does no extra work for them. Served by prometheus_client's small HTTP server, in its thread:
 
+Every family is labelled by ``stream_id`` (`STREAM_LABEL`), the stream's id:
+
 * ``stream_worker_segments_total{outcome}``: segments written, ``dubbed`` or ``fallback``;
 * ``stream_worker_fallbacks_total{reason}``: fallback segments by reason;
 * ``stream_worker_retries_total``: requests sent again after a retryable failure;
@@ -30,6 +32,9 @@ from stream_worker.summary import RunStats
 
 #: Seconds; a 6 s segment must come back well within its own length to keep up.
 ROUND_TRIP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: The label that names a stream in every family: its id, under the name the wire contract,
+#: the JSON summary and the log lines give it (one name to search for, everywhere).
+STREAM_LABEL = "stream_id"
 
 
 class StreamsCollector(Collector):
@@ -46,25 +51,27 @@ class StreamsCollector(Collector):
         """Yield every family (called by the registry at each scrape)."""
         runs = [([stream_id], stats) for stream_id, stats in self._streams()]
         segments = CounterMetricFamily(
-            "stream_worker_segments", "Segments written, by outcome.", labels=["stream", "outcome"]
+            "stream_worker_segments",
+            "Segments written, by outcome.",
+            labels=[STREAM_LABEL, "outcome"],
         )
         fallbacks = CounterMetricFamily(
             "stream_worker_fallbacks",
             "Segments written as original audio, by reason.",
-            labels=["stream", "reason"],
+            labels=[STREAM_LABEL, "reason"],
         )
         retries = CounterMetricFamily(
-            "stream_worker_retries", "Requests sent again after a failure.", labels=["stream"]
+            "stream_worker_retries", "Requests sent again after a failure.", labels=[STREAM_LABEL]
         )
         round_trip = HistogramMetricFamily(
             "stream_worker_round_trip_seconds",
             "Request sent -> final answer, per segment.",
-            labels=["stream"],
+            labels=[STREAM_LABEL],
         )
         lag = GaugeMetricFamily(
             "stream_worker_output_lag_seconds",
             "Last input sample -> output, for the last segment written.",
-            labels=["stream"],
+            labels=[STREAM_LABEL],
         )
         for stream, stats in runs:
             segments.add_metric([*stream, "dubbed"], stats.dubbed)

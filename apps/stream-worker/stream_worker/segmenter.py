@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared_audio import AudioFormat, Segment, Segmenter
-from stream_worker.vad import VAD_WINDOW_MS, SpeechDetector, to_vad_window
+from stream_worker.vad import VAD_WINDOW_MS, SpeechDetector, to_vad_window, window_frames
 
 #: A window becomes speech at this probability, and stays speech down to RELEASE.
 SPEECH_THRESHOLD = 0.5
@@ -138,7 +138,7 @@ class PauseSegmenter:
     def __init__(self, fmt: AudioFormat, detector: SpeechDetector, rules: PauseRules) -> None:
         self._fmt = fmt
         self._detector = detector
-        self._hop = max(1, round(fmt.sample_rate * VAD_WINDOW_MS / 1000))
+        self._hop = window_frames(fmt.sample_rate)
         self._pause = fmt.frames_for_ms(rules.pause_ms)
         self._min = fmt.frames_for_ms(rules.min_segment_ms)
         self._max = fmt.frames_for_ms(rules.max_segment_ms)

@@ -74,6 +74,7 @@ from stream_worker.pipeline import StreamDubber
 from stream_worker.signals import STOP_SIGNALS
 from stream_worker.sink import Sink
 from stream_worker.summary import RunStats
+from stream_worker.vad import BatchedVad, VadBatcher
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -424,6 +425,9 @@ class Options:
     output_backlog_s: float = OUTPUT_BACKLOG_S
     output_stall_s: float = OUTPUT_STALL_S
     output_close_s: float = OUTPUT_CLOSE_S
+    #: Streams that start together (the process starting, a reload) start spread over one
+    #: longest segment, evenly; False starts them all at once.
+    spread_starts: bool = True
 
 
 def _state(stream_id: str, state: str, detail: str = "") -> None:
@@ -472,6 +476,7 @@ class Supervisor:
         self._openers = concurrent.futures.ThreadPoolExecutor(
             OPEN_THREADS, thread_name_prefix="open-stream"
         )
+        self._vad_batcher: asyncio.Future[VadBatcher] | None = None  # the first VAD stream's
 
     # ------------------------------------------------------------- the set of streams
 
@@ -485,17 +490,18 @@ class Supervisor:
         Returns:
             0 when every run of every stream ended with exit 0, otherwise 1.
         """
-        for stream_id, settings in streams.items():
-            self._start(stream_id, settings)
+        self._start_together(list(streams.items()))
         try:
             while True:
                 self._changed.clear()
+                ready = []
                 for stream_id, settings in list(self._pending.items()):
                     previous = self.runs.get(stream_id)
                     if previous is None or previous.task is None or previous.task.done():
                         del self._pending[stream_id]
                         if not self._stopping:
-                            self._start(stream_id, settings)
+                            ready.append((stream_id, settings))
+                self._start_together(ready)
                 running = [r for r in self.runs.values() if r.task and not r.task.done()]
                 if not running and not self._pending:
                     break
@@ -504,6 +510,10 @@ class Supervisor:
             for pool in self._pools.values():
                 await pool.aclose()
             self._openers.shutdown(wait=False, cancel_futures=True)
+            batcher = self._vad_batcher
+            if batcher is not None and batcher.done() and not batcher.cancelled():
+                if batcher.exception() is None:
+                    batcher.result().close()
         failed = [stream_id for stream_id, code in self.ended if code != EXIT_OK]
         return EXIT_FAILURE if failed else EXIT_OK
 
@@ -554,7 +564,22 @@ class Supervisor:
                 self._pending[stream_id] = settings
         self._changed.set()
 
-    def _start(self, stream_id: str, settings: WorkerSettings) -> None:
+    def _start_together(self, streams: Sequence[tuple[str, WorkerSettings]]) -> None:
+        """Start `streams`, the i-th of N after i/N of its longest segment.
+
+        Streams started in the same instant cut their segments in the same instants as long
+        as their audio is alike (fixed cuts always; pause cuts on the same feed): every
+        segment of every stream would reach the service, and come back to this one loop, in
+        one burst (at 100 streams, part of each burst missed its deadline). Spread over one
+        segment, the requests come evenly; the last stream's output starts one segment later.
+        """
+        for index, (stream_id, settings) in enumerate(streams):
+            delay_s = 0.0
+            if self.options.spread_starts:
+                delay_s = index * settings.longest_segment_ms / 1000 / len(streams)
+            self._start(stream_id, settings, delay_s)
+
+    def _start(self, stream_id: str, settings: WorkerSettings, delay_s: float = 0.0) -> None:
         run = StreamRun(settings)
         self.runs[stream_id] = run
         context = contextvars.copy_context()
@@ -562,17 +587,19 @@ class Supervisor:
         # Created inside the context, the task copies it: the stream's id, on Python 3.10 too
         # (create_task's own context= argument is 3.11+).
         loop = asyncio.get_running_loop()
-        run.task = context.run(loop.create_task, self._run_stream(run))
+        run.task = context.run(loop.create_task, self._run_stream(run, delay_s))
         run.task.add_done_callback(lambda _: self._changed.set())
 
     # ------------------------------------------------------------- one stream
 
-    async def _run_stream(self, run: StreamRun) -> int:
+    async def _run_stream(self, run: StreamRun, delay_s: float = 0.0) -> int:
         stream_id = run.stream_id
         _state(stream_id, "starting", f"{run.settings.input} -> {run.settings.output}")
         summary: dict[str, Any] | None = None
         error: str | None = None
         try:
+            if delay_s:
+                await asyncio.sleep(delay_s)
             summary = await self._dub(run)
             input_error = summary.get("input_error")
             code = EXIT_FAILURE if input_error else EXIT_OK
@@ -619,10 +646,15 @@ class Supervisor:
                     backlog = source.fmt.frames_for_ms(round(self.options.output_backlog_s * 1000))
                     sink = ThreadedSink(inner, backlog, run.stream_id)
                     live = _is_live(source)
-                    cutter = await self._in_thread(lambda: make_cutter(settings, source))
+                    chunks = sink.throttled(source.chunks)
+                    detector = None
+                    if settings.segmenter == "vad":  # scored off the loop, batched
+                        detector = BatchedVad(await self._batcher(), source.fmt.sample_rate)
+                        chunks = detector.scored(chunks)
+                    cutter = make_cutter(settings, source, detector)
                     dubber = StreamDubber(
                         client,
-                        sink.throttled(source.chunks),
+                        chunks,
                         source.fmt,
                         sink,
                         pipeline_options(settings, live),
@@ -647,6 +679,12 @@ class Supervisor:
             return build_summary(settings, source, outcome, inner, cpu_s=0.0)
         finally:
             source.close()
+
+    async def _batcher(self) -> VadBatcher:
+        """The process's VAD batcher (loading the model, ~0.3 s, on a thread the first time)."""
+        if self._vad_batcher is None:  # one for all: the streams that start together wait
+            self._vad_batcher = asyncio.ensure_future(self._in_thread(VadBatcher))
+        return await asyncio.shield(self._vad_batcher)
 
     async def _finish(self, sink: ThreadedSink) -> None:
         """Wait while the output writes what is queued and closes, as long as it progresses.

@@ -16,7 +16,7 @@ from worker_support import free_port
 from shared_audio import AudioFormat
 from shared_utils.resilience import CircuitBreaker
 from stream_worker.client import StsClient
-from stream_worker.metrics import RunStatsCollector, serve_metrics
+from stream_worker.metrics import STREAM_LABEL, RunStatsCollector, serve_metrics
 from stream_worker.outcome import FallbackReason
 from stream_worker.summary import RunStats
 
@@ -48,7 +48,7 @@ def test_metrics_server_serves_the_run_statistics() -> None:
     finally:
         stop()
     values = _values(text)
-    stream = ("stream", "news")
+    stream = (STREAM_LABEL, "news")
     assert values[("stream_worker_segments_total", (("outcome", "dubbed"), stream))] == 2
     assert values[("stream_worker_segments_total", (("outcome", "fallback"), stream))] == 1
     assert values[("stream_worker_fallbacks_total", (("reason", "timeout"), stream))] == 1
@@ -125,3 +125,15 @@ def test_a_taken_metrics_port_is_a_usage_error(
         )
     assert code == 2
     assert f"--metrics-port: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "document", [Path("README.md"), Path("..", "..", "docs", "deployment.md")], ids=str
+)
+def test_the_docs_name_every_family_with_the_labels_it_has(document: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / document).read_text(encoding="utf-8")
+    for family in RunStatsCollector(_stats, "news").collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = [label for label in family.samples[0].labels if label != "le"]
+        assert labels[0] == STREAM_LABEL
+        assert f"`{name}{{{','.join(labels)}}}`" in text, (document, name, labels)

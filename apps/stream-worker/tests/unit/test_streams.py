@@ -22,6 +22,7 @@ from shared_audio import read_wav
 from stream_worker.config import WorkerSettings
 from stream_worker.endpoints import Input, open_input, open_sink
 from stream_worker.main import main as cli_main
+from stream_worker.metrics import STREAM_LABEL
 from stream_worker.sink import Sink
 from stream_worker.streams import (
     Options,
@@ -381,7 +382,9 @@ def test_sigterm_stops_every_stream_with_finalised_outputs(
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     err = io.StringIO()
-    code = cli_main_streams(path, err, Options(open_input, open_sink, fake_sts.transport()))
+    # Both started at once: a stream stopped before it starts has no output to finalise.
+    options = Options(open_input, open_sink, fake_sts.transport(), spread_starts=False)
+    code = cli_main_streams(path, err, options)
     timer.join()
     assert code == 0
     for line in summaries(err.getvalue()):
@@ -450,7 +453,7 @@ def test_one_metrics_port_serves_every_stream_by_its_id(tmp_path: Path, fake_sts
     scraper.join()
     assert code == 0
     dubbed = {
-        sample.labels["stream"]: sample.value
+        sample.labels[STREAM_LABEL]: sample.value
         for family in text_string_to_metric_families(scraped[0])
         for sample in family.samples
         if sample.name == "stream_worker_segments_total" and sample.labels["outcome"] == "dubbed"
@@ -490,8 +493,34 @@ async def test_streams_share_connection_pools_ten_at_a_time(
     for name in names:
         write_tone(tmp_path / f"{name}.in.wav", 1.0)
     path = write_file(tmp_path / "s.toml", *(entry(n, tmp_path, segmenter="fixed") for n in names))
-    supervisor = Supervisor(str(path), {}, io.StringIO(), Options(transport=fake_sts.transport()))
+    options = Options(transport=fake_sts.transport(), spread_starts=False)
+    supervisor = Supervisor(str(path), {}, io.StringIO(), options)
     assert await asyncio.wait_for(supervisor.run(load_streams(str(path))), 30) == 0
     # One pool per ten streams: shared connections, but a short scan per request.
     assert len(supervisor._pools) == 2
     assert {r.stream_id for r in fake_sts.requests} == set(names)
+
+
+async def test_streams_started_together_start_spread_over_one_segment(
+    tmp_path: Path, fake_sts: FakeSts
+) -> None:
+    names = ["a", "b", "c", "d"]
+    for name in names:
+        write_tone(tmp_path / f"{name}.in.wav", 0.5)
+    live = {"segmenter": "fixed", "segment_ms": 1000}
+    path = write_file(tmp_path / "s.toml", *(entry(n, tmp_path, **live) for n in names))
+    opened: dict[str, float] = {}
+
+    def inputs(settings: WorkerSettings) -> Input:
+        assert settings.stream_id is not None
+        opened[settings.stream_id] = time.monotonic()
+        return open_input(settings)
+
+    options = Options(inputs, open_sink, fake_sts.transport())
+    supervisor = Supervisor(str(path), {}, io.StringIO(), options)
+    assert await asyncio.wait_for(supervisor.run(load_streams(str(path))), 30) == 0
+    # The i-th of 4 opens i/4 of a segment (1 s) after the first, in file order.
+    first = opened["a"]
+    gaps = [opened[name] - first for name in names]
+    for index, gap in enumerate(gaps):
+        assert index * 0.25 - 0.01 <= gap <= index * 0.25 + 0.2, gaps
