@@ -300,6 +300,9 @@ class StsClient:
             )
         start = self._clock()
         budget_s = self.timeout_ms / 1000
+        # Cut short by a live slot, a timeout says the service was slower than the slot,
+        # not that it is broken: it leaves the breaker alone (busy is not broken).
+        slot_bound = deadline is not None and deadline - start < budget_s
         if deadline is not None:
             budget_s = min(budget_s, deadline - start)
         if budget_s <= 0:
@@ -343,7 +346,10 @@ class StsClient:
                 budget_s,
             )
         except asyncio.TimeoutError:
-            self.breaker.record_failure()
+            if slot_bound:
+                self.breaker.record_busy()
+            else:
+                self.breaker.record_failure()
             return self._fallback(
                 FallbackReason.TIMEOUT,
                 f"no answer within {budget_s * 1000:.0f} ms",

@@ -152,6 +152,25 @@ async def test_busy_until_the_deadline_falls_back_as_busy_and_keeps_the_breaker_
     assert 6 <= len(fake.requests) <= 12  # every segment asked again within its 1 s
 
 
+async def test_a_slow_service_missing_live_slots_times_out_without_opening_the_breaker() -> None:
+    # Live, the slot is the deadline: a service slower than the slot is late, not broken.
+    # Each segment falls back as `timeout` at its slot; none as `circuit_open`.
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=30)
+    fake = FakeSts(latency_s=0.5)
+    loop = asyncio.get_running_loop()
+    async with make_client(fake, timeout_ms=4000, breaker=breaker) as client:
+        for seq in range(4):
+            result = await dub(client, seq, AUDIO, FMT, deadline=loop.time() + 0.1)
+            assert result.reason is FallbackReason.TIMEOUT
+    assert state_of(breaker) is CircuitState.CLOSED
+    # Its own timeout (no slot came first) still counts: a service that never answers opens it.
+    async with make_client(FakeSts(latency_s=2.0), timeout_ms=1000, breaker=breaker) as client:
+        for seq in range(2):
+            result = await dub(client, seq, AUDIO, FMT)
+            assert result.reason is FallbackReason.TIMEOUT
+    assert state_of(breaker) is CircuitState.OPEN
+
+
 async def test_retry_after_beyond_the_deadline_falls_back_at_once() -> None:
     fake = FakeSts(behaviour=lambda req: busy("30"))
     loop = asyncio.get_running_loop()

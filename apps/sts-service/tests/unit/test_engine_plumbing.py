@@ -424,11 +424,14 @@ def test_whisper_hears_the_context_audio_and_keeps_only_the_fragment_s_words(
     model = fake_whisper_model("alpha bravo charlie delta")
     asr = WhisperASR()
     asr.model = model
-    after_cut = Fragment("f-2", "s", 1, "en", "es", context=tone_clip(12800))
+    after_cut = Fragment(
+        "f-2", "s", 1, "en", "es", previous_text="Good evening", context=tone_clip(12800)
+    )
     assert asr.transcribe_sync(tone_clip(19200), after_cut) == "charlie delta"
     assert model.seconds == [2.0]
     assert model.calls[0]["word_timestamps"] is True
     assert model.calls[0]["without_timestamps"] is False
+    assert model.calls[0]["initial_prompt"] is None  # the context audio replaces the prompt
     # Without context: the whole transcript, decoded without timestamps.
     assert asr.transcribe_sync(tone_clip(19200), FRAGMENT) == "alpha bravo charlie delta"
     assert model.calls[1]["word_timestamps"] is False
