@@ -208,7 +208,16 @@ def running_streams(log: Path) -> int:
 def tally(
     streams: int, good: list[dict[str, Any]], worker_cpu: float, service_cpu: float, **rest: float
 ) -> Round:
-    """A Round from the summaries of the streams that ended well, and what was measured."""
+    """A Round from the summaries of the streams that ended well, and what was measured.
+
+    Prints why segments fell back, when any did: a `timeout` or `late` is a deadline that
+    passed; anything else (`busy`, `sts_error`, `circuit_open`) is a limit or a fault.
+    """
+    reasons = sum(
+        (Counter({r: int(n) for r, n in s["fallbacks"].items()}) for s in good), Counter()
+    )
+    if reasons:  # a sum of Counters keeps the reasons that happened only
+        print(f"capacity: {streams} streams: fallbacks {dict(reasons)}", flush=True)
     audio_s = sum(float(s["audio_s"]) for s in good)
     per_stream_audio_s = max(audio_s / max(1, len(good)), 1e-9)
     p95s = [s["latency_ms"]["round_trip"]["p95"] for s in good]
@@ -293,11 +302,6 @@ def run_one_process(streams: int, layout: Layout) -> Round:
         time.sleep(0.5 if math.isnan(startup_wall) else 1.0)
     wall = time.monotonic() - started
     good = [s for s in summaries(log) if s.get("exit_code") == 0]
-    reasons = sum(
-        (Counter({r: int(n) for r, n in s["fallbacks"].items()}) for s in good), Counter()
-    )
-    if reasons:  # a sum of Counters keeps the reasons that happened only
-        print(f"capacity: one-process {streams}: fallbacks {dict(reasons)}", flush=True)
     return tally(
         streams, good, max(0.0, cpu_now - (0.0 if math.isnan(startup_cpu) else startup_cpu)),
         cpu_seconds(layout.service_pid) - service_cpu_before,

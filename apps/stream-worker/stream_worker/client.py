@@ -357,8 +357,10 @@ class StsClient:
                 attempts,
             )
         except _AttemptError as exc:
-            if exc.reason is FallbackReason.BUSY:
-                self.breaker.record_busy()  # busy is not broken
+            if exc.reason is FallbackReason.BUSY or (
+                slot_bound and exc.reason is FallbackReason.TIMEOUT
+            ):
+                self.breaker.record_busy()  # busy (or slower than the slot) is not broken
             elif exc.retryable:
                 self.breaker.record_failure()
             else:

@@ -163,6 +163,13 @@ async def test_a_slow_service_missing_live_slots_times_out_without_opening_the_b
             result = await dub(client, seq, AUDIO, FMT, deadline=loop.time() + 0.1)
             assert result.reason is FallbackReason.TIMEOUT
     assert state_of(breaker) is CircuitState.CLOSED
+    # The same when the service itself answers status=timeout (its budget was the slot's).
+    late = FakeSts(behaviour=lambda req: failed(req, ErrorCode.TIMEOUT, ProcessStatus.TIMEOUT))
+    async with make_client(late, timeout_ms=4000, breaker=breaker) as client:
+        for seq in range(4):
+            result = await dub(client, seq, AUDIO, FMT, deadline=loop.time() + 0.5)
+            assert result.reason is FallbackReason.TIMEOUT
+    assert state_of(breaker) is CircuitState.CLOSED
     # Its own timeout (no slot came first) still counts: a service that never answers opens it.
     async with make_client(FakeSts(latency_s=2.0), timeout_ms=1000, breaker=breaker) as client:
         for seq in range(2):
