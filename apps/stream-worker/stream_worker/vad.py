@@ -276,8 +276,8 @@ class BatchedVad:
         self._windows_per_chunk = windows_per_chunk
         self._scores: collections.deque[float] = collections.deque()
         # The model's state between windows (written only by the batcher's thread).
-        self.state = np.zeros((2, 1, 128), np.float32)
-        self.context = np.zeros(VAD_CONTEXT_SAMPLES, np.float32)
+        self.state: npt.NDArray[np.float32] = np.zeros((2, 1, 128), np.float32)
+        self.context: npt.NDArray[np.float32] = np.zeros(VAD_CONTEXT_SAMPLES, np.float32)
 
     def scored(self, chunks: Iterable[npt.NDArray[np.int16]]) -> Iterator[npt.NDArray[np.int16]]:
         """The audio of `chunks`, scored, given on in pieces (runs on the reader thread).
