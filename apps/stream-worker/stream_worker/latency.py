@@ -19,36 +19,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioFormat
+from shared_audio import AudioFormat, speech_steps
 from stream_worker.reorder import Emitted
 
 STEP_MS = 10
-#: A step is voiced above this RMS level: `shared_audio.is_speech`'s (a test keeps them equal).
-VOICED_DBFS = -45.0
-#: The same, as a mean square of int16 samples (full scale 32768).
-_VOICED_MEAN_SQUARE = (32768.0 * 10 ** (VOICED_DBFS / 20)) ** 2
 
 
 def voiced_span(samples: npt.NDArray[np.int16], fmt: AudioFormat) -> tuple[float, float] | None:
     """Seconds from the start of `samples` to its first and past its last voiced 10 ms step.
 
-    Every step's level at once (numpy), not `is_speech` per step: it runs on the event loop
-    for each segment written, and 100 steps a second per stream, one call each, cost 100
-    live streams about a tenth of a core.
+    Every step judged at once (`speech_steps`, `is_speech` per step in one numpy pass): it
+    runs on the event loop for each segment written.
     """
     frames = int(samples.shape[0])
-    if not frames:
-        return None
     step = max(1, fmt.frames_for_ms(STEP_MS))
-    flat = samples.reshape(frames, -1).astype(np.float64)
-    starts = np.arange(0, frames, step)
-    sums = np.add.reduceat(np.einsum("ij,ij->i", flat, flat), starts)
-    mean_square = sums / (np.minimum(step, frames - starts) * flat.shape[1])
-    voiced = np.flatnonzero(mean_square > _VOICED_MEAN_SQUARE)
+    voiced = np.flatnonzero(speech_steps(samples, step))
     if not voiced.size:
         return None
-    end = min(frames, int(starts[voiced[-1]]) + step)
-    return fmt.duration_s(int(starts[voiced[0]])), fmt.duration_s(end)
+    end = min(frames, int(voiced[-1]) * step + step)
+    return fmt.duration_s(int(voiced[0]) * step), fmt.duration_s(end)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from shared_audio import AudioFormat, is_speech
+from shared_audio import AudioFormat, speech_steps
 from stream_worker.latency import STEP_MS
 from stream_worker.reorder import Emitted
 
@@ -66,7 +66,7 @@ class VoiceOver:
         frames = dub.shape[0]
         step = self._step
         steps = -(-frames // step)
-        voiced = np.array([is_speech(dub[i * step : (i + 1) * step]) for i in range(steps)])
+        voiced = speech_steps(dub, step)
         ducked = np.zeros(steps, dtype=bool)
         before = -(-self._fmt.frames_for_ms(RAMP_MS) // step)
         after = -(-self._fmt.frames_for_ms(HOLD_MS) // step)

@@ -21,6 +21,7 @@ from shared_audio.levels import (
     is_speech,
     mix_ducked,
     rms_dbfs,
+    speech_steps,
 )
 from shared_audio.pcm import (
     INT16_FULL_SCALE,
@@ -69,5 +70,6 @@ __all__ = [
     "read_wav",
     "resample",
     "rms_dbfs",
+    "speech_steps",
     "write_wav",
 ]

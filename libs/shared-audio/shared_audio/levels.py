@@ -18,6 +18,8 @@ from shared_audio.errors import MixError, PcmError
 #: RMS level below which audio counts as silent: far under any speech, above the noise floor of
 #: 16-bit dither, so a dub that is "almost nothing" is caught as well as digital zeros.
 SILENCE_DBFS = -60.0
+#: RMS level above which audio counts as speech (`is_speech`, `speech_steps`).
+SPEECH_DBFS = -45.0
 
 _FULL_SCALE = {
     np.dtype(np.int16): 32768.0,
@@ -52,7 +54,7 @@ def rms_dbfs(samples: npt.NDArray[Any]) -> float:
     return _to_dbfs(math.sqrt(mean_square), full_scale)
 
 
-def is_speech(samples: npt.NDArray[Any], threshold_dbfs: float = -45.0) -> bool:
+def is_speech(samples: npt.NDArray[Any], threshold_dbfs: float = SPEECH_DBFS) -> bool:
     """Energy-based voice activity: is the RMS level above ``threshold_dbfs``?
 
     Deliberately simple (no spectral analysis): it tells a segment worth sending to speech
@@ -66,6 +68,37 @@ def is_speech(samples: npt.NDArray[Any], threshold_dbfs: float = -45.0) -> bool:
         True
     """
     return rms_dbfs(samples) > threshold_dbfs
+
+
+def speech_steps(
+    samples: npt.NDArray[Any], step: int, threshold_dbfs: float = SPEECH_DBFS
+) -> npt.NDArray[np.bool_]:
+    """`is_speech` of each run of `step` frames (the last one may be shorter), in one pass.
+
+    For callers that judge every 10 ms of a segment: one numpy pass rather than a call per
+    step, which on an event loop running 100 streams cost about a tenth of a core.
+
+    Raises:
+        PcmError: for an unsupported dtype.
+        ValueError: for a step below 1.
+
+    Example:
+        >>> speech_steps(np.array([[0], [0], [3000], [3000], [0]], dtype=np.int16), 2).tolist()
+        [False, True, False]
+    """
+    full_scale = _full_scale(samples, "speech_steps")
+    if step < 1:
+        raise ValueError(f"speech_steps: step must be at least 1 frame, got {step}")
+    frames = int(samples.shape[0]) if samples.ndim else 0
+    if not frames:
+        return np.zeros(0, dtype=bool)
+    flat = samples.reshape(frames, -1).astype(np.float64)
+    starts = np.arange(0, frames, step)
+    sums = np.add.reduceat(np.einsum("ij,ij->i", flat, flat), starts)
+    mean_square = sums / (np.minimum(step, frames - starts) * flat.shape[1])
+    # RMS above the threshold, compared as a mean square (no square root or log per step).
+    voiced: npt.NDArray[np.bool_] = mean_square > (full_scale * 10 ** (threshold_dbfs / 20)) ** 2
+    return voiced
 
 
 def is_silent(samples: npt.NDArray[Any], threshold_dbfs: float = SILENCE_DBFS) -> bool:

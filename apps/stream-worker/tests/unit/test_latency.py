@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -11,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared_audio import AudioFormat, is_speech
-from stream_worker.latency import STEP_MS, VOICED_DBFS, voiced_span
+from stream_worker.latency import STEP_MS, voiced_span
 
 
 def scanned(samples: npt.NDArray[np.int16], fmt: AudioFormat) -> tuple[float, float] | None:
@@ -22,11 +20,6 @@ def scanned(samples: npt.NDArray[np.int16], fmt: AudioFormat) -> tuple[float, fl
         return None
     end = min(samples.shape[0], voiced[-1] + step)
     return fmt.duration_s(voiced[0]), fmt.duration_s(end)
-
-
-def test_the_voiced_level_is_is_speechs() -> None:
-    default = inspect.signature(is_speech).parameters["threshold_dbfs"].default
-    assert default == VOICED_DBFS
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from shared_audio import (
     is_speech,
     mix_ducked,
     rms_dbfs,
+    speech_steps,
 )
 
 
@@ -132,3 +134,30 @@ def test_mix_ducked_rejects_mismatches() -> None:
         mix_ducked(a, a, duck_db=math.nan)
     with pytest.raises(PcmError, match="mix_ducked: dtype uint8 is not supported"):
         mix_ducked(np.zeros(2, np.uint8), np.zeros(2, np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.float64])
+@pytest.mark.parametrize(("frames", "channels", "step"), [(1000, 1, 160), (997, 2, 160), (5, 1, 7)])
+def test_speech_steps_is_is_speech_on_each_step(
+    dtype: type, frames: int, channels: int, step: int
+) -> None:
+    rng = np.random.default_rng(frames + channels)
+    scale = 32768.0 if dtype is np.int16 else 1.0
+    levels = rng.choice([0.0, 0.001, 0.005, 0.1], size=frames)[:, None]
+    samples = (rng.normal(0, 1, (frames, channels)) * levels * scale).astype(dtype)
+    steps = speech_steps(samples, step)
+    expected = [is_speech(samples[at : at + step]) for at in range(0, frames, step)]
+    assert steps.tolist() == expected
+    assert speech_steps(samples, step, threshold_dbfs=-30.0).tolist() == [
+        is_speech(samples[at : at + step], threshold_dbfs=-30.0) for at in range(0, frames, step)
+    ]
+
+
+def test_speech_steps_judges_at_is_speechs_level_and_refuses_bad_input() -> None:
+    default = inspect.signature(is_speech).parameters["threshold_dbfs"].default
+    assert inspect.signature(speech_steps).parameters["threshold_dbfs"].default == default
+    assert speech_steps(np.zeros((0, 1), np.int16), 160).tolist() == []
+    with pytest.raises(ValueError, match="step must be at least 1"):
+        speech_steps(np.zeros((10, 1), np.int16), 0)
+    with pytest.raises(PcmError, match="speech_steps: dtype int32"):
+        speech_steps(np.zeros((10, 1), np.int32), 5)
