@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import inspect
 import math
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from shared_audio import (
@@ -144,7 +146,8 @@ def test_speech_steps_is_is_speech_on_each_step(
     rng = np.random.default_rng(frames + channels)
     scale = 32768.0 if dtype is np.int16 else 1.0
     levels = rng.choice([0.0, 0.001, 0.005, 0.1], size=frames)[:, None]
-    samples = (rng.normal(0, 1, (frames, channels)) * levels * scale).astype(dtype)
+    noise = rng.normal(0, 1, (frames, channels)) * levels * scale
+    samples: npt.NDArray[Any] = noise.astype(dtype)
     steps = speech_steps(samples, step)
     expected = [is_speech(samples[at : at + step]) for at in range(0, frames, step)]
     assert steps.tolist() == expected
