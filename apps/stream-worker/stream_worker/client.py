@@ -14,7 +14,8 @@ timeout -> ``timeout``; success and partial -> an `StsAnswer`.
 Busy is not broken: HTTP 429 (sts-service's ``QUEUE_FULL``) is asked again after its
 ``Retry-After`` for as long as the segment's deadline allows, without using the one retry and
 without counting as a breaker failure; when the next try would come after the deadline the
-segment falls back as ``busy`` at once.
+segment falls back as ``busy`` at once, and so it does when the deadline passes with the try
+after a busy answer still out.
 """
 
 from __future__ import annotations
@@ -311,19 +312,23 @@ class StsClient:
             )
         deadline = start + budget_s
         attempts = 0
+        # The latest busy answer: if the deadline then passes with the next try still out,
+        # the segment fell back because the service was busy (its wait took the time).
+        last_busy: _BusyError | None = None
         # Encoded once: a retry or a busy wait sends the same audio with a new timeout.
         request = self.build_request(
             sequence_number, samples, _timeout_ms(budget_s * 1000), previous_text, context_audio
         )
 
         async def attempt() -> ProcessResponse:
-            nonlocal attempts
+            nonlocal attempts, last_busy
             while True:  # busy answers are asked again; anything else leaves the loop
                 attempts += 1
                 timeout_ms = _timeout_ms((deadline - self._clock()) * 1000)
                 try:
                     return await self._send(request.model_copy(update={"timeout_ms": timeout_ms}))
                 except _BusyError as busy:
+                    last_busy = busy
                     wait_s = busy.retry_after_s + random.uniform(0, BUSY_JITTER_S)
                     if self._clock() + wait_s >= deadline:
                         raise _AttemptError(
@@ -346,6 +351,15 @@ class StsClient:
                 budget_s,
             )
         except asyncio.TimeoutError:
+            if last_busy is not None:
+                self.breaker.record_busy()
+                return self._fallback(
+                    FallbackReason.BUSY,
+                    f"{last_busy.detail}; the try after it had no answer before the "
+                    "segment's deadline",
+                    start,
+                    attempts,
+                )
             if slot_bound:
                 self.breaker.record_busy()
             else:

@@ -152,6 +152,24 @@ async def test_busy_until_the_deadline_falls_back_as_busy_and_keeps_the_breaker_
     assert 6 <= len(fake.requests) <= 12  # every segment asked again within its 1 s
 
 
+async def test_a_deadline_passing_on_the_try_after_a_busy_answer_is_still_busy() -> None:
+    # The busy wait took the time the next try needed: busy, not a broken service.
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=30)
+
+    async def busy_then_stuck(req: ProcessRequest) -> httpx.Response:
+        if len(fake.requests) == 1:
+            return busy("0.1")
+        await asyncio.sleep(5)
+        return busy("0")
+
+    fake = FakeSts(behaviour=busy_then_stuck)
+    result = await dub_once(fake, timeout_ms=500, breaker=breaker)
+    assert result.reason is FallbackReason.BUSY
+    assert "QUEUE_FULL" in result.detail and "deadline" in result.detail
+    assert len(fake.requests) == 2
+    assert state_of(breaker) is CircuitState.CLOSED
+
+
 async def test_a_slow_service_missing_live_slots_times_out_without_opening_the_breaker() -> None:
     # Live, the slot is the deadline: a service slower than the slot is late, not broken.
     # Each segment falls back as `timeout` at its slot; none as `circuit_open`.
