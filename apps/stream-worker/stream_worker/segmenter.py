@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared_audio import AudioFormat, Segment, Segmenter
-from stream_worker.vad import VAD_WINDOW_MS, SpeechDetector, to_vad_window, window_frames
+from stream_worker.vad import VAD_WINDOW_MS, SpeechDetector, window_frames
 
 #: A window becomes speech at this probability, and stays speech down to RELEASE.
 SPEECH_THRESHOLD = 0.5
@@ -190,9 +190,7 @@ class PauseSegmenter:
 
     def _window(self, start: int) -> None:
         offset = start - self._base
-        probability = self._detector.probability(
-            to_vad_window(self._pending[offset : offset + self._hop])
-        )
+        probability = self._detector.probability(self._pending[offset : offset + self._hop])
         level = SPEECH_RELEASE if self._in_speech else SPEECH_THRESHOLD
         speech = self._in_speech = probability >= level
         self._windows.append(_Window(start, probability, speech))

@@ -50,8 +50,12 @@ def window_frames(sample_rate: int) -> int:
 class SpeechDetector(Protocol):
     """Gives the probability that one window is speech; keeps its state across windows."""
 
-    def probability(self, window: npt.NDArray[np.float32]) -> float:
-        """Speech probability (0..1) of `window`: 512 float samples of 16 kHz mono in -1..1."""
+    def probability(self, window: npt.NDArray[np.int16]) -> float:
+        """Speech probability (0..1) of one 32 ms window of the stream, ``(frames, channels)``.
+
+        The window comes as the stream has it: each detector converts it as it needs, so one
+        that scored the window already (`BatchedVad`) costs nothing here.
+        """
         ...  # pragma: no cover - a protocol
 
 
@@ -84,9 +88,9 @@ class SileroVad:
         self._model._state = np.zeros_like(prototype._state)
         self._model._context = np.zeros_like(prototype._context)
 
-    def probability(self, window: npt.NDArray[np.float32]) -> float:
-        """Speech probability of one 512-sample 16 kHz window (the model keeps its state)."""
-        return float(self._model.process_array(window))
+    def probability(self, window: npt.NDArray[np.int16]) -> float:
+        """Speech probability of one stream window (the model keeps its state)."""
+        return float(self._model.process_array(to_vad_window(window)))
 
 
 def to_vad_window(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
@@ -330,8 +334,10 @@ class BatchedVad:
             self._scores.extend(request.result())
         return audio
 
-    def probability(self, window: npt.NDArray[np.float32]) -> float:
+    def probability(self, window: npt.NDArray[np.int16]) -> float:
         """The score of the next window (the segmenter asks for them in order).
+
+        It was scored on the reader thread already, so `window` is not looked at again.
 
         Raises:
             RuntimeError: the window was not scored (its chunk did not come from `scored`).

@@ -39,7 +39,6 @@ from shared_utils.contract import (
     ProcessStatus,
 )
 from stream_worker.client import StsClient
-from stream_worker.vad import VAD_WINDOW_SAMPLES
 
 #: The default test format: 16 kHz mono S16LE.
 FMT = AudioFormat(16000, 1)
@@ -228,10 +227,11 @@ class LevelDetector:
     def __init__(self) -> None:
         self.calls = 0
 
-    def probability(self, window: npt.NDArray[np.float32]) -> float:
-        assert window.shape == (VAD_WINDOW_SAMPLES,)
+    def probability(self, window: npt.NDArray[np.int16]) -> float:
+        assert window.ndim == 2 and window.dtype == np.int16  # the stream's window, as it is
         self.calls += 1
-        return 0.9 if float(np.sqrt(np.mean(window * window))) > 0.01 else 0.05
+        level = window.astype(np.float32) / np.float32(32768)
+        return 0.9 if float(np.sqrt(np.mean(level * level))) > 0.01 else 0.05
 
 
 def ms(value: float, fmt: AudioFormat = FMT) -> int:

