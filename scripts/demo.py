@@ -1,16 +1,9 @@
 """`make demo` and `make demo-dub`: dub speech through sts-service and stream-worker, end to end.
 
-Offline, and the caller's STS_*/WORKER_* variables are ignored, so it always runs the same way.
-It writes its input, starts sts-service on a free port, dubs the input with stream-worker (not
-paced), prints the result and stops sts-service. Exits non-zero naming the step if a step fails
-or a segment fell back to the original audio; a stop signal stops everything it started,
-quietly, and exits 128 + the signal number.
-
-`make demo` needs only `make install`: a 10 s speech-like sample through the echo engines.
-`make demo-dub` (``--engines``) needs the engines (`make install ENGINES=1`, then as root
-`make install-engines-system`): a short English bulletin spoken by espeak-ng, dubbed into
-Spanish speech by whisper, apertium and pico (SVOX Pico's Spanish voice) once their models are
-loaded, with each segment's transcript and translation (from sts-service's log).
+Offline, ignoring the caller's STS_*/WORKER_* variables. Exits non-zero naming the failed step,
+or when a segment fell back to the original audio. `make demo`: a speech-like sample through
+the echo engines. `make demo-dub` (``--engines``): an English bulletin spoken by espeak-ng,
+dubbed into Spanish by whisper, apertium and pico, with each segment's transcript.
 """
 
 from __future__ import annotations

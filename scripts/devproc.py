@@ -1,8 +1,7 @@
-"""The one way the dev-loop scripts start, watch and stop the services: standard library only.
+"""How the dev-loop scripts start, watch and stop the services (standard library only).
 
-They run from the root tools env, which must not import the services: each service runs with
-its own venv's interpreter, in a session of its own, so that stopping it also stops whatever
-it spawned (uvicorn's reloader, the worker loop's stream-worker).
+Each service runs with its own venv's interpreter in a session of its own, so that stopping it
+also stops whatever it spawned (uvicorn's reloader, the worker loop's stream-worker).
 """
 
 from __future__ import annotations
@@ -52,12 +51,8 @@ def cli(
 ) -> int:
     """Parse ``[--workdir DIR] [--env-file FILE] [FLAG...]``, run `run` until it ends or a signal.
 
-    `flags`: on/off options of the script, with their help text.
-
-    No signal reaches the services (they run in sessions of their own): the first one cancels
-    `run`, whose clean-up stops them, and later ones are ignored so as not to interrupt it.
-    Exits 1 naming the failed step; a signal exits 0 when `stopped_ok` (the normal end of a
-    loop), else 128 + its number, the shell's convention for "killed by this signal".
+    The first signal cancels `run`, whose clean-up stops the services; later ones are ignored.
+    Exits 1 naming the failed step; a signal exits 0 when `stopped_ok`, else 128 + its number.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
@@ -121,8 +116,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     """Read a docker-compose style env file (no interpolation; values may be quoted).
 
     Raises:
-        DevError: naming the file and line of a line that is not ``KEY=VALUE``, or of a key
-            set a second time.
+        DevError: naming the file and line that is not ``KEY=VALUE`` or sets a key again.
     """
     values: dict[str, str] = {}
     try:
@@ -183,10 +177,7 @@ def json_records(text: str) -> list[dict[str, Any]]:
 
 @dataclass
 class Service:
-    """A child process in a session of its own, its output relayed with a prefix or in `log`.
-
-    Stopped with SIGTERM (to its process group if `stop_group`), its group killed `grace_s` later.
-    """
+    """A child process in a session of its own, its output relayed with a prefix or in `log`."""
 
     name: str
     command: list[str]
@@ -233,7 +224,7 @@ class Service:
                 self.process.send_signal(signum)
 
     async def stop(self) -> None:
-        """Stop it (see the class); the group is always killed, so nothing it spawned stays."""
+        """SIGTERM (to its group if `stop_group`), then kill its group `grace_s` later."""
         if self.process is None:
             return
         if self.process.returncode is None:
@@ -269,11 +260,7 @@ async def running(service: Service) -> AsyncIterator[Service]:
 async def sts_service(
     url: str, env: dict[str, str], timeout_s: float, log: Path | None = None
 ) -> AsyncIterator[Service]:
-    """sts-service from its venv, once it answers at `url` with its backends loaded.
-
-    Raises:
-        DevError: if it exits or does not answer within `timeout_s`.
-    """
+    """sts-service from its venv, once it answers at `url` (DevError after `timeout_s`)."""
     command = [venv_python("apps/sts-service"), "-m", "sts_service"]
     async with running(Service("sts-service", command, env, log=log)) as sts:
         deadline = time.monotonic() + timeout_s
@@ -289,10 +276,6 @@ async def sts_service(
 
 
 def stream_worker(*args: str, env: dict[str, str], grace_s: float = 5.0) -> Service:
-    """stream-worker's venv interpreter running `args`.
-
-    Stopped with SIGTERM, not SIGINT: it stops gracefully on either, but one still starting
-    up dies quietly of SIGTERM, where SIGINT prints a traceback.
-    """
+    """stream-worker's venv interpreter running `args`; SIGTERM stops even its start quietly."""
     command = [venv_python("apps/stream-worker"), *args]
     return Service("stream-worker", command, env, grace_s, stop_group=False)
