@@ -1,10 +1,7 @@
 """Build the production images (`make images`) and print each one's size over the base image.
 
-Each is infra/<service>.prod.Dockerfile built from the repo root with the package's version
-and the short git revision as build arguments, so its labels and its /v1/health answer name
-the same code. Its wheels are pinned by the lock of its Python minor (`make lock`).
-
-    python scripts/images.py [--service sts-service] [--extras engines] [--tag-suffix -x]
+The package's version and the short git revision go in as build arguments, so the labels and
+the /v1/health answer name the same code.
 """
 
 from __future__ import annotations

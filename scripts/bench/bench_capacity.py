@@ -1,21 +1,10 @@
 """Capacity: how many live streams one machine carries, in two worker layouts side by side.
 
-One sts-service on a free loopback port (echo; `--engines`: whisper, Apertium and Pico, on
-English speech read by Pico), then N live streams at once, each dubbing a 16 kHz sample paced
-at real time (`--segmenter`: `vad`, pause cuts, the worker's default; or fixed 6 s segments):
-
-- ``per-process``: N stream-worker processes, one stream each;
-- ``one-process``: one ``stream-worker --streams FILE`` process running all N.
-
-For each N: the fallbacks (any means the machine did not keep up; that layout's sweep stops
-there), the p95 round trip, the CPU per stream in the worker(s) and in the service (fraction of
-one core), the worker memory (per process for per-process; the one process's peak for
-one-process, and per extra stream against the sweep's first round), and the start-up cost (CPU
-seconds and wall seconds until every stream runs). The machine is shared: compare figures
-within one run, and note the load average printed first.
-
-Usage: .venv/bin/python scripts/bench/bench_capacity.py [--streams 1,8,16,32] [--engines]
-       [--one-process-streams 1,50,100,150] [--seconds 30] [--layouts per-process,one-process]
+One sts-service (echo; `--engines`: the real ones, on English speech read by Pico), then N live
+streams at once, each a 16 kHz sample paced at real time: ``per-process``, one stream-worker
+process per stream, and ``one-process``, one ``stream-worker --streams FILE`` running all N.
+Each layout's sweep stops at the first N with a fallback (the machine did not keep up). The
+machine is shared: compare figures within one run, and note the load average printed first.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """The files git would track below a folder: git's own listing, or a walk that mimics it.
 
-dirschema walks everything with ``rglob("*")``: a populated ``.venv`` alone adds thousands of
-paths (and false errors). The validator and the repo-copying tests and benchmarks use this
-listing instead: tracked files plus untracked files that no ignore rule hides.
+dirschema's own ``rglob("*")`` would see every populated ``.venv`` (thousands of false errors).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Building venvs: one per package, the root tools env, docs/.venv.
 
-The Makefiles decide *whether* a venv must be (re)built (stamp files); this module builds it.
-Local libraries are always named by path, so pip never asks an index for a local name
-(docs/decisions/0001-local-packages-from-paths-only.md). With a lock (the default) a venv
-gets exactly the locked versions, by hash; with ``LOCKED=0`` pip resolves freely within the
-pyproject ranges, as it would for a new release.
+The Makefiles decide *whether* a venv must be (re)built (stamp files); this module builds it,
+from its lock by hash, or with ``LOCKED=0`` resolving freely within the pyproject ranges.
 """
 
 from __future__ import annotations
