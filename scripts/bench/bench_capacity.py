@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from dev_sample import write_sample  # noqa: E402  (scripts beside this one, not installed modules)
-from devproc import free_port, health  # noqa: E402  (likewise)
+from devproc import free_port, health, json_records  # noqa: E402  (likewise)
 
 STS_PYTHON = REPO / "apps" / "sts-service" / ".venv" / "bin" / "python"
 WORKER_PYTHON = REPO / "apps" / "stream-worker" / ".venv" / "bin" / "python"
@@ -184,7 +183,7 @@ class Layout:
 def summaries(log: Path) -> list[dict[str, Any]]:
     """The summary lines a worker logged (JSON), one per stream it ran."""
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-    return [json.loads(line) for line in text.splitlines() if line.startswith('{"event":"summary"')]
+    return [record for record in json_records(text) if record.get("event") == "summary"]
 
 
 def running_streams(log: Path) -> int:
