@@ -107,6 +107,33 @@ def venv_python(package: str) -> str:
     return str(python)
 
 
+#: Run with sts-service's interpreter, ``SECONDS SLOT_S PATH SENTENCE...``: English sentences
+#: read by Pico (en-US) into a 16 kHz mono WAV, each in a slot of SLOT_S seconds (0: followed by
+#: 0.6 s of silence), over and over until SECONDS. Real speech, which whisper can hear.
+SPEAK = """
+import sys
+import numpy as np
+from shared_audio import AudioFormat, float32_to_int16, resample, write_wav
+from sts_service.backends.pico import pico_speak
+seconds, slot_s, path, sentences = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+rate, slots, total = 16000, [], 0
+while total < seconds * rate:
+    samples, native = pico_speak(sentences[len(slots) % len(sentences)], "en-US")
+    spoken = resample(float32_to_int16(samples), native, rate).reshape(-1)
+    slot = np.zeros(int(slot_s * rate) or spoken.shape[0] + int(0.6 * rate), np.int16)
+    slot[: spoken.shape[0]] = spoken[: slot.shape[0]]
+    slots.append(slot)
+    total += slot.shape[0]
+write_wav(path, np.concatenate(slots)[: int(seconds * rate), None], AudioFormat(rate, 1))
+"""
+
+
+def speak_command(path: Path, sentences: list[str], seconds: float, slot_s: float = 0) -> list[str]:
+    """The command writing `sentences`, read by Pico, into `path` (see SPEAK)."""
+    timing = [f"{seconds:g}", f"{slot_s:g}"]
+    return [venv_python("apps/sts-service"), "-c", SPEAK, *timing, str(path), *sentences]
+
+
 def clean_env() -> dict[str, str]:
     """The caller's environment without any STS_* or WORKER_* variable."""
     return {k: v for k, v in os.environ.items() if not k.upper().startswith(("STS_", "WORKER_"))}

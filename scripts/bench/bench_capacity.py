@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from dev_sample import write_sample  # noqa: E402  (scripts beside this one, not installed modules)
-from devproc import free_port, health, json_records  # noqa: E402  (likewise)
+from devproc import free_port, health, json_records, speak_command  # noqa: E402  (likewise)
 
 STS_PYTHON = REPO / "apps" / "sts-service" / ".venv" / "bin" / "python"
 WORKER_PYTHON = REPO / "apps" / "stream-worker" / ".venv" / "bin" / "python"
@@ -92,30 +92,11 @@ NEWS = [
     "Scientists say the new vaccine is safe and effective for older people.",
     "Trains between the two cities will run again next week.",
 ]
-SPEECH_SCRIPT = """
-import sys
-import numpy as np
-from shared_audio import AudioFormat, float32_to_int16, resample, write_wav
-from sts_service.backends.pico import pico_speak
-seconds, path, sentences = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
-parts, total, index = [], 0, 0
-while total < seconds * 16000:
-    samples, rate = pico_speak(sentences[index % len(sentences)], "en-US")
-    spoken = resample(float32_to_int16(samples), rate, 16000)
-    pause = np.zeros(int(0.6 * 16000), np.int16)
-    parts += [spoken.reshape(-1), pause]
-    total += spoken.shape[0] + pause.shape[0]
-    index += 1
-audio = np.concatenate(parts)[: int(seconds * 16000)]
-write_wav(path, audio[:, None], AudioFormat(16000, 1))
-"""
 
 
 def write_speech(path: Path, seconds: float) -> Path:
     """`seconds` of English news read by Pico (en-US), 16 kHz mono, sentences 0.6 s apart."""
-    subprocess.run(
-        [str(STS_PYTHON), "-c", SPEECH_SCRIPT, str(seconds), str(path), *NEWS], check=True
-    )
+    subprocess.run(speak_command(path, NEWS, seconds), check=True)
     return path
 
 
