@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:  # imported where used: the validator's error for a bare interpreter comes first
+    import pathspec
 
 # Folders the walk never enters, even when no .gitignore names them.
 GENERATED_DIRS = frozenset(
@@ -38,6 +40,8 @@ def walk_files(root: Path) -> list[str]:
     It skips GENERATED_DIRS, ``*.egg-info`` and symbolic links (as dirschema does), and honours
     every ``.gitignore`` it meets, the deepest deciding, as git does.
     """
+    import pathspec
+
     specs: dict[str, pathspec.GitIgnoreSpec] = {}
 
     def ignored(rel: str, is_dir: bool) -> bool:
