@@ -71,12 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--service", choices=sorted(SERVICES), action="append")
     parser.add_argument("--extras", default="", help="e.g. engines (sts-service only)")
-    parser.add_argument("--tag-suffix", default="", help="appended to every tag")
     args = parser.parse_args(argv)
     for service in args.service or sorted(SERVICES):
         extras = args.extras if service == "sts-service" else ""
         try:
-            built = build(service, sts_extras=extras, tag_suffix=args.tag_suffix)
+            built = build(service, sts_extras=extras)
         except subprocess.CalledProcessError as exc:
             print(f"images: {service}: failed:\n{exc.stdout}{exc.stderr}", file=sys.stderr)
             return 1

@@ -82,7 +82,6 @@ def problems(objects: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -
 def main(argv: list[str] | None = None) -> int:
     """Validate every overlay; 1 and one line per problem when any fails."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION)
     parser.add_argument(
         "--write-settings", action="store_true", help=f"rewrite {SETTINGS.relative_to(REPO)}"
     )
@@ -99,12 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             found.append(str(exc))
             continue
-        if wrong := problems(objects, args.kubernetes_version):
+        if wrong := problems(objects):
             found += [f"{where}: {problem}" for problem in wrong]
         else:
-            print(
-                f"k8s: {where}: {len(objects)} objects valid (Kubernetes {args.kubernetes_version})"
-            )
+            print(f"k8s: {where}: {len(objects)} objects valid (Kubernetes {KUBERNETES_VERSION})")
     for problem in found:
         print(f"k8s: {problem}", file=sys.stderr)
     return 1 if found else 0
