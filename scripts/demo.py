@@ -1,16 +1,9 @@
 """`make demo` and `make demo-dub`: dub speech through sts-service and stream-worker, end to end.
 
-Offline, and the caller's STS_*/WORKER_* variables are ignored, so it always runs the same way.
-It writes its input, starts sts-service on a free port, dubs the input with stream-worker (not
-paced), prints the result and stops sts-service. Exits non-zero naming the step if a step fails
-or a segment fell back to the original audio; a stop signal stops everything it started,
-quietly, and exits 128 + the signal number.
-
-`make demo` needs only `make install`: a 10 s speech-like sample through the echo engines.
-`make demo-dub` (``--engines``) needs the engines (`make install ENGINES=1`, then as root
-`make install-engines-system`): a short English bulletin spoken by espeak-ng, dubbed into
-Spanish speech by whisper, apertium and pico (SVOX Pico's Spanish voice) once their models are
-loaded, with each segment's transcript and translation (from sts-service's log).
+Offline, ignoring the caller's STS_*/WORKER_* variables. Exits non-zero naming the failed step,
+or when a segment fell back to the original audio. `make demo`: a speech-like sample through
+the echo engines. `make demo-dub` (``--engines``): an English bulletin read by Pico,
+dubbed into Spanish by whisper, apertium and pico, with each segment's transcript.
 """
 
 from __future__ import annotations
@@ -33,6 +26,7 @@ from devproc import (
     json_records,
     running,
     say,
+    speak_command,
     stream_worker,
     sts_service,
     venv_python,
@@ -45,7 +39,6 @@ LOAD_TIMEOUT_S = 300.0  # the engines load their models first
 SPEAK_TIMEOUT_S = 120.0
 WORKER_TIMEOUT_S = 120.0
 SEGMENT_S = 6
-RATE = 16000
 ENGINES = {
     "STS_ASR_BACKEND": "whisper",
     "STS_TRANSLATION_BACKEND": "apertium",
@@ -59,23 +52,6 @@ BULLETIN = [
     "The national team won the final after a penalty shootout.",
     "A new museum of modern art opened its doors to the public.",
 ]
-#: Run with sts-service's interpreter: speaks the bulletin, one sentence per slot, as a WAV.
-SPEAK_BULLETIN = """
-import json, sys
-import numpy as np
-from shared_audio import AudioFormat, float32_to_int16, resample, write_wav
-from sts_service.backends.espeak import speak
-path, rate, slot_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-sentences = json.loads(sys.argv[4])
-slots = []
-for sentence in sentences:
-    speech, native = speak(sentence, "en", 160)
-    spoken = resample(float32_to_int16(speech), native, rate)[: slot_s * rate]
-    slot = np.zeros(slot_s * rate, np.int16)
-    slot[: spoken.shape[0]] = spoken
-    slots.append(slot)
-write_wav(path, np.concatenate(slots)[:, None], AudioFormat(rate, 1))
-"""
 #: Run with sts-service's interpreter: exits 1 naming what of the engines is missing.
 CHECK_ENGINES = """
 import importlib.util, shutil, sys
@@ -126,15 +102,15 @@ def check_summary(summary: dict[str, Any]) -> list[str]:
 
 
 async def speak_bulletin(path: Path, env: dict[str, str]) -> Path:
-    """The English bulletin, spoken by espeak-ng into `path` (DevError without the engines)."""
+    """The English bulletin, read by Pico into `path` (DevError without the engines)."""
     sts_python = venv_python("apps/sts-service")
     check = subprocess.run(
         [sts_python, "-c", CHECK_ENGINES], capture_output=True, text=True, check=False
     )
     if check.returncode != 0:
         raise DevError(f"engines not installed ({check.stdout.strip()}): {INSTALL_HINT}")
-    speak = [sts_python, "-c", SPEAK_BULLETIN, str(path), str(RATE), str(SEGMENT_S)]
-    async with running(Service("espeak", [*speak, json.dumps(BULLETIN)], env)) as speaker:
+    speak = speak_command(path, BULLETIN, len(BULLETIN) * SEGMENT_S, SEGMENT_S)
+    async with running(Service("pico", speak, env)) as speaker:
         await speaker.finish(SPEAK_TIMEOUT_S)
     return path
 

@@ -1,10 +1,6 @@
 """`make dev-local`: the docker-compose stack without containers, from the package venvs.
 
-Reads `.env.example` (the one source of ports and settings, also used by compose); variables
-already set in the environment win, as in compose's ``${VAR}`` interpolation. Starts
-sts-service, waits for its health route, then the worker loop (dev_worker_loop.py: a
-DEV_SAMPLE_SECONDS long sample dubbed in --realtime mode, over and over). A stop signal stops
-the worker gracefully, then sts-service, and kills both process groups.
+Settings come from `.env.example`, the environment winning as in compose's interpolation.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The repository's one speech-like audio generator (16-bit WAV, standard library only).
 
-The dev loop and the demos dub its output, and `.specify/test-fixtures/audio/make_sample.py`
-is its command line, so no binary audio is committed. A 1 s pattern repeats: 0.75 s of
-"speech" (a 140 Hz voiced tone with harmonics and a syllable-rate envelope, about -6 dBFS
-peak), then 0.25 s of digital silence, so a speech detector sees both; `speech_regions()` says
-where. The output is bit-identical on every run and platform, on any Python >= 3.10.
+A 1 s pattern repeats: 0.75 s of "speech" (a 140 Hz voiced tone with harmonics and a
+syllable-rate envelope, about -6 dBFS peak), then 0.25 s of digital silence, so a speech
+detector sees both. The output is bit-identical on every run and platform.
 """
 
 from __future__ import annotations

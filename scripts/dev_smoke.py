@@ -1,11 +1,8 @@
 """Smoke test of the containerised dev stack (`make dev-smoke`), on a real Docker engine.
 
-It builds and starts infra/docker-compose.local.yml as a compose project of its own on a free
-loopback port (so a running `make dev` stack is never touched), waits until both services are
-healthy and the worker's first pass summary shows a dubbed segment, edits a mounted
-sts-service source and waits for the service to restart, then tears everything down and checks
-that no container, network or volume of the project is left. Exits 1 on a failed check (with
-the stack's logs), 2 when no engine or no compose is usable.
+A compose project of its own on a free port (a running `make dev` is never touched): both
+services healthy, a dubbed pass, a reload after an edit, then nothing left after teardown.
+Exits 1 on a failed check (with the stack's logs), 2 when no engine or no compose is usable.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Dub a generated sample through stream-worker in --realtime mode, over and over.
 
-The worker side of the dev loop, the same in both topologies: `make dev` runs it in the
-stream-worker container, `make dev-local` with the stream-worker venv's interpreter. Each pass
-runs ``python -m stream_worker --input WORKDIR/sample.wav --output WORKDIR/dubbed.wav
---realtime`` and ends with the worker's JSON summary line; the worker reads every other setting
-from its WORKER_* variables. SIGINT or SIGTERM stops the current pass gracefully and ends the
-loop with status 0. Standard library only.
+The worker side of the dev loop (`make dev` in its container, `make dev-local` from its venv);
+every other setting comes from WORKER_* variables. A stop signal ends the pass and the loop (0).
 """
 
 from __future__ import annotations
@@ -36,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()
-        if child is not None and child.poll() is None:
-            # SIGTERM, not SIGINT: a worker still starting up (no handler yet) dies quietly of
-            # SIGTERM, where SIGINT would print a KeyboardInterrupt traceback.
+        if child is not None and child.poll() is None:  # SIGTERM stops even its start quietly
             child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGINT, stop)

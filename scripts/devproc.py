@@ -1,8 +1,7 @@
-"""The one way the dev-loop scripts start, watch and stop the services: standard library only.
+"""How the dev-loop scripts start, watch and stop the services (standard library only).
 
-They run from the root tools env, which must not import the services: each service runs with
-its own venv's interpreter, in a session of its own, so that stopping it also stops whatever
-it spawned (uvicorn's reloader, the worker loop's stream-worker).
+Each service runs with its own venv's interpreter in a session of its own, so that stopping it
+also stops whatever it spawned (uvicorn's reloader, the worker loop's stream-worker).
 """
 
 from __future__ import annotations
@@ -52,12 +51,8 @@ def cli(
 ) -> int:
     """Parse ``[--workdir DIR] [--env-file FILE] [FLAG...]``, run `run` until it ends or a signal.
 
-    `flags`: on/off options of the script, with their help text.
-
-    No signal reaches the services (they run in sessions of their own): the first one cancels
-    `run`, whose clean-up stops them, and later ones are ignored so as not to interrupt it.
-    Exits 1 naming the failed step; a signal exits 0 when `stopped_ok` (the normal end of a
-    loop), else 128 + its number, the shell's convention for "killed by this signal".
+    The first signal cancels `run`, whose clean-up stops the services; later ones are ignored.
+    Exits 1 naming the failed step; a signal exits 0 when `stopped_ok`, else 128 + its number.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
@@ -112,6 +107,33 @@ def venv_python(package: str) -> str:
     return str(python)
 
 
+#: Run with sts-service's interpreter, ``SECONDS SLOT_S PATH SENTENCE...``: English sentences
+#: read by Pico (en-US) into a 16 kHz mono WAV, each in a slot of SLOT_S seconds (0: followed by
+#: 0.6 s of silence), over and over until SECONDS. Real speech, which whisper can hear.
+SPEAK = """
+import sys
+import numpy as np
+from shared_audio import AudioFormat, float32_to_int16, resample, write_wav
+from sts_service.backends.pico import pico_speak
+seconds, slot_s, path, sentences = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+rate, slots, total = 16000, [], 0
+while total < seconds * rate:
+    samples, native = pico_speak(sentences[len(slots) % len(sentences)], "en-US")
+    spoken = resample(float32_to_int16(samples), native, rate).reshape(-1)
+    slot = np.zeros(int(slot_s * rate) or spoken.shape[0] + int(0.6 * rate), np.int16)
+    slot[: spoken.shape[0]] = spoken[: slot.shape[0]]
+    slots.append(slot)
+    total += slot.shape[0]
+write_wav(path, np.concatenate(slots)[: int(seconds * rate), None], AudioFormat(rate, 1))
+"""
+
+
+def speak_command(path: Path, sentences: list[str], seconds: float, slot_s: float = 0) -> list[str]:
+    """The command writing `sentences`, read by Pico, into `path` (see SPEAK)."""
+    timing = [f"{seconds:g}", f"{slot_s:g}"]
+    return [venv_python("apps/sts-service"), "-c", SPEAK, *timing, str(path), *sentences]
+
+
 def clean_env() -> dict[str, str]:
     """The caller's environment without any STS_* or WORKER_* variable."""
     return {k: v for k, v in os.environ.items() if not k.upper().startswith(("STS_", "WORKER_"))}
@@ -121,8 +143,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     """Read a docker-compose style env file (no interpolation; values may be quoted).
 
     Raises:
-        DevError: naming the file and line of a line that is not ``KEY=VALUE``, or of a key
-            set a second time.
+        DevError: naming the file and line that is not ``KEY=VALUE`` or sets a key again.
     """
     values: dict[str, str] = {}
     try:
@@ -183,10 +204,7 @@ def json_records(text: str) -> list[dict[str, Any]]:
 
 @dataclass
 class Service:
-    """A child process in a session of its own, its output relayed with a prefix or in `log`.
-
-    Stopped with SIGTERM (to its process group if `stop_group`), its group killed `grace_s` later.
-    """
+    """A child process in a session of its own, its output relayed with a prefix or in `log`."""
 
     name: str
     command: list[str]
@@ -233,7 +251,7 @@ class Service:
                 self.process.send_signal(signum)
 
     async def stop(self) -> None:
-        """Stop it (see the class); the group is always killed, so nothing it spawned stays."""
+        """SIGTERM (to its group if `stop_group`), then kill its group `grace_s` later."""
         if self.process is None:
             return
         if self.process.returncode is None:
@@ -269,11 +287,7 @@ async def running(service: Service) -> AsyncIterator[Service]:
 async def sts_service(
     url: str, env: dict[str, str], timeout_s: float, log: Path | None = None
 ) -> AsyncIterator[Service]:
-    """sts-service from its venv, once it answers at `url` with its backends loaded.
-
-    Raises:
-        DevError: if it exits or does not answer within `timeout_s`.
-    """
+    """sts-service from its venv, once it answers at `url` (DevError after `timeout_s`)."""
     command = [venv_python("apps/sts-service"), "-m", "sts_service"]
     async with running(Service("sts-service", command, env, log=log)) as sts:
         deadline = time.monotonic() + timeout_s
@@ -289,10 +303,6 @@ async def sts_service(
 
 
 def stream_worker(*args: str, env: dict[str, str], grace_s: float = 5.0) -> Service:
-    """stream-worker's venv interpreter running `args`.
-
-    Stopped with SIGTERM, not SIGINT: it stops gracefully on either, but one still starting
-    up dies quietly of SIGTERM, where SIGINT prints a traceback.
-    """
+    """stream-worker's venv interpreter running `args`; SIGTERM stops even its start quietly."""
     command = [venv_python("apps/stream-worker"), *args]
     return Service("stream-worker", command, env, grace_s, stop_group=False)

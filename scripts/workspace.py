@@ -1,17 +1,6 @@
 #!/usr/bin/env python3
 """The build machinery's command line (the Makefiles call it; the logic is in monorepo/).
 
-Commands:
-    workspace.py packages                 list package folders
-    workspace.py local-deps PKG           transitive local libraries of PKG, in install order
-    workspace.py install-tools            build the root tools environment (.venv)
-    workspace.py install-docs             build docs/.venv (Sphinx and every package, editable)
-    workspace.py install PKG [--extra E]  build PKG/.venv (with its extra E if it declares it)
-    workspace.py check                    dependency graph, single configuration, lock drift
-    workspace.py lint-imports             the import rules between packages (import-linter)
-    workspace.py lock [--upgrade [NAME]]  write locks/py3.X/*.txt for every Python on the machine
-    workspace.py affected SINCE           members a change since the git ref SINCE reaches
-
 Only the standard library is imported at start-up: ``install-tools`` runs on the bare
 interpreter the user picked.
 """
@@ -36,15 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show pip's full output")
     parser.add_argument("--unlocked", action="store_true", help="ignore the lock (LOCKED=0)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("packages", "check", "install-tools", "install-docs", "lint-imports"):
-        sub.add_parser(name)
-    sub.add_parser("local-deps").add_argument("package")
-    install = sub.add_parser("install")
+    sub.add_parser("packages", help="list package folders")
+    sub.add_parser("check", help="dependency graph, single configuration, lock drift")
+    sub.add_parser("install-tools", help="build the root tools environment (.venv)")
+    sub.add_parser("install-docs", help="build docs/.venv (Sphinx and every package, editable)")
+    sub.add_parser("lint-imports", help="the import rules between packages (import-linter)")
+    sub.add_parser("local-deps", help="transitive local libraries of PACKAGE").add_argument(
+        "package"
+    )
+    install = sub.add_parser("install", help="build PACKAGE/.venv")
     install.add_argument("package")
     install.add_argument("--extra", action="append", default=[], help="e.g. engines")
-    locking = sub.add_parser("lock")
+    locking = sub.add_parser("lock", help="write locks/py3.X/*.txt for every Python here")
     locking.add_argument("--upgrade", nargs="?", const="", default=None, help="all, or one name")
-    sub.add_parser("affected").add_argument("since")
+    sub.add_parser(
+        "affected", help="members a change since the git ref SINCE reaches"
+    ).add_argument("since")
     args = parser.parse_args(argv)
     options = venvs.Options(args.python, quiet=not args.verbose, locked=not args.unlocked)
     try:

@@ -1,28 +1,16 @@
 """Capacity: how many live streams one machine carries, in two worker layouts side by side.
 
-One sts-service on a free loopback port (echo; `--engines`: whisper, Apertium and Pico, on
-English speech read by Pico), then N live streams at once, each dubbing a 16 kHz sample paced
-at real time (`--segmenter`: `vad`, pause cuts, the worker's default; or fixed 6 s segments):
-
-- ``per-process``: N stream-worker processes, one stream each;
-- ``one-process``: one ``stream-worker --streams FILE`` process running all N.
-
-For each N: the fallbacks (any means the machine did not keep up; that layout's sweep stops
-there), the p95 round trip, the CPU per stream in the worker(s) and in the service (fraction of
-one core), the worker memory (per process for per-process; the one process's peak for
-one-process, and per extra stream against the sweep's first round), and the start-up cost (CPU
-seconds and wall seconds until every stream runs). The machine is shared: compare figures
-within one run, and note the load average printed first.
-
-Usage: .venv/bin/python scripts/bench/bench_capacity.py [--streams 1,8,16,32] [--engines]
-       [--one-process-streams 1,50,100,150] [--seconds 30] [--layouts per-process,one-process]
+One sts-service (echo; `--engines`: the real ones, on English speech read by Pico), then N live
+streams at once, each a 16 kHz sample paced at real time: ``per-process``, one stream-worker
+process per stream, and ``one-process``, one ``stream-worker --streams FILE`` running all N.
+Each layout's sweep stops at the first N with a fallback (the machine did not keep up). The
+machine is shared: compare figures within one run, and note the load average printed first.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -39,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from dev_sample import write_sample  # noqa: E402  (scripts beside this one, not installed modules)
-from devproc import free_port, health  # noqa: E402  (likewise)
+from devproc import free_port, health, json_records, speak_command  # noqa: E402  (likewise)
 
 STS_PYTHON = REPO / "apps" / "sts-service" / ".venv" / "bin" / "python"
 WORKER_PYTHON = REPO / "apps" / "stream-worker" / ".venv" / "bin" / "python"
@@ -104,30 +92,11 @@ NEWS = [
     "Scientists say the new vaccine is safe and effective for older people.",
     "Trains between the two cities will run again next week.",
 ]
-SPEECH_SCRIPT = """
-import sys
-import numpy as np
-from shared_audio import AudioFormat, float32_to_int16, resample, write_wav
-from sts_service.backends.pico import pico_speak
-seconds, path, sentences = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
-parts, total, index = [], 0, 0
-while total < seconds * 16000:
-    samples, rate = pico_speak(sentences[index % len(sentences)], "en-US")
-    spoken = resample(float32_to_int16(samples), rate, 16000)
-    pause = np.zeros(int(0.6 * 16000), np.int16)
-    parts += [spoken.reshape(-1), pause]
-    total += spoken.shape[0] + pause.shape[0]
-    index += 1
-audio = np.concatenate(parts)[: int(seconds * 16000)]
-write_wav(path, audio[:, None], AudioFormat(16000, 1))
-"""
 
 
 def write_speech(path: Path, seconds: float) -> Path:
     """`seconds` of English news read by Pico (en-US), 16 kHz mono, sentences 0.6 s apart."""
-    subprocess.run(
-        [str(STS_PYTHON), "-c", SPEECH_SCRIPT, str(seconds), str(path), *NEWS], check=True
-    )
+    subprocess.run(speak_command(path, NEWS, seconds), check=True)
     return path
 
 
@@ -195,7 +164,7 @@ class Layout:
 def summaries(log: Path) -> list[dict[str, Any]]:
     """The summary lines a worker logged (JSON), one per stream it ran."""
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-    return [json.loads(line) for line in text.splitlines() if line.startswith('{"event":"summary"')]
+    return [record for record in json_records(text) if record.get("event") == "summary"]
 
 
 def running_streams(log: Path) -> int:

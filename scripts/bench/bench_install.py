@@ -1,22 +1,8 @@
 """Benchmark installs and the test loop, each beside its reference, in one run on one machine.
 
-Rows (pip's download cache is warm for all; every figure comes from this one run, so the ratios
-hold on a noisy shared machine):
-* `make install`, cold (every package venv from its lock, in parallel), and with nothing
-  changed; the interpreter named as a newcomer does (none given: `python3`), unless --python;
-* where the cold install's time goes: each package's steps (venv, lock, editables), read from
-  the installer's own "installed NAME in ..." lines;
-* uv: `uv pip install` of the same locked set into fresh venvs (a reference only: uv is put in
-  a throwaway venv for the benchmark and is not a dependency of the repo);
-* pip's floor: bare pip calls installing that same locked set, one package after another,
-  with every shortcut pip has (no pip in the venv, no byte-compiling, no resolver, no build
-  isolation): what pip cannot go below on this machine;
-* the naive serial loop: per package `python -m venv` with pip, `pip install --upgrade pip
-  setuptools wheel`, then the package with build isolation and free resolution (its local
-  libraries named by path in the same call, without which it cannot install at all);
-* the test loop: root `make test` (no test marked slow) beside `make test-all` (SLOW=1).
-
-Usage: .venv/bin/python scripts/bench/bench_install.py [--python python3.12] [--skip-tests]
+`make install` cold and with nothing changed, beside uv, pip's floor and a naive serial loop on
+the same locked set (pip's download cache warm for all), then `make test` beside `make test-all`.
+Every figure comes from this one run, so the ratios hold on a noisy shared machine.
 """
 
 from __future__ import annotations

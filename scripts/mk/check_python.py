@@ -1,6 +1,6 @@
-# Checks the interpreter chosen with PYTHON=... before any venv is built, and records which
-# interpreter it is so that a change of PYTHON rebuilds the venvs (see scripts/mk/common.mk).
-# Deliberately written to run on any Python, even 2.7, so that it can say what is wrong.
+# Checks the interpreter chosen with PYTHON=... before any venv is built, and records which one
+# it is (a change rebuilds the venvs: scripts/mk/common.mk). Runs on any Python, even 2.7, so
+# that it can say what is wrong.
 import os
 import sys
 
@@ -27,15 +27,9 @@ def main():
     if len(sys.argv) > 1:
         identity = "%s %s\n" % (os.path.realpath(sys.executable), sys.version.split()[0])
         path = sys.argv[1]
-        try:
-            with open(path) as handle:
-                unchanged = handle.read() == identity
-        except (IOError, OSError):
-            unchanged = False
-        if not unchanged:  # rewrite only on change: its mtime is a make prerequisite
-            directory = os.path.dirname(path)
-            if directory and not os.path.isdir(directory):
-                os.makedirs(directory)
+        if not os.path.exists(path) or open(path).read() != identity:  # its mtime counts
+            if not os.path.isdir(os.path.dirname(path) or "."):
+                os.makedirs(os.path.dirname(path))
             with open(path + ".tmp", "w") as handle:
                 handle.write(identity)
             os.rename(path + ".tmp", path)

@@ -1,8 +1,5 @@
-# The dev loop (make dev / stop / logs / dev-local / demo). Included by the root Makefile.
-# Both paths run the same two services with the same settings, from .env.example:
-#   make dev        containers: infra/docker-compose.local.yml (docker compose, or docker-compose)
-#   make dev-local  no containers: scripts/dev_local.py runs them from their venvs
-# See docs/dev-loop.md.
+# The dev loop (docs/dev-loop.md): `make dev` in containers, `make dev-local` from the venvs,
+# both with the settings of .env.example. Included by the root Makefile.
 
 DEV_COMPOSE_FILE := infra/docker-compose.local.yml
 DEV_ENV_FILE := .env.example

@@ -1,10 +1,6 @@
-# The one Makefile fragment shared by every package (apps/* and libs/*). A package Makefile
-# includes this file (apps include app.mk, which adds `make dev`).
-# Every tool runs with the ROOT configuration named explicitly, so a stray config file in a
-# package can never shadow it: mypy and ruff replace (not merge) the root config when a package
-# has its own, and pytest's rootdir is the repo root anyway. pytest runs in the package's own
-# .venv; ruff and mypy run from the root tools env (one copy, not one per venv), mypy reading
-# the package's installed dependencies through --python-executable.
+# The one Makefile fragment shared by every package (apps include it through app.mk). ruff and
+# mypy run from the root tools env, mypy reading the package's venv through --python-executable;
+# every tool gets the root configuration by name (0003-one-root-tool-config-passed-explicitly).
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
@@ -30,9 +26,8 @@ help: ## Show this help
 install: $(STAMP) ## Create .venv and install this package [dev] + its local libraries (incremental)
 	@:
 
-# Rebuilt when this pyproject, a local library's pyproject or the lock (both listed in
-# .installed.d, written by the installer), the interpreter or LOCKED/ENGINES change.
-# Otherwise `make install` does no pip work.
+# Rebuilt when a pyproject or lock it was built from (.installed.d), the interpreter or
+# LOCKED/ENGINES change.
 $(STAMP): pyproject.toml $(PYTHON_ID) $(ROOT)/.make/locked $(ROOT)/.make/engines | $(TOOLS_STAMP)
 	@$(WORKSPACE) install $(CURDIR) $(if $(filter 1,$(ENGINES)),--extra engines)
 -include $(VENV)/.installed.d

@@ -12,9 +12,8 @@ install-hooks: ## Install the pre-commit hook (.codex/hooks/pre-commit) into thi
 	@echo "installed $(HOOKS_DIR)/pre-commit (bypass once with: git commit --no-verify)"
 
 # ---- docs -----------------------------------------------------------------------------------
-# -E: re-read every source on each build; an incremental build would hide old warnings.
-# docs/.venv holds Sphinx (the root `docs` extra) and every package, editable: autodoc imports
-# them, which the tools env (linters and dirschema's old pins) does not hold.
+# -E: an incremental build would hide old warnings. docs/.venv holds Sphinx and every package
+# (autodoc imports them), which the tools env does not.
 DOCS_SRC ?= docs
 DOCS_OUT ?= docs/_build/html
 DOCS_VENV := docs/.venv

@@ -9,6 +9,8 @@ no edit and the rules can never disagree with the declared dependencies:
 
 from __future__ import annotations
 
+import configparser
+import io
 import os
 import subprocess
 import sys
@@ -18,55 +20,40 @@ from pathlib import Path
 from monorepo.packages import Package, direct_local_deps
 
 
-def listed(names: list[str]) -> str:
-    """An ini multi-line value: one name per indented line."""
-    return "".join(f"\n    {name}" for name in names)
-
-
 def contracts_ini(packages: dict[str, Package]) -> str:
     """An import-linter configuration holding the three rules for these packages."""
     libs = [p.import_name for p in packages.values() if p.kind == "libs"]
     apps = [p.import_name for p in packages.values() if p.kind == "apps"]
-    lines = [
-        "[importlinter]",
-        "root_packages =",
-        *(f"    {p.import_name}" for p in packages.values()),
-    ]
-
-    def contract(key: str, name: str, body: list[str]) -> None:
-        lines.extend(["", f"[importlinter:contract:{key}]", f"name = {name}", *body])
-
+    config = configparser.ConfigParser()
+    config["importlinter"] = {"root_packages": "\n".join(p.import_name for p in packages.values())}
+    contract = "importlinter:contract:"
     if libs and apps:
-        contract(
-            "libraries-never-import-services",
-            "Libraries never import services",
-            [
-                "type = forbidden",
-                f"source_modules ={listed(libs)}",
-                f"forbidden_modules ={listed(apps)}",
-            ],
-        )
+        config[contract + "libraries-never-import-services"] = {
+            "name": "Libraries never import services",
+            "type": "forbidden",
+            "source_modules": "\n".join(libs),
+            "forbidden_modules": "\n".join(apps),
+        }
     if len(apps) > 1:
-        contract(
-            "services-never-import-each-other",
-            "Services never import each other",
-            ["type = independence", f"modules ={listed(apps)}"],
-        )
+        config[contract + "services-never-import-each-other"] = {
+            "name": "Services never import each other",
+            "type": "independence",
+            "modules": "\n".join(apps),
+        }
     for package in packages.values():
         declared = {dep.import_name for dep in direct_local_deps(package, packages)}
         undeclared = [lib for lib in libs if lib not in declared and lib != package.import_name]
         if undeclared:
-            contract(
-                f"{package.name}-imports-only-its-declared-libraries",
-                f"{package.rel} imports only the local libraries its pyproject.toml names",
-                [
-                    "type = forbidden",
-                    f"source_modules = {package.import_name}",
-                    f"forbidden_modules ={listed(undeclared)}",
-                    "allow_indirect_imports = True",
-                ],
-            )
-    return "\n".join(lines) + "\n"
+            config[contract + f"{package.name}-imports-only-its-declared-libraries"] = {
+                "name": f"{package.rel} imports only the local libraries its pyproject.toml names",
+                "type": "forbidden",
+                "source_modules": package.import_name,
+                "forbidden_modules": "\n".join(undeclared),
+                "allow_indirect_imports": "True",
+            }
+    text = io.StringIO()
+    config.write(text)
+    return text.getvalue()
 
 
 def lint_imports(packages: dict[str, Package]) -> int:

@@ -1,10 +1,8 @@
 """The lock: exact versions with hashes for every venv, one file per venv and Python minor.
 
-``locks/py3.X/<venv>.txt`` is pip-tools' hashed requirements format (why pip-tools and not
-``pip lock``: docs/decisions/0010-lock-with-pip-tools.md). Local packages are not in it: they
-are always installed from their paths. The first line records a digest of the lock's inputs
-(the pyproject dependency lists it was compiled from); when it no longer matches, the lock is
-out of date and `make lint` says to run `make lock`.
+pip-tools' hashed format (docs/decisions/0010-lock-with-pip-tools.md), without the local
+packages. The first line is a digest of the dependency lists the lock was compiled from: when
+it no longer matches, `make lint` says to run `make lock`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""The packages of the repo and their local-dependency graph, read from the pyproject files.
-
-Local dependencies are declared once, by name, in each package's pyproject.toml
-(``dependencies = ["shared-audio>=0.1.0"]``); why they are always installed from their paths:
-docs/decisions/0001-local-packages-from-paths-only.md.
-"""
+"""The packages of the repo and their local-dependency graph, read from the pyproject files."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
 """The files git would track below a folder: git's own listing, or a walk that mimics it.
 
-dirschema walks everything with ``rglob("*")``: a populated ``.venv`` alone adds thousands of
-paths (and false errors). The validator and the repo-copying tests and benchmarks use this
-listing instead: tracked files plus untracked files that no ignore rule hides.
+dirschema's own ``rglob("*")`` would see every populated ``.venv`` (thousands of false errors).
 """
 
 from __future__ import annotations
@@ -10,8 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:  # imported where used: the validator's error for a bare interpreter comes first
+    import pathspec
 
 # Folders the walk never enters, even when no .gitignore names them.
 GENERATED_DIRS = frozenset(
@@ -40,6 +40,8 @@ def walk_files(root: Path) -> list[str]:
     It skips GENERATED_DIRS, ``*.egg-info`` and symbolic links (as dirschema does), and honours
     every ``.gitignore`` it meets, the deepest deciding, as git does.
     """
+    import pathspec
+
     specs: dict[str, pathspec.GitIgnoreSpec] = {}
 
     def ignored(rel: str, is_dir: bool) -> bool:

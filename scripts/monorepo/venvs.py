@@ -1,10 +1,7 @@
 """Building venvs: one per package, the root tools env, docs/.venv.
 
-The Makefiles decide *whether* a venv must be (re)built (stamp files); this module builds it.
-Local libraries are always named by path, so pip never asks an index for a local name
-(docs/decisions/0001-local-packages-from-paths-only.md). With a lock (the default) a venv
-gets exactly the locked versions, by hash; with ``LOCKED=0`` pip resolves freely within the
-pyproject ranges, as it would for a new release.
+The Makefiles decide *whether* a venv must be (re)built (stamp files); this module builds it,
+from its lock by hash, or with ``LOCKED=0`` resolving freely within the pyproject ranges.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from monorepo.locks import LockSpec, lock_path, locked_pins_current, minor_of
@@ -25,23 +23,14 @@ STAMP = ".installed"  # inside the venv: written last, only after a successful i
 STAMP_DEPS = ".installed.d"  # make fragment: which files the stamp depends on
 
 
-class Laps:
-    """Wall time of each step of one install, for its summary line and the install bench."""
+#: (step, when it ended) of one install, from ("", its start): its summary line and the install
+#: bench read the time of each step.
+Laps = list[tuple[str, float]]
 
-    def __init__(self) -> None:
-        self.started = self._last = time.perf_counter()
-        self.steps: list[tuple[str, float]] = []
 
-    def lap(self, step: str) -> None:
-        """Close `step` now: its time runs from the previous lap (or the start)."""
-        now = time.perf_counter()
-        self.steps.append((step, now - self._last))
-        self._last = now
-
-    def summary(self) -> str:
-        """`12.3 s: venv 0.1 s, lock 10.2 s, editables 2.0 s`."""
-        parts = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in self.steps)
-        return f"{time.perf_counter() - self.started:.1f} s: {parts}"
+def lap(laps: Laps, step: str) -> None:
+    """Close `step` now: its time runs from the previous lap (or the start)."""
+    laps.append((step, time.perf_counter()))
 
 
 @dataclass(frozen=True)
@@ -144,20 +133,20 @@ def build_venv(
         pip_install(
             pip, venv, ["--no-deps", "--require-hashes", *flags, "-r", str(lock)], quiet=quiet
         )
-        laps.lap("lock")
+        lap(laps, "lock")
         pip_install(pip, venv, ["--no-deps", "--no-build-isolation", *editables], quiet=quiet)
-        laps.lap("editables")
+        lap(laps, "editables")
         return lock
     if options.locked:
         unlocked = f"{spec.name}: no lock for Python {minor_of(identity)} yet: resolving freely"
         print(unlocked + " (`make lock` pins it)", flush=True)
     pip_install(pip, venv, ["pip", *spec.build_requires], quiet=quiet)
-    laps.lap("build backend")
+    lap(laps, "build backend")
     pip_install(pip, venv, ["--no-build-isolation", *editables], quiet=quiet)
     if spec.unresolvable:
         args = ["--no-deps", "--ignore-requires-python", *spec.unresolvable]
         pip_install(pip, venv, args, quiet=quiet)
-    laps.lap("resolve + install")
+    lap(laps, "resolve + install")
     return None
 
 
@@ -186,16 +175,18 @@ def write_stamp(venv: Path, identity: str, inputs: list[Path]) -> None:
 
 def install(spec: LockSpec, options: Options, *, pip: list[str] | None = None) -> None:
     """Create or refresh one venv from its spec and stamp it."""
-    laps = Laps()
+    laps: Laps = [("", time.perf_counter())]
     (spec.venv / STAMP).unlink(missing_ok=True)  # a failed install must not look fresh
     identity = make_venv(spec.venv, options.python, spec.venv.parent.name)
-    laps.lap("venv")
+    lap(laps, "venv")
     lock = build_venv(spec, pip or tools_pip(options.python), options, identity, laps)
     inputs = [path / "pyproject.toml" for path, _ in spec.editables if path != spec.venv.parent]
     write_stamp(spec.venv, identity, [*inputs, *([lock] if lock else [])])
     mode = f"locked by {lock.relative_to(ROOT)}" if lock else "resolved freely"
     # The bench (scripts/bench/bench_install.py) reads this line: "installed NAME in SECONDS s: ..."
-    print(f"installed {spec.name} in {laps.summary()} ({mode})", flush=True)
+    steps = ", ".join(f"{step} {end - start:.1f} s" for (_, start), (step, end) in pairwise(laps))
+    total = time.perf_counter() - laps[0][1]
+    print(f"installed {spec.name} in {total:.1f} s: {steps} ({mode})", flush=True)
 
 
 def install_tools(spec: LockSpec, options: Options) -> None:
