@@ -1,11 +1,5 @@
-"""Tests of `make validate-structure` (scripts/validate-structure.py + the dirschema schema).
-
-Mutations are made in a copy of the repository's files (what git would track), a git repository
-restored after each test; a few tests remove `.git` from a private copy to exercise the walk used
-outside a checkout. Each mutation test validates the copy after the change and compares the
-difference from the pristine copy with the exact lines expected, so the tests do not depend on
-how complete the rest of the repository is.
-"""
+"""`make validate-structure` (scripts/validate-structure.py + the dirschema schema), on a git
+copy of the repository's files: each mutation must add exactly its expected lines."""
 
 from __future__ import annotations
 
@@ -48,9 +42,6 @@ SPEC_NAME = "rename it: files in specs/ are named NNN-kebab-case.md"
 PACKAGE_CONFIG = "remove it: tool configuration lives only in the root pyproject.toml"
 
 
-# ---------------------------------------------------------------------------------------------
-# Fixtures and helpers
-# ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def structure_validator() -> sv.Validator:
     return sv.load_validator(SCHEMA)
@@ -58,12 +49,7 @@ def structure_validator() -> sv.Validator:
 
 @pytest.fixture(scope="session")
 def structure_pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's files (what git would track), copied once and committed to git.
-
-    Whatever the other packages have not finished yet is filled in with placeholders
-    (:func:`_ensure_layout`), so that each mutation starts from a state where it breaks
-    something that was there.
-    """
+    """The repository's tracked files, completed with placeholders and committed to git."""
     destination = tmp_path_factory.mktemp("structure") / "pristine"
     copy_tracked_tree(destination)
     _ensure_layout(destination)
@@ -73,14 +59,12 @@ def structure_pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def structure_copy(structure_pristine_copy: Path) -> Iterator[Path]:
-    """The pristine copy (a git repository) for one test to change; put back afterwards."""
     yield structure_pristine_copy
     restore(structure_pristine_copy, clean="-fdxq")  # -x: files force-added despite .gitignore
 
 
 @pytest.fixture
 def walk_copy(structure_pristine_copy: Path, tmp_path: Path) -> Path:
-    """A private copy of the pristine files outside git: validated by walking the tree."""
     destination = tmp_path / "repo"
     shutil.copytree(structure_pristine_copy, destination, ignore=shutil.ignore_patterns(".git"))
     assert sv.TrackedTree.for_path(destination).source == "walk"
@@ -103,7 +87,6 @@ def _touch(path: Path, text: str = "# placeholder\n") -> None:
 
 
 def _ensure_package(repo: Path, folder: str, import_name: str, *, app: bool) -> None:
-    """Make sure the copy holds a complete package at ``folder`` (whatever others finished)."""
     base = repo / folder
     for name in ("pyproject.toml", "Makefile", "README.md", "tests/unit/test_placeholder.py"):
         _touch(base / name)
@@ -126,8 +109,7 @@ def _ensure_layout(repo: Path) -> None:
 
 
 def _mutate(repo: Path, command: str) -> None:
-    """Apply one change: `rm PATH`, `mv PATH NEW`, `add PATH` or `add! PATH` (force-added to
-    git, as a file committed despite .gitignore)."""
+    """`rm PATH`, `mv PATH NEW`, `add PATH` or `add! PATH` (force-added despite .gitignore)."""
     verb, *paths = command.split()
     if verb == "rm":
         target = repo / paths[0]
@@ -142,7 +124,6 @@ def _mutate(repo: Path, command: str) -> None:
 
 
 def _after(repo: Path, validator: sv.Validator, *commands: str) -> set[Line]:
-    """The violations in the git repository ``repo`` once ``commands`` are applied."""
     for command in commands:
         _mutate(repo, command)
     return _lines(repo, validator)
@@ -156,9 +137,6 @@ def _matches(lines: set[Line], expected: dict[str, str]) -> bool:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# The repository itself
-# ---------------------------------------------------------------------------------------------
 def test_clean_checkout_passes() -> None:
     result = subprocess.run([sys.executable, str(CLI)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -166,15 +144,6 @@ def test_clean_checkout_passes() -> None:
     assert result.stdout.count("\n") == 1
 
 
-def test_completed_copy_of_the_repository_has_no_violations(
-    structure_copy: Path, structure_validator: sv.Validator
-) -> None:
-    assert _lines(structure_copy, structure_validator) == set()
-
-
-# ---------------------------------------------------------------------------------------------
-# Mutations: each is reported with the right path and message, and nothing else is
-# ---------------------------------------------------------------------------------------------
 SHARED_UTILS_INIT = "libs/shared-utils/shared_utils/__init__.py"
 # (change, what it adds: the message at the change's last path, or {path: message}).
 MUTATIONS: list[tuple[str, str | dict[str, str]]] = [
@@ -251,9 +220,8 @@ MUTATIONS: list[tuple[str, str | dict[str, str]]] = [
 
 
 def _batches() -> list[list[tuple[str, dict[str, str]]]]:
-    """The mutations, grouped so that no two in a group touch the same package folder (or the
-    same path outside apps/ and libs/): one validation checks a whole group, whose mutations
-    cannot hide each other's lines. Each expectation is given as {path: message}."""
+    """The mutations in groups that touch distinct package folders (or top-level paths), so one
+    validation checks a group without one mutation hiding another's lines."""
     batches: list[dict[str, tuple[str, dict[str, str]]]] = []
     for command, expected in MUTATIONS:
         path = command.split()[1]
@@ -302,9 +270,6 @@ def test_tracked_file_deleted_from_the_worktree_is_missing(
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Outside git, and with populated virtual environments
-# ---------------------------------------------------------------------------------------------
 def test_outside_git_the_walk_reports_mutations(
     walk_copy: Path, structure_validator: sv.Validator
 ) -> None:
@@ -357,33 +322,25 @@ def test_populated_venv_changes_nothing(
         assert _lines(repo, structure_validator) == lines_before
 
 
-# ---------------------------------------------------------------------------------------------
-# dirschema itself
-# ---------------------------------------------------------------------------------------------
-def _forget_dirschema(monkeypatch: pytest.MonkeyPatch) -> None:
+def _pydantic_2_import(name: str) -> object:
+    raise TypeError(f"{name}: pydantic 2 is not supported")
+
+
+@pytest.mark.parametrize(
+    ("cause", "says"),
+    [("missing", "is not installed"), ("needs-pydantic-v1", r"cannot run on .*pydantic\.v1")],
+)
+def test_dirschema_that_cannot_load_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, cause: str, says: str
+) -> None:
     for name in [m for m in sys.modules if m == "dirschema" or m.startswith("dirschema.")]:
         monkeypatch.delitem(sys.modules, name)
-
-
-def test_missing_dirschema_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    _forget_dirschema(monkeypatch)
-    monkeypatch.setitem(sys.modules, "dirschema", None)  # makes the import fail
-    with pytest.raises(sv.DirschemaUnavailableError, match="run `make install` at the repo root"):
+    if cause == "missing":
+        monkeypatch.setitem(sys.modules, "dirschema", None)  # makes the import fail
+    else:
+        monkeypatch.setattr(importlib, "import_module", _pydantic_2_import)
+    with pytest.raises(sv.DirschemaUnavailableError, match=f"{says}.*run `make install` at the"):
         sv.load_validator(SCHEMA)
-
-
-def test_dirschema_that_cannot_run_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_import(name: str) -> object:
-        raise TypeError(f"{name}: pydantic 2 is not supported")
-
-    _forget_dirschema(monkeypatch)
-    monkeypatch.setattr(importlib, "import_module", broken_import)
-    with pytest.raises(sv.DirschemaUnavailableError) as caught:
-        sv.load_validator(SCHEMA)
-    message = str(caught.value)
-    assert "cannot run on" in message
-    assert "pydantic.v1" in message
-    assert "run `make install` at the repo root" in message
 
 
 def test_h5py_placeholder_does_not_leak() -> None:
@@ -412,9 +369,6 @@ def test_adapter_serves_valid_rules(structure_copy: Path) -> None:
     assert tree.open_file("docs") is None
 
 
-# ---------------------------------------------------------------------------------------------
-# The command line
-# ---------------------------------------------------------------------------------------------
 def _cli(
     *args: str, python: tuple[str, ...] = (sys.executable,)
 ) -> subprocess.CompletedProcess[str]:
