@@ -1,19 +1,15 @@
-"""The package generator (scripts/new_package.py, `make new-service` / `make new-lib`).
-
-The slow test is the proof: in a copy of the repo it generates a service and a library, then
-runs every root target (install, validate-structure, check, test, test-coverage, docs) with no
-edit by hand, finds the new packages in every loop's output and on the API page.
-"""
+"""The package generator (scripts/new_package.py, `make new-service` / `make new-lib`); the slow
+test proves a generated service and library pass every root target untouched."""
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 import shutil
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import new_package
@@ -83,28 +79,18 @@ def test_the_name_rule_is_the_structure_schemas(name: str) -> None:
 # ---- the PyPI check --------------------------------------------------------------------------
 
 
-class _FakePyPI(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        taken = self.path == "/taken-name/json"
-        body = json.dumps({"releases": {"0.1": [], "1.0": []}}).encode() if taken else b""
-        self.send_response(200 if taken else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def fake_pypi() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePyPI)
-    # A short poll interval: shutdown() waits for one, 0.5 s by default.
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def fake_pypi(tmp_path: Path) -> Iterator[str]:
+    """PyPI's JSON API knowing one project, `taken-name` (any other is a 404)."""
+    (tmp_path / "taken-name").mkdir()
+    (tmp_path / "taken-name" / "json").write_text('{"releases": {"0.1": [], "1.0": []}}')
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        # A short poll interval: shutdown() waits for one, 0.5 s by default.
+        thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_port}"
+        server.shutdown()
     thread.join(timeout=5)
 
 
@@ -197,18 +183,21 @@ def test_a_bad_description_writes_nothing(mini_root: Path) -> None:
     assert not spec.folder.exists()
 
 
-def test_make_new_service_without_a_name_says_how() -> None:
-    result = run(["make", "new-service"], cwd=REPO)
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["new-service"], "give a name: make new-service NAME=foo-bar"),
+        (
+            ["new-lib", "NAME=shared-utils", "PYPI_URL=http://127.0.0.1:9"],
+            "error: name 'shared-utils' is taken: libs/shared-utils already exists",
+        ),
+    ],
+)
+def test_make_refuses_a_missing_or_taken_name(args: list[str], refusal: str) -> None:
+    result = run(["make", *args], cwd=REPO)
 
     assert result.returncode != 0
-    assert "give a name: make new-service NAME=foo-bar" in result.output
-
-
-def test_make_new_lib_refuses_a_taken_name_and_writes_nothing() -> None:
-    result = run(["make", "new-lib", "NAME=shared-utils", "PYPI_URL=http://127.0.0.1:9"], REPO)
-
-    assert result.returncode != 0
-    assert "error: name 'shared-utils' is taken: libs/shared-utils already exists" in result.output
+    assert refusal in result.output
 
 
 # ---- the proof: a generated service and library pass every root loop ------------------------
