@@ -1,12 +1,6 @@
-"""The Kubernetes manifests (infra/k8s): they render, validate, and agree with the repo.
-
-Every overlay is rendered with kubectl's kustomize and every object validated against the
-Kubernetes schemas (scripts/k8s_validate.py, also run by `make check`). On top of the schemas:
-the settings ConfigMap holds exactly .env.example's values; probes use the contract's health
-route; the grace period outlasts the longest request; selectors match their pods; the HPA
-scales on a metric sts-service exports; prod requires the bearer tokens and gives each worker
-its own; every stream folder makes one single-replica workload.
-"""
+"""The Kubernetes manifests (infra/k8s): every overlay renders, validates against the Kubernetes
+schemas (scripts/k8s_validate.py) and agrees with the repo (settings, health route, ports,
+metrics, tokens), and each stream is one single-replica workload."""
 
 from __future__ import annotations
 
@@ -180,20 +174,11 @@ def test_each_stream_is_one_single_replica_worker(objects: Objects) -> None:
 
 
 def _pool_stream_ids(objects: Objects, worker: dict[str, Any]) -> list[str]:
-    """The ids of a pool's streams: its streams file, from the ConfigMap mounted where
-    its --streams argument points."""
+    """The ids in a pool's streams file: the ConfigMap mounted where --streams points."""
     path = Path(_container(worker)["args"][1])
-    mount = next(
-        m for m in _container(worker)["volumeMounts"] if Path(m["mountPath"]) == path.parent
-    )
-    volume = next(
-        v for v in worker["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
-    )
-    config = next(
-        o
-        for o in objects
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == volume["configMap"]["name"]
-    )
+    mount = [m for m in _container(worker)["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    volumes = {v["name"]: v for v in worker["spec"]["template"]["spec"]["volumes"]}
+    config = _one(objects, "ConfigMap", volumes[mount[0]["name"]]["configMap"]["name"])
     # The tools env may run Python 3.10 (no tomllib): the ids are plain `id = "..."` lines.
     ids = re.findall(r'^id\s*=\s*"([^"]+)"', config["data"][path.name], re.MULTILINE)
     assert ids, f"{config['metadata']['name']}: a pool without streams"

@@ -16,15 +16,11 @@ from scaffold import MiniRepo, commit_all, run
 # Each test runs make in the installed mini repo: part of `make test-all` and CI.
 pytestmark = pytest.mark.slow
 
-FAILING_TEST = """\
-def test_fails_on_purpose():
-    assert 1 == 2
-"""
+FAILING_TEST = "def test_fails_on_purpose():\n    assert 1 == 2\n"
 
 
 @pytest.fixture
 def broken_tests(shared_mini_repo: MiniRepo) -> Iterator[MiniRepo]:
-    """The shared mini repo; the failing tests a test writes into it are removed afterwards."""
     yield shared_mini_repo
     for path in shared_mini_repo.root.glob("libs/*/tests/unit/test_broken.py"):
         path.unlink()
@@ -103,28 +99,29 @@ def test_a_changed_pyproject_reinstalls_the_package_and_its_dependents_only(
     assert "installed libs/alpha" in result.output  # alpha depends on beta
 
 
-def test_too_old_interpreter_is_refused_with_a_clear_message(
-    shared_mini_repo: MiniRepo, tmp_path: Path
+@pytest.mark.parametrize(
+    ("python", "refusal"),
+    [
+        ("python3.9", ["this repo needs Python >= 3.10", "make install PYTHON="]),
+        ("python3.999", ["PYTHON=python3.999 was not found"]),  # not on PATH
+    ],
+)
+def test_a_too_old_or_missing_interpreter_is_named(
+    shared_mini_repo: MiniRepo, tmp_path: Path, python: str, refusal: list[str]
 ) -> None:
-    fake = tmp_path / "python3.9"
-    fake.write_text(
-        "#!/bin/sh\nexec python3 -c 'import sys; sys.version_info = (3, 9); "
-        'exec(open(sys.argv[1]).read())\' "$@"\n'
-    )
-    fake.chmod(0o755)
+    if python == "python3.9":  # a 3.9 as far as the check can tell
+        python = str(tmp_path / python)
+        Path(python).write_text(
+            "#!/bin/sh\nexec python3 -c 'import sys; sys.version_info = (3, 9); "
+            'exec(open(sys.argv[1]).read())\' "$@"\n'
+        )
+        Path(python).chmod(0o755)
 
-    result = shared_mini_repo.make(f"PYTHON={fake}", "install")
-
-    assert result.returncode != 0
-    assert "this repo needs Python >= 3.10" in result.output
-    assert "make install PYTHON=" in result.output
-
-
-def test_missing_interpreter_is_named(shared_mini_repo: MiniRepo) -> None:
-    result = shared_mini_repo.make("PYTHON=python3.999", "install")
+    result = shared_mini_repo.make(f"PYTHON={python}", "install")
 
     assert result.returncode != 0
-    assert "PYTHON=python3.999 was not found" in result.output
+    for message in refusal:
+        assert message in result.output
 
 
 def test_a_package_runs_alone_with_the_interpreter_chosen_at_the_root(
@@ -144,8 +141,8 @@ def test_a_package_runs_alone_with_the_interpreter_chosen_at_the_root(
 
 
 def _fresh_copy(template: Path, target: Path, *, tools_env: bool = True) -> MiniRepo:
-    """The installed mini repo as a new clone would leave it: no recorded interpreter (and,
-    without `tools_env`, no tools env either), committed, so that SINCE= has a history."""
+    """The installed mini repo as a fresh clone: committed, no recorded interpreter (nor tools
+    env, without `tools_env`)."""
     shutil.copytree(template, target, symlinks=True)
     shutil.rmtree(target / ".make")
     if not tools_env:
@@ -155,8 +152,8 @@ def _fresh_copy(template: Path, target: Path, *, tools_env: bool = True) -> Mini
 
 
 def _python_on_path(folder: Path, name: str, *, shim: bool) -> dict[str, str]:
-    """PATH with `name` first: a pyenv-like shim script that execs this interpreter, or a
-    symlink to it (as /usr/bin/python3 is). Returns the environment to run make with."""
+    """An environment whose PATH finds this interpreter as `name`: a pyenv-like shim, or a
+    symlink (as /usr/bin/python3 is)."""
     folder.mkdir()
     real = os.path.realpath(sys.executable)
     if shim:
@@ -219,7 +216,3 @@ def test_affected_is_right_on_its_first_call_in_a_fresh_clone(
     assert result.returncode == 0, result.output
     assert result.output.splitlines()[-1] == "libs/alpha libs/beta", result.output
     assert "installed tools" in result.output  # the tools env came first, then the answer
-    # A ref that does not exist is an error, not an empty selection.
-    result = run(["make", "lint", "SINCE=no-such-ref"], cwd=repo.root)
-    assert result.returncode != 0
-    assert "no-such-ref" in result.output
