@@ -24,8 +24,7 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mini") / "repo"
     (root / "scripts" / "mk").mkdir(parents=True)
     shutil.copy2(REPO / "Makefile", root / "Makefile")
-    # The real root configuration, with a tools env of the root's pytest requirements only
-    # (scripts/Makefile's `test` runs pytest on every core): the mini repo's tests run make
+    # The real root configuration with a tools env of pytest only: the mini repo runs make
     # loops, not linters, and a full tools env would triple the cost of this fixture.
     pyproject = (REPO / "pyproject.toml").read_text()
     from monorepo.packages import load_toml  # here: importing scaffold put scripts/ on sys.path

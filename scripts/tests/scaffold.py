@@ -29,13 +29,10 @@ class Result:
     output: str  # stdout and stderr, interleaved as printed
 
 
-# What a make running these tests exports to them: its flags (-j, -O), and the variables given
-# on its command line (.ci/run passes PYTHON=; the root loops pass PYTHON_ID_FRESH=1 to packages).
-# A make the tests start must not inherit them: it would skip its own interpreter check.
+# What a make running these tests exports (its flags, its command line's variables, the build's
+# switches): a make a test starts would skip its own interpreter check, or rerun slow tests.
 _OUTER_MAKE_VARIABLES = (
     *("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTHON", "PYTHON_ID_FRESH", "VERBOSE"),
-    # The build's own switches: `make test-coverage SLOW=1` exports SLOW to its recipes, and a
-    # make a test starts in a copy of the repo must not run the slow round trips again.
     *("SLOW", "SINCE", "LOCKED", "ENGINES"),
 )
 
@@ -100,8 +97,7 @@ def make_help_targets(folder: Path) -> frozenset[str]:
 
 
 def api_page_gaps(root: Path = REPO) -> list[str]:
-    """The anchors the built API page (docs/_build/html/api.html) lacks: one per package, one
-    per public module (a new library may have none yet: only its __init__.py)."""
+    """The anchors (one per package and public module) the built API page lacks."""
     api = (root / "docs" / "_build" / "html" / "api.html").read_text()
     anchors = []
     for package in discover(root).values():
@@ -143,8 +139,8 @@ packages = ["{import_name}"]
 
 @dataclass
 class MiniRepo:
-    """A small copy of the scaffold: the real root Makefile, fragments and installer, with two
-    tiny libraries (`libs/alpha` depends on `libs/beta`) whose only dev tool is pytest."""
+    """The real root Makefile, fragments and installer over two tiny libraries (`libs/alpha`
+    depends on `libs/beta`) whose only dev tool is pytest."""
 
     root: Path
 

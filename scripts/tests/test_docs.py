@@ -104,18 +104,13 @@ QUOTED = {
 }
 
 
-def test_troubleshooting_quotes_the_real_messages() -> None:
+def test_troubleshooting_covers_the_symptoms_and_quotes_the_real_messages() -> None:
     page = (DOCS / "troubleshooting.md").read_text()
 
     for message, source in QUOTED.items():
         assert message in (REPO / source).read_text(), f"{source} no longer says {message!r}"
         shown = message.replace("DEFAULT_STS_PORT = ", "127.0.0.1:")
         assert shown in page, f"troubleshooting.md does not show {shown!r}"
-
-
-def test_readme_troubleshooting_symptoms_are_covered() -> None:
-    page = (DOCS / "troubleshooting.md").read_text()
-
     for heading in [
         "Wrong Python",
         "Missing venv module",

@@ -137,13 +137,6 @@ def _matches(lines: set[Line], expected: dict[str, str]) -> bool:
     )
 
 
-def test_clean_checkout_passes() -> None:
-    result = subprocess.run([sys.executable, str(CLI)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("structure OK: ")
-    assert result.stdout.count("\n") == 1
-
-
 SHARED_UTILS_INIT = "libs/shared-utils/shared_utils/__init__.py"
 # (change, what it adds: the message at the change's last path, or {path: message}).
 MUTATIONS: list[tuple[str, str | dict[str, str]]] = [
@@ -290,6 +283,11 @@ def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -
     ).split():
         _touch(structure_copy / name)
     (structure_copy / "libs/shared-utils/.gitignore").write_text("*.wav\n!keep.wav\n")
+    venv = structure_copy / "apps/sts-service/.venv"  # as `python -m venv` leaves one: symlinks
+    _touch(venv / "lib/python3/site-packages/pip/__init__.py")
+    (venv / "lib64").symlink_to("lib")
+    (venv / "bin").mkdir()
+    (venv / "bin/python").symlink_to(sys.executable)
     walked = set(tracked.walk_files(structure_copy))
     assert git(structure_copy, "add", "-A").returncode == 0
     assert set(tracked.git_files(structure_copy) or ()) == walked
@@ -297,29 +295,7 @@ def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -
     assert "libs/shared-utils/tests/unit/keep.wav" in walked
     assert "libs/shared-utils/tests/unit/sample.wav" not in walked
     assert ".env" not in walked
-
-
-@pytest.mark.slow  # creates a real virtual environment (~5 s)
-def test_populated_venv_changes_nothing(
-    structure_pristine_copy: Path, structure_validator: sv.Validator, tmp_path: Path
-) -> None:
-    repo = tmp_path / "repo"
-    shutil.copytree(structure_pristine_copy, repo)
-    tree_before = sv.TrackedTree.for_path(repo)
-    lines_before = _lines(repo, structure_validator)
-
-    venv_dir = repo / "apps/sts-service/.venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
-    on_disk = sum(1 for _ in venv_dir.rglob("*"))
-    assert on_disk > 500  # a real, populated environment (pip is in it)
-
-    for mode in ("git", "walk"):
-        if mode == "walk":
-            shutil.rmtree(repo / ".git")
-        tree = sv.TrackedTree.for_path(repo)
-        assert tree.source == mode
-        assert len(tree.get_paths()) == len(tree_before.get_paths())
-        assert _lines(repo, structure_validator) == lines_before
+    assert not [name for name in walked if ".venv" in name]
 
 
 def _pydantic_2_import(name: str) -> object:
@@ -440,5 +416,6 @@ def test_main_exit_status_and_messages(
     stdout, stderr = capsys.readouterr()
     assert any(line.startswith(out) for line in stdout.splitlines() or [""]), stdout
     assert err in stderr
-    if status == 0:
+    if status == 0:  # one line
         assert f"paths checked ({'walk' if change else 'git'})" in stdout
+        assert stdout.count("\n") == 1, stdout
