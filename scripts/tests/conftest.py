@@ -15,7 +15,7 @@ import pytest
 # sys.path; the test modules import their helpers from scaffold.py beside this file.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scaffold import REPO, MiniRepo, add_library, run
+from scaffold import REPO, MiniRepo, add_library, run_ok
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +49,7 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (root / "scripts" / "tests").mkdir()
     (root / "scripts" / "tests" / "test_mini.py").write_text("def test_ok():\n    assert True\n")
-    result = run(["make", f"PYTHON={sys.executable}", "install"], cwd=root)
-    assert result.returncode == 0, result.output
+    run_ok(["make", f"PYTHON={sys.executable}", "install"], cwd=root)
     return root
 
 

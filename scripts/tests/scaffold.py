@@ -60,6 +60,13 @@ def run(
     return Result(done.returncode, done.stdout)
 
 
+def run_ok(command: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> str:
+    """Run a command that must succeed; its combined output."""
+    result = run(command, cwd, env, timeout=1800)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.output}"
+    return result.output
+
+
 def git(repo: Path, *args: str) -> Result:
     """Run git in `repo` as a test author (no global configuration needed)."""
     config = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
@@ -91,9 +98,8 @@ def copy_tracked_tree(target: Path, source: Path = REPO) -> None:
 @functools.cache
 def make_help_targets(folder: Path) -> frozenset[str]:
     """The targets `make help` lists in `folder`."""
-    result = run(["make", "help"], cwd=folder)
-    assert result.returncode == 0, result.output
-    return frozenset(re.findall(r"^  ([a-zA-Z0-9_.-]+) ", result.output, re.MULTILINE))
+    output = run_ok(["make", "help"], cwd=folder)
+    return frozenset(re.findall(r"^  ([a-zA-Z0-9_.-]+) ", output, re.MULTILINE))
 
 
 def api_page_gaps(root: Path = REPO) -> list[str]:
@@ -147,6 +153,10 @@ class MiniRepo:
     def make(self, *args: str, env: Mapping[str, str] | None = None) -> Result:
         """Run make in the mini repo with this interpreter as PYTHON."""
         return run(["make", f"PYTHON={sys.executable}", *args], cwd=self.root, env=env)
+
+    def make_ok(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        """`make` as above, which must succeed: its output."""
+        return run_ok(["make", f"PYTHON={sys.executable}", *args], self.root, env)
 
     def write_test(self, package: str, name: str, body: str) -> Path:
         """Write a test module into a package's tests/unit."""

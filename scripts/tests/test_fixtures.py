@@ -10,7 +10,7 @@ import wave
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, TOOLS_VENV, Result, package_venv_python, run
+from scaffold import REPO, TOOLS_VENV, Result, package_venv_python, run, run_ok
 
 FIXTURES = REPO / ".specify" / "test-fixtures"
 VALID = sorted((FIXTURES / "contract" / "valid").glob("*.json"))
@@ -56,9 +56,7 @@ def verdicts() -> tuple[list[str], dict[str, dict[str, object]]]:
     """The contract's model names, and every fixture validated by its model, in one run."""
     python = package_venv_python("libs/shared-utils")
     args = [item for path in VALID + INVALID for item in (model_for(path), str(path))]
-    result = run([str(python), "-c", VALIDATE, *args], cwd=REPO)
-    assert result.returncode == 0, result.output
-    data = json.loads(result.output.strip().splitlines()[-1])
+    data = json.loads(run_ok([str(python), "-c", VALIDATE, *args], cwd=REPO).splitlines()[-1])
     return data["models"], data["verdicts"]
 
 
@@ -146,18 +144,18 @@ def test_audio_sample_is_deterministic_and_reads_with_shared_audio_as_described(
 ) -> None:
     first, second = tmp_path / "a.wav", tmp_path / "b.wav"
     for target in (first, second):
-        result = run([sys.executable, str(SAMPLE_GENERATOR), str(target), "--seconds", "3"], REPO)
-        assert result.returncode == 0, result.output
-        assert "48000 frames, 16000 Hz, 1 channel(s)" in result.output
+        output = run_ok(
+            [sys.executable, str(SAMPLE_GENERATOR), str(target), "--seconds", "3"], REPO
+        )
+        assert "48000 frames, 16000 Hz, 1 channel(s)" in output
     assert first.read_bytes() == second.read_bytes()
     with wave.open(str(first), "rb") as wav:
         assert wav.getsampwidth() == 2  # 16-bit PCM
     python = package_venv_python("libs/shared-audio")
 
-    result = run([str(python), "-c", MEASURE, str(first), str(SAMPLE_GENERATOR.parent)], REPO)
+    output = run_ok([str(python), "-c", MEASURE, str(first), str(SAMPLE_GENERATOR.parent)], REPO)
 
-    assert result.returncode == 0, result.output
-    measured = json.loads(result.output.strip().splitlines()[-1])
+    measured = json.loads(output.splitlines()[-1])
     assert measured == {
         "rate": 16000,
         "channels": 1,

@@ -32,9 +32,6 @@ def _dockerfile(service: str) -> str:
     return (REPO / "infra" / f"{service}.prod.Dockerfile").read_text(encoding="utf-8")
 
 
-# --- offline ----------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(("service", "extra"), VARIANTS)
 def test_the_image_lock_is_current_and_pins_every_runtime_dependency(
     service: str, extra: str
@@ -73,9 +70,6 @@ def test_production_dockerfile_policy(service: str) -> None:
     for label in ('version="${VERSION}"', 'revision="${GIT_REVISION}"'):
         assert f"org.opencontainers.image.{label}" in runtime
     assert "GIT_REVISION=${GIT_REVISION}" in runtime, "health must report the labelled revision"
-
-
-# --- on an engine -----------------------------------------------------------------------------
 
 
 def _engine_problem() -> str | None:

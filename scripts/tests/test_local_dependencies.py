@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, MiniRepo, package_venv_python, run
+from scaffold import REPO, MiniRepo, package_venv_python, run, run_ok
 
 
 def _distribution(python: Path, name: str) -> tuple[str, dict[str, object]]:
@@ -71,11 +71,10 @@ def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
 
 def test_coverage_is_measured_on_the_import_name() -> None:
     # --cov=sts-service (the folder name) measures nothing; the fragment must use sts_service.
-    result = run(["make", "-n", "test-coverage"], cwd=REPO / "apps" / "sts-service")
+    output = run_ok(["make", "-n", "test-coverage"], cwd=REPO / "apps" / "sts-service")
 
-    assert result.returncode == 0, result.output
-    assert "--cov=sts_service " in result.output
-    assert "--cov-fail-under=80" in result.output
+    assert "--cov=sts_service " in output
+    assert "--cov-fail-under=80" in output
 
 
 def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
@@ -111,9 +110,7 @@ def test_an_index_offering_higher_versions_wins_neither_local_nor_locked_package
     def install(index: Path, *folders: str) -> str:
         for folder in folders:  # force a reinstall
             (mini_repo.root / folder / ".venv" / ".installed").unlink()
-        result = mini_repo.make("install", env={"PIP_FIND_LINKS": str(index)})
-        assert result.returncode == 0, result.output
-        return result.output
+        return mini_repo.make_ok("install", env={"PIP_FIND_LINKS": str(index)})
 
     alpha = mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
     index = tmp_path / "index"  # alpha names only beta, which an index offers much higher

@@ -15,7 +15,7 @@ from pathlib import Path
 import new_package
 import pytest
 from monorepo.packages import load_toml
-from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run
+from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run, run_ok
 
 
 def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
@@ -33,9 +33,6 @@ def mini_root(tmp_path: Path) -> Path:
     for name in ("pyproject.toml", "libs/shared-audio/pyproject.toml"):
         shutil.copy2(REPO / name, root / name)
     return root
-
-
-# ---- names -----------------------------------------------------------------------------------
 
 
 NOT_KEBAB = ["Foo", "foo_bar", "1foo", "foo-", "foo--bar", "a-b-c-d-e", ""]
@@ -76,9 +73,6 @@ def test_the_name_rule_is_the_structure_schemas(name: str) -> None:
     assert bool(new_package.NAME_PATTERN.match(name)) == bool(schema_name_pattern().match(name))
 
 
-# ---- the PyPI check --------------------------------------------------------------------------
-
-
 @pytest.fixture
 def fake_pypi(tmp_path: Path) -> Iterator[str]:
     """PyPI's JSON API knowing one project, `taken-name` (any other is a 404)."""
@@ -114,9 +108,6 @@ def test_the_pypi_check_warns_clears_or_says_it_was_skipped(
     status = new_package.pypi_status(name, url, timeout=2)
 
     assert status.startswith(start) and then in status, status
-
-
-# ---- what it writes --------------------------------------------------------------------------
 
 
 def test_pyproject_copies_the_root_dev_list_and_build_system(mini_root: Path) -> None:
@@ -200,9 +191,6 @@ def test_make_refuses_a_missing_or_taken_name(args: list[str], refusal: str) -> 
     assert refusal in result.output
 
 
-# ---- the proof: a generated service and library pass every root loop ------------------------
-
-
 def build_python() -> str:
     """The interpreter the real repo's venvs were built with (what `make install` used)."""
     identity = REPO / ".make" / "python-id"
@@ -218,9 +206,7 @@ def test_generated_packages_pass_every_root_loop_in_a_copy_of_the_repo(tmp_path:
     commit_all(root)
 
     def make(*args: str) -> str:
-        result = run(["make", f"PYTHON={build_python()}", *args], cwd=root, timeout=1800)
-        assert result.returncode == 0, f"make {' '.join(args)} failed:\n{result.output}"
-        return result.output
+        return run_ok(["make", f"PYTHON={build_python()}", *args], root)
 
     made = make("new-service", "NAME=audio-mixer", "PYPI_URL=http://127.0.0.1:9")
     assert "created apps/audio-mixer" in made

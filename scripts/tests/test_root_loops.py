@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import MiniRepo, commit_all, run
+from scaffold import MiniRepo, commit_all, run_ok
 
 # Each test runs make in the installed mini repo: part of `make test-all` and CI.
 pytestmark = pytest.mark.slow
@@ -51,30 +51,25 @@ def test_failures_are_named_later_packages_still_run_and_output_stays_in_blocks(
 
 
 def test_green_run_passes_and_counts_packages(shared_mini_repo: MiniRepo) -> None:
-    result = shared_mini_repo.make("test")
-
-    assert result.returncode == 0, result.output
-    assert "test: OK in all 3: libs/alpha libs/beta scripts" in result.output
+    assert "test: OK in all 3: libs/alpha libs/beta scripts" in shared_mini_repo.make_ok("test")
 
 
 def test_noop_install_does_no_pip_work(shared_mini_repo: MiniRepo) -> None:
     stamps = sorted(shared_mini_repo.root.glob("libs/*/.venv/.installed"))
     before = [stamp.stat().st_mtime_ns for stamp in stamps]
 
-    result = shared_mini_repo.make("install")
+    output = shared_mini_repo.make_ok("install")
 
-    assert result.returncode == 0, result.output
-    assert "pip" not in result.output, result.output
-    assert "workspace.py" not in result.output
+    assert "pip" not in output, output
+    assert "workspace.py" not in output
     assert [stamp.stat().st_mtime_ns for stamp in stamps] == before
 
     # Nor any interpreter (what keeps it near 50 ms): a dry run lists every command it would
     # start. Without PYTHON (run() drops an outer make's) the recorded interpreter is trusted;
     # PYTHON= re-checks it.
-    dry = run(["make", "-n", "install"], cwd=shared_mini_repo.root)
-    assert dry.returncode == 0, dry.output
-    assert not re.search(r"check_python|workspace\.py|bin/python", dry.output), dry.output
-    assert "check_python.py" in shared_mini_repo.make("-n", "install").output
+    dry = run_ok(["make", "-n", "install"], cwd=shared_mini_repo.root)
+    assert not re.search(r"check_python|workspace\.py|bin/python", dry), dry
+    assert "check_python.py" in shared_mini_repo.make_ok("-n", "install")
 
 
 def test_a_changed_pyproject_reinstalls_the_package_and_its_dependents_only(
@@ -83,20 +78,18 @@ def test_a_changed_pyproject_reinstalls_the_package_and_its_dependents_only(
     alpha = mini_repo.root / "libs" / "alpha" / "pyproject.toml"
     alpha.write_text(alpha.read_text() + "\n")
 
-    result = mini_repo.make("install")
+    output = mini_repo.make_ok("install")
 
-    assert result.returncode == 0, result.output
-    assert "installed libs/alpha" in result.output
-    assert "installed libs/beta" not in result.output  # a dependent leaves its library alone
+    assert "installed libs/alpha" in output
+    assert "installed libs/beta" not in output  # a dependent leaves its library alone
 
     beta = mini_repo.root / "libs" / "beta" / "pyproject.toml"
     beta.write_text(beta.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
 
-    result = mini_repo.make("install")
+    output = mini_repo.make_ok("install")
 
-    assert result.returncode == 0, result.output
-    assert "installed libs/beta" in result.output
-    assert "installed libs/alpha" in result.output  # alpha depends on beta
+    assert "installed libs/beta" in output
+    assert "installed libs/alpha" in output  # alpha depends on beta
 
 
 @pytest.mark.parametrize(
@@ -127,17 +120,10 @@ def test_a_too_old_or_missing_interpreter_is_named(
 def test_a_package_runs_alone_with_the_interpreter_chosen_at_the_root(
     shared_mini_repo: MiniRepo,
 ) -> None:
-    result = shared_mini_repo.make("-C", "libs/beta", "test")
-
-    assert result.returncode == 0, result.output
-    assert "1 passed" in result.output
-
+    assert "1 passed" in shared_mini_repo.make_ok("-C", "libs/beta", "test")
     # The venvs were built with PYTHON=<this interpreter>; a later command without PYTHON
     # must reuse it (recorded in .make/python-id), not rebuild with the default python3.
-    result = run(["make", "-C", "libs/beta", "install"], cwd=shared_mini_repo.root)
-
-    assert result.returncode == 0, result.output
-    assert "installed" not in result.output
+    assert "installed" not in run_ok(["make", "-C", "libs/beta", "install"], shared_mini_repo.root)
 
 
 def _fresh_copy(template: Path, target: Path, *, tools_env: bool = True) -> MiniRepo:
@@ -164,13 +150,6 @@ def _python_on_path(folder: Path, name: str, *, shim: bool) -> dict[str, str]:
     return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
 
 
-def _make(repo: MiniRepo, *args: str, env: dict[str, str]) -> str:
-    """make in the mini repo exactly as typed (no PYTHON unless in `args`); fails on error."""
-    result = run(["make", *args], cwd=repo.root, env=env)
-    assert result.returncode == 0, result.output
-    return result.output
-
-
 MINOR = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -191,7 +170,8 @@ def test_every_way_of_naming_the_interpreter_is_recorded_and_then_incremental(
     name = MINOR if make_args == [f"PYTHON={MINOR}"] else "python3"
     env = _python_on_path(tmp_path / "bin", name, shim=shim)
 
-    first = _make(repo, "install", *make_args, env=env)
+    # make exactly as typed: no PYTHON unless in `make_args`.
+    first = run_ok(["make", "install", *make_args], repo.root, env)
     assert "check_python" not in first  # the check is silent when it passes
     recorded = (repo.root / ".make" / "python-id").read_text().split()[0]
     assert recorded == os.path.realpath(sys.executable), named_as
@@ -200,7 +180,7 @@ def test_every_way_of_naming_the_interpreter_is_recorded_and_then_incremental(
     before = [stamp.stat().st_mtime_ns for stamp in stamps]
     # Then, as typed later by the same user: nothing is rebuilt, by any of these commands.
     for command in (["install"], ["test"], ["affected", "SINCE=HEAD"], ["install"]):
-        output = _make(repo, *command, env=env)
+        output = run_ok(["make", *command], repo.root, env)
         assert "installed" not in output, f"{named_as}: make {' '.join(command)}:\n{output}"
     assert [stamp.stat().st_mtime_ns for stamp in stamps] == before, named_as
 
@@ -211,8 +191,7 @@ def test_affected_is_right_on_its_first_call_in_a_fresh_clone(
     repo = _fresh_copy(mini_repo_template, tmp_path / "repo", tools_env=False)
     (repo.root / "libs" / "beta" / "beta" / "extra.py").write_text("X = 1\n")
 
-    result = run(["make", "affected", "SINCE=HEAD"], cwd=repo.root)
+    output = run_ok(["make", "affected", "SINCE=HEAD"], repo.root)
 
-    assert result.returncode == 0, result.output
-    assert result.output.splitlines()[-1] == "libs/alpha libs/beta", result.output
-    assert "installed tools" in result.output  # the tools env came first, then the answer
+    assert output.splitlines()[-1] == "libs/alpha libs/beta", output
+    assert "installed tools" in output  # the tools env came first, then the answer
