@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+#: The repo's own packages (a copy may hold more: one `make new-service` made).
+PACKAGES = ("apps/sts-service", "apps/stream-worker", "libs/shared-audio", "libs/shared-utils")
 TOOLS_VENV = REPO / ".venv"
 sys.path.insert(0, str(REPO / "scripts"))  # the build machinery under test: not installed
 

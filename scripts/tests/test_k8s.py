@@ -133,17 +133,13 @@ def test_selectors_match_their_pods(objects: Objects) -> None:
     for deployment in _objects(objects, "Deployment"):
         selector = deployment["spec"]["selector"]["matchLabels"]
         assert selector and selector.items() <= pods[deployment["metadata"]["name"]].items()
-    for kind, path in (
-        ("Service", ("spec", "selector")),
-        ("PodDisruptionBudget", ("spec", "selector", "matchLabels")),
-    ):
-        for obj in _objects(objects, kind):
-            selector = obj
-            for key in path:
-                selector = selector[key]
-            assert selector, f"{kind}/{obj['metadata']['name']}: an empty selector picks every pod"
-            matched = [name for name, labels in pods.items() if selector.items() <= labels.items()]
-            assert matched == [n for n in pods if n.startswith("sts-service")], (kind, matched)
+    for obj in _objects(objects, "Service") + _objects(objects, "PodDisruptionBudget"):
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        selector = obj["spec"]["selector"]  # a Service's labels; a PDB's under matchLabels
+        selector = selector["matchLabels"] if obj["kind"] == "PodDisruptionBudget" else selector
+        assert selector, f"{where}: an empty selector picks every pod"
+        matched = [name for name, labels in pods.items() if selector.items() <= labels.items()]
+        assert matched == [n for n in pods if n.startswith("sts-service")], (where, matched)
 
 
 def test_hpa_scales_sts_service_on_an_exported_metric(objects: Objects) -> None:

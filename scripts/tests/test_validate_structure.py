@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import structure_validation as sv
 from monorepo import tracked
-from scaffold import REPO, commit_all, copy_tracked_tree, git, restore
+from scaffold import PACKAGES, REPO, commit_all, copy_tracked_tree, git, restore
 
 CLI = REPO / "scripts" / "validate-structure.py"
 SCHEMA = REPO / ".schemas" / "monorepo-structure.yaml"
@@ -98,7 +98,7 @@ def _ensure_package(repo: Path, folder: str, import_name: str, *, app: bool) -> 
 
 
 def _ensure_layout(repo: Path) -> None:
-    for folder in "apps/sts-service apps/stream-worker libs/shared-audio libs/shared-utils".split():
+    for folder in PACKAGES:
         _ensure_package(repo, folder, folder[5:].replace("-", "_"), app=folder.startswith("apps"))
     for name in (
         "Makefile README.md docs/index.md specs/001-placeholder.md infra/README.md "

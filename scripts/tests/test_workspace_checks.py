@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, commit_all, restore, run
+from scaffold import PACKAGES, REPO, commit_all, restore, run
 
-PACKAGES = ["apps/sts-service", "apps/stream-worker", "libs/shared-audio", "libs/shared-utils"]
 AUDIO, UTILS = "libs/shared-audio/pyproject.toml", "libs/shared-utils/pyproject.toml"
 STS, WORKER = "apps/sts-service/pyproject.toml", "apps/stream-worker/pyproject.toml"
 
