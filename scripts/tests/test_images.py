@@ -1,6 +1,7 @@
 """The production images: wheels pinned by a current lock and the Dockerfiles' policy, offline;
 built and run (scripts/images.py) on a Docker engine. Without one the engine tests skip and
-say so, unless REQUIRE_CONTAINER_ENGINE=1 (CI on a machine with an engine) makes that a failure.
+say so, unless REQUIRE_CONTAINER_ENGINE=1 (CI on a machine with an engine) makes that a failure,
+and `make dev-smoke` (scripts/dev_smoke.py) says why it cannot run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from devproc import health
 from monorepo.locks import lock_path, locked_pins_current, package_spec, pins
 from monorepo.packages import canonical_name, discover, load_toml, local_deps, requirement_name
 from packaging.requirements import Requirement
-from scaffold import REPO
+from scaffold import REPO, run
 
 SERVICES = tuple(images.SERVICES)
 VARIANTS = [(service, "") for service in SERVICES]
@@ -70,6 +72,14 @@ def test_production_dockerfile_policy(service: str) -> None:
     for label in ('version="${VERSION}"', 'revision="${GIT_REVISION}"'):
         assert f"org.opencontainers.image.{label}" in runtime
     assert "GIT_REVISION=${GIT_REVISION}" in runtime, "health must report the labelled revision"
+
+
+def test_dev_smoke_says_why_it_cannot_run_without_docker() -> None:
+    dev_smoke = [sys.executable, str(REPO / "scripts" / "dev_smoke.py")]
+    result = run(dev_smoke, cwd=REPO, env={"PATH": "/nonexistent"})
+    assert result.returncode == 2, result.output
+    assert "Docker is not installed" in result.output
+    assert "cannot run the container smoke test" in result.output
 
 
 def _engine_problem() -> str | None:
