@@ -91,11 +91,6 @@ def worker(both: list[dict[str, Any]]) -> dict[str, Any]:
     return both[1]
 
 
-@pytest.fixture(scope="module")
-def known_vars(sts: dict[str, Any], worker: dict[str, Any]) -> set[str]:
-    return set(sts["vars"]) | set(worker["vars"])
-
-
 def _compose() -> dict[str, Any]:
     data: dict[str, Any] = YAML(typ="safe").load(COMPOSE.read_text(encoding="utf-8"))
     return data
@@ -144,8 +139,9 @@ SECRET_VARIABLES = ("STS_AUTH_TOKENS", "WORKER_STS_TOKEN")
 
 @pytest.mark.parametrize("path", _config_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_variable_named_is_read_by_a_settings_class_and_no_secret_is_set(
-    path: Path, known_vars: set[str]
+    path: Path, sts: dict[str, Any], worker: dict[str, Any]
 ) -> None:
+    known_vars = set(sts["vars"]) | set(worker["vars"])
     text, where = path.read_text(encoding="utf-8"), path.relative_to(REPO)
     unknown = unknown_tokens(text, known_vars)
     assert not unknown, (
