@@ -60,10 +60,6 @@ def _workers(objects: Objects) -> Objects:
     return [d for d in deployments if d["metadata"]["name"].startswith("stream-worker-")]
 
 
-def test_there_are_dev_and_prod_overlays() -> None:
-    assert {"dev", "prod"} <= set(OVERLAY_NAMES)
-
-
 def test_every_object_matches_the_kubernetes_schema(overlay: str, objects: Objects) -> None:
     assert objects, f"overlay {overlay} renders nothing"
     assert k8s_validate.problems(objects) == []
@@ -182,6 +178,7 @@ def _pool_stream_ids(objects: Objects, worker: dict[str, Any]) -> list[str]:
 
 
 def test_prod_requires_tokens_and_dev_does_not(overlay: str, objects: Objects) -> None:
+    assert {"dev", "prod"} <= set(OVERLAY_NAMES)
     sts = _env(_one(objects, "Deployment", "sts-service"))
     if overlay == "prod":
         ref = sts["STS_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]

@@ -100,13 +100,5 @@ def test_the_hook_checks_what_is_staged(
     for expected in [*refusal, "git commit --no-verify"]:
         assert expected in result.output, result.output
     assert head(scratch) == before  # nothing committed
-
-
-def test_no_verify_bypasses_the_hook(scratch: Path) -> None:
-    (scratch / HELPER).write_text(UNFORMATTED)
-    assert git(scratch, "add", HELPER).returncode == 0
-
-    result = git(scratch, "commit", "--no-verify", "-m", "anyway")
-
-    assert result.returncode == 0, result.output
-    assert "pre-commit" not in result.output
+    bypass = git(scratch, "commit", "--no-verify", "-m", "anyway")  # as the refusal says
+    assert bypass.returncode == 0 and "pre-commit" not in bypass.output, bypass.output
