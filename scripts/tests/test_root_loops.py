@@ -55,14 +55,11 @@ def test_green_run_passes_and_counts_packages(shared_mini_repo: MiniRepo) -> Non
 
 
 def test_noop_install_does_no_pip_work(shared_mini_repo: MiniRepo) -> None:
-    stamps = sorted(shared_mini_repo.root.glob("libs/*/.venv/.installed"))
-    before = [stamp.stat().st_mtime_ns for stamp in stamps]
-
+    # Untouched install stamps: the PYTHON=<a venv's python> case of the test below.
     output = shared_mini_repo.make_ok("install")
 
     assert "pip" not in output, output
     assert "workspace.py" not in output
-    assert [stamp.stat().st_mtime_ns for stamp in stamps] == before
 
     # Nor any interpreter (what keeps it near 50 ms): a dry run lists every command it would
     # start. Without PYTHON (run() drops an outer make's) the recorded interpreter is trusted;
