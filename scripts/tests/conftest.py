@@ -15,17 +15,19 @@ import pytest
 # sys.path; the test modules import their helpers from scaffold.py beside this file.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scaffold import REPO, MiniRepo, add_library, run
+from scaffold import REPO, MiniRepo, add_library, run_ok
 
 
 @pytest.fixture(scope="session")
 def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A mini repo with both libraries installed once; copied per test by `mini_repo`."""
     root = tmp_path_factory.mktemp("mini") / "repo"
-    (root / "scripts" / "mk").mkdir(parents=True)
-    shutil.copy2(REPO / "Makefile", root / "Makefile")
-    # The real root configuration, with a tools env of the root's pytest requirements only
-    # (scripts/Makefile's `test` runs pytest on every core): the mini repo's tests run make
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("monorepo", "mk"):
+        shutil.copytree(REPO / "scripts" / folder, root / "scripts" / folder, ignore=ignore)
+    for name in ("Makefile", "scripts/workspace.py", "scripts/Makefile"):
+        shutil.copy2(REPO / name, root / name)
+    # The real root configuration with a tools env of pytest only: the mini repo runs make
     # loops, not linters, and a full tools env would triple the cost of this fixture.
     pyproject = (REPO / "pyproject.toml").read_text()
     from monorepo.packages import load_toml  # here: importing scaffold put scripts/ on sys.path
@@ -34,13 +36,6 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tools = "tools = " + json.dumps([r for r in root_tools if r.startswith("pytest")])
     mini = re.sub(r"^tools = \[.*?^\]", tools, pyproject, count=1, flags=re.S | re.M)
     (root / "pyproject.toml").write_text(mini)
-    for name in ("workspace.py", "Makefile"):
-        shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(REPO / "scripts" / "monorepo", root / "scripts" / "monorepo", ignore=ignore)
-    for fragment in (REPO / "scripts" / "mk").iterdir():
-        if fragment.is_file():
-            shutil.copy2(fragment, root / "scripts" / "mk" / fragment.name)
     add_library(root, "beta", [], "def answer() -> int:\n    return 42\n")
     add_library(
         root,
@@ -50,8 +45,7 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (root / "scripts" / "tests").mkdir()
     (root / "scripts" / "tests" / "test_mini.py").write_text("def test_ok():\n    assert True\n")
-    result = run(["make", f"PYTHON={sys.executable}", "install"], cwd=root)
-    assert result.returncode == 0, result.output
+    run_ok(["make", f"PYTHON={sys.executable}", "install"], cwd=root)
     return root
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+#: The repo's own packages (a copy may hold more: one `make new-service` made).
+PACKAGES = ("apps/sts-service", "apps/stream-worker", "libs/shared-audio", "libs/shared-utils")
 TOOLS_VENV = REPO / ".venv"
 sys.path.insert(0, str(REPO / "scripts"))  # the build machinery under test: not installed
 
@@ -29,13 +31,10 @@ class Result:
     output: str  # stdout and stderr, interleaved as printed
 
 
-# What a make running these tests exports to them: its flags (-j, -O), and the variables given
-# on its command line (.ci/run passes PYTHON=; the root loops pass PYTHON_ID_FRESH=1 to packages).
-# A make the tests start must not inherit them: it would skip its own interpreter check.
+# What a make running these tests exports (its flags, its command line's variables, the build's
+# switches): a make a test starts would skip its own interpreter check, or rerun slow tests.
 _OUTER_MAKE_VARIABLES = (
     *("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTHON", "PYTHON_ID_FRESH", "VERBOSE"),
-    # The build's own switches: `make test-coverage SLOW=1` exports SLOW to its recipes, and a
-    # make a test starts in a copy of the repo must not run the slow round trips again.
     *("SLOW", "SINCE", "LOCKED", "ENGINES"),
 )
 
@@ -61,6 +60,13 @@ def run(
         check=False,
     )
     return Result(done.returncode, done.stdout)
+
+
+def run_ok(command: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> str:
+    """Run a command that must succeed; its combined output."""
+    result = run(command, cwd, env, timeout=1800)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.output}"
+    return result.output
 
 
 def git(repo: Path, *args: str) -> Result:
@@ -94,14 +100,12 @@ def copy_tracked_tree(target: Path, source: Path = REPO) -> None:
 @functools.cache
 def make_help_targets(folder: Path) -> frozenset[str]:
     """The targets `make help` lists in `folder`."""
-    result = run(["make", "help"], cwd=folder)
-    assert result.returncode == 0, result.output
-    return frozenset(re.findall(r"^  ([a-zA-Z0-9_.-]+) ", result.output, re.MULTILINE))
+    output = run_ok(["make", "help"], cwd=folder)
+    return frozenset(re.findall(r"^  ([a-zA-Z0-9_.-]+) ", output, re.MULTILINE))
 
 
 def api_page_gaps(root: Path = REPO) -> list[str]:
-    """The anchors the built API page (docs/_build/html/api.html) lacks: one per package, one
-    per public module (a new library may have none yet: only its __init__.py)."""
+    """The anchors (one per package and public module) the built API page lacks."""
     api = (root / "docs" / "_build" / "html" / "api.html").read_text()
     anchors = []
     for package in discover(root).values():
@@ -143,14 +147,18 @@ packages = ["{import_name}"]
 
 @dataclass
 class MiniRepo:
-    """A small copy of the scaffold: the real root Makefile, fragments and installer, with two
-    tiny libraries (`libs/alpha` depends on `libs/beta`) whose only dev tool is pytest."""
+    """The real root Makefile, fragments and installer over two tiny libraries (`libs/alpha`
+    depends on `libs/beta`) whose only dev tool is pytest."""
 
     root: Path
 
     def make(self, *args: str, env: Mapping[str, str] | None = None) -> Result:
         """Run make in the mini repo with this interpreter as PYTHON."""
         return run(["make", f"PYTHON={sys.executable}", *args], cwd=self.root, env=env)
+
+    def make_ok(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        """`make` as above, which must succeed: its output."""
+        return run_ok(["make", f"PYTHON={sys.executable}", *args], self.root, env)
 
     def write_test(self, package: str, name: str, body: str) -> Path:
         """Write a test module into a package's tests/unit."""

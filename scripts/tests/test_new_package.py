@@ -1,25 +1,21 @@
-"""The package generator (scripts/new_package.py, `make new-service` / `make new-lib`).
-
-The slow test is the proof: in a copy of the repo it generates a service and a library, then
-runs every root target (install, validate-structure, check, test, test-coverage, docs) with no
-edit by hand, finds the new packages in every loop's output and on the API page.
-"""
+"""The package generator (scripts/new_package.py, `make new-service` / `make new-lib`); the slow
+test proves a generated service and library pass every root target untouched."""
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 import shutil
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import new_package
 import pytest
 from monorepo.packages import load_toml
-from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run
+from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run, run_ok
 
 
 def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
@@ -37,9 +33,6 @@ def mini_root(tmp_path: Path) -> Path:
     for name in ("pyproject.toml", "libs/shared-audio/pyproject.toml"):
         shutil.copy2(REPO / name, root / name)
     return root
-
-
-# ---- names -----------------------------------------------------------------------------------
 
 
 NOT_KEBAB = ["Foo", "foo_bar", "1foo", "foo-", "foo--bar", "a-b-c-d-e", ""]
@@ -80,31 +73,18 @@ def test_the_name_rule_is_the_structure_schemas(name: str) -> None:
     assert bool(new_package.NAME_PATTERN.match(name)) == bool(schema_name_pattern().match(name))
 
 
-# ---- the PyPI check --------------------------------------------------------------------------
-
-
-class _FakePyPI(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        taken = self.path == "/taken-name/json"
-        body = json.dumps({"releases": {"0.1": [], "1.0": []}}).encode() if taken else b""
-        self.send_response(200 if taken else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def fake_pypi() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePyPI)
-    # A short poll interval: shutdown() waits for one, 0.5 s by default.
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def fake_pypi(tmp_path: Path) -> Iterator[str]:
+    """PyPI's JSON API knowing one project, `taken-name` (any other is a 404)."""
+    (tmp_path / "taken-name").mkdir()
+    (tmp_path / "taken-name" / "json").write_text('{"releases": {"0.1": [], "1.0": []}}')
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        # A short poll interval: shutdown() waits for one, 0.5 s by default.
+        thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_port}"
+        server.shutdown()
     thread.join(timeout=5)
 
 
@@ -128,9 +108,6 @@ def test_the_pypi_check_warns_clears_or_says_it_was_skipped(
     status = new_package.pypi_status(name, url, timeout=2)
 
     assert status.startswith(start) and then in status, status
-
-
-# ---- what it writes --------------------------------------------------------------------------
 
 
 def test_pyproject_copies_the_root_dev_list_and_build_system(mini_root: Path) -> None:
@@ -197,21 +174,21 @@ def test_a_bad_description_writes_nothing(mini_root: Path) -> None:
     assert not spec.folder.exists()
 
 
-def test_make_new_service_without_a_name_says_how() -> None:
-    result = run(["make", "new-service"], cwd=REPO)
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["new-service"], "give a name: make new-service NAME=foo-bar"),
+        (
+            ["new-lib", "NAME=shared-utils", "PYPI_URL=http://127.0.0.1:9"],
+            "error: name 'shared-utils' is taken: libs/shared-utils already exists",
+        ),
+    ],
+)
+def test_make_refuses_a_missing_or_taken_name(args: list[str], refusal: str) -> None:
+    result = run(["make", *args], cwd=REPO)
 
     assert result.returncode != 0
-    assert "give a name: make new-service NAME=foo-bar" in result.output
-
-
-def test_make_new_lib_refuses_a_taken_name_and_writes_nothing() -> None:
-    result = run(["make", "new-lib", "NAME=shared-utils", "PYPI_URL=http://127.0.0.1:9"], REPO)
-
-    assert result.returncode != 0
-    assert "error: name 'shared-utils' is taken: libs/shared-utils already exists" in result.output
-
-
-# ---- the proof: a generated service and library pass every root loop ------------------------
+    assert refusal in result.output
 
 
 def build_python() -> str:
@@ -229,9 +206,7 @@ def test_generated_packages_pass_every_root_loop_in_a_copy_of_the_repo(tmp_path:
     commit_all(root)
 
     def make(*args: str) -> str:
-        result = run(["make", f"PYTHON={build_python()}", *args], cwd=root, timeout=1800)
-        assert result.returncode == 0, f"make {' '.join(args)} failed:\n{result.output}"
-        return result.output
+        return run_ok(["make", f"PYTHON={build_python()}", *args], root)
 
     made = make("new-service", "NAME=audio-mixer", "PYPI_URL=http://127.0.0.1:9")
     assert "created apps/audio-mixer" in made

@@ -11,20 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import MiniRepo, commit_all, run
+from scaffold import MiniRepo, commit_all, run_ok
 
 # Each test runs make in the installed mini repo: part of `make test-all` and CI.
 pytestmark = pytest.mark.slow
 
-FAILING_TEST = """\
-def test_fails_on_purpose():
-    assert 1 == 2
-"""
+FAILING_TEST = "def test_fails_on_purpose():\n    assert 1 == 2\n"
 
 
 @pytest.fixture
 def broken_tests(shared_mini_repo: MiniRepo) -> Iterator[MiniRepo]:
-    """The shared mini repo; the failing tests a test writes into it are removed afterwards."""
     yield shared_mini_repo
     for path in shared_mini_repo.root.glob("libs/*/tests/unit/test_broken.py"):
         path.unlink()
@@ -55,30 +51,22 @@ def test_failures_are_named_later_packages_still_run_and_output_stays_in_blocks(
 
 
 def test_green_run_passes_and_counts_packages(shared_mini_repo: MiniRepo) -> None:
-    result = shared_mini_repo.make("test")
-
-    assert result.returncode == 0, result.output
-    assert "test: OK in all 3: libs/alpha libs/beta scripts" in result.output
+    assert "test: OK in all 3: libs/alpha libs/beta scripts" in shared_mini_repo.make_ok("test")
 
 
 def test_noop_install_does_no_pip_work(shared_mini_repo: MiniRepo) -> None:
-    stamps = sorted(shared_mini_repo.root.glob("libs/*/.venv/.installed"))
-    before = [stamp.stat().st_mtime_ns for stamp in stamps]
+    # Untouched install stamps: the PYTHON=<a venv's python> case of the test below.
+    output = shared_mini_repo.make_ok("install")
 
-    result = shared_mini_repo.make("install")
-
-    assert result.returncode == 0, result.output
-    assert "pip" not in result.output, result.output
-    assert "workspace.py" not in result.output
-    assert [stamp.stat().st_mtime_ns for stamp in stamps] == before
+    assert "pip" not in output, output
+    assert "workspace.py" not in output
 
     # Nor any interpreter (what keeps it near 50 ms): a dry run lists every command it would
     # start. Without PYTHON (run() drops an outer make's) the recorded interpreter is trusted;
     # PYTHON= re-checks it.
-    dry = run(["make", "-n", "install"], cwd=shared_mini_repo.root)
-    assert dry.returncode == 0, dry.output
-    assert not re.search(r"check_python|workspace\.py|bin/python", dry.output), dry.output
-    assert "check_python.py" in shared_mini_repo.make("-n", "install").output
+    dry = run_ok(["make", "-n", "install"], cwd=shared_mini_repo.root)
+    assert not re.search(r"check_python|workspace\.py|bin/python", dry), dry
+    assert "check_python.py" in shared_mini_repo.make_ok("-n", "install")
 
 
 def test_a_changed_pyproject_reinstalls_the_package_and_its_dependents_only(
@@ -87,65 +75,57 @@ def test_a_changed_pyproject_reinstalls_the_package_and_its_dependents_only(
     alpha = mini_repo.root / "libs" / "alpha" / "pyproject.toml"
     alpha.write_text(alpha.read_text() + "\n")
 
-    result = mini_repo.make("install")
+    output = mini_repo.make_ok("install")
 
-    assert result.returncode == 0, result.output
-    assert "installed libs/alpha" in result.output
-    assert "installed libs/beta" not in result.output  # a dependent leaves its library alone
+    assert "installed libs/alpha" in output
+    assert "installed libs/beta" not in output  # a dependent leaves its library alone
 
     beta = mini_repo.root / "libs" / "beta" / "pyproject.toml"
     beta.write_text(beta.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
 
-    result = mini_repo.make("install")
+    output = mini_repo.make_ok("install")
 
-    assert result.returncode == 0, result.output
-    assert "installed libs/beta" in result.output
-    assert "installed libs/alpha" in result.output  # alpha depends on beta
+    assert "installed libs/beta" in output
+    assert "installed libs/alpha" in output  # alpha depends on beta
 
 
-def test_too_old_interpreter_is_refused_with_a_clear_message(
-    shared_mini_repo: MiniRepo, tmp_path: Path
+@pytest.mark.parametrize(
+    ("python", "refusal"),
+    [
+        ("python3.9", ["this repo needs Python >= 3.10", "make install PYTHON="]),
+        ("python3.999", ["PYTHON=python3.999 was not found"]),  # not on PATH
+    ],
+)
+def test_a_too_old_or_missing_interpreter_is_named(
+    shared_mini_repo: MiniRepo, tmp_path: Path, python: str, refusal: list[str]
 ) -> None:
-    fake = tmp_path / "python3.9"
-    fake.write_text(
-        "#!/bin/sh\nexec python3 -c 'import sys; sys.version_info = (3, 9); "
-        'exec(open(sys.argv[1]).read())\' "$@"\n'
-    )
-    fake.chmod(0o755)
+    if python == "python3.9":  # a 3.9 as far as the check can tell
+        python = str(tmp_path / python)
+        Path(python).write_text(
+            "#!/bin/sh\nexec python3 -c 'import sys; sys.version_info = (3, 9); "
+            'exec(open(sys.argv[1]).read())\' "$@"\n'
+        )
+        Path(python).chmod(0o755)
 
-    result = shared_mini_repo.make(f"PYTHON={fake}", "install")
-
-    assert result.returncode != 0
-    assert "this repo needs Python >= 3.10" in result.output
-    assert "make install PYTHON=" in result.output
-
-
-def test_missing_interpreter_is_named(shared_mini_repo: MiniRepo) -> None:
-    result = shared_mini_repo.make("PYTHON=python3.999", "install")
+    result = shared_mini_repo.make(f"PYTHON={python}", "install")
 
     assert result.returncode != 0
-    assert "PYTHON=python3.999 was not found" in result.output
+    for message in refusal:
+        assert message in result.output
 
 
 def test_a_package_runs_alone_with_the_interpreter_chosen_at_the_root(
     shared_mini_repo: MiniRepo,
 ) -> None:
-    result = shared_mini_repo.make("-C", "libs/beta", "test")
-
-    assert result.returncode == 0, result.output
-    assert "1 passed" in result.output
-
+    assert "1 passed" in shared_mini_repo.make_ok("-C", "libs/beta", "test")
     # The venvs were built with PYTHON=<this interpreter>; a later command without PYTHON
     # must reuse it (recorded in .make/python-id), not rebuild with the default python3.
-    result = run(["make", "-C", "libs/beta", "install"], cwd=shared_mini_repo.root)
-
-    assert result.returncode == 0, result.output
-    assert "installed" not in result.output
+    assert "installed" not in run_ok(["make", "-C", "libs/beta", "install"], shared_mini_repo.root)
 
 
 def _fresh_copy(template: Path, target: Path, *, tools_env: bool = True) -> MiniRepo:
-    """The installed mini repo as a new clone would leave it: no recorded interpreter (and,
-    without `tools_env`, no tools env either), committed, so that SINCE= has a history."""
+    """The installed mini repo as a fresh clone: committed, no recorded interpreter (nor tools
+    env, without `tools_env`)."""
     shutil.copytree(template, target, symlinks=True)
     shutil.rmtree(target / ".make")
     if not tools_env:
@@ -155,8 +135,8 @@ def _fresh_copy(template: Path, target: Path, *, tools_env: bool = True) -> Mini
 
 
 def _python_on_path(folder: Path, name: str, *, shim: bool) -> dict[str, str]:
-    """PATH with `name` first: a pyenv-like shim script that execs this interpreter, or a
-    symlink to it (as /usr/bin/python3 is). Returns the environment to run make with."""
+    """An environment whose PATH finds this interpreter as `name`: a pyenv-like shim, or a
+    symlink (as /usr/bin/python3 is)."""
     folder.mkdir()
     real = os.path.realpath(sys.executable)
     if shim:
@@ -165,13 +145,6 @@ def _python_on_path(folder: Path, name: str, *, shim: bool) -> dict[str, str]:
     else:
         (folder / name).symlink_to(real)
     return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
-
-
-def _make(repo: MiniRepo, *args: str, env: dict[str, str]) -> str:
-    """make in the mini repo exactly as typed (no PYTHON unless in `args`); fails on error."""
-    result = run(["make", *args], cwd=repo.root, env=env)
-    assert result.returncode == 0, result.output
-    return result.output
 
 
 MINOR = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -194,7 +167,8 @@ def test_every_way_of_naming_the_interpreter_is_recorded_and_then_incremental(
     name = MINOR if make_args == [f"PYTHON={MINOR}"] else "python3"
     env = _python_on_path(tmp_path / "bin", name, shim=shim)
 
-    first = _make(repo, "install", *make_args, env=env)
+    # make exactly as typed: no PYTHON unless in `make_args`.
+    first = run_ok(["make", "install", *make_args], repo.root, env)
     assert "check_python" not in first  # the check is silent when it passes
     recorded = (repo.root / ".make" / "python-id").read_text().split()[0]
     assert recorded == os.path.realpath(sys.executable), named_as
@@ -203,7 +177,7 @@ def test_every_way_of_naming_the_interpreter_is_recorded_and_then_incremental(
     before = [stamp.stat().st_mtime_ns for stamp in stamps]
     # Then, as typed later by the same user: nothing is rebuilt, by any of these commands.
     for command in (["install"], ["test"], ["affected", "SINCE=HEAD"], ["install"]):
-        output = _make(repo, *command, env=env)
+        output = run_ok(["make", *command], repo.root, env)
         assert "installed" not in output, f"{named_as}: make {' '.join(command)}:\n{output}"
     assert [stamp.stat().st_mtime_ns for stamp in stamps] == before, named_as
 
@@ -214,12 +188,7 @@ def test_affected_is_right_on_its_first_call_in_a_fresh_clone(
     repo = _fresh_copy(mini_repo_template, tmp_path / "repo", tools_env=False)
     (repo.root / "libs" / "beta" / "beta" / "extra.py").write_text("X = 1\n")
 
-    result = run(["make", "affected", "SINCE=HEAD"], cwd=repo.root)
+    output = run_ok(["make", "affected", "SINCE=HEAD"], repo.root)
 
-    assert result.returncode == 0, result.output
-    assert result.output.splitlines()[-1] == "libs/alpha libs/beta", result.output
-    assert "installed tools" in result.output  # the tools env came first, then the answer
-    # A ref that does not exist is an error, not an empty selection.
-    result = run(["make", "lint", "SINCE=no-such-ref"], cwd=repo.root)
-    assert result.returncode != 0
-    assert "no-such-ref" in result.output
+    assert output.splitlines()[-1] == "libs/alpha libs/beta", output
+    assert "installed tools" in output  # the tools env came first, then the answer

@@ -1,11 +1,5 @@
-"""Tests of `make validate-structure` (scripts/validate-structure.py + the dirschema schema).
-
-Mutations are made in a copy of the repository's files (what git would track), a git repository
-restored after each test; a few tests remove `.git` from a private copy to exercise the walk used
-outside a checkout. Each mutation test validates the copy after the change and compares the
-difference from the pristine copy with the exact lines expected, so the tests do not depend on
-how complete the rest of the repository is.
-"""
+"""`make validate-structure` (scripts/validate-structure.py + the dirschema schema), on a git
+copy of the repository's files: each mutation must add exactly its expected lines."""
 
 from __future__ import annotations
 
@@ -19,7 +13,7 @@ from pathlib import Path
 import pytest
 import structure_validation as sv
 from monorepo import tracked
-from scaffold import REPO, commit_all, copy_tracked_tree, git, restore
+from scaffold import PACKAGES, REPO, commit_all, copy_tracked_tree, git, restore
 
 CLI = REPO / "scripts" / "validate-structure.py"
 SCHEMA = REPO / ".schemas" / "monorepo-structure.yaml"
@@ -48,9 +42,6 @@ SPEC_NAME = "rename it: files in specs/ are named NNN-kebab-case.md"
 PACKAGE_CONFIG = "remove it: tool configuration lives only in the root pyproject.toml"
 
 
-# ---------------------------------------------------------------------------------------------
-# Fixtures and helpers
-# ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def structure_validator() -> sv.Validator:
     return sv.load_validator(SCHEMA)
@@ -58,12 +49,7 @@ def structure_validator() -> sv.Validator:
 
 @pytest.fixture(scope="session")
 def structure_pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's files (what git would track), copied once and committed to git.
-
-    Whatever the other packages have not finished yet is filled in with placeholders
-    (:func:`_ensure_layout`), so that each mutation starts from a state where it breaks
-    something that was there.
-    """
+    """The repository's tracked files, completed with placeholders and committed to git."""
     destination = tmp_path_factory.mktemp("structure") / "pristine"
     copy_tracked_tree(destination)
     _ensure_layout(destination)
@@ -73,18 +59,8 @@ def structure_pristine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def structure_copy(structure_pristine_copy: Path) -> Iterator[Path]:
-    """The pristine copy (a git repository) for one test to change; put back afterwards."""
     yield structure_pristine_copy
     restore(structure_pristine_copy, clean="-fdxq")  # -x: files force-added despite .gitignore
-
-
-@pytest.fixture
-def walk_copy(structure_pristine_copy: Path, tmp_path: Path) -> Path:
-    """A private copy of the pristine files outside git: validated by walking the tree."""
-    destination = tmp_path / "repo"
-    shutil.copytree(structure_pristine_copy, destination, ignore=shutil.ignore_patterns(".git"))
-    assert sv.TrackedTree.for_path(destination).source == "walk"
-    return destination
 
 
 def _lines(repo: Path, validator: sv.Validator) -> set[Line]:
@@ -103,7 +79,6 @@ def _touch(path: Path, text: str = "# placeholder\n") -> None:
 
 
 def _ensure_package(repo: Path, folder: str, import_name: str, *, app: bool) -> None:
-    """Make sure the copy holds a complete package at ``folder`` (whatever others finished)."""
     base = repo / folder
     for name in ("pyproject.toml", "Makefile", "README.md", "tests/unit/test_placeholder.py"):
         _touch(base / name)
@@ -115,7 +90,7 @@ def _ensure_package(repo: Path, folder: str, import_name: str, *, app: bool) -> 
 
 
 def _ensure_layout(repo: Path) -> None:
-    for folder in "apps/sts-service apps/stream-worker libs/shared-audio libs/shared-utils".split():
+    for folder in PACKAGES:
         _ensure_package(repo, folder, folder[5:].replace("-", "_"), app=folder.startswith("apps"))
     for name in (
         "Makefile README.md docs/index.md specs/001-placeholder.md infra/README.md "
@@ -126,8 +101,7 @@ def _ensure_layout(repo: Path) -> None:
 
 
 def _mutate(repo: Path, command: str) -> None:
-    """Apply one change: `rm PATH`, `mv PATH NEW`, `add PATH` or `add! PATH` (force-added to
-    git, as a file committed despite .gitignore)."""
+    """`rm PATH`, `mv PATH NEW`, `add PATH` or `add! PATH` (force-added despite .gitignore)."""
     verb, *paths = command.split()
     if verb == "rm":
         target = repo / paths[0]
@@ -142,7 +116,6 @@ def _mutate(repo: Path, command: str) -> None:
 
 
 def _after(repo: Path, validator: sv.Validator, *commands: str) -> set[Line]:
-    """The violations in the git repository ``repo`` once ``commands`` are applied."""
     for command in commands:
         _mutate(repo, command)
     return _lines(repo, validator)
@@ -156,25 +129,6 @@ def _matches(lines: set[Line], expected: dict[str, str]) -> bool:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# The repository itself
-# ---------------------------------------------------------------------------------------------
-def test_clean_checkout_passes() -> None:
-    result = subprocess.run([sys.executable, str(CLI)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("structure OK: ")
-    assert result.stdout.count("\n") == 1
-
-
-def test_completed_copy_of_the_repository_has_no_violations(
-    structure_copy: Path, structure_validator: sv.Validator
-) -> None:
-    assert _lines(structure_copy, structure_validator) == set()
-
-
-# ---------------------------------------------------------------------------------------------
-# Mutations: each is reported with the right path and message, and nothing else is
-# ---------------------------------------------------------------------------------------------
 SHARED_UTILS_INIT = "libs/shared-utils/shared_utils/__init__.py"
 # (change, what it adds: the message at the change's last path, or {path: message}).
 MUTATIONS: list[tuple[str, str | dict[str, str]]] = [
@@ -251,9 +205,8 @@ MUTATIONS: list[tuple[str, str | dict[str, str]]] = [
 
 
 def _batches() -> list[list[tuple[str, dict[str, str]]]]:
-    """The mutations, grouped so that no two in a group touch the same package folder (or the
-    same path outside apps/ and libs/): one validation checks a whole group, whose mutations
-    cannot hide each other's lines. Each expectation is given as {path: message}."""
+    """The mutations in groups that touch distinct package folders (or top-level paths), so one
+    validation checks a group without one mutation hiding another's lines."""
     batches: list[dict[str, tuple[str, dict[str, str]]]] = []
     for command, expected in MUTATIONS:
         path = command.split()[1]
@@ -302,20 +255,6 @@ def test_tracked_file_deleted_from_the_worktree_is_missing(
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Outside git, and with populated virtual environments
-# ---------------------------------------------------------------------------------------------
-def test_outside_git_the_walk_reports_mutations(
-    walk_copy: Path, structure_validator: sv.Validator
-) -> None:
-    (walk_copy / "apps/sts-service/sts_service/py.typed").unlink()
-    _touch(walk_copy / "specs/bad.md")
-    assert _matches(
-        _lines(walk_copy, structure_validator),
-        {"apps/sts-service/sts_service/py.typed": MISSING_TYPED, "specs/bad.md": SPEC_NAME},
-    )
-
-
 def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -> None:
     for name in (
         ".env apps/sts-service/.env.local libs/shared-audio/shared_audio/__pycache__/x.pyc "
@@ -325,6 +264,11 @@ def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -
     ).split():
         _touch(structure_copy / name)
     (structure_copy / "libs/shared-utils/.gitignore").write_text("*.wav\n!keep.wav\n")
+    venv = structure_copy / "apps/sts-service/.venv"  # as `python -m venv` leaves one: symlinks
+    _touch(venv / "lib/python3/site-packages/pip/__init__.py")
+    (venv / "lib64").symlink_to("lib")
+    (venv / "bin").mkdir()
+    (venv / "bin/python").symlink_to(sys.executable)
     walked = set(tracked.walk_files(structure_copy))
     assert git(structure_copy, "add", "-A").returncode == 0
     assert set(tracked.git_files(structure_copy) or ()) == walked
@@ -332,58 +276,28 @@ def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -
     assert "libs/shared-utils/tests/unit/keep.wav" in walked
     assert "libs/shared-utils/tests/unit/sample.wav" not in walked
     assert ".env" not in walked
+    assert not [name for name in walked if ".venv" in name]
 
 
-@pytest.mark.slow  # creates a real virtual environment (~5 s)
-def test_populated_venv_changes_nothing(
-    structure_pristine_copy: Path, structure_validator: sv.Validator, tmp_path: Path
+def _pydantic_2_import(name: str) -> object:
+    raise TypeError(f"{name}: pydantic 2 is not supported")
+
+
+@pytest.mark.parametrize(
+    ("cause", "says"),
+    [("missing", "is not installed"), ("needs-pydantic-v1", r"cannot run on .*pydantic\.v1")],
+)
+def test_dirschema_that_cannot_load_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, cause: str, says: str
 ) -> None:
-    repo = tmp_path / "repo"
-    shutil.copytree(structure_pristine_copy, repo)
-    tree_before = sv.TrackedTree.for_path(repo)
-    lines_before = _lines(repo, structure_validator)
-
-    venv_dir = repo / "apps/sts-service/.venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
-    on_disk = sum(1 for _ in venv_dir.rglob("*"))
-    assert on_disk > 500  # a real, populated environment (pip is in it)
-
-    for mode in ("git", "walk"):
-        if mode == "walk":
-            shutil.rmtree(repo / ".git")
-        tree = sv.TrackedTree.for_path(repo)
-        assert tree.source == mode
-        assert len(tree.get_paths()) == len(tree_before.get_paths())
-        assert _lines(repo, structure_validator) == lines_before
-
-
-# ---------------------------------------------------------------------------------------------
-# dirschema itself
-# ---------------------------------------------------------------------------------------------
-def _forget_dirschema(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [m for m in sys.modules if m == "dirschema" or m.startswith("dirschema.")]:
         monkeypatch.delitem(sys.modules, name)
-
-
-def test_missing_dirschema_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    _forget_dirschema(monkeypatch)
-    monkeypatch.setitem(sys.modules, "dirschema", None)  # makes the import fail
-    with pytest.raises(sv.DirschemaUnavailableError, match="run `make install` at the repo root"):
+    if cause == "missing":
+        monkeypatch.setitem(sys.modules, "dirschema", None)  # makes the import fail
+    else:
+        monkeypatch.setattr(importlib, "import_module", _pydantic_2_import)
+    with pytest.raises(sv.DirschemaUnavailableError, match=f"{says}.*run `make install` at the"):
         sv.load_validator(SCHEMA)
-
-
-def test_dirschema_that_cannot_run_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_import(name: str) -> object:
-        raise TypeError(f"{name}: pydantic 2 is not supported")
-
-    _forget_dirschema(monkeypatch)
-    monkeypatch.setattr(importlib, "import_module", broken_import)
-    with pytest.raises(sv.DirschemaUnavailableError) as caught:
-        sv.load_validator(SCHEMA)
-    message = str(caught.value)
-    assert "cannot run on" in message
-    assert "pydantic.v1" in message
-    assert "run `make install` at the repo root" in message
 
 
 def test_h5py_placeholder_does_not_leak() -> None:
@@ -412,30 +326,9 @@ def test_adapter_serves_valid_rules(structure_copy: Path) -> None:
     assert tree.open_file("docs") is None
 
 
-# ---------------------------------------------------------------------------------------------
-# The command line
-# ---------------------------------------------------------------------------------------------
-def _cli(
-    *args: str, python: tuple[str, ...] = (sys.executable,)
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*python, str(CLI), *args], capture_output=True, text=True, check=False)
-
-
-def test_cli_prints_one_sorted_line_per_violation_and_exits_1(structure_copy: Path) -> None:
-    (structure_copy / "Makefile").unlink()
-    _touch(structure_copy / "specs/Bad.md")
-    result = _cli("--repo", str(structure_copy))
-    assert result.returncode == 1
-    lines = result.stdout.splitlines()
-    assert any(line.startswith(f"Makefile: {MISSING_ROOT_MAKEFILE}") for line in lines)
-    assert any(line.startswith(f"specs/Bad.md: {SPEC_NAME}") for line in lines)
-    assert lines == sorted(lines)
-    assert all(": " in line for line in lines)
-    assert "structure FAILED: " in result.stderr
-
-
 def test_cli_without_the_tools_environment_says_what_to_do() -> None:
-    result = _cli(python=(sys.executable, "-S"))  # no site-packages: no dirschema, no pathspec
+    no_site = [sys.executable, "-S", str(CLI)]  # no site-packages: no dirschema, no pathspec
+    result = subprocess.run(no_site, capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "run `make install` at the repo root" in result.stderr
 
@@ -444,9 +337,16 @@ def test_cli_without_the_tools_environment_says_what_to_do() -> None:
 README_MISSING = "README.md: missing: the repository root needs README.md"
 NOT_DIRSCHEMA = "not a valid dirschema schema"
 MAIN_CASES = {
-    "violation": ("rm README.md", "", 1, README_MISSING, "structure FAILED: 1 problem(s)"),
+    "violations": ("rm README.md, add specs/B.md", "", 1, README_MISSING, "FAILED: 2 problem(s)"),
     "success": ("", "", 0, "structure OK: ", ""),
     "success-outside-git": ("rm .git", "--schema {tmp}/ok.yaml", 0, "structure OK: ", ""),
+    "violations-outside-git": (
+        "rm apps/sts-service/sts_service/py.typed, add specs/b.md, rm .git",
+        "",
+        1,
+        f"apps/sts-service/sts_service/py.typed: {MISSING_TYPED}",
+        "FAILED: 2 problem(s)",
+    ),
     "default-schema-is-the-repos": ("", "", 1, "specs/001-placeholder.md: no specs here", ""),
     "missing-schema": ("", "--schema {tmp}/nope.yaml", 2, "", "nope.yaml: schema file not found"),
     "invalid-schema": ("", "--schema {tmp}/dirs.yaml", 2, "", f"dirs.yaml: {NOT_DIRSCHEMA}"),
@@ -469,11 +369,12 @@ def test_main_exit_status_and_messages(
     err: str,
 ) -> None:
     repo = structure_copy
-    if change == "rm .git":
-        repo = tmp_path / "repo"
-        shutil.copytree(structure_copy, repo, ignore=shutil.ignore_patterns(".git"))
-    elif change:
-        _mutate(repo, change)
+    for command in change.split(", ") if change else []:
+        if command == "rm .git":  # a copy outside git: the walk lists the files
+            repo = tmp_path / "repo"
+            shutil.copytree(structure_copy, repo, ignore=shutil.ignore_patterns(".git"))
+        else:
+            _mutate(repo, command)
     (tmp_path / "ok.yaml").write_text("true\n")
     (tmp_path / "dirs.yaml").write_text("title: x\ndirs:\n  - name: specs\n")  # not dirschema rules
     if "no specs here" in out:  # the default schema is <repo>/.schemas/..., wherever we run
@@ -484,7 +385,11 @@ def test_main_exit_status_and_messages(
 
     assert sv.main(["--repo", str(repo), *args.format(tmp=tmp_path).split()]) == status
     stdout, stderr = capsys.readouterr()
-    assert any(line.startswith(out) for line in stdout.splitlines() or [""]), stdout
-    assert err in stderr
-    if status == 0:
-        assert f"paths checked ({'walk' if change else 'git'})" in stdout
+    lines = stdout.splitlines()
+    assert any(line.startswith(out) for line in lines or [""]), stdout
+    assert lines == sorted(lines) and all(": " in line for line in lines), stdout
+    assert err in stderr and ("structure FAILED: " in stderr) == (status == 1)
+    if status != 2:
+        assert f"({'walk' if 'rm .git' in change else 'git'})" in stdout + stderr
+    if status == 0:  # one line
+        assert "paths checked (" in stdout and stdout.count("\n") == 1, stdout
