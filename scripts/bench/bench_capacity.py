@@ -27,7 +27,15 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from dev_sample import write_sample  # noqa: E402  (scripts beside this one, not installed modules)
-from devproc import free_port, health, json_records, speak_command  # noqa: E402  (likewise)
+from devproc import (  # noqa: E402  (likewise)
+    NEWS,
+    REAL_ENGINES,
+    clean_env,
+    free_port,
+    health,
+    json_records,
+    speak_command,
+)
 
 STS_PYTHON = REPO / "apps" / "sts-service" / ".venv" / "bin" / "python"
 WORKER_PYTHON = REPO / "apps" / "stream-worker" / ".venv" / "bin" / "python"
@@ -73,27 +81,6 @@ def rss_mb(pid: int) -> float:
     return 0.0  # a process that has ended but not been reaped yet
 
 
-#: `--engines`: the real engines, with every other service setting at its default.
-REAL_ENGINES = {
-    "STS_ASR_BACKEND": "whisper",
-    "STS_TRANSLATION_BACKEND": "apertium",
-    "STS_TTS_BACKEND": "pico",
-    "HF_HUB_OFFLINE": "1",
-}
-#: `--engines`: English news sentences Pico speaks into the streams' input (real speech for
-#: whisper; the generated dev sample is only speech-like, which it rightly hears as nothing).
-NEWS = [
-    "Good evening, here are the main stories of the day.",
-    "The city council approved a new budget for public schools on Tuesday.",
-    "Heavy rain is expected across the north of the country this weekend.",
-    "The central bank kept interest rates unchanged for the third month in a row.",
-    "Firefighters brought the warehouse fire under control this morning.",
-    "The national team won the final after a dramatic penalty shootout.",
-    "Scientists say the new vaccine is safe and effective for older people.",
-    "Trains between the two cities will run again next week.",
-]
-
-
 def write_speech(path: Path, seconds: float) -> Path:
     """`seconds` of English news read by Pico (en-US), 16 kHz mono, sentences 0.6 s apart."""
     subprocess.run(speak_command(path, NEWS, seconds), check=True)
@@ -130,20 +117,18 @@ class Layout:
     segmenter: str
     stagger_s: float
 
-    def worker_env(self, level: str = "WARNING") -> dict[str, str]:
-        """This environment without WORKER_ variables, at log level `level`, in JSON."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKER_")}
-        return {**env, "WORKER_LOG_LEVEL": level, "WORKER_LOG_FORMAT": "json"}
-
     def start(
         self, command: list[str], log: Path, level: str = "WARNING"
     ) -> subprocess.Popen[bytes]:
-        """A worker process, its output (the summary line, any error) in `log`."""
+        """A worker process, its output (the summary line, any error) in `log`, in JSON."""
         command = [str(WORKER_PYTHON), "-m", "stream_worker", *command, "--progress", "never"]
         command += ["--sts-url", f"http://127.0.0.1:{self.port}"]
         with open(log, "wb") as out:
             return subprocess.Popen(
-                command, env=self.worker_env(level), stdout=out, stderr=subprocess.STDOUT
+                command,
+                env={**clean_env(), "WORKER_LOG_LEVEL": level, "WORKER_LOG_FORMAT": "json"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def streams_file(self, path: Path, streams: int) -> Path:
