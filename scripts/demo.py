@@ -17,6 +17,8 @@ from typing import Any
 
 from dev_sample import write_sample
 from devproc import (
+    NEWS,
+    REAL_ENGINES,
     DevError,
     Service,
     clean_env,
@@ -39,19 +41,6 @@ LOAD_TIMEOUT_S = 300.0  # the engines load their models first
 SPEAK_TIMEOUT_S = 120.0
 WORKER_TIMEOUT_S = 120.0
 SEGMENT_S = 6
-ENGINES = {
-    "STS_ASR_BACKEND": "whisper",
-    "STS_TRANSLATION_BACKEND": "apertium",
-    "STS_TTS_BACKEND": "pico",
-}
-#: The bulletin: one sentence per 6 s segment.
-BULLETIN = [
-    "Good evening, here are the main stories of the day.",
-    "The city council approved a new budget for public schools.",
-    "Heavy rain is expected across the north this weekend.",
-    "The national team won the final after a penalty shootout.",
-    "A new museum of modern art opened its doors to the public.",
-]
 #: Run with sts-service's interpreter: exits 1 naming what of the engines is missing.
 CHECK_ENGINES = """
 import importlib.util, shutil, sys
@@ -109,7 +98,7 @@ async def speak_bulletin(path: Path, env: dict[str, str]) -> Path:
     )
     if check.returncode != 0:
         raise DevError(f"engines not installed ({check.stdout.strip()}): {INSTALL_HINT}")
-    speak = speak_command(path, BULLETIN, len(BULLETIN) * SEGMENT_S, SEGMENT_S)
+    speak = speak_command(path, NEWS, len(NEWS) * SEGMENT_S, SEGMENT_S)
     async with running(Service("pico", speak, env)) as speaker:
         await speaker.finish(SPEAK_TIMEOUT_S)
     return path
@@ -127,8 +116,8 @@ async def run(args: argparse.Namespace) -> int:
     if args.engines:
         source = await speak_bulletin(args.workdir / "bulletin-en.wav", env)
         output, log = args.workdir / "bulletin-es.wav", args.workdir / "sts-service.log"
-        say(NAME, f"1/4 spoke a {len(BULLETIN) * SEGMENT_S} s English bulletin: {source}")
-        sts_env.update(ENGINES, STS_LOG_FORMAT="json", STS_LOG_LEVEL="DEBUG", HF_HUB_OFFLINE="1")
+        say(NAME, f"1/4 spoke a {len(NEWS) * SEGMENT_S} s English bulletin: {source}")
+        sts_env.update(REAL_ENGINES, STS_LOG_FORMAT="json", STS_LOG_LEVEL="DEBUG")
         options = ["--source-lang", "en", "--target-lang", "es", "--progress", "never"]
         # Not paced, one segment at a time: whisper already uses both cores of a small
         # machine, so segments in parallel would only share them and risk the deadline.

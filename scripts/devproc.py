@@ -128,6 +128,25 @@ write_wav(path, np.concatenate(slots)[: int(seconds * rate), None], AudioFormat(
 """
 
 
+#: The real engines (demo-dub, the capacity bench's --engines), offline; every other sts-service
+#: setting at its default.
+REAL_ENGINES = {
+    "STS_ASR_BACKEND": "whisper",
+    "STS_TRANSLATION_BACKEND": "apertium",
+    "STS_TTS_BACKEND": "pico",
+    "HF_HUB_OFFLINE": "1",
+}
+#: English news sentences for Pico to read: real speech for whisper (the generated dev sample is
+#: only speech-like, which it rightly hears as nothing). demo-dub gives each one a 6 s segment.
+NEWS = [
+    "Good evening, here are the main stories of the day.",
+    "The city council approved a new budget for public schools.",
+    "Heavy rain is expected across the north this weekend.",
+    "The national team won the final after a penalty shootout.",
+    "A new museum of modern art opened its doors to the public.",
+]
+
+
 def speak_command(path: Path, sentences: list[str], seconds: float, slot_s: float = 0) -> list[str]:
     """The command writing `sentences`, read by Pico, into `path` (see SPEAK)."""
     timing = [f"{seconds:g}", f"{slot_s:g}"]

@@ -1,10 +1,10 @@
 """The import rules between packages, checked by import-linter (`make lint`).
 
 The contracts are derived from the pyprojects on every run, so a new package is covered with
-no edit and the rules can never disagree with the declared dependencies:
-* libraries never import services;
-* services never import each other;
-* each package imports only the local libraries its pyproject names (directly).
+no edit and the rules can never disagree with the declared dependencies: each package imports
+only the local libraries its pyproject names (directly). As no package may depend on a service
+(`workspace.py check`), that one rule is also "libraries never import services" and "services
+never import each other".
 """
 
 from __future__ import annotations
@@ -21,31 +21,15 @@ from monorepo.packages import Package, direct_local_deps
 
 
 def contracts_ini(packages: dict[str, Package]) -> str:
-    """An import-linter configuration holding the three rules for these packages."""
-    libs = [p.import_name for p in packages.values() if p.kind == "libs"]
-    apps = [p.import_name for p in packages.values() if p.kind == "apps"]
+    """An import-linter configuration: one contract per package, its undeclared ones forbidden."""
     config = configparser.ConfigParser()
     config["importlinter"] = {"root_packages": "\n".join(p.import_name for p in packages.values())}
-    contract = "importlinter:contract:"
-    if libs and apps:
-        config[contract + "libraries-never-import-services"] = {
-            "name": "Libraries never import services",
-            "type": "forbidden",
-            "source_modules": "\n".join(libs),
-            "forbidden_modules": "\n".join(apps),
-        }
-    if len(apps) > 1:
-        config[contract + "services-never-import-each-other"] = {
-            "name": "Services never import each other",
-            "type": "independence",
-            "modules": "\n".join(apps),
-        }
     for package in packages.values():
         declared = {dep.import_name for dep in direct_local_deps(package, packages)}
-        undeclared = [lib for lib in libs if lib not in declared and lib != package.import_name]
-        if undeclared:
-            config[contract + f"{package.name}-imports-only-its-declared-libraries"] = {
-                "name": f"{package.rel} imports only the local libraries its pyproject.toml names",
+        others = [p.import_name for p in packages.values() if p != package]
+        if undeclared := [name for name in others if name not in declared]:
+            config[f"importlinter:contract:{package.name}-imports-only-its-declared-libraries"] = {
+                "name": f"{package.rel} imports no service and only the libraries it declares",
                 "type": "forbidden",
                 "source_modules": package.import_name,
                 "forbidden_modules": "\n".join(undeclared),

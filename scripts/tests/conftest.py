@@ -15,7 +15,7 @@ import pytest
 # sys.path; the test modules import their helpers from scaffold.py beside this file.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scaffold import REPO, MiniRepo, add_library, run_ok
+from scaffold import REPO, MiniRepo, run_ok
 
 
 @pytest.fixture(scope="session")
@@ -27,22 +27,24 @@ def mini_repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(REPO / "scripts" / folder, root / "scripts" / folder, ignore=ignore)
     for name in ("Makefile", "scripts/workspace.py", "scripts/Makefile"):
         shutil.copy2(REPO / name, root / name)
-    # The real root configuration with a tools env of pytest only: the mini repo runs make
-    # loops, not linters, and a full tools env would triple the cost of this fixture.
+    # The real root configuration with only the pytest requirements of its dev and tools lists:
+    # the mini repo runs make loops, not linters, and full lists would triple this fixture's cost.
     pyproject = (REPO / "pyproject.toml").read_text()
     from monorepo.packages import load_toml  # here: importing scaffold put scripts/ on sys.path
+    from new_package import Spec, generate
 
-    root_tools = load_toml(REPO / "pyproject.toml")["project"]["optional-dependencies"]["tools"]
-    tools = "tools = " + json.dumps([r for r in root_tools if r.startswith("pytest")])
-    mini = re.sub(r"^tools = \[.*?^\]", tools, pyproject, count=1, flags=re.S | re.M)
-    (root / "pyproject.toml").write_text(mini)
-    add_library(root, "beta", [], "def answer() -> int:\n    return 42\n")
-    add_library(
-        root,
-        "alpha",
-        ["beta>=0.1.0"],
-        "from beta import answer\n\n\ndef doubled() -> int:\n    return 2 * answer()\n",
-    )
+    extras = load_toml(REPO / "pyproject.toml")["project"]["optional-dependencies"]
+    for extra in ("dev", "tools"):
+        kept = json.dumps([r for r in extras[extra] if r.startswith("pytest")])
+        pattern = re.compile(rf"^{extra} = \[.*?^\]", re.S | re.M)
+        pyproject = pattern.sub(f"{extra} = {kept}", pyproject, count=1)
+    (root / "pyproject.toml").write_text(pyproject)
+    for name, dependencies in (("beta", ""), ("alpha", '"beta>=0.1.0"')):
+        generate(Spec("lib", name, f"The {name} library.", 8080, root))
+        lib = root / "libs" / name / "pyproject.toml"
+        lib.write_text(
+            lib.read_text().replace("dependencies = []", f"dependencies = [{dependencies}]")
+        )
     (root / "scripts" / "tests").mkdir()
     (root / "scripts" / "tests" / "test_mini.py").write_text("def test_ok():\n    assert True\n")
     run_ok(["make", f"PYTHON={sys.executable}", "install"], cwd=root)

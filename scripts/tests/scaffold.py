@@ -122,33 +122,10 @@ def package_venv_python(package: str) -> Path:
     return python
 
 
-MINI_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=61.0"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "{name}"
-version = "0.1.0"
-requires-python = ">=3.10"
-dependencies = {deps}
-
-[project.optional-dependencies]
-dev = ["pytest>=8.0", "pytest-asyncio>=1.0"]  # the root pytest config names asyncio options
-
-[tool.setuptools]
-package-dir = {{ "" = "." }}
-packages = ["{import_name}"]
-
-[tool.setuptools.package-data]
-{import_name} = ["py.typed"]
-"""
-
-
 @dataclass
 class MiniRepo:
-    """The real root Makefile, fragments and installer over two tiny libraries (`libs/alpha`
-    depends on `libs/beta`) whose only dev tool is pytest."""
+    """The real root Makefile, fragments and installer over two libraries as `make new-lib`
+    makes them (`libs/alpha` depends on `libs/beta`), whose only dev tools are pytest's."""
 
     root: Path
 
@@ -165,19 +142,3 @@ class MiniRepo:
         path = self.root / package / "tests" / "unit" / name
         path.write_text(textwrap.dedent(body))
         return path
-
-
-def add_library(root: Path, folder: str, deps: list[str], code: str) -> None:
-    package = root / "libs" / folder
-    import_name = folder.replace("-", "_")
-    (package / import_name).mkdir(parents=True)
-    (package / "tests" / "unit").mkdir(parents=True)
-    (package / import_name / "__init__.py").write_text(textwrap.dedent(code))
-    (package / import_name / "py.typed").write_text("")
-    (package / "pyproject.toml").write_text(
-        MINI_PYPROJECT.format(name=folder, deps=deps, import_name=import_name)
-    )
-    (package / "Makefile").write_text("include ../../scripts/mk/package.mk\n")
-    (package / "tests" / "unit" / f"test_{import_name}.py").write_text(
-        f"import {import_name}\n\n\ndef test_imports():\n    assert {import_name}.__name__\n"
-    )

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import new_package
 import pytest
-from monorepo.packages import load_toml
+from monorepo.checks import check_package
+from monorepo.packages import discover, load_toml
 from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run, run_ok
 
 
@@ -110,60 +111,39 @@ def test_the_pypi_check_warns_clears_or_says_it_was_skipped(
     assert status.startswith(start) and then in status, status
 
 
-def test_pyproject_copies_the_root_dev_list_and_build_system(mini_root: Path) -> None:
-    spec = generate_into(mini_root, "service", "audio-mixer")
-
-    data = load_toml(spec.folder / "pyproject.toml")
-    root = load_toml(REPO / "pyproject.toml")
-    assert data["build-system"] == root["build-system"]
-    assert (
-        data["project"]["optional-dependencies"]["dev"]
-        == (root["project"]["optional-dependencies"]["dev"])
-    )
-    assert data["project"]["requires-python"] == ">=3.10"
-    assert data["project"]["dependencies"][:2] == ["shared-audio>=0.1.0", "shared-utils>=0.1.0"]
-    assert data["tool"]["setuptools"] == {
-        "package-dir": {"": "."},
-        "packages": ["audio_mixer"],
-        "package-data": {"audio_mixer": ["py.typed"]},
-    }
+SERVICE_FILES = """audio_mixer/__main__.py audio_mixer/main.py tests/conftest.py
+    tests/unit/test_main.py tests/contract/test_health_contract.py
+    tests/integration/test_process.py"""
 
 
-def test_a_service_gets_the_health_endpoint_tests_and_dev_target(mini_root: Path) -> None:
-    spec = generate_into(mini_root, "service", "audio-mixer")
-    files = sorted(p.relative_to(spec.folder).as_posix() for p in spec.folder.rglob("*"))
+@pytest.mark.parametrize(
+    ("kind", "files", "dependencies"),
+    [
+        ("service", SERVICE_FILES, ["shared-audio>=0.1.0", "shared-utils>=0.1.0"]),
+        ("lib", "tests/unit/test_version.py", []),
+    ],
+)
+def test_a_package_of_each_kind_gets_its_files_and_keeps_every_workspace_rule(
+    mini_root: Path, kind: str, files: str, dependencies: list[str]
+) -> None:
+    spec = generate_into(mini_root, kind, "audio-mixer")
 
-    expected = """Makefile README.md audio_mixer/__init__.py audio_mixer/__main__.py
-        audio_mixer/main.py audio_mixer/py.typed tests/contract/test_health_contract.py
-        tests/integration/test_process.py tests/unit/test_main.py"""
-    assert set(expected.split()) <= set(files)
-    assert not [name for name in files if name.endswith("__init__.py") and "tests" in name]
-    assert (spec.folder / "Makefile").read_text().endswith("include ../../scripts/mk/app.mk\n")
-    main = (spec.folder / "audio_mixer" / "main.py").read_text()
-    assert 'env_prefix="AUDIO_MIXER_"' in main
-    assert "HEALTH_PATH" in main
-    for path in spec.folder.rglob("*"):
-        if path.is_file():
-            assert "{{" not in path.read_text(), path
-
-
-def test_a_library_gets_unit_tests_and_no_service_parts(mini_root: Path) -> None:
-    spec = generate_into(mini_root, "lib", "audio-tools")
-    files = sorted(p.relative_to(spec.folder).as_posix() for p in spec.folder.rglob("*"))
-
-    assert files == [
-        "Makefile",
-        "README.md",
-        "audio_tools",
-        "audio_tools/__init__.py",
-        "audio_tools/py.typed",
-        "pyproject.toml",
-        "tests",
-        "tests/unit",
-        "tests/unit/test_version.py",
-    ]
-    assert (spec.folder / "Makefile").read_text().endswith("include ../../scripts/mk/package.mk\n")
-    assert load_toml(spec.folder / "pyproject.toml")["project"]["dependencies"] == []
+    common = "Makefile README.md pyproject.toml audio_mixer/__init__.py audio_mixer/py.typed"
+    written = {p.relative_to(spec.folder).as_posix() for p in spec.folder.rglob("*") if p.is_file()}
+    assert written == {*common.split(), *files.split()}
+    for path in written:
+        assert "{{" not in (spec.folder / path).read_text(), path
+    # The rules `make lint` holds every package to: the root's build system and dev list, one
+    # configuration, the setuptools layout mypy follows, py.typed, the kind's Makefile fragment.
+    packages = discover(mini_root)
+    root_dev = load_toml(REPO / "pyproject.toml")["project"]["optional-dependencies"]["dev"]
+    assert check_package(packages["audio-mixer"], packages, root_dev) == []
+    project = load_toml(spec.folder / "pyproject.toml")["project"]
+    assert project["optional-dependencies"]["dev"] == root_dev
+    assert project["dependencies"][:2] == dependencies
+    if kind == "service":
+        main = (spec.folder / "audio_mixer" / "main.py").read_text()
+        assert 'env_prefix="AUDIO_MIXER_"' in main and "HEALTH_PATH" in main
 
 
 def test_a_bad_description_writes_nothing(mini_root: Path) -> None:

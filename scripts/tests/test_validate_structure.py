@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import structure_validation as sv
 from monorepo import tracked
-from scaffold import PACKAGES, REPO, commit_all, copy_tracked_tree, git, restore
+from new_package import Spec, generate
+from scaffold import REPO, commit_all, copy_tracked_tree, git, restore
 
 CLI = REPO / "scripts" / "validate-structure.py"
 SCHEMA = REPO / ".schemas" / "monorepo-structure.yaml"
@@ -78,20 +79,7 @@ def _touch(path: Path, text: str = "# placeholder\n") -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def _ensure_package(repo: Path, folder: str, import_name: str, *, app: bool) -> None:
-    base = repo / folder
-    for name in ("pyproject.toml", "Makefile", "README.md", "tests/unit/test_placeholder.py"):
-        _touch(base / name)
-    _touch(base / import_name / "__init__.py")
-    _touch(base / import_name / "py.typed", "")
-    if app:
-        _touch(base / "tests/contract/test_placeholder.py")
-        _touch(base / "tests/integration/test_placeholder.py")
-
-
 def _ensure_layout(repo: Path) -> None:
-    for folder in PACKAGES:
-        _ensure_package(repo, folder, folder[5:].replace("-", "_"), app=folder.startswith("apps"))
     for name in (
         "Makefile README.md docs/index.md specs/001-placeholder.md infra/README.md "
         ".codex/README.md .specify/templates/spec.md .specify/test-fixtures/README.md "
@@ -236,9 +224,9 @@ def test_a_new_package_of_every_word_count_is_checked(
 ) -> None:
     folders = "libs/toolkit libs/audio2-codec apps/live-dub-gateway apps/one-two-three-four"
     imports = {folder: f"{folder}/{folder[5:].replace('-', '_')}" for folder in folders.split()}
-    for folder, package in imports.items():
-        app = folder.startswith("apps/")
-        _ensure_package(structure_copy, folder, package.rsplit("/", 1)[1], app=app)
+    for folder in imports:  # as `make new-service` / `make new-lib` make them
+        kind = "service" if folder.startswith("apps/") else "lib"
+        generate(Spec(kind, folder[5:], "A package.", 8123, structure_copy))
     assert _after(structure_copy, structure_validator, "add README.md") == set()
 
     new = _after(structure_copy, structure_validator, *(f"rm {p}" for p in imports.values()))
