@@ -1,9 +1,8 @@
 """Capacity: how many live streams one machine carries, in two worker layouts side by side.
 
 One sts-service (echo; `--engines`: the real ones, on English speech read by Pico), then N live
-streams at once, each a 16 kHz sample paced at real time, run by ``stream-worker --streams
-FILE``: ``per-process``, one such process per stream, and ``one-process``, one running all N
-(the same code and measurements: the layouts differ only in how many streams share a process).
+streams at once, each a 16 kHz sample paced at real time: ``per-process``, one stream-worker
+process per stream, and ``one-process``, one ``stream-worker --streams FILE`` running all N.
 Each layout's sweep stops at the first N with a fallback (the machine did not keep up). The
 machine is shared: compare figures within one run, and note the load average printed first.
 """
@@ -108,28 +107,6 @@ def start_service(port: int, engines: bool = False) -> subprocess.Popen[bytes]:
 
 
 @dataclass
-class Worker:
-    """One `stream-worker --streams` process of a round, and its CPU time so far."""
-
-    process: subprocess.Popen[bytes]
-    config: Path
-    log: Path
-    streams: int  # once every one has been added
-    cpu_s: float = 0.0
-    startup_cpu_s: float = float("nan")  # its CPU time when all its streams were running
-
-    def sample(self) -> float:
-        """Its RSS now (0 once it has ended); notes its CPU time, and when its start-up ended."""
-        rss = 0.0
-        with contextlib.suppress(OSError):  # it may end between poll() and the read
-            if self.process.poll() is None:
-                rss, self.cpu_s = rss_mb(self.process.pid), cpu_seconds(self.process.pid)
-        if math.isnan(self.startup_cpu_s) and running_streams(self.log) >= self.streams:
-            self.startup_cpu_s = self.cpu_s
-        return rss
-
-
-@dataclass
 class Layout:
     """What one round runs: N streams of `sample` against the service on `port`."""
 
@@ -140,32 +117,33 @@ class Layout:
     segmenter: str
     stagger_s: float
 
-    def start(self, name: str, streams: range, first: int = 0) -> Worker:
-        """A worker running `streams` (the `first` until more are added), logging JSON at INFO.
-
-        Its log then holds its state lines and one summary per stream.
-        """
-        config, log = self.work / f"{name}.toml", self.work / f"{name}.log"
-        self.streams_file(config, streams[: first or len(streams)])
-        command = [str(WORKER_PYTHON), "-m", "stream_worker", "--streams", str(config)]
-        command += ["--progress", "never", "--sts-url", f"http://127.0.0.1:{self.port}"]
-        env = {**clean_env(), "WORKER_LOG_LEVEL": "INFO", "WORKER_LOG_FORMAT": "json"}
+    def start(
+        self, command: list[str], log: Path, level: str = "WARNING"
+    ) -> subprocess.Popen[bytes]:
+        """A worker process, its output (the summary line, any error) in `log`, in JSON."""
+        command = [str(WORKER_PYTHON), "-m", "stream_worker", *command, "--progress", "never"]
+        command += ["--sts-url", f"http://127.0.0.1:{self.port}"]
         with open(log, "wb") as out:
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        return Worker(process, config, log, len(streams))
+            return subprocess.Popen(
+                command,
+                env={**clean_env(), "WORKER_LOG_LEVEL": level, "WORKER_LOG_FORMAT": "json"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
-    def streams_file(self, path: Path, streams: range) -> None:
-        """A --streams file of live streams of the sample (rewritten in place)."""
+    def streams_file(self, path: Path, streams: int) -> Path:
+        """The --streams file of one round: N live streams of the sample (rewritten in place)."""
         fixed = f"segment_ms = {SEGMENT_MS}\n" if self.segmenter == "fixed" else ""
         lines = [f'[defaults]\nrealtime = true\nsegmenter = "{self.segmenter}"\n{fixed}']
         lines += [
             f'[[stream]]\nid = "capacity-{index}"\ninput = "{self.sample}"\n'
-            f'output = "{self.work / f"out-{index}.wav"}"\nsource_lang = "en"\ntarget_lang = "es"\n'
-            for index in streams
+            f'output = "{self.work / f"one-{index}.wav"}"\nsource_lang = "en"\ntarget_lang = "es"\n'
+            for index in range(streams)
         ]
         scratch = path.with_suffix(".new")
         scratch.write_text("\n".join(lines), encoding="utf-8")
         scratch.replace(path)  # atomic: a SIGHUP never reads half a file
+        return path
 
 
 def summaries(log: Path) -> list[dict[str, Any]]:
@@ -208,44 +186,79 @@ def tally(
     )
 
 
-def run_round(name: str, streams: int, layout: Layout) -> Round:
-    """N streams, in one worker process each or all in one, started at once or over the stagger.
-
-    Staggered, per-process starts its workers one by one; one-process adds its streams in steps
-    (file rewritten, then SIGHUP), as channels join a running worker.
-    """
+def run_per_process(streams: int, layout: Layout) -> Round:
+    """N workers against the running service, started at once or spread over its stagger."""
     service_cpu_before = cpu_seconds(layout.service_pid)
     started = time.monotonic()
     workers = []
-    if name == "per-process":
-        for index in range(streams):
-            workers.append(layout.start(f"worker-{streams}-{index}", range(index, index + 1)))
-            time.sleep(layout.stagger_s / streams)
-    else:
-        steps = min(streams, STAGGER_STEPS) if layout.stagger_s else 1
-        first = streams if steps == 1 else max(1, streams // steps)
-        worker = layout.start(f"one-process-{streams}", range(streams), first)
-        workers.append(worker)
-        # Once the first streams run, SIGHUP is handled: add the others.
-        while steps > 1 and worker.process.poll() is None and running_streams(worker.log) < first:
+    for index in range(streams):
+        log = layout.work / f"worker-{streams}-{index}.log"
+        command = ["--realtime", "--input", str(layout.sample), "--stream-id", f"capacity-{index}"]
+        command += ["--output", str(layout.work / f"out-{index}.wav")]
+        workers.append((layout.start([*command, *segmenter_options(layout.segmenter)], log), log))
+        time.sleep(layout.stagger_s / streams)
+    peak_rss = 0.0
+    cpu_total: dict[int, float] = {}
+    while any(worker.poll() is None for worker, _ in workers):
+        for worker, _ in workers:
+            with contextlib.suppress(OSError):  # it may end between poll() and the read
+                if worker.poll() is None:
+                    peak_rss = max(peak_rss, rss_mb(worker.pid))
+                    cpu_total[worker.pid] = cpu_seconds(worker.pid)
+        time.sleep(1.0)
+    wall = time.monotonic() - started
+    good = [(w, s) for w, log in workers if w.returncode == 0 for s in summaries(log)[-1:]]
+    run_cpu = sum(float(s["cpu_s"]) for _, s in good)
+    # The summary's cpu_s is the run's; the rest of the process's (last sample) is start-up.
+    startup = sum(max(0.0, cpu_total.get(w.pid, 0.0) - float(s["cpu_s"])) for w, s in good)
+    return tally(
+        streams, [s for _, s in good], run_cpu,
+        cpu_seconds(layout.service_pid) - service_cpu_before,
+        worker_rss_mb=peak_rss, startup_cpu_s=startup, startup_wall_s=float("nan"), wall_s=wall,
+    )  # fmt: skip
+
+
+def segmenter_options(segmenter: str) -> list[str]:
+    """The worker's segmenter flags: fixed 6 s cuts, or the default pause cuts as they are."""
+    fixed = ["--segment-ms", str(SEGMENT_MS)] if segmenter == "fixed" else []
+    return ["--segmenter", segmenter, *fixed]
+
+
+def run_one_process(streams: int, layout: Layout) -> Round:
+    """One `stream-worker --streams` process running N streams; waits for it.
+
+    With a stagger, the streams are added over that time in steps (file rewritten, then
+    SIGHUP), as channels join a running worker, so their segments do not all end at once.
+    """
+    steps = min(streams, STAGGER_STEPS) if layout.stagger_s else 1
+    first = streams if steps == 1 else max(1, streams // steps)
+    config = layout.streams_file(layout.work / f"streams-{streams}.toml", first)
+    log = layout.work / f"one-process-{streams}.log"
+    service_cpu_before = cpu_seconds(layout.service_pid)
+    started = time.monotonic()
+    worker = layout.start(["--streams", str(config)], log, "INFO")  # INFO: the state lines
+    peak_rss = cpu_now = 0.0
+    startup_cpu = startup_wall = float("nan")
+    if steps > 1:  # the first streams run (SIGHUP is handled from then on); add the others
+        while worker.poll() is None and running_streams(log) < first:
             time.sleep(0.1)
         for step in range(2, steps + 1):
             time.sleep(layout.stagger_s / steps)
-            layout.streams_file(worker.config, range(streams * step // steps))
+            layout.streams_file(config, streams * step // steps)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.process.pid, signal.SIGHUP)
-    peak_rss, startup_wall = 0.0, float("nan")
-    while any(worker.process.poll() is None for worker in workers):
-        peak_rss = max([peak_rss, *(worker.sample() for worker in workers)])
-        if math.isnan(startup_wall) and not any(math.isnan(w.startup_cpu_s) for w in workers):
-            startup_wall = time.monotonic() - started
+                os.kill(worker.pid, signal.SIGHUP)
+    while worker.poll() is None:
+        with contextlib.suppress(OSError):
+            peak_rss = max(peak_rss, rss_mb(worker.pid))
+            cpu_now = cpu_seconds(worker.pid)
+        if math.isnan(startup_wall) and running_streams(log) >= streams:
+            startup_wall, startup_cpu = time.monotonic() - started, cpu_now
         time.sleep(0.5 if math.isnan(startup_wall) else 1.0)
     wall = time.monotonic() - started
-    good = [s for w in workers for s in summaries(w.log) if s.get("exit_code") == 0]
-    startup_cpu = sum(w.startup_cpu_s for w in workers)  # nan unless every one started
-    run_cpu = sum(w.cpu_s for w in workers) - (0.0 if math.isnan(startup_cpu) else startup_cpu)
+    good = [s for s in summaries(log) if s.get("exit_code") == 0]
     return tally(
-        streams, good, max(0.0, run_cpu), cpu_seconds(layout.service_pid) - service_cpu_before,
+        streams, good, max(0.0, cpu_now - (0.0 if math.isnan(startup_cpu) else startup_cpu)),
+        cpu_seconds(layout.service_pid) - service_cpu_before,
         worker_rss_mb=peak_rss, startup_cpu_s=startup_cpu, startup_wall_s=startup_wall,
         wall_s=wall,
     )  # fmt: skip
@@ -254,8 +267,9 @@ def run_round(name: str, streams: int, layout: Layout) -> Round:
 def sweep(name: str, counts: list[int], layout: Layout) -> list[Round]:
     """One layout's rounds, until one does not keep up."""
     rounds: list[Round] = []
+    run = run_per_process if name == "per-process" else run_one_process
     for streams in counts:
-        result = run_round(name, streams, layout)
+        result = run(streams, layout)
         print(ROW.format(name, *astuple(result)), flush=True)
         rounds.append(result)
         if result.fallbacks or result.failed_workers:
