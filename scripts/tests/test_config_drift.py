@@ -181,6 +181,7 @@ def test_the_env_file_reader_refuses_a_line_without_a_value_or_a_key_set_twice(
 
 def test_env_example_holds_only_service_and_dev_loop_variables() -> None:
     env = read_env_file(ENV_EXAMPLE)
+    assert [key for key in env if not key.isupper()] == [], ".env.example: keys are upper case"
     dev_local = (REPO / "scripts" / "dev_local.py").read_text(encoding="utf-8")
     compose = COMPOSE.read_text(encoding="utf-8")
     # An STS_*/WORKER_* key is the settings classes' (test_every_variable_named_is_read_...).
