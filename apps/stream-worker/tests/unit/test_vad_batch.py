@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,15 @@ def cut(detector: Any, chunks: Iterator[npt.NDArray[np.int16]], fmt: AudioFormat
     return spans + segmenter.flush()
 
 
+def in_threads(work: Callable[[int], None], count: int) -> None:
+    """Run ``work(0)`` .. ``work(count - 1)`` at once, one thread each, and wait for all."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+
 def bounds(spans: list[Span]) -> list[tuple[int, int, bool, bool]]:
     return [(s.segment.start_frame, s.segment.end_frame, s.speech, s.hard_cut) for s in spans]
 
@@ -76,11 +85,7 @@ def test_streams_scored_together_are_cut_as_each_alone(fmt: AudioFormat, chunk_m
         chunks = list(detector.scored(chunked(audio[index], ms(chunk_ms, fmt))))
         together[index] = cut(detector, iter(chunks), fmt)
 
-    threads = [threading.Thread(target=stream, args=(i,)) for i in range(len(audio))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    in_threads(stream, len(audio))
     batcher.close()
     assert [bounds(spans) for spans in together] == [bounds(spans) for spans in alone]
     assert all(any(s.speech for s in spans) for spans in together)  # the audio has speech
@@ -105,11 +110,7 @@ def test_scores_match_the_model_run_alone_whatever_the_batch() -> None:
     def score(index: int) -> None:
         got[index] = batcher.score(owners[index], windows[index])
 
-    threads = [threading.Thread(target=score, args=(i,)) for i in range(len(windows))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    in_threads(score, len(windows))
     batcher.close()
     for index in range(len(windows)):
         assert got[index] == pytest.approx(expected[index], abs=1e-6)
