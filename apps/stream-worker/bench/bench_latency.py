@@ -55,10 +55,11 @@ RATE = 16000
 SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "150"))
 INPUT = os.environ.get("BENCH_LATENCY_INPUT", "script")
 #: Real English recordings in packages' own test data: (pip requirement, file in the
-#: distribution, what was said). A phone conversation between two speakers (pyannote.audio's
-#: sample, 30 s; its human transcript ships beside it as an STM file), two CMU ARCTIC
-#: sentences (their text is the corpus's published prompt) and a short clip with no
-#: transcript (None: whisper's transcript of the whole clip stands in); all 16 kHz mono.
+#: distribution, what was said: the text, or the name of a transcript file beside the clip).
+#: A phone conversation between two speakers (pyannote.audio's sample, 30 s; its human
+#: transcript ships beside it as an STM file), two CMU ARCTIC sentences (their text is the
+#: corpus's published prompt) and a short clip with no transcript (None: whisper's transcript
+#: of the whole clip stands in); all 16 kHz mono.
 REAL_CLIPS: list[tuple[str, str, str | None]] = [
     ("pyannote.audio==4.0.7", "pyannote/audio/sample/sample.wav", "sample.stm"),
     (
@@ -216,23 +217,26 @@ def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]], list
                 check=True,
             )  # fmt: skip
         (archive,) = folder.iterdir()
-        if archive.suffix == ".whl":
-            with zipfile.ZipFile(archive) as wheel:
-                data = wheel.read(member)
-                if text is not None and text.endswith(".stm"):
-                    text = stm_text(wheel.read(member.rsplit("/", 1)[0] + "/" + text))
-        else:
-            with tarfile.open(archive) as sdist:
-                extracted = sdist.extractfile(member)
-                assert extracted is not None, f"{member} is not a file in {archive}"
-                data = extracted.read()
-        fmt, samples = read_wav(io.BytesIO(data))
+        if text is not None and text.endswith(".stm"):  # a transcript file beside the clip
+            text = stm_text(archive_member(archive, f"{member.rsplit('/', 1)[0]}/{text}"))
+        fmt, samples = read_wav(io.BytesIO(archive_member(archive, member)))
         mono = resample(samples.mean(axis=1).astype(np.int16), fmt.sample_rate, RATE)
         spans.append((at, at + mono.shape[0]))
         said.append(text)
         parts += [mono, np.zeros(RATE, np.int16)]
         at += mono.shape[0] + RATE
     return np.concatenate(parts), spans, said
+
+
+def archive_member(archive: Path, member: str) -> bytes:
+    """One file of a downloaded wheel or source archive."""
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as wheel:
+            return wheel.read(member)
+    with tarfile.open(archive) as sdist:
+        extracted = sdist.extractfile(member)
+        assert extracted is not None, f"{member} is not a file in {archive}"
+        return extracted.read()
 
 
 def stm_text(stm: bytes) -> str:
