@@ -40,6 +40,10 @@ SETTINGS = [  # (pause_ms, min_segment_ms, max_segment_ms, lookback_ms)
     (400, 1000, 2800, 1000),
     (250, 1000, 2000, 800),
     (250, 1000, 4000, 1000),
+    (250, 1000, 3500, 600),  # longer maxima: fewer hard cuts, for more delay
+    (250, 1000, 4000, 600),
+    (250, 1000, 4200, 600),
+    (250, 1000, 4500, 600),
 ]
 
 
