@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jiwer
 import numpy as np
 from whisper_normalizer.english import EnglishTextNormalizer  # type: ignore[import-untyped]  # no py.typed marker
 
@@ -265,20 +266,9 @@ def literal(text: str) -> list[str]:
 def wer_pct(reference: str, hypothesis: str) -> tuple[float, float]:
     """WER in percent of `hypothesis` against `reference`: normalised, and literal."""
     return (
-        round(100 * wer(normalise(reference), normalise(hypothesis)), 1),
-        round(100 * wer(literal(reference), literal(hypothesis)), 1),
+        round(100 * jiwer.wer(" ".join(normalise(reference)), " ".join(normalise(hypothesis))), 1),
+        round(100 * jiwer.wer(" ".join(literal(reference)), " ".join(literal(hypothesis))), 1),
     )
-
-
-def wer(reference: list[str], hypothesis: list[str]) -> float:
-    """Word error rate: edit distance (substitutions, insertions, deletions) / reference."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        current = [i]
-        for j, hyp in enumerate(hypothesis, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
-        previous = current
-    return previous[-1] / max(1, len(reference))
 
 
 def free_port() -> int:

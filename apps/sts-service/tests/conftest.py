@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import jiwer
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -223,27 +224,17 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
 
 
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(word edits from `reference` to `hypothesis`, words in `reference`)."""
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, 1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
-            )
-        previous = current
-    return previous[-1], len(ref)
-
-
 @pytest.fixture(scope="session")
 def wer() -> Callable[[list[str], list[str]], float]:
-    """`wer(references, hypotheses)`: word error rate over all pairs."""
+    """`wer(references, hypotheses)`: word error rate over all pairs, on `words` of each."""
 
     def rate(references: list[str], hypotheses: list[str]) -> float:
-        pairs = [word_errors(r, h) for r, h in zip(references, hypotheses, strict=True)]
-        return sum(e for e, _ in pairs) / sum(n for _, n in pairs)
+        return float(
+            jiwer.wer(
+                [" ".join(words(text)) for text in references],
+                [" ".join(words(text)) for text in hypotheses],
+            )
+        )
 
     return rate
 
