@@ -1,8 +1,7 @@
 """Validate the monorepo layout against its dirschema schema (`make validate-structure`).
 
 dirschema sees only what git would track (monorepo/tracked.py). Every workaround dirschema 0.1.0
-(unmaintained, its only release) needs is in this module; why each one:
-docs/decisions/0006-dirschema-in-its-own-environment.md.
+needs is in this module; decision 0006 says why each one.
 """
 
 from __future__ import annotations

@@ -93,12 +93,10 @@ def test_ci_runs_on_push_and_pull_request_over_every_supported_python() -> None:
 
 def test_ci_caches_pip_on_every_pyproject_and_lock() -> None:
     steps = load_yaml(CI)["jobs"]["test"]["steps"]
-    setup = [step for step in steps if str(step.get("uses", "")).startswith("actions/setup-python")]
+    [setup] = [step for step in steps if step.get("uses", "").startswith("actions/setup-python")]
 
-    assert len(setup) == 1
-    assert setup[0]["with"]["cache"] == "pip"
-    keys = setup[0]["with"]["cache-dependency-path"].split()
-    assert keys == ["**/pyproject.toml", "locks/**/*.txt"]
+    assert setup["with"]["cache"] == "pip"
+    assert setup["with"]["cache-dependency-path"].split() == ["**/pyproject.toml", "locks/**/*.txt"]
 
 
 def test_pull_requests_check_only_what_the_change_reaches_and_no_interpreter_is_named() -> None:
