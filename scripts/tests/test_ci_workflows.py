@@ -75,37 +75,27 @@ def test_workflows_are_valid_and_a_broken_one_is_rejected(tmp_path: Path) -> Non
     assert f"{CI}::" not in output and f"{VALIDATE}::" not in output, output
 
 
-def test_ci_runs_on_push_and_pull_request_over_every_supported_python() -> None:
+def test_ci_tests_every_supported_python_pip_cached_and_pull_requests_since_the_base() -> None:
+    """On push and pull request; a pull request checks only what the change reaches. No
+    interpreter is named, as the README names none: each matrix entry's setup-python is it."""
     workflow = load_yaml(CI)
     job = workflow["jobs"]["test"]
     classifiers = re.findall(
         r'"Programming Language :: Python :: (3\.\d+)"', (REPO / "pyproject.toml").read_text()
     )
+    steps = job["steps"]
+    [setup] = [step for step in steps if step.get("uses", "").startswith("actions/setup-python")]
+    runs = [str(step.get("run", "")) for step in steps]
 
     assert set(workflow["on"]) == {"push", "pull_request"}
     assert job["strategy"]["fail-fast"] is False
-    assert (
-        job["strategy"]["matrix"]["python-version"]
-        == classifiers
-        == ["3.10", "3.11", "3.12", "3.13"]
-    )
-
-
-def test_ci_caches_pip_on_every_pyproject_and_lock() -> None:
-    steps = load_yaml(CI)["jobs"]["test"]["steps"]
-    [setup] = [step for step in steps if step.get("uses", "").startswith("actions/setup-python")]
-
+    matrix = job["strategy"]["matrix"]["python-version"]
+    assert matrix == classifiers == ["3.10", "3.11", "3.12", "3.13"]
     assert setup["with"]["cache"] == "pip"
     assert setup["with"]["cache-dependency-path"].split() == ["**/pyproject.toml", "locks/**/*.txt"]
-
-
-def test_pull_requests_check_only_what_the_change_reaches_and_no_interpreter_is_named() -> None:
-    job = load_yaml(CI)["jobs"]["test"]
     assert "github.base_ref" in job["env"]["SINCE_REF"]
-    runs = [str(step.get("run", "")) for step in job["steps"]]
     assert any("make check" in r and "SINCE=$SINCE_REF" in r for r in runs)
     assert any("make test-coverage" in r and "SINCE=$SINCE_REF" in r for r in runs)
-    # As the README names none: each matrix entry's setup-python is the interpreter.
     assert "PYTHON" not in job["env"]
     assert not [run for run in runs if "PYTHON=" in run]
 
