@@ -288,20 +288,16 @@ def test_cli_without_the_tools_environment_says_what_to_do() -> None:
 
 
 # (change to the git copy, extra arguments, exit status, a line's start in stdout, stderr text)
+# `rm .git` makes a copy outside git, whose files the walk lists.
 README_MISSING = "README.md: missing: the repository root needs README.md"
 NOT_DIRSCHEMA = "not a valid dirschema schema"
+FAILED = "FAILED: 2 problem(s)"
 MAIN_CASES = {
-    "violations": ("rm README.md, add specs/B.md", "", 1, README_MISSING, "FAILED: 2 problem(s)"),
+    "violations": ("rm README.md, add specs/B.md", "", 1, README_MISSING, FAILED),
     "success": ("", "", 0, "structure OK: ", ""),
-    "success-outside-git": ("rm .git", "", 0, "structure OK: ", ""),
-    "violations-outside-git": (
-        "rm apps/sts-service/sts_service/py.typed, add specs/b.md, rm .git",
-        "",
-        1,
-        f"apps/sts-service/sts_service/py.typed: {MISSING_TYPED}",
-        "FAILED: 2 problem(s)",
-    ),
-    "default-schema-is-the-repos": ("", "", 1, "specs/001-monorepo-layout.md: no specs", ""),
+    "success-walked": ("rm .git", "", 0, "structure OK: ", ""),
+    "violations-walked": ("rm README.md, add specs/b.md, rm .git", "", 1, README_MISSING, FAILED),
+    "default-schema-is-the-repos": ("rm .schemas", "", 2, "", f"{sv.DEFAULT_SCHEMA}: schema file"),
     "missing-schema": ("", "--schema {tmp}/nope.yaml", 2, "", "nope.yaml: schema file not found"),
     "invalid-schema": ("", "--schema {tmp}/dirs.yaml", 2, "", f"dirs.yaml: {NOT_DIRSCHEMA}"),
     "repo-not-a-directory": ("", "--repo {tmp}/nowhere", 2, "", "nowhere: not a directory"),
@@ -324,17 +320,13 @@ def test_main_exit_status_and_messages(
 ) -> None:
     repo = structure_copy
     for command in change.split(", ") if change else []:
-        if command == "rm .git":  # a copy outside git: the walk lists the files
+        if command == "rm .git":
             repo = tmp_path / "repo"
             shutil.copytree(structure_copy, repo, ignore=shutil.ignore_patterns(".git"))
         else:
             _mutate(repo, command)
     (tmp_path / "dirs.yaml").write_text("title: x\ndirs:\n  - name: specs\n")  # not dirschema rules
-    if "no specs" in out:  # the default schema is <repo>/.schemas/..., wherever we run
-        (repo / ".schemas/monorepo-structure.yaml").write_text(
-            "if: {match: '^specs/.*'}\nthen: {type: false, description: no specs here}\n"
-        )
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the default schema is <repo>/.schemas/..., wherever we run
 
     assert sv.main(["--repo", str(repo), *args.format(tmp=tmp_path).split()]) == status
     stdout, stderr = capsys.readouterr()
