@@ -7,6 +7,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import venv
 from collections.abc import Iterator
 from pathlib import Path
 from unittest.mock import Mock
@@ -231,11 +232,7 @@ def test_outside_git_the_walk_lists_what_git_would_track(structure_copy: Path) -
     ).split():
         _touch(structure_copy / name)
     (structure_copy / "libs/shared-utils/.gitignore").write_text("*.wav\n!keep.wav\n")
-    venv = structure_copy / "apps/sts-service/.venv"  # as `python -m venv` leaves one: symlinks
-    _touch(venv / "lib/python3/site-packages/pip/__init__.py")
-    (venv / "lib64").symlink_to("lib")
-    (venv / "bin").mkdir()
-    (venv / "bin/python").symlink_to(sys.executable)
+    venv.create(structure_copy / "apps/sts-service/.venv", symlinks=True)  # files and symlinks
     walked = set(tracked.walk_files(structure_copy))
     assert set(tracked.git_files(structure_copy) or ()) == walked
     assert "apps/sts-service/.env.example" in walked
