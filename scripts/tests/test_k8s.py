@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import k8s_validate
 import pytest
@@ -26,8 +26,7 @@ Objects = list[dict[str, Any]]
 
 @pytest.fixture(scope="module", params=OVERLAY_NAMES)
 def overlay(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +46,7 @@ def _one(objects: Objects, kind: str, name_prefix: str) -> dict[str, Any]:
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
-    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
-    return container
+    return cast(dict[str, Any], deployment["spec"]["template"]["spec"]["containers"][0])
 
 
 def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -30,10 +30,7 @@ GENERIC_PREFIXES = tuple((GENERIC + "Validation failed").split("|"))
 # The schema's descriptions, as printed (abbreviated to a unique prefix).
 MISSING_UNIT = "missing: every package needs unit tests in tests/unit/"
 MISSING_PYPROJECT = "missing: every package needs pyproject.toml"
-MISSING_INIT = (
-    "missing: the import package (the package folder's name with '-' replaced by '_') "
-    "needs __init__.py"
-)
+MISSING_INIT = "missing: the import package (the package folder's name with '-' replaced by '_')"
 MISSING_TYPED = "missing: the import package needs an empty py.typed marker"
 KEBAB = "apps/ and libs/ hold only package folders named in kebab-case"
 ONE_PACKAGE = "is a Python package, but a package folder holds exactly one"
