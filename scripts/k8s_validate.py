@@ -53,21 +53,21 @@ def settings_problem(settings: Path = SETTINGS, env_example: Path = ENV_EXAMPLE)
 
 def render(kustomization: Path) -> list[dict[str, Any]]:
     """The objects `kubectl kustomize` renders from a folder, with no flags, as users do."""
-    command = [str(KUBECTL), "kustomize"]
-    result = subprocess.run([*command, str(kustomization)], capture_output=True, text=True)
+    command = [str(KUBECTL), "kustomize", str(kustomization)]
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         where = kustomization.relative_to(REPO)
         raise ValueError(f"{where}: kubectl kustomize failed: {result.stderr.strip()}")
     return [doc for doc in YAML(typ="safe").load_all(result.stdout) if doc]
 
 
-def problems(objects: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> list[str]:
+def problems(objects: list[dict[str, Any]]) -> list[str]:
     """One message per object that fails its Kubernetes schema (strict: no unknown field)."""
     found = []
     for obj in objects:
         name = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
         try:
-            kubernetes_validate.validate(obj, version, strict=True)
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(part) for part in exc.path)
             found.append(f"{name}: {path or '(top)'}: {exc.message}")
@@ -75,7 +75,7 @@ def problems(objects: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -
             kubernetes_validate.SchemaNotFoundError,
             kubernetes_validate.InvalidSchemaError,
         ) as exc:
-            found.append(f"{name}: no schema for it in Kubernetes {version}: {exc}")
+            found.append(f"{name}: no schema for it in Kubernetes {KUBERNETES_VERSION}: {exc}")
     return found
 
 

@@ -1,8 +1,7 @@
 """Validate the monorepo layout against its dirschema schema (`make validate-structure`).
 
 dirschema sees only what git would track (monorepo/tracked.py). Every workaround dirschema 0.1.0
-(unmaintained, its only release) needs is in this module; why each one:
-docs/decisions/0006-dirschema-in-its-own-environment.md.
+needs is in this module; decision 0006 says why each one.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import sys
 import time
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, NamedTuple, Protocol, cast
 
 from monorepo.tracked import git_files, walk_files
@@ -38,8 +37,7 @@ class Validator(Protocol):
 def _import_dirschema() -> tuple[types.ModuleType, types.ModuleType]:
     """``dirschema.adapters`` and ``dirschema.validate``, or DirschemaUnavailableError.
 
-    The h5py placeholder and ``pydantic.v1`` stand in during the import only (h5py, its ``[h5]``
-    extra, is ~55 MB, and no HDF5 file is validated here: its HDF5 support stays off).
+    The h5py placeholder and ``pydantic.v1`` stand in during the import only (decision 0006).
     """
     first_import = "dirschema.adapters" not in sys.modules
     placeholder = first_import and not importlib.util.find_spec("h5py")
@@ -84,13 +82,8 @@ class TrackedTree:
 
     def __init__(self, root: Path, files: Iterable[str], source: str) -> None:
         self.root, self.source, self.files = root, source, frozenset(files)
-        dirs: set[str] = {""}
-        for name in self.files:
-            parent = name.rpartition("/")[0]
-            while parent not in dirs:
-                dirs.add(parent)
-                parent = parent.rpartition("/")[0]
-        self.dirs = frozenset(dirs)
+        parents = {str(parent) for name in self.files for parent in PurePosixPath(name).parents}
+        self.dirs = frozenset((parents - {"."}) | {""})  # the root is "", not "."
 
     @classmethod
     def for_path(cls, path: Path) -> TrackedTree:
@@ -118,21 +111,21 @@ class TrackedTree:
             return None
 
     def decode_json(self, data: IO[bytes], path: str) -> object:
-        """A file's bytes as JSON, else YAML, as dirschema's own adapters do (None if neither)."""
+        """A file's bytes as JSON, else YAML (None if neither).
+
+        dirschema's own tries YAML on the stream that the JSON attempt already read to its end.
+        """
+        from ruamel.yaml import YAML  # the tools env's: a bare interpreter lacks it
+        from ruamel.yaml.error import YAMLError
+
         raw = data.read()
         try:
             return cast(object, json.loads(raw))
         except ValueError:
-            yaml = importlib.import_module("ruamel.yaml")
             try:
-                return cast(object, yaml.YAML(typ="safe").load(io.BytesIO(raw)))
-            except Exception:  # ruamel's parser errors share no public base class
+                return cast(object, YAML(typ="safe").load(raw))
+            except YAMLError:
                 return None
-
-    def load_meta(self, path: str) -> object:
-        """A listed file as JSON/YAML metadata (None if unlisted or unparsable)."""
-        handle = self.open_file(path)
-        return None if handle is None else self.decode_json(handle, path)
 
 
 def load_validator(schema: Path) -> Validator:

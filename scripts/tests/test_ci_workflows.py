@@ -43,20 +43,10 @@ def workflow_targets(path: Path) -> list[str]:
     return targets_in(line for step in steps for line in str(step.get("run", "")).splitlines())
 
 
-def readme_quick_start_lines(readme: str | None = None) -> list[str]:
+def readme_quick_start_lines(readme: str) -> list[str]:
     """README's quick-start command lines, as printed, from the first ```bash block."""
-    text = (REPO / "README.md").read_text() if readme is None else readme
-    block = text.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    block = readme.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     return [line.strip() for line in block.strip().splitlines()]
-
-
-def readme_quick_start() -> dict[str, list[str]]:
-    """README's quick-start commands: {comment: targets}."""
-    commands: dict[str, list[str]] = {}
-    for line in readme_quick_start_lines():
-        command, _, comment = line.partition("#")
-        commands[comment.strip()] = make_targets(command)
-    return commands
 
 
 def set_up_commands_missing_from_ci(readme: str, ci_run: str) -> list[str]:
@@ -85,51 +75,39 @@ def test_workflows_are_valid_and_a_broken_one_is_rejected(tmp_path: Path) -> Non
     assert f"{CI}::" not in output and f"{VALIDATE}::" not in output, output
 
 
-def test_ci_runs_on_push_and_pull_request_over_every_supported_python() -> None:
+def test_ci_tests_every_supported_python_pip_cached_and_pull_requests_since_the_base() -> None:
+    """On push and pull request; a pull request checks only what the change reaches. No
+    interpreter is named, as the README names none: each matrix entry's setup-python is it."""
     workflow = load_yaml(CI)
     job = workflow["jobs"]["test"]
     classifiers = re.findall(
         r'"Programming Language :: Python :: (3\.\d+)"', (REPO / "pyproject.toml").read_text()
     )
+    steps = job["steps"]
+    [setup] = [step for step in steps if step.get("uses", "").startswith("actions/setup-python")]
+    runs = [str(step.get("run", "")) for step in steps]
 
     assert set(workflow["on"]) == {"push", "pull_request"}
     assert job["strategy"]["fail-fast"] is False
-    assert (
-        job["strategy"]["matrix"]["python-version"]
-        == classifiers
-        == ["3.10", "3.11", "3.12", "3.13"]
-    )
-
-
-def test_ci_caches_pip_on_every_pyproject_and_lock() -> None:
-    steps = load_yaml(CI)["jobs"]["test"]["steps"]
-    setup = [step for step in steps if str(step.get("uses", "")).startswith("actions/setup-python")]
-
-    assert len(setup) == 1
-    assert setup[0]["with"]["cache"] == "pip"
-    keys = setup[0]["with"]["cache-dependency-path"].split()
-    assert keys == ["**/pyproject.toml", "locks/**/*.txt"]
-
-
-def test_pull_requests_check_only_what_the_change_reaches_and_no_interpreter_is_named() -> None:
-    job = load_yaml(CI)["jobs"]["test"]
+    matrix = job["strategy"]["matrix"]["python-version"]
+    assert matrix == classifiers == ["3.10", "3.11", "3.12", "3.13"]
+    assert setup["with"]["cache"] == "pip"
+    assert setup["with"]["cache-dependency-path"].split() == ["**/pyproject.toml", "locks/**/*.txt"]
     assert "github.base_ref" in job["env"]["SINCE_REF"]
-    runs = [str(step.get("run", "")) for step in job["steps"]]
     assert any("make check" in r and "SINCE=$SINCE_REF" in r for r in runs)
     assert any("make test-coverage" in r and "SINCE=$SINCE_REF" in r for r in runs)
-    # As the README names none: each matrix entry's setup-python is the interpreter.
     assert "PYTHON" not in job["env"]
     assert not [run for run in runs if "PYTHON=" in run]
 
 
 def test_ci_ci_run_readme_and_the_root_makefile_agree_on_the_targets() -> None:
     ci, validate = workflow_targets(CI), workflow_targets(VALIDATE)
-    quick_start = readme_quick_start()
-    readme_targets = {t for targets in quick_start.values() for t in targets}
-    tests = [targets for comment, targets in quick_start.items() if "pass the tests" in comment]
+    quick_start = readme_quick_start_lines((REPO / "README.md").read_text())
+    readme_targets = set(targets_in(quick_start))
+    tests = [make_targets(line) for line in quick_start if "pass the tests" in line]
 
     assert ci == targets_in((REPO / ".ci" / "run").read_text().splitlines())
-    assert tests, "README's quick start has no command commented 'pass the tests'"
+    assert len(tests) == 1, "README's quick start has no command commented 'pass the tests'"
     assert ci[: len(tests[0])] == tests[0], "CI must start with README's test command"
     assert set(ci) <= readme_targets, (
         f"CI runs targets the README hides: {set(ci) - readme_targets}"

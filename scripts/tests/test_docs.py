@@ -67,11 +67,9 @@ def test_architecture_dependency_table_matches_the_pyprojects() -> None:
 
 
 def make_targets_in(path: Path) -> set[str]:
-    targets: set[str] = set()
-    for found in re.finditer(r"`(?:cd \S+ && )?make ((?:[a-z][a-z0-9-]*\s?)+)", path.read_text()):
-        targets.update(found.group(1).split())
-    targets.update(re.findall(r"^\s*(?:cd \S+ && )?make ([a-z][a-z0-9-]*)", path.read_text(), re.M))
-    return targets
+    """The targets of each `[cd DIR && ]make ...` in a code span or starting a line."""
+    pattern = r"(?:`|^\s*)(?:cd \S+ && )?make ((?:[a-z][a-z0-9-]* ?)+)"
+    return {t for found in re.findall(pattern, path.read_text(), re.M) for t in found.split()}
 
 
 def test_every_make_target_named_in_the_docs_and_prompts_exists() -> None:

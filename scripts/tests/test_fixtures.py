@@ -4,13 +4,13 @@ shared_utils.contract's models and by the JSON Schema specs/002-sts-contract.md 
 from __future__ import annotations
 
 import json
-import re
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 import pytest
-from scaffold import REPO, TOOLS_VENV, Result, package_venv_python, run, run_ok
+from scaffold import REPO, TOOLS_VENV, package_venv_python, run, run_ok
 
 FIXTURES = REPO / ".specify" / "test-fixtures"
 VALID = sorted((FIXTURES / "contract" / "valid").glob("*.json"))
@@ -18,13 +18,15 @@ INVALID = sorted((FIXTURES / "contract" / "invalid").glob("*.json"))
 SAMPLE_GENERATOR = FIXTURES / "audio" / "make_sample.py"
 SPEC = REPO / "specs" / "002-sts-contract.md"
 
-# Run in libs/shared-utils/.venv: validate each file with its model, print one JSON verdict each.
+# Run in libs/shared-utils/.venv: the JSON Schema the spec publishes (read by the library's own
+# extractor), the contract's model names, and each fixture validated by its model.
 VALIDATE = """
 import json, sys
 from pydantic import ValidationError
 from shared_utils.contract import CONTRACT_MODELS
+from shared_utils.contract_cli import extract_schema_block
 verdicts = {}
-for model_name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+for model_name, path in zip(sys.argv[2::2], sys.argv[3::2]):
     text = open(path).read()
     try:
         model = CONTRACT_MODELS[model_name].model_validate_json(text)
@@ -33,32 +35,32 @@ for model_name, path in zip(sys.argv[1::2], sys.argv[2::2]):
     else:
         same = model.model_dump(mode="json") == json.loads(text)
         verdicts[path] = {"ok": True, "round_trip": same}
-print(json.dumps({"models": sorted(CONTRACT_MODELS), "verdicts": verdicts}))
+block = extract_schema_block(open(sys.argv[1]).read())
+schema = json.loads(block.removeprefix("```json").removesuffix("```\\n"))
+print(json.dumps({"models": sorted(CONTRACT_MODELS), "verdicts": verdicts, "schema": schema}))
 """
 
 
 def model_for(path: Path) -> str:
     """The contract model a fixture is for, named by its first two words: process-request-*.json
-    is for ProcessRequest (an unknown model fails the `verdicts` run with a KeyError)."""
+    is for ProcessRequest (an unknown model fails the `contract` run with a KeyError)."""
     return "".join(word.title() for word in path.stem.split("-")[:2])
 
 
 @pytest.fixture(scope="module")
-def verdicts() -> tuple[list[str], dict[str, dict[str, object]]]:
-    """The contract's model names, and every fixture validated by its model, in one run."""
+def contract() -> dict[str, Any]:
+    """The published schema, the model names and every fixture's verdict, from one run."""
     python = package_venv_python("libs/shared-utils")
     args = [item for path in VALID + INVALID for item in (model_for(path), str(path))]
-    data = json.loads(run_ok([str(python), "-c", VALIDATE, *args], cwd=REPO).splitlines()[-1])
-    return data["models"], data["verdicts"]
+    output = run_ok([str(python), "-c", VALIDATE, str(SPEC), *args], cwd=REPO)
+    data: dict[str, Any] = json.loads(output.splitlines()[-1])
+    return data
 
 
-def test_valid_fixtures_validate_and_round_trip_with_the_models(
-    verdicts: tuple[list[str], dict[str, dict[str, object]]],
-) -> None:
-    models, verdict = verdicts
+def test_valid_fixtures_validate_and_round_trip_with_the_models(contract: dict[str, Any]) -> None:
     for path in VALID:
-        assert verdict[str(path)] == {"ok": True, "round_trip": True}, path.name
-    assert sorted({model_for(path) for path in VALID}) == models  # every model has an example
+        assert contract["verdicts"][str(path)] == {"ok": True, "round_trip": True}, path.name
+    assert sorted({model_for(path) for path in VALID}) == contract["models"]  # one example each
 
 
 EXPECTED_ERRORS = {
@@ -71,31 +73,12 @@ EXPECTED_ERRORS = {
 }
 
 
-def test_each_invalid_fixture_is_rejected_for_its_stated_reason(
-    verdicts: tuple[list[str], dict[str, dict[str, object]]],
-) -> None:
+def test_each_invalid_fixture_is_rejected_for_its_stated_reason(contract: dict[str, Any]) -> None:
     assert sorted(EXPECTED_ERRORS) == sorted(path.name for path in INVALID)
     for path in INVALID:
-        verdict = verdicts[1][str(path)]
+        verdict = contract["verdicts"][str(path)]
         assert verdict["ok"] is False, f"{path.name} was accepted"
-        assert EXPECTED_ERRORS[path.name] in str(verdict["error"]), path.name
-
-
-def check_published_schema(paths: list[Path], tmp_path: Path) -> Result:
-    """check-jsonschema on `paths` (as one JSON array), each against its model's definition in
-    the JSON Schema that specs/002-sts-contract.md publishes."""
-    text = SPEC.read_text()
-    block = text.split("<!-- BEGIN GENERATED CONTRACT SCHEMA -->", 1)[1]
-    block = block.split("<!-- END GENERATED CONTRACT SCHEMA -->", 1)[0]
-    found = re.search(r"```json\n(.*?)```", block, re.DOTALL)
-    assert found, f"{SPEC}: no ```json block between the schema markers"
-    items = [{"$ref": f"#/$defs/{model_for(path)}"} for path in paths]
-    schema = {**json.loads(found.group(1)), "type": "array", "prefixItems": items, "items": False}
-    (tmp_path / "schema.json").write_text(json.dumps(schema))
-    instance = tmp_path / "fixtures.json"
-    instance.write_text(json.dumps([json.loads(path.read_text()) for path in paths]))
-    checker = str(TOOLS_VENV / "bin" / "check-jsonschema")
-    return run([checker, "--schemafile", str(tmp_path / "schema.json"), str(instance)], cwd=REPO)
+        assert EXPECTED_ERRORS[path.name] in verdict["error"], path.name
 
 
 NEGATIVE_SEQUENCE = FIXTURES / "contract" / "invalid" / "process-request-negative-sequence.json"
@@ -107,9 +90,17 @@ NEGATIVE_SEQUENCE = FIXTURES / "contract" / "invalid" / "process-request-negativ
     ids=["valid-fixtures-pass", "a-schema-level-violation-fails"],
 )
 def test_the_published_json_schema(
-    tmp_path: Path, paths: list[Path], status: int, says: str
+    contract: dict[str, Any], tmp_path: Path, paths: list[Path], status: int, says: str
 ) -> None:
-    result = check_published_schema(paths, tmp_path)
+    """check-jsonschema on the fixtures as one JSON array, each against its model's definition."""
+    items = [{"$ref": f"#/$defs/{model_for(path)}"} for path in paths]
+    schema = {**contract["schema"], "type": "array", "prefixItems": items, "items": False}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    instance = tmp_path / "fixtures.json"
+    instance.write_text(json.dumps([json.loads(path.read_text()) for path in paths]))
+    checker = str(TOOLS_VENV / "bin" / "check-jsonschema")
+
+    result = run([checker, "--schemafile", str(tmp_path / "schema.json"), str(instance)], REPO)
 
     assert result.returncode == status, result.output
     assert says in result.output

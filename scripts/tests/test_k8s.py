@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import k8s_validate
 import pytest
@@ -26,8 +26,7 @@ Objects = list[dict[str, Any]]
 
 @pytest.fixture(scope="module", params=OVERLAY_NAMES)
 def overlay(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +46,7 @@ def _one(objects: Objects, kind: str, name_prefix: str) -> dict[str, Any]:
 
 
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
-    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
-    return container
+    return cast(dict[str, Any], deployment["spec"]["template"]["spec"]["containers"][0])
 
 
 def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -78,10 +76,8 @@ def test_the_generated_settings_file_is_current_and_a_stale_one_is_named(tmp_pat
     assert k8s_validate.settings_problem() is None, "run `make -C scripts k8s-settings`"
 
     env_example, settings = tmp_path / ".env.example", tmp_path / "settings.env"
-    env_example.write_text("STS_PORT=8000\n")
-    settings.write_text(k8s_validate.settings_text(env_example))
-    assert k8s_validate.settings_problem(settings, env_example) is None
     env_example.write_text("STS_PORT=8001\n")
+    settings.write_text(k8s_validate.settings_text(env_example).replace("8001", "8000"))
     stale = k8s_validate.settings_problem(settings, env_example)
     assert stale is not None and "settings.env" in stale and "k8s-settings" in stale
     settings.unlink()
@@ -91,11 +87,11 @@ def test_the_generated_settings_file_is_current_and_a_stale_one_is_named(tmp_pat
 
 def test_no_kustomization_reaches_outside_infra_k8s() -> None:
     """kubectl, Argo CD and Flux refuse it under their default load restrictor."""
-    for kustomization in (REPO / "infra" / "k8s").rglob("kustomization.yaml"):
+    for kustomization in k8s_validate.K8S.rglob("kustomization.yaml"):
         for line in kustomization.read_text().splitlines():
             for word in re.findall(r"(?:\.\./)+[\w./-]*", line):
                 target = (kustomization.parent / word).resolve()
-                assert target.is_relative_to(REPO / "infra" / "k8s"), f"{kustomization}: {line}"
+                assert target.is_relative_to(k8s_validate.K8S), f"{kustomization}: {line}"
 
 
 def test_sts_service_probes_and_termination(objects: Objects) -> None:
@@ -186,7 +182,7 @@ def test_prod_requires_tokens_and_dev_does_not(overlay: str, objects: Objects) -
 
 
 def test_no_manifest_holds_a_secret_value() -> None:
-    for path in (REPO / "infra" / "k8s").rglob("*"):
+    for path in k8s_validate.K8S.rglob("*"):
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not re.search(r"^kind: Secret$", text, re.M), f"{path}: never commit a Secret"
