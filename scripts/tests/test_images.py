@@ -25,7 +25,7 @@ from scaffold import REPO, outside_make_env, run
 
 SERVICES = tuple(images.SERVICES)
 VARIANTS = [(service, "") for service in SERVICES]
-if images.has_extra("sts-service", "engines"):
+if "engines" in images.project("sts-service").get("optional-dependencies", {}):
     VARIANTS.append(("sts-service", "engines"))
 
 
@@ -122,10 +122,7 @@ def built(engine: None) -> Iterator[dict[tuple[str, str], images.Built]]:
 
 
 def _docker(*args: str) -> str:
-    """docker's answer (stripped); CalledProcessError when it fails."""
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return images.output("docker", *args).strip()
 
 
 @pytest.mark.parametrize(("service", "extra"), VARIANTS)
