@@ -239,6 +239,11 @@ def run_one_process(streams: int, layout: Layout) -> Round:
     )  # fmt: skip
 
 
+def numbers(text: str) -> list[int]:
+    """A comma-separated list of stream counts (ValueError, which argparse reports, if not)."""
+    return [int(number) for number in text.split(",")]
+
+
 def sweep(name: str, counts: list[int], layout: Layout) -> list[Round]:
     """One layout's rounds, until one does not keep up."""
     rounds: list[Round] = []
@@ -283,9 +288,7 @@ def verdict(layout: str, rounds: list[Round]) -> None:
     )
 
 
-async def measure(
-    args: argparse.Namespace, layouts: list[str], counts: dict[str, list[int]]
-) -> dict[str, list[Round]]:
+async def measure(args: argparse.Namespace) -> dict[str, list[Round]]:
     """Every layout's sweep against one sts-service (echo, or the real engines)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -311,8 +314,10 @@ async def measure(
                 port, service.process.pid, venv_python("apps/stream-worker"), sample, work,
                 args.segmenter, stagger_s,
             )  # fmt: skip
+            counts = {"per-process": args.streams, "one-process": args.one_process_streams}
             return {
-                name: await asyncio.to_thread(sweep, name, counts[name], layout) for name in layouts
+                name: await asyncio.to_thread(sweep, name, counts[name], layout)
+                for name in args.layouts
             }
 
 
@@ -320,10 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the sweeps, one line per round, then the verdicts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--streams", default="1,8,16,32", help="per-process: comma-separated sweep of N"
+        "--streams",
+        type=numbers,
+        default="1,8,16,32",
+        help="per-process: comma-separated sweep of N",
     )
     parser.add_argument(
         "--one-process-streams",
+        type=numbers,
         default="1,50,100,150",
         help="one-process: comma-separated sweep of N (its first N is the per-stream baseline)",
     )
@@ -335,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the real engines (whisper, Apertium, Pico; make install ENGINES=1 and make "
         "install-engines-system) on English speech read by Pico, instead of echo",
     )
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="which layouts to run")
+    parser.add_argument(
+        "--layouts", type=lambda text: text.split(","), default=LAYOUTS, help="which layouts to run"
+    )
     parser.add_argument(
         "--stagger",
         action="store_true",
@@ -344,14 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         "stream's segments end together)",
     )
     args = parser.parse_args(argv)
-    counts = {
-        "per-process": [int(n) for n in args.streams.split(",")],
-        "one-process": [int(n) for n in args.one_process_streams.split(",")],
-    }
-    layouts = [layout for layout in args.layouts.split(",") if layout]
-    for layout in layouts:
-        if layout not in LAYOUTS:
-            raise SystemExit(f"capacity: --layouts: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if unknown := set(args.layouts) - set(LAYOUTS):
+        parser.error(f"--layouts: {', '.join(sorted(unknown))} is not one of {', '.join(LAYOUTS)}")
     print(f"capacity: load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(
         "capacity: layout      | streams | fallbacks | failed | round trip p95 ms "
@@ -359,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "| start-up s | wall s"
     )
     try:
-        results = asyncio.run(measure(args, layouts, counts))
+        results = asyncio.run(measure(args))
     except DevError as exc:
         raise SystemExit(f"capacity: {exc}") from None
     for name, rounds in results.items():
