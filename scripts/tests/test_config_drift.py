@@ -21,12 +21,10 @@ COMPOSE = REPO / "infra" / "docker-compose.local.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 COMPOSE_SCHEMA = REPO / "infra" / "compose-spec" / "compose-spec.json"
 STS_DOCKERFILE = REPO / "infra" / "sts-service.Dockerfile"
-WORKER_DOCKERFILE = REPO / "infra" / "stream-worker.Dockerfile"
 STS_PROD_DOCKERFILE = REPO / "infra" / "sts-service.prod.Dockerfile"
-WORKER_PROD_DOCKERFILE = REPO / "infra" / "stream-worker.prod.Dockerfile"
-DOCKERFILES = (STS_DOCKERFILE, WORKER_DOCKERFILE)  # dev: editable installs compose mounts over
-ALL_DOCKERFILES = (*DOCKERFILES, STS_PROD_DOCKERFILE, WORKER_PROD_DOCKERFILE)
-DEV_SCRIPTS = (REPO / "scripts" / "devproc.py",)
+ALL_DOCKERFILES = sorted((REPO / "infra").glob("*.Dockerfile"))
+#: The dev images: editable installs that compose mounts the sources over.
+DOCKERFILES = [path for path in ALL_DOCKERFILES if not path.name.endswith(".prod.Dockerfile")]
 TOOLS_BIN = Path(sys.executable).parent
 
 #: Anything that names a variable: STS_PORT, `WORKER_STS_URL`, ${STS_PORT}, STS_FAULT_* ...
@@ -195,7 +193,7 @@ def test_env_example_holds_only_service_and_dev_loop_variables() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [STS_DOCKERFILE, STS_PROD_DOCKERFILE, COMPOSE, *DEV_SCRIPTS],
+    [STS_DOCKERFILE, STS_PROD_DOCKERFILE, COMPOSE, REPO / "scripts" / "devproc.py"],
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_health_checks_use_the_contract_route(path: Path, sts: dict[str, Any]) -> None:
@@ -213,7 +211,7 @@ def test_sts_dockerfile_and_compose_both_have_a_healthcheck() -> None:
     assert healthcheck["test"][0] == "CMD"
 
 
-def test_defaults_agree_across_contract_and_settings(
+def test_defaults_agree_across_contract_settings_and_env_example(
     sts: dict[str, Any], worker: dict[str, Any]
 ) -> None:
     defaults, url = sts["defaults"], sts["default_url"]
@@ -224,15 +222,9 @@ def test_defaults_agree_across_contract_and_settings(
         f"WorkerSettings.sts_url defaults to {worker['defaults']['sts_url']}, "
         f"the contract's DEFAULT_STS_URL is {url}"
     )
-
-
-def test_env_example_uses_the_default_port_and_host(sts: dict[str, Any]) -> None:
     env = read_env_file(ENV_EXAMPLE)
-    assert env.get("STS_PORT") == str(sts["default_port"]), (
-        f".env.example STS_PORT={env.get('STS_PORT')}, default is {sts['default_port']}"
-    )
-    assert env.get("STS_HOST") == sts["default_host"]
-    assert env.get("WORKER_STS_URL", sts["default_url"]) == sts["default_url"]
+    assert (env.get("STS_HOST"), env.get("STS_PORT")) == (defaults["host"], defaults["port"])
+    assert env.get("WORKER_STS_URL", url) == url, ".env.example: the default URL or none"
 
 
 @pytest.mark.parametrize("dockerfile", [STS_DOCKERFILE, STS_PROD_DOCKERFILE], ids=lambda p: p.name)
