@@ -26,7 +26,6 @@ from devproc import (
     free_port,
     health,
     json_records,
-    running,
     say,
     speak_command,
     stream_worker,
@@ -63,7 +62,7 @@ async def dub(
     summary.unlink(missing_ok=True)
     command = ["-m", "stream_worker", "--input", str(source), "--output", str(output)]
     command += ["--sts-url", url, "--require-sts", "--summary-json", str(summary)]
-    async with running(stream_worker(*command, "--log-format", "console", *options, env=env)) as w:
+    async with stream_worker(*command, "--log-format", "console", *options, env=env) as w:
         await w.finish(timeout_s)
     try:
         answer: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
@@ -99,7 +98,7 @@ async def speak_bulletin(path: Path, env: dict[str, str]) -> Path:
     if check.returncode != 0:
         raise DevError(f"engines not installed ({check.stdout.strip()}): {INSTALL_HINT}")
     speak = speak_command(path, NEWS, len(NEWS) * SEGMENT_S, SEGMENT_S)
-    async with running(Service("pico", speak, env)) as speaker:
+    async with Service("pico", speak, env) as speaker:
         await speaker.finish(SPEAK_TIMEOUT_S)
     return path
 
