@@ -3,6 +3,7 @@ package venvs on free ports; they fail (never skip) when `make install` was not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,24 +34,21 @@ def _make_env(**extra: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith(("STS_", "WORKER_", "DEV_"))} | extra
 
 
-def _processes_with(proc_file: str, needle: str) -> list[str]:
-    """Processes whose /proc/PID/`proc_file` (``cmdline``, ``environ``) holds `needle`."""
-    found = []
+def _a_process_with(proc_file: str, needle: str) -> bool:
+    """Whether a process's /proc/PID/`proc_file` (``cmdline``, ``environ``) holds `needle`."""
     for path in Path("/proc").glob(f"[0-9]*/{proc_file}"):
-        try:
+        with contextlib.suppress(OSError):  # it ended, or is not ours to read
             if needle.encode() in b"\0" + path.read_bytes():
-                found.append(path.parent.name)
-        except OSError:
-            continue
-    return found
+                return True
+    return False
 
 
 def _assert_stopped_quietly(output: str, port: int, workdir: Path) -> None:
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     assert "killed" not in output, f"a service had to be killed:\n{output}"
     assert port_is_free("127.0.0.1", port), f"something still listens on {port}"
-    assert not _processes_with("environ", f"\0STS_PORT={port}\0"), "sts-service was left running"
-    assert not _processes_with("cmdline", str(workdir)), "stream-worker was left running"
+    assert not _a_process_with("environ", f"\0STS_PORT={port}\0"), "sts-service was left running"
+    assert not _a_process_with("cmdline", str(workdir)), "stream-worker was left running"
 
 
 def _stop_signals_at_default() -> None:
