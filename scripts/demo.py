@@ -24,7 +24,6 @@ from devproc import (
     clean_env,
     cli,
     free_port,
-    health,
     json_records,
     say,
     speak_command,
@@ -128,10 +127,8 @@ async def run(args: argparse.Namespace) -> int:
     engines = " (whisper, apertium, pico); loading models" if args.engines else ""
     say(NAME, f"2/4 starting sts-service on {url}{engines}")
     try:
-        async with sts_service(url, sts_env, LOAD_TIMEOUT_S if log else HEALTH_TIMEOUT_S, log):
-            answer = health(url) or {}
-            if answer.get("status") != "healthy":
-                raise DevError(f"sts-service is {answer.get('status')}: {answer.get('backends')}")
+        timeout_s = LOAD_TIMEOUT_S if log else HEALTH_TIMEOUT_S
+        async with sts_service(url, sts_env, timeout_s, log, healthy=True):
             say(
                 NAME, f"3/4 dubbing it through stream-worker, {time.monotonic() - started:.1f} s in"
             )

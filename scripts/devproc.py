@@ -304,9 +304,9 @@ class Service:
 
 @contextlib.asynccontextmanager
 async def sts_service(
-    url: str, env: dict[str, str], timeout_s: float, log: Path | None = None
+    url: str, env: dict[str, str], timeout_s: float, log: Path | None = None, *, healthy: bool
 ) -> AsyncIterator[Service]:
-    """sts-service from its venv, once it answers at `url` (DevError after `timeout_s`)."""
+    """sts-service from its venv, loaded at `url` within `timeout_s` and, if asked, `healthy`."""
     command = [venv_python("apps/sts-service"), "-m", "sts_service"]
     async with Service("sts-service", command, env, log=log) as sts:
         deadline = time.monotonic() + timeout_s
@@ -314,7 +314,10 @@ async def sts_service(
             if sts.process and sts.process.returncode is not None:
                 raise DevError(f"sts-service exited with status {await sts.wait()} while starting")
             answer = await asyncio.to_thread(health, url, 0.5)
-            if answer is not None and answer.get("status") != "loading":
+            status = (answer or {}).get("status", "loading")  # no answer yet: still loading
+            if status != "loading":
+                if healthy and status != "healthy":
+                    raise DevError(f"sts-service is {status}: {answer}")
                 yield sts
                 return
             await asyncio.sleep(0.1)

@@ -35,7 +35,6 @@ from devproc import (  # noqa: E402  (likewise)
     DevError,
     clean_env,
     free_port,
-    health,
     json_records,
     speak_command,
     sts_service,
@@ -305,9 +304,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[Round]]:
         else:
             write_sample(sample, args.seconds)
         # 180 s: the real engines load their models first.
-        async with sts_service(url, env, 180, work / "sts-service.log") as service:
-            if (health(url) or {}).get("status") != "healthy":
-                raise DevError(f"sts-service is not healthy: {health(url)}")
+        async with sts_service(url, env, 180, work / "sts-service.log", healthy=True) as service:
             assert service.process is not None
             stagger_s = SEGMENT_MS / 1000 if args.stagger else 0.0
             layout = Layout(
