@@ -115,8 +115,9 @@ async def run(args: argparse.Namespace) -> int:
         source = await speak_bulletin(args.workdir / "bulletin-en.wav", env)
         output, log = args.workdir / "bulletin-es.wav", args.workdir / "sts-service.log"
         say(NAME, f"1/4 spoke a {len(NEWS) * SEGMENT_S} s English bulletin: {source}")
-        sts_env.update(REAL_ENGINES, STS_LOG_FORMAT="json", STS_LOG_LEVEL="DEBUG")
+        sts_env.update(REAL_ENGINES)
         options = ["--source-lang", "en", "--target-lang", "es", "--progress", "never"]
+        options += ["--segments-json", str(args.workdir / "segments.jsonl")]
         # Not paced, one segment at a time: whisper already uses both cores of a small
         # machine, so segments in parallel would only share them and risk the deadline.
         options += ["--log-level", "WARNING", "--no-realtime", "--max-inflight", "1"]
@@ -145,12 +146,11 @@ async def run(args: argparse.Namespace) -> int:
     rows["worker time"] = f"{summary['wall_s']} s (real-time factor {summary['real_time_factor']})"
     rows["demo time"] = f"{time.monotonic() - started:.1f} s"
     lines = [""]
-    if log:  # each segment's transcript and translation, as sts-service logged them
-        logged = json_records(log.read_text(encoding="utf-8", errors="replace"))
-        fragments = {int(r["sequence_number"]): r for r in logged if "translated_text" in r}
-        for seq, record in sorted(fragments.items()):
-            lines += [f"segment {seq}  en: {record.get('transcript')}"]
-            lines += [f"{'':>9}  es: {record.get('translated_text')}"]
+    if log:  # each dubbed segment's transcript and translation, as the worker recorded them
+        for record in json_records((args.workdir / "segments.jsonl").read_text(encoding="utf-8")):
+            if record["translation"]:
+                lines += [f"segment {record['seq']}  en: {record['transcript']}"]
+                lines += [f"{'':>9}  es: {record['translation']}"]
         lines += [""]
     lines += [f"{NAME}: OK, {'Spanish dub written' if log else 'dubbed output produced'}"]
     print("\n".join(lines + [f"  {name:<12} {value}" for name, value in rows.items()]))
