@@ -61,9 +61,8 @@ def _facts(package: str, module: str, cls: str, prefix: str) -> dict[str, Any]:
     env = {k: v for k, v in read_env_file(ENV_EXAMPLE).items() if k.startswith(prefix)}
     assert env, f".env.example sets no {prefix}* variable"
     snippet = FACTS.format(module=module, cls=cls)
-    result = run([str(python), "-c", snippet], cwd=REPO, env={**env, "PYTHONWARNINGS": "ignore"})
-    assert result.returncode == 0, f"{package}: could not read its settings:\n{result.output}"
-    data: dict[str, Any] = json.loads(result.output.strip().splitlines()[-1])
+    output = run_ok([str(python), "-c", snippet], REPO, {**env, "PYTHONWARNINGS": "ignore"})
+    data: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return data
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from devproc import STOP_SIGNALS, free_port, health, json_records, port_is_free
-from scaffold import REPO, outside_make_env, package_venv_python, run
+from scaffold import REPO, outside_make_env, package_venv_python, run, run_ok
 
 pytestmark = pytest.mark.slow
 
@@ -140,15 +140,10 @@ def test_dev_local_refuses_a_taken_port(tmp_path: Path) -> None:
 
 def test_make_demo_dubs_a_sample_and_stops(tmp_path: Path) -> None:
     _venvs()
-    result = run(
-        ["make", "demo", f"DEMO_ARGS=--workdir {tmp_path}"],
-        cwd=REPO,
-        env=_make_env(WORKER_SEGMENT_MS="not-a-number"),  # the demo ignores the caller's config
-        timeout=120,
-    )
-    assert result.returncode == 0, result.output
-    assert "demo: OK, dubbed output produced" in result.output
-    assert f"output       {tmp_path / 'dubbed.wav'}" in result.output
+    env = _make_env(WORKER_SEGMENT_MS="not-a-number")  # the demo ignores the caller's config
+    output = run_ok(["make", "demo", f"DEMO_ARGS=--workdir {tmp_path}"], REPO, env)
+    assert "demo: OK, dubbed output produced" in output
+    assert f"output       {tmp_path / 'dubbed.wav'}" in output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["segments"]["fallback"] == 0 < summary["segments"]["dubbed"]
     with wave.open(str(tmp_path / "dubbed.wav"), "rb") as dubbed:
