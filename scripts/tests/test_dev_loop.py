@@ -24,6 +24,7 @@ from scaffold import REPO, outside_make_env, package_venv_python, run, run_ok
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True, scope="module")
 def _venvs() -> None:
     for package in ("apps/sts-service", "apps/stream-worker"):
         package_venv_python(package)
@@ -92,7 +93,6 @@ def _summaries(output: str) -> list[dict[str, Any]]:
 
 
 def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    _venvs()
     port = free_port()
     workdir = tmp_path / "dev-local-work"
 
@@ -123,7 +123,6 @@ def test_dev_local_runs_both_services_and_ctrl_c_stops_everything(tmp_path: Path
 
 
 def test_dev_local_refuses_a_taken_port(tmp_path: Path) -> None:
-    package_venv_python("apps/sts-service")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -139,7 +138,6 @@ def test_dev_local_refuses_a_taken_port(tmp_path: Path) -> None:
 
 
 def test_make_demo_dubs_a_sample_and_stops(tmp_path: Path) -> None:
-    _venvs()
     env = _make_env(WORKER_SEGMENT_MS="not-a-number")  # the demo ignores the caller's config
     output = run_ok(["make", "demo", f"DEMO_ARGS=--workdir {tmp_path}"], REPO, env)
     assert "demo: OK, dubbed output produced" in output
@@ -166,7 +164,6 @@ def test_make_demo_dubs_a_sample_and_stops(tmp_path: Path) -> None:
 def test_a_signal_stops_everything_the_script_started_quietly(
     tmp_path: Path, script: str, signum: signal.Signals, marker: str
 ) -> None:
-    _venvs()
     env = _make_env(STS_PORT=str(free_port()), DEV_SAMPLE_SECONDS="2")  # the demo ignores them
     command = [sys.executable, f"scripts/{script.replace('-', '_')}.py", "--workdir", str(tmp_path)]
     status, output = _signal_when(
