@@ -24,9 +24,7 @@ from devproc import (
     clean_env,
     cli,
     free_port,
-    health,
     json_records,
-    running,
     say,
     speak_command,
     stream_worker,
@@ -63,7 +61,7 @@ async def dub(
     summary.unlink(missing_ok=True)
     command = ["-m", "stream_worker", "--input", str(source), "--output", str(output)]
     command += ["--sts-url", url, "--require-sts", "--summary-json", str(summary)]
-    async with running(stream_worker(*command, "--log-format", "console", *options, env=env)) as w:
+    async with stream_worker(*command, "--log-format", "console", *options, env=env) as w:
         await w.finish(timeout_s)
     try:
         answer: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
@@ -99,7 +97,7 @@ async def speak_bulletin(path: Path, env: dict[str, str]) -> Path:
     if check.returncode != 0:
         raise DevError(f"engines not installed ({check.stdout.strip()}): {INSTALL_HINT}")
     speak = speak_command(path, NEWS, len(NEWS) * SEGMENT_S, SEGMENT_S)
-    async with running(Service("pico", speak, env)) as speaker:
+    async with Service("pico", speak, env) as speaker:
         await speaker.finish(SPEAK_TIMEOUT_S)
     return path
 
@@ -117,8 +115,9 @@ async def run(args: argparse.Namespace) -> int:
         source = await speak_bulletin(args.workdir / "bulletin-en.wav", env)
         output, log = args.workdir / "bulletin-es.wav", args.workdir / "sts-service.log"
         say(NAME, f"1/4 spoke a {len(NEWS) * SEGMENT_S} s English bulletin: {source}")
-        sts_env.update(REAL_ENGINES, STS_LOG_FORMAT="json", STS_LOG_LEVEL="DEBUG")
+        sts_env.update(REAL_ENGINES)
         options = ["--source-lang", "en", "--target-lang", "es", "--progress", "never"]
+        options += ["--segments-json", str(args.workdir / "segments.jsonl")]
         # Not paced, one segment at a time: whisper already uses both cores of a small
         # machine, so segments in parallel would only share them and risk the deadline.
         options += ["--log-level", "WARNING", "--no-realtime", "--max-inflight", "1"]
@@ -129,10 +128,8 @@ async def run(args: argparse.Namespace) -> int:
     engines = " (whisper, apertium, pico); loading models" if args.engines else ""
     say(NAME, f"2/4 starting sts-service on {url}{engines}")
     try:
-        async with sts_service(url, sts_env, LOAD_TIMEOUT_S if log else HEALTH_TIMEOUT_S, log):
-            answer = health(url) or {}
-            if answer.get("status") != "healthy":
-                raise DevError(f"sts-service is {answer.get('status')}: {answer.get('backends')}")
+        timeout_s = LOAD_TIMEOUT_S if log else HEALTH_TIMEOUT_S
+        async with sts_service(url, sts_env, timeout_s, log, healthy=True):
             say(
                 NAME, f"3/4 dubbing it through stream-worker, {time.monotonic() - started:.1f} s in"
             )
@@ -149,12 +146,11 @@ async def run(args: argparse.Namespace) -> int:
     rows["worker time"] = f"{summary['wall_s']} s (real-time factor {summary['real_time_factor']})"
     rows["demo time"] = f"{time.monotonic() - started:.1f} s"
     lines = [""]
-    if log:  # each segment's transcript and translation, as sts-service logged them
-        logged = json_records(log.read_text(encoding="utf-8", errors="replace"))
-        fragments = {int(r["sequence_number"]): r for r in logged if "translated_text" in r}
-        for seq, record in sorted(fragments.items()):
-            lines += [f"segment {seq}  en: {record.get('transcript')}"]
-            lines += [f"{'':>9}  es: {record.get('translated_text')}"]
+    if log:  # each dubbed segment's transcript and translation, as the worker recorded them
+        for record in json_records((args.workdir / "segments.jsonl").read_text(encoding="utf-8")):
+            if record["translation"]:
+                lines += [f"segment {record['seq']}  en: {record['transcript']}"]
+                lines += [f"{'':>9}  es: {record['translation']}"]
         lines += [""]
     lines += [f"{NAME}: OK, {'Spanish dub written' if log else 'dubbed output produced'}"]
     print("\n".join(lines + [f"  {name:<12} {value}" for name, value in rows.items()]))

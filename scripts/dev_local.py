@@ -17,7 +17,6 @@ from devproc import (
     cli,
     port_is_free,
     read_env_file,
-    running,
     say,
     stream_worker,
     sts_service,
@@ -63,7 +62,7 @@ async def run(args: argparse.Namespace) -> int:
     worker = stream_worker(*loop, env=env, grace_s=WORKER_STOP_GRACE_S)
     say(NAME, f"starting sts-service on {url}")
     try:
-        async with sts_service(url, env, HEALTH_TIMEOUT_S) as sts, running(worker):
+        async with sts_service(url, env, HEALTH_TIMEOUT_S, healthy=False) as sts, worker:
             say(NAME, f"sts-service is healthy at {url}{HEALTH_PATH}; starting stream-worker")
             waits = {asyncio.create_task(s.wait()): s.name for s in (sts, worker)}
             try:

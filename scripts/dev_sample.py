@@ -49,8 +49,10 @@ def speech_regions(seconds: float) -> list[tuple[float, float]]:
     return regions
 
 
-def speech_like(seconds: float, rate: int = DEFAULT_RATE, channels: int = 1) -> array[int]:
-    """Interleaved int16 samples of `seconds` of speech-like audio (every channel the same).
+def write_sample(
+    path: Path, seconds: float = DEFAULT_SECONDS, rate: int = DEFAULT_RATE, channels: int = 1
+) -> Path:
+    """Write a 16-bit WAV of `seconds` of speech-like audio (every channel the same) to `path`.
 
     Raises:
         ValueError: if `seconds`, `rate` or `channels` is not positive.
@@ -60,14 +62,7 @@ def speech_like(seconds: float, rate: int = DEFAULT_RATE, channels: int = 1) -> 
             f"seconds ({seconds}), rate ({rate}) and channels ({channels}) must be positive"
         )
     mono = [sample_value(index / rate) for index in range(round(seconds * rate))]
-    return array("h", mono if channels == 1 else [v for v in mono for _ in range(channels)])
-
-
-def write_sample(
-    path: Path, seconds: float = DEFAULT_SECONDS, rate: int = DEFAULT_RATE, channels: int = 1
-) -> Path:
-    """Write a 16-bit WAV of `seconds` of speech-like audio to `path`; returns `path`."""
-    samples = speech_like(seconds, rate, channels)
+    samples = array("h", mono if channels == 1 else [v for v in mono for _ in range(channels)])
     if sys.byteorder != "little":  # pragma: no cover - WAV is little-endian
         samples.byteswap()
     path.parent.mkdir(parents=True, exist_ok=True)

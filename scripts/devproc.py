@@ -223,7 +223,10 @@ def json_records(text: str) -> list[dict[str, Any]]:
 
 @dataclass
 class Service:
-    """A child process in a session of its own, its output relayed with a prefix or in `log`."""
+    """A child process in a session of its own, its output relayed with a prefix or in `log`.
+
+    ``async with`` starts it, and stops it whatever ends the block (success, failure, a signal).
+    """
 
     name: str
     command: list[str]
@@ -233,6 +236,13 @@ class Service:
     log: Path | None = None
     process: asyncio.subprocess.Process | None = None
     _pump: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def start(self) -> None:
         """Start the process."""
@@ -293,28 +303,21 @@ class Service:
 
 
 @contextlib.asynccontextmanager
-async def running(service: Service) -> AsyncIterator[Service]:
-    """`service`, started; stopped whatever ends the block (success, failure, a signal)."""
-    try:
-        await service.start()
-        yield service
-    finally:
-        await service.stop()
-
-
-@contextlib.asynccontextmanager
 async def sts_service(
-    url: str, env: dict[str, str], timeout_s: float, log: Path | None = None
+    url: str, env: dict[str, str], timeout_s: float, log: Path | None = None, *, healthy: bool
 ) -> AsyncIterator[Service]:
-    """sts-service from its venv, once it answers at `url` (DevError after `timeout_s`)."""
+    """sts-service from its venv, loaded at `url` within `timeout_s` and, if asked, `healthy`."""
     command = [venv_python("apps/sts-service"), "-m", "sts_service"]
-    async with running(Service("sts-service", command, env, log=log)) as sts:
+    async with Service("sts-service", command, env, log=log) as sts:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if sts.process and sts.process.returncode is not None:
                 raise DevError(f"sts-service exited with status {await sts.wait()} while starting")
             answer = await asyncio.to_thread(health, url, 0.5)
-            if answer is not None and answer.get("status") != "loading":
+            status = (answer or {}).get("status", "loading")  # no answer yet: still loading
+            if status != "loading":
+                if healthy and status != "healthy":
+                    raise DevError(f"sts-service is {status}: {answer}")
                 yield sts
                 return
             await asyncio.sleep(0.1)

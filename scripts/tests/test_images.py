@@ -1,7 +1,7 @@
 """The production images: wheels pinned by a current lock and the Dockerfiles' policy, offline;
 built and run (scripts/images.py) on a Docker engine. Without one the engine tests skip and
 say so, unless REQUIRE_CONTAINER_ENGINE=1 (CI on a machine with an engine) makes that a failure,
-and `make dev-smoke` (scripts/dev_smoke.py) says why it cannot run.
+and the make targets that need one (dev, dev-smoke, images...) say why they cannot run.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,11 +21,11 @@ from devproc import health
 from monorepo.locks import lock_path, locked_pins_current, package_spec, pins
 from monorepo.packages import canonical_name, discover, load_toml, local_deps, requirement_name
 from packaging.requirements import Requirement
-from scaffold import REPO, run
+from scaffold import REPO, outside_make_env, run
 
 SERVICES = tuple(images.SERVICES)
 VARIANTS = [(service, "") for service in SERVICES]
-if images.has_extra("sts-service", "engines"):
+if "engines" in images.project("sts-service").get("optional-dependencies", {}):
     VARIANTS.append(("sts-service", "engines"))
 
 
@@ -74,12 +73,14 @@ def test_production_dockerfile_policy(service: str) -> None:
     assert "GIT_REVISION=${GIT_REVISION}" in runtime, "health must report the labelled revision"
 
 
-def test_dev_smoke_says_why_it_cannot_run_without_docker() -> None:
-    dev_smoke = [sys.executable, str(REPO / "scripts" / "dev_smoke.py")]
-    result = run(dev_smoke, cwd=REPO, env={"PATH": "/nonexistent"})
+@pytest.mark.parametrize("target", ["dev", "stop", "logs", "dev-smoke", "images"])
+def test_make_without_an_engine_says_so_in_one_line(target: str) -> None:
+    env = {**outside_make_env(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = run(["make", target], cwd=REPO, env=env, timeout=60)
     assert result.returncode == 2, result.output
-    assert "Docker is not installed" in result.output
-    assert "cannot run the container smoke test" in result.output
+    ours = [line for line in result.output.splitlines() if not line.startswith("make: ***")]
+    assert len(ours) == 1, result.output
+    assert "make dev-local" in ours[0] and ("Docker" in ours[0] or "docker" in ours[0])
 
 
 def _engine_problem() -> str | None:
@@ -94,18 +95,12 @@ def _engine_problem() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def engine() -> None:
-    problem = _engine_problem()
-    if problem is None:
-        return
-    if os.environ.get("REQUIRE_CONTAINER_ENGINE") == "1":
-        pytest.fail(f"REQUIRE_CONTAINER_ENGINE=1 but {problem}")
-    pytest.skip(f"production images not built: {problem} (start one, e.g. container-engine)")
-
-
-@pytest.fixture(scope="module")
-def built(engine: None) -> Iterator[dict[tuple[str, str], images.Built]]:
+def built() -> Iterator[dict[tuple[str, str], images.Built]]:
     """Every variant, the engines one included when sts-service declares that extra."""
+    if problem := _engine_problem():
+        if os.environ.get("REQUIRE_CONTAINER_ENGINE") == "1":
+            pytest.fail(f"REQUIRE_CONTAINER_ENGINE=1 but {problem}")
+        pytest.skip(f"production images not built: {problem} (start one, e.g. container-engine)")
     suffix = f"-test{uuid.uuid4().hex[:6]}"
     result = {}
     try:
@@ -121,10 +116,7 @@ def built(engine: None) -> Iterator[dict[tuple[str, str], images.Built]]:
 
 
 def _docker(*args: str) -> str:
-    """docker's answer (stripped); CalledProcessError when it fails."""
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return images.output("docker", *args).strip()
 
 
 @pytest.mark.parametrize(("service", "extra"), VARIANTS)
