@@ -49,20 +49,11 @@ def _tool_table(table: str) -> tuple[str, str, str, list[str]]:
     return AUDIO, "", f"\n[tool.{table}]\nx = 1\n", [message]
 
 
-def _config_file(name: str) -> tuple[str, str, str, list[str]]:
-    path = f"apps/sts-service/{name}"
-    return path, "", "[pytest]\n", [f"{path}: tool configuration belongs in the root"]
-
-
 # (file, text replaced in it or "" to append, new text, expected in the refusal)
 BROKEN: dict[str, tuple[str, str, str, list[str]]] = {
     **{
         f"tool-table-{table}": _tool_table(table)
         for table in ("mypy", "ruff", "pytest.ini_options", "coverage.run")
-    },
-    **{
-        f"config-file-{name}": _config_file(name)
-        for name in ("pytest.ini", "setup.cfg", "mypy.ini", "ruff.toml")
     },
     "drifted-dev-extra": (
         WORKER,
