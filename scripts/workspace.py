@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     options = venvs.Options(args.python, quiet=not args.verbose, locked=not args.unlocked)
     try:
         if args.command == "install-tools":  # runs on the bare interpreter: no TOML parsing
-            venvs.install_tools(tools_spec(), options)
+            venvs.install(tools_spec(), options)
             return 0
         packages = discover()
         if args.command == "packages":
