@@ -96,11 +96,7 @@ def tools_spec() -> LockSpec:
 
 def docs_spec(packages: dict[str, Package]) -> LockSpec:
     """docs/.venv: Sphinx (the root `docs` extra) and every package, libraries first."""
-    ordered: list[Package] = []
-    for package in packages.values():
-        for dependency in [*local_deps(package, packages), package]:
-            if dependency not in ordered:
-                ordered.append(dependency)
+    ordered = dict.fromkeys(d for p in packages.values() for d in [*local_deps(p, packages), p])
     editables = [(p.path, "") for p in ordered] + [(ROOT, "[docs]")]
     return LockSpec("docs", "docs", ROOT / "docs" / ".venv", editables)
 

@@ -19,12 +19,6 @@ from monorepo.packages import discover, load_toml
 from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run, run_ok
 
 
-def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
-    spec = new_package.Spec(kind, name, f"The {name} package.", 8123, root)
-    new_package.generate(spec)
-    return spec
-
-
 @pytest.fixture
 def mini_root(tmp_path: Path) -> Path:
     """A root with the real pyproject.toml and one existing library."""
@@ -126,7 +120,8 @@ SERVICE_FILES = """audio_mixer/__main__.py audio_mixer/main.py tests/conftest.py
 def test_a_package_of_each_kind_gets_its_files_and_keeps_every_workspace_rule(
     mini_root: Path, kind: str, files: str, dependencies: list[str]
 ) -> None:
-    spec = generate_into(mini_root, kind, "audio-mixer")
+    spec = new_package.Spec(kind, "audio-mixer", "The mixer.", 8123, mini_root)
+    new_package.generate(spec)
 
     common = "Makefile README.md pyproject.toml audio_mixer/__init__.py audio_mixer/py.typed"
     written = {p.relative_to(spec.folder).as_posix() for p in spec.folder.rglob("*") if p.is_file()}
