@@ -129,11 +129,7 @@ def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
     specs = all_specs(packages)
     for folder in sorted(LOCKS.glob("py3.*")):
         minor = folder.name.removeprefix("py")
-        unlocked = [s for s in specs if not lock_path(s.lock_name, minor).exists()]
-        # Packages whose own lock is missing: new ones ("name.extra", an extra's lock, does not
-        # count: a package with a new extra is not new).
-        new = {s.venv.parent for s in unlocked if s.name[:5] in ("apps/", "libs/")}
-        new -= {s.venv.parent for s in unlocked if "." in s.lock_name}
+        new = {p.path for p in packages.values() if not lock_path(p.name, minor).exists()}
         tools_lock = lock_path(tools_spec().lock_name, minor)
         tools_pins = pins(tools_lock.read_text()) if tools_lock.exists() else {}
         for spec in specs:
