@@ -25,9 +25,8 @@ LOCKS = ROOT / "locks"
 SUPPORTED_MINORS = ("3.10", "3.11", "3.12", "3.13")
 DIGEST_PREFIX = "# inputs-digest: "
 PIP_TOOLS = "pip-tools>=7.5,<8"
-# dirschema 0.1.0 declares Requires-Python <3.11 although it runs on 3.10-3.13: no resolver
-# accepts it on 3.11+, so it is installed with --no-deps --ignore-requires-python (its real
-# dependencies are pinned in the root `tools` extra) and its hash is added to the tools lock.
+# dirschema's metadata wrongly refuses Python 3.11+ (decision 0006): no resolver takes it, so
+# it is installed apart, --no-deps --ignore-requires-python, and its hash added to the tools lock.
 DIRSCHEMA = "dirschema==0.1.0"
 
 
@@ -69,8 +68,8 @@ def lock_path(lock_name: str, minor: str) -> Path:
 
 
 def locked_pins_current(spec: LockSpec, lock: Path) -> bool:
-    """Whether the lock was compiled from the pyprojects as they are now (its first line)."""
-    return lock.read_text().startswith(DIGEST_PREFIX + spec.digest() + "\n")
+    """Whether the lock exists and was compiled from the pyprojects as they are now."""
+    return lock.exists() and lock.read_text().startswith(DIGEST_PREFIX + spec.digest() + "\n")
 
 
 def package_spec(
@@ -266,12 +265,10 @@ def lock_all(upgrade: list[str] | None) -> None:
         (spec, minor)
         for minor in found
         for spec in all_specs(packages)
-        if upgrade is not None
-        or not lock_path(spec.lock_name, minor).exists()
-        or not locked_pins_current(spec, lock_path(spec.lock_name, minor))
+        if upgrade is not None or not locked_pins_current(spec, lock_path(spec.lock_name, minor))
     ]
     print(f"lock: {len(jobs)} lock(s) to compile" + ("" if jobs else ": every lock is current"))
-    envs = {minor: lock_env(python, minor) for minor, python in found.items()}
+    envs = {minor: lock_env(found[minor], minor) for minor in {minor for _, minor in jobs}}
 
     def one(job: tuple[LockSpec, str]) -> list[str]:
         spec, minor = job

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from new_package import Spec, generate
-from scaffold import PACKAGES, REPO, commit_all, restore, run, run_ok
+from scaffold import PACKAGES, REPO, commit_all, git, restore, run, run_ok
 
 AUDIO, UTILS = "libs/shared-audio/pyproject.toml", "libs/shared-utils/pyproject.toml"
 STS, WORKER = "apps/sts-service/pyproject.toml", "apps/stream-worker/pyproject.toml"
@@ -134,6 +134,14 @@ def test_a_new_package_with_an_extra_passes_until_make_lock(repo_copy: Path) -> 
     assert code == 0, output
     assert "audio-mixer.engines.txt: not locked yet" in output
     assert "docs's pyproject dependencies changed" in output
+
+
+def test_make_lock_with_every_lock_current_changes_and_builds_nothing(repo_copy: Path) -> None:
+    code, output = workspace(repo_copy, "lock")
+
+    assert code == 0 and "every lock is current" in output, output
+    assert not (repo_copy / ".make").exists()  # no pip-tools env made for nothing to compile
+    assert git(repo_copy, "status", "--porcelain").output == ""
 
 
 def test_a_forbidden_import_fails_lint_and_names_the_contract(repo_copy: Path) -> None:
