@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from monorepo.locks import package_spec
+from monorepo.packages import discover
 from new_package import Spec, generate
 from scaffold import PACKAGES, REPO, commit_all, git, restore, run, run_ok
 
@@ -158,10 +160,11 @@ def test_a_forbidden_import_fails_lint_and_names_the_contract(repo_copy: Path) -
     assert "shared_audio.levels -> sts_service" in output
 
 
-def test_local_deps_are_listed_in_install_order() -> None:
-    code, output = workspace(REPO, "local-deps", "apps/sts-service")
-    assert code == 0, output
-    assert output.split() == ["libs/shared-audio", "libs/shared-utils"]
+def test_a_venv_installs_its_local_libraries_first_in_dependency_order() -> None:
+    packages = discover(REPO)
+    spec = package_spec(packages["sts-service"], packages)
+    folders = [path.relative_to(REPO).as_posix() for path, _ in spec.editables]
+    assert folders == ["libs/shared-audio", "libs/shared-utils", "apps/sts-service"]
 
 
 # folder: local dependencies
