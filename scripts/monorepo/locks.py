@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monorepo.packages import ROOT, Package, discover, load_toml, local_deps
+from monorepo.packages import ROOT, Package, WorkspaceError, discover, load_toml, local_deps
 
 LOCKS = ROOT / "locks"
 SUPPORTED_MINORS = ("3.10", "3.11", "3.12", "3.13")
@@ -224,7 +224,7 @@ def compile_lock(
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)
-            raise RuntimeError(f"pip-compile failed for {spec.name} on Python {minor}")
+            raise WorkspaceError(f"pip-compile failed for {spec.name} on Python {minor}")
         body = _without_local_projects(output.read_text())
     extra = _unresolvable_lines(env, spec.unresolvable)
     header = f"# {spec.name} on Python {minor}: written by `make lock`, do not edit."
@@ -237,23 +237,21 @@ def compile_lock(
 
 def pythons() -> dict[str, str]:
     """{minor: interpreter} for every supported minor on this machine (pyenv, else PATH)."""
-    found: dict[str, str] = {}
+    found = {minor: path for minor in SUPPORTED_MINORS if (path := shutil.which(f"python{minor}"))}
     pyenv = shutil.which("pyenv")
-    listed = [pyenv, "versions", "--bare"] if pyenv else ["true"]
-    versions = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
+    if pyenv is None:
+        return found
+    command = [pyenv, "versions", "--bare"]
+    versions = subprocess.run(command, capture_output=True, text=True, check=False).stdout.split()
     for minor in SUPPORTED_MINORS:
         same = [v for v in versions if re.fullmatch(re.escape(minor) + r"\.\d+", v)]
-        if pyenv and same:
-            newest = max(same, key=lambda v: int(v.split(".")[2]))
-            env = {**os.environ, "PYENV_VERSION": newest}
+        if same:  # the newest of them, as pyenv resolves it
+            env = {**os.environ, "PYENV_VERSION": max(same, key=lambda v: int(v.split(".")[2]))}
             which = [pyenv, "which", f"python{minor}"]
-            path = subprocess.run(which, capture_output=True, text=True, env=env, check=False)
-            if path.returncode == 0:
-                found[minor] = path.stdout.strip()
-                continue
-        if on_path := shutil.which(f"python{minor}"):
-            found[minor] = on_path
-    return found
+            located = subprocess.run(which, capture_output=True, text=True, env=env, check=False)
+            if located.returncode == 0:
+                found[minor] = located.stdout.strip()
+    return dict(sorted(found.items()))
 
 
 def lock_all(upgrade: list[str] | None) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -144,6 +145,24 @@ def test_make_lock_with_every_lock_current_changes_and_builds_nothing(repo_copy:
     assert code == 0 and "every lock is current" in output, output
     assert not (repo_copy / ".make").exists()  # no pip-tools env made for nothing to compile
     assert git(repo_copy, "status", "--porcelain").output == ""
+
+
+def test_a_failed_pip_compile_is_one_error_line(repo_copy: Path, tmp_path: Path) -> None:
+    (tmp_path / "python3.11").symlink_to(sys.executable)  # the one Python found, no pyenv
+    fake = repo_copy / ".make" / "lock-env-py3.11" / "bin" / "pip-compile"  # lock_env's place
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 'No matching distribution found for rich' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    audio = repo_copy / AUDIO  # a new dependency: its lock and its dependents' are stale
+    audio.write_text(audio.read_text().replace("dependencies = [", 'dependencies = ["rich",', 1))
+
+    command = [sys.executable, str(repo_copy / "scripts" / "workspace.py"), "lock"]
+    result = run(command, repo_copy, env={"PATH": str(tmp_path)})
+
+    assert result.returncode == 1, result.output
+    assert "No matching distribution found for rich" in result.output
+    assert re.search(r"^error: pip-compile failed for \S+ on Python 3\.11$", result.output, re.M)
+    assert "Traceback" not in result.output
 
 
 def test_a_forbidden_import_fails_lint_and_names_the_contract(repo_copy: Path) -> None:
