@@ -34,17 +34,17 @@ NOT_KEBAB = ["Foo", "foo_bar", "1foo", "foo-", "foo--bar", "a-b-c-d-e", ""]
 
 
 @pytest.mark.parametrize(
-    ("name", "kind", "refusal"),
+    ("name", "refusal"),
     [
-        *((name, "lib", "use kebab-case") for name in NOT_KEBAB),
-        ("audio-core", "service", "libs/audio-core already exists"),  # in the other folder
-        ("shared-audio", "lib", "it is the project name of libs/audio-core"),
-        ("json", "lib", "shadow the standard library"),
+        *((name, "use kebab-case") for name in NOT_KEBAB),
+        ("audio-core", "libs/audio-core already exists"),  # a service's name too: one namespace
+        ("shared-audio", "it is the project name of libs/audio-core"),
+        ("json", "shadow the standard library"),
     ],
 )
-def test_a_bad_name_is_refused(mini_root: Path, name: str, kind: str, refusal: str) -> None:
+def test_a_bad_name_is_refused(mini_root: Path, name: str, refusal: str) -> None:
     with pytest.raises(new_package.GeneratorError, match=refusal):
-        new_package.check_name(name, kind, mini_root)
+        new_package.check_name(name, mini_root)
 
 
 def schema_name_pattern() -> re.Pattern[str]:
