@@ -69,7 +69,7 @@ class Spec:
         }
 
 
-def check_name(name: str, kind: str, root: Path = ROOT) -> None:
+def check_name(name: str, root: Path = ROOT) -> None:
     """Refuse a name that is not kebab-case, shadows a module, or is already taken."""
     if not NAME_PATTERN.match(name):
         raise GeneratorError(
@@ -153,7 +153,7 @@ def template_files(kind: str) -> list[tuple[Path, Path]]:
 
 def generate(spec: Spec) -> list[Path]:
     """Write the package; return the files written. Nothing is written if a check fails."""
-    check_name(spec.name, spec.kind, spec.root)
+    check_name(spec.name, spec.root)
     check_description(spec.description)
     values = spec.placeholders()
     outputs: dict[Path, str | bytes] = {}
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 1 <= spec.port <= 65535:
             raise GeneratorError(f"invalid port {spec.port}: use 1-65535")
-        check_name(spec.name, spec.kind)
+        check_name(spec.name)
         check_description(spec.description)
         print(pypi_status(spec.name, args.pypi_url))
         written = generate(spec)

@@ -15,7 +15,7 @@ from monorepo.affected import affected
 from monorepo.checks import check
 from monorepo.contracts import lint_imports
 from monorepo.locks import docs_spec, lock_all, package_spec, tools_spec
-from monorepo.packages import WorkspaceError, discover, find_package, local_deps
+from monorepo.packages import WorkspaceError, discover, find_package
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,14 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show pip's full output")
     parser.add_argument("--unlocked", action="store_true", help="ignore the lock (LOCKED=0)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("packages", help="list package folders")
     sub.add_parser("check", help="dependency graph, single configuration, lock drift")
     sub.add_parser("install-tools", help="build the root tools environment (.venv)")
     sub.add_parser("install-docs", help="build docs/.venv (Sphinx and every package, editable)")
     sub.add_parser("lint-imports", help="the import rules between packages (import-linter)")
-    sub.add_parser("local-deps", help="transitive local libraries of PACKAGE").add_argument(
-        "package"
-    )
     install = sub.add_parser("install", help="build PACKAGE/.venv")
     install.add_argument("package")
     install.add_argument("--extra", action="append", default=[], help="e.g. engines")
@@ -45,15 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     options = venvs.Options(args.python, quiet=not args.verbose, locked=not args.unlocked)
     try:
         if args.command == "install-tools":  # runs on the bare interpreter: no TOML parsing
-            venvs.install_tools(tools_spec(), options)
+            venvs.install(tools_spec(), options)
             return 0
         packages = discover()
-        if args.command == "packages":
-            print("\n".join(p.rel for p in packages.values()))
-        elif args.command == "local-deps":
-            package = find_package(args.package, packages)
-            print("\n".join(d.rel for d in local_deps(package, packages)))
-        elif args.command == "install":
+        if args.command == "install":
             package = find_package(args.package, packages)
             venvs.install(package_spec(package, packages, tuple(args.extra)), options)
         elif args.command == "lint-imports":

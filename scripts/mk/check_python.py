@@ -24,15 +24,14 @@ def main():
             % sys.executable
         )
         return 1
-    if len(sys.argv) > 1:
-        identity = "%s %s\n" % (os.path.realpath(sys.executable), sys.version.split()[0])
-        path = sys.argv[1]
-        if not os.path.exists(path) or open(path).read() != identity:  # its mtime counts
-            if not os.path.isdir(os.path.dirname(path) or "."):
-                os.makedirs(os.path.dirname(path))
-            with open(path + ".tmp", "w") as handle:
-                handle.write(identity)
-            os.rename(path + ".tmp", path)
+    identity = "%s %s\n" % (os.path.realpath(sys.executable), sys.version.split()[0])
+    path = sys.argv[1]  # where it is recorded: .make/python-id
+    if not os.path.exists(path) or open(path).read() != identity:  # its mtime counts
+        if not os.path.isdir(os.path.dirname(path) or "."):
+            os.makedirs(os.path.dirname(path))
+        with open(path + ".tmp", "w") as handle:
+            handle.write(identity)
+        os.rename(path + ".tmp", path)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 .PHONY: install-hooks docs new-service new-lib
 
-# ---- git hooks ------------------------------------------------------------------------------
 HOOKS_DIR = $(shell git rev-parse --git-path hooks 2>/dev/null)
 
 install-hooks: ## Install the pre-commit hook (.codex/hooks/pre-commit) into this clone's git hooks
@@ -11,7 +10,6 @@ install-hooks: ## Install the pre-commit hook (.codex/hooks/pre-commit) into thi
 	@install -m 0755 .codex/hooks/pre-commit "$(HOOKS_DIR)/pre-commit"
 	@echo "installed $(HOOKS_DIR)/pre-commit (bypass once with: git commit --no-verify)"
 
-# ---- docs -----------------------------------------------------------------------------------
 # -E: an incremental build would hide old warnings. docs/.venv holds Sphinx and every package
 # (autodoc imports them), which the tools env does not.
 DOCS_SRC ?= docs
@@ -27,7 +25,6 @@ docs: $(DOCS_STAMP) ## Build the docs (Sphinx + API pages from docstrings) into 
 	$(DOCS_VENV)/bin/sphinx-build -E -W --keep-going -q -b html $(DOCS_SRC) $(DOCS_OUT)
 	@echo "docs: OK ($(DOCS_OUT)/index.html)"
 
-# ---- new packages ---------------------------------------------------------------------------
 NEW_PACKAGE = $(TOOLS_PY) scripts/new_package.py $(1) "$(NAME)" \
   $(if $(DESCRIPTION),--description "$(DESCRIPTION)") $(if $(PORT),--port $(PORT)) \
   $(if $(PYPI_URL),--pypi-url "$(PYPI_URL)")

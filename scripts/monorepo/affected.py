@@ -8,7 +8,6 @@ the Makefiles and their fragments, the installer, the lock -- affects everything
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 from monorepo.packages import ROOT, Package, WorkspaceError, dependents
 
@@ -23,20 +22,20 @@ SHARED = (
 )
 
 
-def changed_files(since: str, root: Path = ROOT) -> list[str]:
+def changed_files(since: str) -> list[str]:
     """Files changed between `since` and the working tree (committed or not)."""
     command = ["git", "diff", "--name-only", since, "--"]
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise WorkspaceError(f"SINCE={since}: git diff failed: {done.stderr.strip()}")
     untracked = ["git", "ls-files", "--others", "--exclude-standard"]
-    extra = subprocess.run(untracked, cwd=root, capture_output=True, text=True, check=True)
+    extra = subprocess.run(untracked, cwd=ROOT, capture_output=True, text=True, check=True)
     return sorted(set(done.stdout.split()) | set(extra.stdout.split()))
 
 
-def affected(since: str, packages: dict[str, Package], root: Path = ROOT) -> dict[str, str]:
+def affected(since: str, packages: dict[str, Package]) -> dict[str, str]:
     """{package folder: reason}, in the order of `packages`; the scripts/ member included."""
-    files = changed_files(since, root)
+    files = changed_files(since)
     shared = [f for f in files if f.startswith(SHARED) or f == "scripts/Makefile"]
     if shared:
         reason = f"shared build file changed: {shared[0]}"

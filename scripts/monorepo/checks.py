@@ -8,11 +8,8 @@ from monorepo.packages import ROOT, Package, WorkspaceError, load_toml, local_de
 # Tool configuration lives only in the root pyproject.toml: mypy and ruff do not merge a
 # package's table with the root's, they replace it (and with it `strict = true`), and pytest
 # takes its rootdir config from the repo root. Any of these in a package would silently win.
+# (Separate config files, pytest.ini or ruff.toml, are the structure schema's to refuse.)
 FORBIDDEN_TOOL_TABLES = ("ruff", "mypy", "pytest", "coverage", "pydantic-mypy")
-FORBIDDEN_CONFIG_FILES = tuple(
-    "setup.cfg setup.py tox.ini pytest.ini mypy.ini .mypy.ini .coveragerc ruff.toml .ruff.toml"
-    " requirements.txt".split()
-)
 
 
 def check_package(package: Package, packages: dict[str, Package], root_dev: list[str]) -> list[str]:
@@ -29,11 +26,6 @@ def check_package(package: Package, packages: dict[str, Package], root_dev: list
         "move the setting to the root pyproject.toml"
         for table in FORBIDDEN_TOOL_TABLES
         if table in data.get("tool", {})
-    ]
-    problems += [
-        f"{package.rel}/{name}: tool configuration belongs in the root pyproject.toml"
-        for name in FORBIDDEN_CONFIG_FILES
-        if (package.path / name).exists()
     ]
     project = data.get("project", {})
     if project.get("requires-python") != ">=3.10":
@@ -77,11 +69,6 @@ def check(packages: dict[str, Package]) -> list[str]:
     problems: list[str] = []
     for package in packages.values():
         problems += check_package(package, packages, root_dev)
-    problems += [
-        f"{name}: tool configuration belongs in pyproject.toml"
-        for name in FORBIDDEN_CONFIG_FILES
-        if (ROOT / name).exists()
-    ]
     errors, notes = drift(packages)
     for note in notes:
         print(f"note: {note}")

@@ -19,15 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monorepo.packages import ROOT, Package, discover, load_toml, local_deps
+from monorepo.packages import ROOT, Package, WorkspaceError, discover, load_toml, local_deps
 
 LOCKS = ROOT / "locks"
 SUPPORTED_MINORS = ("3.10", "3.11", "3.12", "3.13")
 DIGEST_PREFIX = "# inputs-digest: "
 PIP_TOOLS = "pip-tools>=7.5,<8"
-# dirschema 0.1.0 declares Requires-Python <3.11 although it runs on 3.10-3.13: no resolver
-# accepts it on 3.11+, so it is installed with --no-deps --ignore-requires-python (its real
-# dependencies are pinned in the root `tools` extra) and its hash is added to the tools lock.
+# dirschema's metadata wrongly refuses Python 3.11+ (decision 0006): no resolver takes it, so
+# it is installed apart, --no-deps --ignore-requires-python, and its hash added to the tools lock.
 DIRSCHEMA = "dirschema==0.1.0"
 
 
@@ -69,8 +68,8 @@ def lock_path(lock_name: str, minor: str) -> Path:
 
 
 def locked_pins_current(spec: LockSpec, lock: Path) -> bool:
-    """Whether the lock was compiled from the pyprojects as they are now (its first line)."""
-    return lock.read_text().startswith(DIGEST_PREFIX + spec.digest() + "\n")
+    """Whether the lock exists and was compiled from the pyprojects as they are now."""
+    return lock.exists() and lock.read_text().startswith(DIGEST_PREFIX + spec.digest() + "\n")
 
 
 def package_spec(
@@ -96,11 +95,7 @@ def tools_spec() -> LockSpec:
 
 def docs_spec(packages: dict[str, Package]) -> LockSpec:
     """docs/.venv: Sphinx (the root `docs` extra) and every package, libraries first."""
-    ordered: list[Package] = []
-    for package in packages.values():
-        for dependency in [*local_deps(package, packages), package]:
-            if dependency not in ordered:
-                ordered.append(dependency)
+    ordered = dict.fromkeys(d for p in packages.values() for d in [*local_deps(p, packages), p])
     editables = [(p.path, "") for p in ordered] + [(ROOT, "[docs]")]
     return LockSpec("docs", "docs", ROOT / "docs" / ".venv", editables)
 
@@ -133,11 +128,7 @@ def drift(packages: dict[str, Package]) -> tuple[list[str], list[str]]:
     specs = all_specs(packages)
     for folder in sorted(LOCKS.glob("py3.*")):
         minor = folder.name.removeprefix("py")
-        unlocked = [s for s in specs if not lock_path(s.lock_name, minor).exists()]
-        # Packages whose own lock is missing: new ones ("name.extra", an extra's lock, does not
-        # count: a package with a new extra is not new).
-        new = {s.venv.parent for s in unlocked if s.name[:5] in ("apps/", "libs/")}
-        new -= {s.venv.parent for s in unlocked if "." in s.lock_name}
+        new = {p.path for p in packages.values() if not lock_path(p.name, minor).exists()}
         tools_lock = lock_path(tools_spec().lock_name, minor)
         tools_pins = pins(tools_lock.read_text()) if tools_lock.exists() else {}
         for spec in specs:
@@ -233,7 +224,7 @@ def compile_lock(
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)
-            raise RuntimeError(f"pip-compile failed for {spec.name} on Python {minor}")
+            raise WorkspaceError(f"pip-compile failed for {spec.name} on Python {minor}")
         body = _without_local_projects(output.read_text())
     extra = _unresolvable_lines(env, spec.unresolvable)
     header = f"# {spec.name} on Python {minor}: written by `make lock`, do not edit."
@@ -246,23 +237,21 @@ def compile_lock(
 
 def pythons() -> dict[str, str]:
     """{minor: interpreter} for every supported minor on this machine (pyenv, else PATH)."""
-    found: dict[str, str] = {}
+    found = {minor: path for minor in SUPPORTED_MINORS if (path := shutil.which(f"python{minor}"))}
     pyenv = shutil.which("pyenv")
-    listed = [pyenv, "versions", "--bare"] if pyenv else ["true"]
-    versions = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
+    if pyenv is None:
+        return found
+    command = [pyenv, "versions", "--bare"]
+    versions = subprocess.run(command, capture_output=True, text=True, check=False).stdout.split()
     for minor in SUPPORTED_MINORS:
         same = [v for v in versions if re.fullmatch(re.escape(minor) + r"\.\d+", v)]
-        if pyenv and same:
-            newest = max(same, key=lambda v: int(v.split(".")[2]))
-            env = {**os.environ, "PYENV_VERSION": newest}
+        if same:  # the newest of them, as pyenv resolves it
+            env = {**os.environ, "PYENV_VERSION": max(same, key=lambda v: int(v.split(".")[2]))}
             which = [pyenv, "which", f"python{minor}"]
-            path = subprocess.run(which, capture_output=True, text=True, env=env, check=False)
-            if path.returncode == 0:
-                found[minor] = path.stdout.strip()
-                continue
-        if on_path := shutil.which(f"python{minor}"):
-            found[minor] = on_path
-    return found
+            located = subprocess.run(which, capture_output=True, text=True, env=env, check=False)
+            if located.returncode == 0:
+                found[minor] = located.stdout.strip()
+    return dict(sorted(found.items()))
 
 
 def lock_all(upgrade: list[str] | None) -> None:
@@ -274,12 +263,10 @@ def lock_all(upgrade: list[str] | None) -> None:
         (spec, minor)
         for minor in found
         for spec in all_specs(packages)
-        if upgrade is not None
-        or not lock_path(spec.lock_name, minor).exists()
-        or not locked_pins_current(spec, lock_path(spec.lock_name, minor))
+        if upgrade is not None or not locked_pins_current(spec, lock_path(spec.lock_name, minor))
     ]
     print(f"lock: {len(jobs)} lock(s) to compile" + ("" if jobs else ": every lock is current"))
-    envs = {minor: lock_env(python, minor) for minor, python in found.items()}
+    envs = {minor: lock_env(found[minor], minor) for minor in {minor for _, minor in jobs}}
 
     def one(job: tuple[LockSpec, str]) -> list[str]:
         spec, minor = job

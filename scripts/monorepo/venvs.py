@@ -10,8 +10,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from itertools import pairwise
 from pathlib import Path
 
@@ -81,26 +83,20 @@ def make_venv(venv: Path, python: str, prompt: str) -> str:
     return wanted
 
 
-def host_pip(python: str) -> list[str] | None:
-    """A pip that can install into another interpreter (`pip --python`, pip >= 22.3)."""
-    probe = subprocess.run(
-        [python, "-m", "pip", "--version"], capture_output=True, text=True, check=False
-    )
-    match = re.match(r"pip (\d+)\.(\d+)", probe.stdout)
-    if probe.returncode == 0 and match and (int(match[1]), int(match[2])) >= (22, 3):
-        return [python, "-m", "pip"]
-    return None
+def pip_for(venv: Path) -> list[str]:
+    """The pip that installs into `venv`: this interpreter's, else one bootstrapped into `venv`.
 
-
-def tools_pip(python: str) -> list[str]:
-    """The pip used for every install: the root tools env's, else the chosen interpreter's."""
-    tools = venv_python(ROOT / VENV)
-    if tools.exists():
-        return [str(tools), "-m", "pip"]
-    found = host_pip(python)
-    if found is None:
-        raise WorkspaceError("no pip found: run `make install` at the repo root first")
-    return found
+    This interpreter is the tools env's (make runs the installer from it), or, building the
+    tools env itself, the one the user picked; `pip --python` needs pip >= 22.3.
+    """
+    try:
+        version = [int(part) for part in re.findall(r"\d+", metadata.version("pip"))[:2]]
+    except metadata.PackageNotFoundError:  # e.g. Debian's Python without python3-pip
+        version = []
+    if version >= [22, 3]:
+        return [sys.executable, "-m", "pip"]
+    run([str(venv_python(venv)), "-m", "ensurepip", "--upgrade"], quiet=True)
+    return [str(venv_python(venv)), "-m", "pip"]
 
 
 def pip_install(pip: list[str], venv: Path, args: list[str], *, quiet: bool) -> None:
@@ -173,13 +169,13 @@ def write_stamp(venv: Path, identity: str, inputs: list[Path]) -> None:
     (venv / STAMP).write_text(identity + "\n")
 
 
-def install(spec: LockSpec, options: Options, *, pip: list[str] | None = None) -> None:
+def install(spec: LockSpec, options: Options) -> None:
     """Create or refresh one venv from its spec and stamp it."""
     laps: Laps = [("", time.perf_counter())]
     (spec.venv / STAMP).unlink(missing_ok=True)  # a failed install must not look fresh
     identity = make_venv(spec.venv, options.python, spec.venv.parent.name)
     lap(laps, "venv")
-    lock = build_venv(spec, pip or tools_pip(options.python), options, identity, laps)
+    lock = build_venv(spec, pip_for(spec.venv), options, identity, laps)
     inputs = [path / "pyproject.toml" for path, _ in spec.editables if path != spec.venv.parent]
     write_stamp(spec.venv, identity, [*inputs, *([lock] if lock else [])])
     mode = f"locked by {lock.relative_to(ROOT)}" if lock else "resolved freely"
@@ -187,15 +183,3 @@ def install(spec: LockSpec, options: Options, *, pip: list[str] | None = None) -
     steps = ", ".join(f"{step} {end - start:.1f} s" for (_, start), (step, end) in pairwise(laps))
     total = time.perf_counter() - laps[0][1]
     print(f"installed {spec.name} in {total:.1f} s: {steps} ({mode})", flush=True)
-
-
-def install_tools(spec: LockSpec, options: Options) -> None:
-    """Build the root tools environment with the interpreter's own pip (or ensurepip)."""
-    pip = host_pip(options.python)
-    if pip is None:
-        # No usable pip next to the interpreter (e.g. Debian without python3-pip): bootstrap
-        # the tools env's own pip from the interpreter's bundled wheel.
-        make_venv(spec.venv, options.python, "tools")
-        run([str(venv_python(spec.venv)), "-m", "ensurepip", "--upgrade"], quiet=True)
-        pip = [str(venv_python(spec.venv)), "-m", "pip"]
-    install(spec, options, pip=pip)

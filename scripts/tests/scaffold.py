@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +135,3 @@ class MiniRepo:
     def make_ok(self, *args: str, env: Mapping[str, str] | None = None) -> str:
         """`make` as above, which must succeed: its output."""
         return run_ok(["make", f"PYTHON={sys.executable}", *args], self.root, env)
-
-    def write_test(self, package: str, name: str, body: str) -> Path:
-        """Write a test module into a package's tests/unit."""
-        path = self.root / package / "tests" / "unit" / name
-        path.write_text(textwrap.dedent(body))
-        return path

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -14,15 +14,10 @@ from scaffold import REPO, MiniRepo, package_venv_python, run, run_ok
 
 
 def _distribution(python: Path, name: str) -> tuple[str, dict[str, object]]:
-    """Version and direct_url.json of an installed distribution."""
-    code = (
-        "import importlib.metadata as m, json, sys;"
-        f"d = m.distribution({name!r});"
-        "print(json.dumps([d.version, json.loads(d.read_text('direct_url.json') or 'null')]))"
-    )
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
-    version, direct_url = json.loads(out.stdout)
-    return version, direct_url
+    """Version and direct_url.json of a distribution installed in `python`'s venv."""
+    site = next(python.parent.parent.glob("lib/python3.*/site-packages"))
+    [found] = metadata.distributions(name=name, path=[str(site)])
+    return found.version, json.loads(found.read_text("direct_url.json") or "null")
 
 
 def _fake_wheel(folder: Path, name: str, version: str) -> Path:

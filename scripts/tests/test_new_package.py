@@ -19,20 +19,14 @@ from monorepo.packages import discover, load_toml
 from scaffold import REPO, TOOLS_VENV, api_page_gaps, commit_all, copy_tracked_tree, run, run_ok
 
 
-def generate_into(root: Path, kind: str, name: str) -> new_package.Spec:
-    spec = new_package.Spec(kind, name, f"The {name} package.", 8123, root)
-    new_package.generate(spec)
-    return spec
-
-
 @pytest.fixture
 def mini_root(tmp_path: Path) -> Path:
-    """A root with the real pyproject.toml and one existing library."""
+    """A root with the real pyproject.toml and one library, shared-audio, in libs/audio-core."""
     root = tmp_path / "repo"
-    (root / "libs" / "shared-audio").mkdir(parents=True)
+    (root / "libs" / "audio-core").mkdir(parents=True)
     (root / "apps").mkdir()
-    for name in ("pyproject.toml", "libs/shared-audio/pyproject.toml"):
-        shutil.copy2(REPO / name, root / name)
+    shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy2(REPO / "libs/shared-audio/pyproject.toml", root / "libs/audio-core/pyproject.toml")
     return root
 
 
@@ -40,23 +34,17 @@ NOT_KEBAB = ["Foo", "foo_bar", "1foo", "foo-", "foo--bar", "a-b-c-d-e", ""]
 
 
 @pytest.mark.parametrize(
-    ("name", "kind", "refusal"),
+    ("name", "refusal"),
     [
-        *((name, "lib", "use kebab-case") for name in NOT_KEBAB),
-        ("shared-audio", "service", "libs/shared-audio already exists"),  # in the other folder
-        ("json", "lib", "shadow the standard library"),
+        *((name, "use kebab-case") for name in NOT_KEBAB),
+        ("audio-core", "libs/audio-core already exists"),  # a service's name too: one namespace
+        ("shared-audio", "it is the project name of libs/audio-core"),
+        ("json", "shadow the standard library"),
     ],
 )
-def test_a_bad_name_is_refused(mini_root: Path, name: str, kind: str, refusal: str) -> None:
+def test_a_bad_name_is_refused(mini_root: Path, name: str, refusal: str) -> None:
     with pytest.raises(new_package.GeneratorError, match=refusal):
-        new_package.check_name(name, kind, mini_root)
-
-
-def test_a_taken_project_name_is_refused(mini_root: Path) -> None:
-    (mini_root / "libs" / "shared-audio").rename(mini_root / "libs" / "audio-core")
-
-    with pytest.raises(new_package.GeneratorError, match="project name of libs/audio-core"):
-        new_package.check_name("shared-audio", "lib", mini_root)
+        new_package.check_name(name, mini_root)
 
 
 def schema_name_pattern() -> re.Pattern[str]:
@@ -126,7 +114,8 @@ SERVICE_FILES = """audio_mixer/__main__.py audio_mixer/main.py tests/conftest.py
 def test_a_package_of_each_kind_gets_its_files_and_keeps_every_workspace_rule(
     mini_root: Path, kind: str, files: str, dependencies: list[str]
 ) -> None:
-    spec = generate_into(mini_root, kind, "audio-mixer")
+    spec = new_package.Spec(kind, "audio-mixer", "The mixer.", 8123, mini_root)
+    new_package.generate(spec)
 
     common = "Makefile README.md pyproject.toml audio_mixer/__init__.py audio_mixer/py.typed"
     written = {p.relative_to(spec.folder).as_posix() for p in spec.folder.rglob("*") if p.is_file()}

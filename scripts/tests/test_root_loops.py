@@ -30,7 +30,7 @@ def test_failures_are_named_later_packages_still_run_and_output_stays_in_blocks(
     broken_tests: MiniRepo,
 ) -> None:
     # libs/alpha sorts first; the loop must not stop there, nor end with beta's success.
-    broken_tests.write_test("libs/alpha", "test_broken.py", FAILING_TEST)
+    (broken_tests.root / "libs/alpha/tests/unit/test_broken.py").write_text(FAILING_TEST)
 
     result = broken_tests.make("test")
 
@@ -39,7 +39,7 @@ def test_failures_are_named_later_packages_still_run_and_output_stays_in_blocks(
     assert "test: FAILED in: libs/alpha" in result.output
     assert "1 passed" in result.output.split("==> test: libs/beta", 1)[1]  # beta ran after alpha
 
-    broken_tests.write_test("libs/beta", "test_broken.py", FAILING_TEST)
+    (broken_tests.root / "libs/beta/tests/unit/test_broken.py").write_text(FAILING_TEST)
     result = broken_tests.make("-j3", "test")  # -j must not interleave the members' output
 
     assert result.returncode != 0

@@ -152,6 +152,8 @@ MUTATIONS: list[tuple[str, str | dict[str, str]]] = [
     ("add apps/sts-service/tests/unit/__init__.py", "remove it: test folders hold no __init__.py"),
     ("add libs/shared-audio/pytest.ini", PACKAGE_CONFIG),
     ("add apps/sts-service/setup.cfg", PACKAGE_CONFIG),
+    ("add libs/shared-utils/requirements.txt", PACKAGE_CONFIG),
+    ("add ruff.toml", PACKAGE_CONFIG),  # nor a second configuration at the root
     (
         "add! libs/shared-utils/.venv/bin/python",
         {"libs/shared-utils/.venv": "never track a virtual environment"},

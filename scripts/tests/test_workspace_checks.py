@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scaffold import PACKAGES, REPO, commit_all, restore, run, run_ok
+from monorepo.locks import package_spec
+from monorepo.packages import discover
+from new_package import Spec, generate
+from scaffold import PACKAGES, REPO, commit_all, git, restore, run, run_ok
 
 AUDIO, UTILS = "libs/shared-audio/pyproject.toml", "libs/shared-utils/pyproject.toml"
 STS, WORKER = "apps/sts-service/pyproject.toml", "apps/stream-worker/pyproject.toml"
@@ -49,20 +53,11 @@ def _tool_table(table: str) -> tuple[str, str, str, list[str]]:
     return AUDIO, "", f"\n[tool.{table}]\nx = 1\n", [message]
 
 
-def _config_file(name: str) -> tuple[str, str, str, list[str]]:
-    path = f"apps/sts-service/{name}"
-    return path, "", "[pytest]\n", [f"{path}: tool configuration belongs in the root"]
-
-
 # (file, text replaced in it or "" to append, new text, expected in the refusal)
 BROKEN: dict[str, tuple[str, str, str, list[str]]] = {
     **{
         f"tool-table-{table}": _tool_table(table)
         for table in ("mypy", "ruff", "pytest.ini_options", "coverage.run")
-    },
-    **{
-        f"config-file-{name}": _config_file(name)
-        for name in ("pytest.ini", "setup.cfg", "mypy.ini", "ruff.toml")
     },
     "drifted-dev-extra": (
         WORKER,
@@ -130,6 +125,46 @@ def test_a_broken_rule_fails_the_check_and_names_it(
         assert message in output, output
 
 
+def test_a_new_package_with_an_extra_passes_until_make_lock(repo_copy: Path) -> None:
+    generate(Spec("service", "audio-mixer", "The mixer.", 8123, repo_copy))
+    pyproject = repo_copy / "apps/audio-mixer/pyproject.toml"
+    extras = "[project.optional-dependencies]\n"
+    pyproject.write_text(pyproject.read_text().replace(extras, extras + 'engines = ["numpy"]\n'))
+
+    code, output = workspace(repo_copy, "check")
+
+    # docs/.venv holds every package: its lock is stale only by the new one, a note too.
+    assert code == 0, output
+    assert "audio-mixer.engines.txt: not locked yet" in output
+    assert "docs's pyproject dependencies changed" in output
+
+
+def test_make_lock_with_every_lock_current_changes_and_builds_nothing(repo_copy: Path) -> None:
+    code, output = workspace(repo_copy, "lock")
+
+    assert code == 0 and "every lock is current" in output, output
+    assert not (repo_copy / ".make").exists()  # no pip-tools env made for nothing to compile
+    assert git(repo_copy, "status", "--porcelain").output == ""
+
+
+def test_a_failed_pip_compile_is_one_error_line(repo_copy: Path, tmp_path: Path) -> None:
+    (tmp_path / "python3.11").symlink_to(sys.executable)  # the one Python found, no pyenv
+    fake = repo_copy / ".make" / "lock-env-py3.11" / "bin" / "pip-compile"  # lock_env's place
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 'No matching distribution found for rich' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    audio = repo_copy / AUDIO  # a new dependency: its lock and its dependents' are stale
+    audio.write_text(audio.read_text().replace("dependencies = [", 'dependencies = ["rich",', 1))
+
+    command = [sys.executable, str(repo_copy / "scripts" / "workspace.py"), "lock"]
+    result = run(command, repo_copy, env={"PATH": str(tmp_path)})
+
+    assert result.returncode == 1, result.output
+    assert "No matching distribution found for rich" in result.output
+    assert re.search(r"^error: pip-compile failed for \S+ on Python 3\.11$", result.output, re.M)
+    assert "Traceback" not in result.output
+
+
 def test_a_forbidden_import_fails_lint_and_names_the_contract(repo_copy: Path) -> None:
     assert "workspace.py lint-imports" in run(["make", "-n", "lint"], REPO / "scripts").output
     module = repo_copy / "libs/shared-audio/shared_audio/levels.py"
@@ -144,10 +179,11 @@ def test_a_forbidden_import_fails_lint_and_names_the_contract(repo_copy: Path) -
     assert "shared_audio.levels -> sts_service" in output
 
 
-def test_local_deps_are_listed_in_install_order() -> None:
-    code, output = workspace(REPO, "local-deps", "apps/sts-service")
-    assert code == 0, output
-    assert output.split() == ["libs/shared-audio", "libs/shared-utils"]
+def test_a_venv_installs_its_local_libraries_first_in_dependency_order() -> None:
+    packages = discover(REPO)
+    spec = package_spec(packages["sts-service"], packages)
+    folders = [path.relative_to(REPO).as_posix() for path, _ in spec.editables]
+    assert folders == ["libs/shared-audio", "libs/shared-utils", "apps/sts-service"]
 
 
 # folder: local dependencies
